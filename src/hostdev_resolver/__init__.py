@@ -1,0 +1,1 @@
+"""hostdev-resolver: name libvirt host devices by their stable identity."""

@@ -1,0 +1,18 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.support import libvirtd
+
+
+@pytest.fixture(scope="session")
+def libvirt_uri() -> Iterator[str]:
+    """The real libvirtd (SPEC §9). Skips only when the packages cannot be installed."""
+    try:
+        uri = libvirtd.ensure_daemon()
+    except libvirtd.DaemonUnavailable as exc:
+        pytest.skip(f"real libvirtd unavailable: {exc}")
+    yield uri
+    libvirtd.stop_daemon()
