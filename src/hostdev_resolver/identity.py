@@ -1,0 +1,133 @@
+"""Device identities: what a device *is*, as opposed to where it sits.
+
+Pure values with strict parsers: a malformed ID never becomes a value, and two
+identities match only when every recorded field is equal (a missing field on the
+recorded side is "not recorded", never "anything"; an unparseable one is an error).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, fields
+
+from .errors import InputError, Location
+
+_HEX16 = re.compile(r"(?:0[xX])?([0-9a-fA-F]{4})")
+_HEX24 = re.compile(r"(?:0[xX])?([0-9a-fA-F]{6})")
+# PCIe Device Serial Number as lspci prints it: 8 bytes, most significant first.
+_DSN = re.compile(r"[0-9a-f]{2}(?:-[0-9a-f]{2}){7}")
+
+
+def parse_id16(value: str, name: str, where: Location | None = None) -> int:
+    """A 16-bit vendor/device/product ID: `10de`, `0x10de` (sysfs spelling), any case."""
+    match = _HEX16.fullmatch(value.strip())
+    if match is None:
+        raise InputError(
+            f"{name} {value!r} is not a 16-bit hex ID",
+            where=where,
+            fix="write four hex digits, e.g. 10de",
+        )
+    return int(match.group(1), 16)
+
+
+def parse_class(value: str, where: Location | None = None) -> int:
+    """A 24-bit PCI class code: `030000`, `0x030000`."""
+    match = _HEX24.fullmatch(value.strip())
+    if match is None:
+        raise InputError(
+            f"class {value!r} is not a 24-bit hex PCI class",
+            where=where,
+            fix="write six hex digits, e.g. 030000",
+        )
+    return int(match.group(1), 16)
+
+
+def parse_dsn(value: str, where: Location | None = None) -> str:
+    """A PCIe Device Serial Number in lspci's form `00-11-22-ff-ff-33-44-55`."""
+    text = value.strip().lower()
+    if _DSN.fullmatch(text) is None:
+        raise InputError(
+            f"serial {value!r} is not a PCIe device serial number",
+            where=where,
+            fix="write eight hex bytes separated by '-', as lspci -vv shows it",
+        )
+    return text
+
+
+def format_dsn(serial: int) -> str:
+    return "-".join(f"{(serial >> shift) & 0xFF:02x}" for shift in range(56, -8, -8))
+
+
+@dataclass(frozen=True)
+class PciIdentity:
+    """Vendor/device IDs, subsystem IDs, class and serial of one PCI function."""
+
+    vendor: int
+    device: int
+    subsystem_vendor: int | None = None
+    subsystem_device: int | None = None
+    class_code: int | None = None
+    serial: str | None = None
+
+    @property
+    def ids(self) -> str:
+        return f"{self.vendor:04x}:{self.device:04x}"
+
+    @property
+    def subsystem(self) -> str | None:
+        if self.subsystem_vendor is None or self.subsystem_device is None:
+            return None
+        return f"{self.subsystem_vendor:04x}:{self.subsystem_device:04x}"
+
+    def differences(self, found: PciIdentity) -> list[str]:
+        """What differs between this (expected) identity and `found`, in words.
+
+        Only fields recorded here are compared; a field recorded here but absent on
+        the found device counts as a difference (a serial that vanished is not a match).
+        """
+        out: list[str] = []
+        if (self.vendor, self.device) != (found.vendor, found.device):
+            out.append(f"is {found.ids} (expected {self.ids})")
+        if self.subsystem is not None and self.subsystem != found.subsystem:
+            out.append(f"has subsystem {found.subsystem or 'none'} (expected {self.subsystem})")
+        if self.class_code is not None and self.class_code != found.class_code:
+            got = "none" if found.class_code is None else f"{found.class_code:06x}"
+            out.append(f"has class {got} (expected {self.class_code:06x})")
+        if self.serial is not None and self.serial != found.serial:
+            out.append(f"has serial {found.serial or 'none'} (expected {self.serial})")
+        return out
+
+    def matches(self, found: PciIdentity) -> bool:
+        return not self.differences(found)
+
+    def same_model(self, found: PciIdentity) -> bool:
+        """Same vendor/device and (where recorded) subsystem: an identical card."""
+        return (self.vendor, self.device) == (found.vendor, found.device) and (
+            self.subsystem is None or self.subsystem == found.subsystem
+        )
+
+
+@dataclass(frozen=True)
+class UsbIdentity:
+    vendor: int
+    product: int
+    serial: str | None = None
+
+    @property
+    def ids(self) -> str:
+        return f"{self.vendor:04x}:{self.product:04x}"
+
+    def differences(self, found: UsbIdentity) -> list[str]:
+        out: list[str] = []
+        if (self.vendor, self.product) != (found.vendor, found.product):
+            out.append(f"is {found.ids} (expected {self.ids})")
+        if self.serial is not None and self.serial != found.serial:
+            out.append(f"has serial {found.serial or 'none'} (expected {self.serial})")
+        return out
+
+    def matches(self, found: UsbIdentity) -> bool:
+        return not self.differences(found)
+
+
+def identity_fields(cls: type) -> list[str]:
+    return [f.name for f in fields(cls)]

@@ -1,0 +1,172 @@
+"""A host's inventory as a JSON document: `inventory --format json` writes it, `--host` reads it.
+
+This lets a node be validated anywhere (CI, a laptop) without the node itself.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import InputError, Location
+from .identity import PciIdentity, UsbIdentity, parse_class, parse_dsn, parse_id16
+from .inventory import HostInventory, PciDevice, UsbDevice
+from .pciaddress import PciAddress
+
+FORMAT = "hostdev-resolver-host/1"
+
+
+def _hex(value: int | None, width: int = 4) -> str | None:
+    return None if value is None else f"{value:0{width}x}"
+
+
+def pci_to_json(dev: PciDevice) -> dict[str, Any]:
+    ident = dev.identity
+    return {
+        "address": str(dev.address),
+        "vendor": _hex(ident.vendor),
+        "device": _hex(ident.device),
+        "subsystem_vendor": _hex(ident.subsystem_vendor),
+        "subsystem_device": _hex(ident.subsystem_device),
+        "class": _hex(ident.class_code, 6),
+        "serial": ident.serial,
+        "iommu_group": dev.iommu_group,
+        "numa_node": dev.numa_node,
+        "driver": dev.driver,
+        "physical_slot": dev.physical_slot,
+        "port_path": dev.port_path,
+        "physfn": str(dev.physfn) if dev.physfn else None,
+        "virtfns": [str(v) for v in dev.virtfns],
+    }
+
+
+def usb_to_json(dev: UsbDevice) -> dict[str, Any]:
+    return {
+        "bus": dev.bus,
+        "device": dev.device,
+        "vendor": _hex(dev.identity.vendor),
+        "product": _hex(dev.identity.product),
+        "serial": dev.identity.serial,
+        "port_path": dev.port_path,
+        "manufacturer": dev.manufacturer,
+        "product_name": dev.product_name,
+        "driver": dev.driver,
+    }
+
+
+def inventory_to_json(inventory: HostInventory, node: str) -> dict[str, Any]:
+    return {
+        "format": FORMAT,
+        "node": node,
+        "pci": [pci_to_json(d) for d in inventory.pci_devices()],
+        "usb": [usb_to_json(d) for d in inventory.usb_devices()],
+    }
+
+
+@dataclass(frozen=True)
+class HostSnapshot:
+    """`HostInventory` over recorded data."""
+
+    node: str | None
+    pci: tuple[PciDevice, ...] = ()
+    usb: tuple[UsbDevice, ...] = ()
+    _by_address: dict[PciAddress, PciDevice] = field(default_factory=dict, compare=False)
+
+    def __post_init__(self) -> None:
+        self._by_address.update({d.address: d for d in self.pci})
+
+    def pci_device(self, address: PciAddress) -> PciDevice | None:
+        return self._by_address.get(address)
+
+    def pci_devices(self) -> Sequence[PciDevice]:
+        return self.pci
+
+    def iommu_group_members(self, group: int) -> Sequence[PciAddress]:
+        return sorted(d.address for d in self.pci if d.iommu_group == group)
+
+    def usb_devices(self) -> Sequence[UsbDevice]:
+        return self.usb
+
+    @classmethod
+    def load(cls, path: Path) -> HostSnapshot:
+        where = Location(str(path))
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise InputError(
+                "host snapshot not found",
+                where=where,
+                fix="give --host the output of 'inventory --format json'",
+            ) from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InputError(f"cannot read host snapshot: {exc}", where=where) from None
+        except json.JSONDecodeError as exc:
+            raise InputError(
+                f"not JSON: {exc.msg}", where=Location(str(path), exc.lineno)
+            ) from None
+        return cls.from_json(data, where)
+
+    @classmethod
+    def from_json(cls, data: Any, where: Location) -> HostSnapshot:
+        if not isinstance(data, dict) or data.get("format") != FORMAT:
+            raise InputError(
+                f'not a host snapshot (expected "format": "{FORMAT}")',
+                where=where,
+                fix="write it with 'hostdev-resolver inventory --format json'",
+            )
+        try:
+            pci = tuple(_pci_from_json(item, where) for item in data.get("pci", []))
+            usb = tuple(_usb_from_json(item, where) for item in data.get("usb", []))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InputError(f"malformed host snapshot entry: {exc!r}", where=where) from None
+        node = data.get("node")
+        return cls(node if isinstance(node, str) else None, pci, usb)
+
+
+def _opt(item: dict[str, Any], key: str) -> Any:
+    value = item.get(key)
+    return None if value in (None, "") else value
+
+
+def _pci_from_json(item: dict[str, Any], where: Location) -> PciDevice:
+    sv, sd, klass, serial = (
+        _opt(item, k) for k in ("subsystem_vendor", "subsystem_device", "class", "serial")
+    )
+    physfn = _opt(item, "physfn")
+    return PciDevice(
+        address=PciAddress.parse(item["address"], where),
+        identity=PciIdentity(
+            vendor=parse_id16(item["vendor"], "vendor", where),
+            device=parse_id16(item["device"], "device", where),
+            subsystem_vendor=parse_id16(sv, "subsystem_vendor", where) if sv else None,
+            subsystem_device=parse_id16(sd, "subsystem_device", where) if sd else None,
+            class_code=parse_class(klass, where) if klass else None,
+            serial=parse_dsn(serial, where) if serial else None,
+        ),
+        iommu_group=_opt(item, "iommu_group"),
+        numa_node=_opt(item, "numa_node"),
+        driver=_opt(item, "driver"),
+        physical_slot=_opt(item, "physical_slot"),
+        port_path=_opt(item, "port_path"),
+        physfn=PciAddress.parse(physfn, where) if physfn else None,
+        virtfns=tuple(PciAddress.parse(v, where) for v in item.get("virtfns", [])),
+    )
+
+
+def _usb_from_json(item: dict[str, Any], where: Location) -> UsbDevice:
+    return UsbDevice(
+        bus=int(item["bus"]),
+        device=int(item["device"]),
+        identity=UsbIdentity(
+            parse_id16(item["vendor"], "vendor", where),
+            parse_id16(item["product"], "product", where),
+            _opt(item, "serial"),
+        ),
+        port_path=str(item["port_path"]),
+        manufacturer=_opt(item, "manufacturer"),
+        product_name=_opt(item, "product_name"),
+        driver=_opt(item, "driver"),
+    )

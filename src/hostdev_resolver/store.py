@@ -1,0 +1,534 @@
+"""The mapping store: stable device names, one entry per node where the device exists.
+
+Reading goes through `xmldoc` (expat; the hook uses it) and checks every value it
+keeps; the CLI also validates against schemas/store.xsd (xmlschema, line numbers
+from lxml) before trusting a store. Writes are edits of the original bytes (an
+administrator's comments survive), serialised by an flock on `<store>.lock` and
+made atomic by write + fsync + rename.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import fnmatch
+import os
+import stat
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import InputError, Location, UntrustedFileError
+from .identity import PciIdentity, UsbIdentity, parse_class, parse_dsn, parse_id16
+from .pciaddress import PciAddress
+from .xmldoc import Document, Element, Node, Splicer, parse_bytes
+
+NS = "http://hostdev-resolver.org/xmlns/store/1"
+DEFAULT_PATH = "/etc/hostdev-resolver/mappings.xml"
+SCHEMA = Path(__file__).resolve().parent / "schemas" / "store.xsd"
+EMPTY = f"<mappings xmlns='{NS}'>\n</mappings>\n".encode()
+
+
+@dataclass(frozen=True)
+class PciEntry:
+    node: str
+    address: PciAddress
+    identity: PciIdentity
+    iommu_group: int | None = None
+    numa_node: int | None = None
+    physical_slot: str | None = None
+    port_path: str | None = None
+    line: int | None = field(default=None, compare=False)
+
+    def to_node(self) -> Node:
+        ident = self.identity
+        attrs = {
+            "name": self.node,
+            "address": str(self.address),
+            "vendor": f"{ident.vendor:04x}",
+            "device": f"{ident.device:04x}",
+        }
+        if ident.subsystem_vendor is not None and ident.subsystem_device is not None:
+            attrs["subsystem-vendor"] = f"{ident.subsystem_vendor:04x}"
+            attrs["subsystem-device"] = f"{ident.subsystem_device:04x}"
+        if ident.class_code is not None:
+            attrs["class"] = f"{ident.class_code:06x}"
+        if self.iommu_group is not None:
+            attrs["iommu-group"] = str(self.iommu_group)
+        if self.numa_node is not None:
+            attrs["numa-node"] = str(self.numa_node)
+        if ident.serial is not None:
+            attrs["serial"] = ident.serial
+        if self.physical_slot is not None:
+            attrs["slot"] = self.physical_slot
+        if self.port_path is not None:
+            attrs["port-path"] = self.port_path
+        return Node("node", attrs)
+
+
+@dataclass(frozen=True)
+class UsbEntry:
+    node: str
+    identity: UsbIdentity
+    port_path: str | None = None
+    line: int | None = field(default=None, compare=False)
+
+    def to_node(self) -> Node:
+        attrs = {
+            "name": self.node,
+            "vendor": f"{self.identity.vendor:04x}",
+            "product": f"{self.identity.product:04x}",
+        }
+        if self.identity.serial is not None:
+            attrs["serial"] = self.identity.serial
+        if self.port_path is not None:
+            attrs["port-path"] = self.port_path
+        return Node("node", attrs)
+
+
+@dataclass(frozen=True)
+class _MappingBase:
+    name: str
+    description: str | None
+    allow: tuple[str, ...]
+    line: int | None = field(default=None, compare=False)
+
+    def allows(self, domain: str) -> bool:
+        """No <allow> means any domain; otherwise a shell pattern must match the name."""
+        return not self.allow or any(fnmatch.fnmatchcase(domain, p) for p in self.allow)
+
+
+@dataclass(frozen=True)
+class PciMapping(_MappingBase):
+    entries: tuple[PciEntry, ...] = ()
+    vfio: bool = False
+    kind = "pci"
+
+    def entries_on(self, node: str) -> tuple[PciEntry, ...]:
+        return tuple(e for e in self.entries if e.node == node)
+
+
+@dataclass(frozen=True)
+class UsbMapping(_MappingBase):
+    entries: tuple[UsbEntry, ...] = ()
+    kind = "usb"
+
+    def entries_on(self, node: str) -> tuple[UsbEntry, ...]:
+        return tuple(e for e in self.entries if e.node == node)
+
+
+@dataclass(frozen=True)
+class WwnMapping(_MappingBase):
+    """`lun` and `scsi` mappings: a LUN named by its WWN, node-independent."""
+
+    wwn: str = ""
+    kind: str = "lun"
+
+
+Mapping = PciMapping | UsbMapping | WwnMapping
+
+
+@dataclass(frozen=True)
+class Store:
+    path: str
+    mappings: dict[str, Mapping]
+
+    def get(self, name: str) -> Mapping | None:
+        return self.mappings.get(name)
+
+    def nodes(self) -> list[str]:
+        seen: dict[str, None] = {}
+        for mapping in self.mappings.values():
+            if isinstance(mapping, PciMapping | UsbMapping):
+                for entry in mapping.entries:
+                    seen.setdefault(entry.node, None)
+        return list(seen)
+
+
+# -- reading -------------------------------------------------------------------
+
+
+def _required(doc: Document, el: Element, name: str) -> str:
+    value = el.get(name)
+    if value is None:
+        raise InputError(
+            f"<{el.tag}> has no {name} attribute",
+            where=doc.where(el),
+            fix=f"add {name}='…' (see schemas/store.xsd)",
+        )
+    return value
+
+
+def _optional_int(doc: Document, el: Element, name: str) -> int | None:
+    value = el.get(name)
+    if value is None:
+        return None
+    if not value.isdigit():
+        raise InputError(f"{name}={value!r} is not a non-negative integer", where=doc.where(el))
+    return int(value)
+
+
+def _pci_entry(doc: Document, el: Element) -> PciEntry:
+    where = doc.where(el)
+    sv, sd, klass, serial = (
+        el.get(k) for k in ("subsystem-vendor", "subsystem-device", "class", "serial")
+    )
+    if (sv is None) != (sd is None):
+        raise InputError("subsystem-vendor and subsystem-device go together", where=where)
+    return PciEntry(
+        node=_required(doc, el, "name"),
+        address=PciAddress.parse(_required(doc, el, "address"), where),
+        identity=PciIdentity(
+            vendor=parse_id16(_required(doc, el, "vendor"), "vendor", where),
+            device=parse_id16(_required(doc, el, "device"), "device", where),
+            subsystem_vendor=parse_id16(sv, "subsystem-vendor", where) if sv is not None else None,
+            subsystem_device=parse_id16(sd, "subsystem-device", where) if sd is not None else None,
+            class_code=parse_class(klass, where) if klass is not None else None,
+            serial=parse_dsn(serial, where) if serial is not None else None,
+        ),
+        iommu_group=_optional_int(doc, el, "iommu-group"),
+        numa_node=_optional_int(doc, el, "numa-node"),
+        physical_slot=el.get("slot"),
+        port_path=el.get("port-path"),
+        line=el.line,
+    )
+
+
+def _usb_entry(doc: Document, el: Element) -> UsbEntry:
+    where = doc.where(el)
+    return UsbEntry(
+        node=_required(doc, el, "name"),
+        identity=UsbIdentity(
+            parse_id16(_required(doc, el, "vendor"), "vendor", where),
+            parse_id16(_required(doc, el, "product"), "product", where),
+            el.get("serial"),
+        ),
+        port_path=el.get("port-path"),
+        line=el.line,
+    )
+
+
+def _allow(doc: Document, el: Element) -> tuple[str, ...]:
+    return tuple(_required(doc, a, "domain") for a in el.findall("allow", NS))
+
+
+def _mapping(doc: Document, el: Element) -> Mapping:
+    name = _required(doc, el, "name")
+    description = el.get("description")
+    allow = _allow(doc, el)
+    for child in el.children:
+        if child.ns != NS or child.tag not in ("node", "allow"):
+            raise InputError(
+                f"unexpected <{child.tag}> in <{el.tag} name='{name}'>", where=doc.where(child)
+            )
+    nodes = el.findall("node", NS)
+    if el.tag == "pci":
+        vfio = el.get("vfio", "no")
+        if vfio not in ("yes", "no"):
+            raise InputError(f"vfio={vfio!r} must be yes or no", where=doc.where(el))
+        return PciMapping(
+            name,
+            description,
+            allow,
+            el.line,
+            tuple(_pci_entry(doc, n) for n in nodes),
+            vfio == "yes",
+        )
+    if el.tag == "usb":
+        return UsbMapping(
+            name, description, allow, el.line, tuple(_usb_entry(doc, n) for n in nodes)
+        )
+    if el.tag in ("lun", "scsi"):
+        if nodes:
+            raise InputError(
+                f"<{el.tag}> mappings have no <node> entries", where=doc.where(nodes[0])
+            )
+        return WwnMapping(name, description, allow, el.line, _required(doc, el, "wwn"), el.tag)
+    raise InputError(
+        f"unknown mapping kind <{el.tag}>",
+        where=doc.where(el),
+        fix="use pci, usb, lun or scsi",
+    )
+
+
+def parse_store(doc: Document) -> Store:
+    root = doc.root
+    if root.ns != NS or root.tag != "mappings":
+        got = f"{{{root.ns}}}{root.tag}" if root.ns else root.tag
+        raise InputError(
+            f"not a mapping store: root element is <{got}>",
+            where=doc.where(root),
+            fix=f"the root must be <mappings xmlns='{NS}'>",
+        )
+    mappings: dict[str, Mapping] = {}
+    for el in root.children:
+        if el.ns != NS:
+            raise InputError(
+                f"element <{el.tag}> is not in the store namespace", where=doc.where(el)
+            )
+        mapping = _mapping(doc, el)
+        if mapping.name in mappings:
+            first = mappings[mapping.name].line
+            raise InputError(
+                f"duplicate mapping name {mapping.name!r} (first defined on line {first})",
+                where=doc.where(el),
+                fix="rename or remove one of them",
+            )
+        mappings[mapping.name] = mapping
+    return Store(doc.source, mappings)
+
+
+def validate_schema(doc: Document) -> None:
+    """Check the store against schemas/store.xsd; the first violation, with its line."""
+    import lxml.etree
+    import xmlschema
+
+    schema = xmlschema.XMLSchema(str(SCHEMA))
+    tree = lxml.etree.fromstring(
+        doc.data, lxml.etree.XMLParser(resolve_entities=False, no_network=True)
+    )
+    for error in schema.iter_errors(tree):
+        line = getattr(error.elem, "sourceline", None) if error.elem is not None else None
+        reason = error.reason or str(error.message)
+        raise InputError(
+            f"store does not match schemas/store.xsd: {reason}",
+            where=Location(doc.source, line),
+            fix="correct the entry, or re-create it with 'hostdev-resolver map add'",
+        )
+
+
+def read_store_bytes(path: str) -> bytes:
+    where = Location(path)
+    try:
+        with open(path, "rb") as handle:
+            return handle.read()
+    except FileNotFoundError:
+        raise InputError(
+            "mapping store not found",
+            where=where,
+            fix="create it with 'hostdev-resolver map add', or give --store",
+        ) from None
+    except PermissionError:
+        raise InputError(
+            "cannot read the mapping store: permission denied", where=where, fix="run as root"
+        ) from None
+    except OSError as exc:
+        raise InputError(f"cannot read the mapping store: {exc.strerror}", where=where) from None
+
+
+def load_store(path: str, *, schema: bool = True) -> Store:
+    """Read and check a store. The hook passes schema=False: xmlschema is too slow to import
+    on every guest start, and parse_store already refuses every value it cannot use."""
+    doc = parse_bytes(read_store_bytes(path), path)
+    store = parse_store(doc)
+    if schema:
+        validate_schema(doc)
+    return store
+
+
+def check_trusted(path: str, what: str = "mapping store") -> None:
+    """The hook runs as root: refuse a file another user could have written."""
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise UntrustedFileError(
+            f"cannot stat the {what}: {exc.strerror}", where=Location(path)
+        ) from None
+    if info.st_uid != 0:
+        raise UntrustedFileError(
+            f"the {what} is owned by uid {info.st_uid}, not root; not trusted",
+            where=Location(path),
+            fix=f"chown root {path}",
+        )
+    if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise UntrustedFileError(
+            f"the {what} is group- or world-writable (mode {stat.S_IMODE(info.st_mode):o}); not trusted",
+            where=Location(path),
+            fix=f"chmod go-w {path}",
+        )
+
+
+# -- writing -------------------------------------------------------------------
+
+
+class StoreEditor:
+    """Edits of one store document, applied as byte splices (comments survive)."""
+
+    def __init__(self, doc: Document) -> None:
+        self.doc = doc
+        self.store = parse_store(doc)
+        self.splicer = Splicer(doc)
+
+    def _element(self, name: str) -> Element | None:
+        for el in self.doc.root.children:
+            if el.get("name") == name:
+                return el
+        return None
+
+    def add_entry(
+        self,
+        kind: str,
+        name: str,
+        entry: PciEntry | UsbEntry | None,
+        *,
+        description: str | None = None,
+        allow: tuple[str, ...] = (),
+        extra: dict[str, str] | None = None,
+    ) -> None:
+        """Add a node entry to mapping `name` (created if absent); an entry for the same
+        node and device is replaced, another device on the same node joins the pool."""
+        existing = self.store.get(name)
+        if existing is None:
+            attrs = {"name": name, **(extra or {})}
+            if description:
+                attrs["description"] = description
+            children = [entry.to_node()] if entry is not None else []
+            children += [Node("allow", {"domain": p}) for p in allow]
+            self.splicer.append_child(self.doc.root, Node(kind, attrs, children))
+            return
+        if existing.kind != kind:
+            raise InputError(
+                f"mapping {name!r} exists as a {existing.kind} mapping, not {kind}",
+                where=Location(self.doc.source, existing.line),
+                fix="choose another name or 'map remove' it first",
+            )
+        el = self._element(name)
+        assert el is not None
+        if entry is None:
+            raise InputError(
+                f"mapping {name!r} already exists", where=Location(self.doc.source, existing.line)
+            )
+        for node_el in el.findall("node", NS):
+            same = _pci_entry(self.doc, node_el) if kind == "pci" else _usb_entry(self.doc, node_el)
+            if _same_device(same, entry):
+                self.splicer.replace_element(node_el, entry.to_node())
+                break
+        else:
+            nodes = el.findall("node", NS)
+            if nodes:
+                self.splicer.insert_after(nodes[-1], entry.to_node())
+            elif el.children:
+                self.splicer.insert_first_child(el, entry.to_node())
+            else:
+                self.splicer.append_child(el, entry.to_node())
+        if description is not None:
+            self.splicer.set_attribute(el, "description", description)
+        have = set(existing.allow)
+        allows = el.findall("allow", NS)
+        for pattern in allow:
+            if pattern not in have:
+                node = Node("allow", {"domain": pattern})
+                if allows:
+                    self.splicer.insert_after(allows[-1], node)
+                else:
+                    self.splicer.append_child(el, node)
+
+    def remove(self, name: str, node: str | None = None) -> int:
+        """Remove a mapping, or only its entries on `node`; returns how many went."""
+        el = self._element(name)
+        if el is None:
+            raise InputError(
+                f"no mapping named {name!r}",
+                where=Location(self.doc.source),
+                fix="see 'hostdev-resolver map list'",
+            )
+        if node is None:
+            self._remove_element(el)
+            return 1
+        gone = [n for n in el.findall("node", NS) if n.get("name") == node]
+        if not gone:
+            raise InputError(
+                f"mapping {name!r} has no entry for node {node!r}",
+                where=Location(self.doc.source, el.line),
+            )
+        for n in gone:
+            self._remove_element(n)
+        return len(gone)
+
+    def _remove_element(self, el: Element) -> None:
+        data = self.doc.data
+        start = data.rfind(b"\n", 0, el.start)
+        if start >= 0 and data[start + 1 : el.start].strip() == b"":
+            self.splicer.replace(start, el.end, b"")
+        else:
+            self.splicer.replace(el.start, el.end, b"")
+
+    def result(self) -> bytes:
+        return self.splicer.apply()
+
+
+def _same_device(a: PciEntry | UsbEntry, b: PciEntry | UsbEntry) -> bool:
+    if a.node != b.node:
+        return False
+    if isinstance(a, PciEntry) and isinstance(b, PciEntry):
+        return a.address == b.address
+    if isinstance(a, UsbEntry) and isinstance(b, UsbEntry):
+        return a.identity == b.identity
+    return False
+
+
+class StoreFile:
+    """The store on disk: locked read-modify-write, atomic replace."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    @contextmanager
+    def edit(self) -> Iterator[StoreEditor]:
+        """Lock, read (an empty store if none yet), yield an editor, validate, replace."""
+        directory = os.path.dirname(os.path.abspath(self.path))
+        try:
+            os.makedirs(directory, exist_ok=True)
+            lock_fd = os.open(self.path + ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            from .errors import HostAccessError
+
+            raise HostAccessError(
+                f"cannot lock the mapping store: {exc.strerror}",
+                where=Location(self.path),
+                fix="run as root or give --store a writable path",
+            ) from None
+        try:
+            fcntl.flock(lock_fd, fcntl.LOCK_EX)
+            exists = os.path.exists(self.path)
+            data = read_store_bytes(self.path) if exists else EMPTY
+            doc = parse_bytes(data, self.path)
+            if exists:
+                validate_schema(doc)
+            editor = StoreEditor(doc)
+            yield editor
+            result = editor.result()
+            if result != data:
+                new_doc = parse_bytes(result, self.path)
+                parse_store(new_doc)
+                validate_schema(new_doc)
+                self._replace(result)
+        finally:
+            os.close(lock_fd)
+
+    def _replace(self, data: bytes) -> None:
+        directory = os.path.dirname(os.path.abspath(self.path))
+        try:
+            mode = stat.S_IMODE(os.stat(self.path).st_mode)
+        except FileNotFoundError:
+            mode = 0o644
+        fd, tmp = tempfile.mkstemp(prefix=".mappings.", dir=directory)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.chmod(tmp, mode)
+            os.replace(tmp, self.path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+        dir_fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)

@@ -1,0 +1,232 @@
+"""Host inventory read from a sysfs tree (the live /sys, or any directory laid out like it).
+
+All reads of sysfs go through `SysfsReader`; the root is a constructor argument so
+tests and captured trees work the same as the live host. A device that vanishes
+while we read it (hot-unplug) is reported as absent, not as an error.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from .errors import HostAccessError, InputError, Location
+from .identity import PciIdentity, UsbIdentity, format_dsn, parse_class, parse_id16
+from .inventory import PciDevice, UsbDevice
+from .pciaddress import PciAddress
+
+# PCIe extended capabilities start at 0x100 of config space; Device Serial Number is ID 3
+# (PCIe Base Spec 7.9.3). Unprivileged readers get only the first 64 bytes of `config`.
+_EXT_CAP_START = 0x100
+_EXT_CAP_DSN = 0x0003
+
+
+class SysfsReader:
+    """Reads files and links below a sysfs root; the one place sysfs is read."""
+
+    def __init__(self, root: Path | str = "/sys") -> None:
+        self.root = Path(root)
+
+    def check_root(self) -> None:
+        if not self.root.is_dir():
+            raise InputError(
+                f"sysfs root {self.root} does not exist or is not a directory",
+                fix="give --sysfs a directory laid out like /sys",
+            )
+
+    def path(self, *parts: str) -> Path:
+        return self.root.joinpath(*parts)
+
+    def text(self, path: Path) -> str | None:
+        try:
+            return path.read_text(encoding="utf-8", errors="replace").strip()
+        except FileNotFoundError:
+            return None
+        except NotADirectoryError:
+            return None
+        except PermissionError as exc:
+            raise HostAccessError(
+                f"cannot read {path}: permission denied", fix="run as root"
+            ) from exc
+
+    def bytes(self, path: Path) -> bytes | None:
+        try:
+            return path.read_bytes()
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        except PermissionError as exc:
+            raise HostAccessError(
+                f"cannot read {path}: permission denied", fix="run as root"
+            ) from exc
+
+    def link_name(self, path: Path) -> str | None:
+        """The last component of a symlink's target (driver, iommu_group...)."""
+        try:
+            return os.path.basename(os.readlink(path))
+        except (FileNotFoundError, NotADirectoryError, OSError):
+            return None
+
+    def listdir(self, path: Path) -> list[str]:
+        try:
+            return sorted(os.listdir(path))
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+
+
+def read_dsn(config: bytes | None) -> str | None:
+    """The PCIe Device Serial Number from raw config space, or None."""
+    if config is None or len(config) < _EXT_CAP_START + 4:
+        return None
+    offset = _EXT_CAP_START
+    seen: set[int] = set()
+    while offset and offset not in seen and offset + 12 <= len(config):
+        seen.add(offset)
+        header = int.from_bytes(config[offset : offset + 4], "little")
+        if header in (0, 0xFFFFFFFF):
+            return None
+        if header & 0xFFFF == _EXT_CAP_DSN:
+            low = int.from_bytes(config[offset + 4 : offset + 8], "little")
+            high = int.from_bytes(config[offset + 8 : offset + 12], "little")
+            return format_dsn((high << 32) | low)
+        offset = (header >> 20) & 0xFFC
+    return None
+
+
+def _port_path(real: str) -> str | None:
+    """`/sys/devices/pci0000:40/0000:40:01.1/0000:41:00.0` -> `pci0000:40/01.1/00.0`."""
+    parts = real.split("/")
+    for i, part in enumerate(parts):
+        if part.startswith("pci") and ":" in part:
+            hops = [p.split(":")[-1] for p in parts[i + 1 :] if p.count(":") == 2]
+            return "/".join([part, *hops])
+    return None
+
+
+class SysfsInventory:
+    """`HostInventory` over a sysfs root."""
+
+    def __init__(self, root: Path | str = "/sys", *, reader: SysfsReader | None = None) -> None:
+        self.reader = reader or SysfsReader(root)
+        self.reader.check_root()
+        self._slots: dict[str, str] | None = None
+
+    # -- PCI -------------------------------------------------------------
+    def _pci_dir(self, address: PciAddress) -> Path:
+        return self.reader.path("bus", "pci", "devices", str(address))
+
+    def pci_device(self, address: PciAddress) -> PciDevice | None:
+        r = self.reader
+        base = self._pci_dir(address)
+        vendor = r.text(base / "vendor")
+        device = r.text(base / "device")
+        if vendor is None or device is None:
+            return None
+        where = Location(str(base))
+        sub_vendor = r.text(base / "subsystem_vendor")
+        sub_device = r.text(base / "subsystem_device")
+        klass = r.text(base / "class")
+        identity = PciIdentity(
+            vendor=parse_id16(vendor, "vendor", where),
+            device=parse_id16(device, "device", where),
+            subsystem_vendor=parse_id16(sub_vendor, "subsystem_vendor", where)
+            if sub_vendor
+            else None,
+            subsystem_device=parse_id16(sub_device, "subsystem_device", where)
+            if sub_device
+            else None,
+            class_code=parse_class(klass, where) if klass else None,
+            serial=read_dsn(r.bytes(base / "config")),
+        )
+        group = r.link_name(base / "iommu_group")
+        numa = r.text(base / "numa_node")
+        physfn = r.link_name(base / "physfn")
+        virtfns = sorted(
+            PciAddress.parse(name)
+            for entry in r.listdir(base)
+            if entry.startswith("virtfn") and (name := r.link_name(base / entry)) is not None
+        )
+        try:
+            real = os.path.realpath(base)
+        except OSError:
+            real = str(base)
+        return PciDevice(
+            address=address,
+            identity=identity,
+            iommu_group=int(group) if group is not None and group.isdigit() else None,
+            numa_node=int(numa)
+            if numa is not None and numa.lstrip("-").isdigit() and int(numa) >= 0
+            else None,
+            driver=r.link_name(base / "driver"),
+            physical_slot=self._slot_of(address),
+            port_path=_port_path(real),
+            physfn=PciAddress.parse(physfn) if physfn else None,
+            virtfns=tuple(virtfns),
+        )
+
+    def _slot_of(self, address: PciAddress) -> str | None:
+        # /sys/bus/pci/slots/NAME/address holds "dddd:bb:ss" (no function): the slot's
+        # functions all share it. There are few slots, however many functions.
+        if self._slots is None:
+            slots_dir = self.reader.path("bus", "pci", "slots")
+            self._slots = {}
+            for name in self.reader.listdir(slots_dir):
+                addr = self.reader.text(slots_dir / name / "address")
+                if addr:
+                    self._slots[addr.lower()] = name
+        key = f"{address.domain:04x}:{address.bus:02x}:{address.slot:02x}"
+        return self._slots.get(key)
+
+    def pci_addresses(self) -> list[PciAddress]:
+        return sorted(
+            PciAddress.parse(name)
+            for name in self.reader.listdir(self.reader.path("bus", "pci", "devices"))
+        )
+
+    def pci_devices(self) -> Sequence[PciDevice]:
+        out = []
+        for address in self.pci_addresses():
+            dev = self.pci_device(address)
+            if dev is not None:
+                out.append(dev)
+        return out
+
+    def iommu_group_members(self, group: int) -> Sequence[PciAddress]:
+        path = self.reader.path("kernel", "iommu_groups", str(group), "devices")
+        return sorted(PciAddress.parse(name) for name in self.reader.listdir(path))
+
+    def has_iommu(self) -> bool:
+        return bool(self.reader.listdir(self.reader.path("kernel", "iommu_groups")))
+
+    # -- USB -------------------------------------------------------------
+    def usb_devices(self) -> Sequence[UsbDevice]:
+        r = self.reader
+        base = r.path("bus", "usb", "devices")
+        out = []
+        for name in r.listdir(base):
+            if ":" in name:  # interfaces, e.g. 1-2:1.0
+                continue
+            d = base / name
+            vendor = r.text(d / "idVendor")
+            product = r.text(d / "idProduct")
+            busnum = r.text(d / "busnum")
+            devnum = r.text(d / "devnum")
+            if vendor is None or product is None or busnum is None or devnum is None:
+                continue
+            where = Location(str(d))
+            out.append(
+                UsbDevice(
+                    bus=int(busnum),
+                    device=int(devnum),
+                    identity=UsbIdentity(
+                        parse_id16(vendor, "idVendor", where),
+                        parse_id16(product, "idProduct", where),
+                        r.text(d / "serial") or None,
+                    ),
+                    port_path=name,
+                    manufacturer=r.text(d / "manufacturer"),
+                    product_name=r.text(d / "product"),
+                    driver=r.link_name(d / "driver"),
+                )
+            )
+        return out

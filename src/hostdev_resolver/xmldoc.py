@@ -1,0 +1,322 @@
+"""Reading and editing XML documents in place, byte for byte.
+
+libvirt domain files and the mapping store are edited by administrators: their
+comments, attribute order and quoting must survive our edits. So we never
+re-serialise a document. We parse it with expat (fast, no lxml: the hook imports
+this) into light `Element`s that know their byte spans, and apply edits as
+splices of the original bytes. Whatever we do not touch comes out identical.
+
+Documents with a DOCTYPE or entity declarations are refused: no entity
+expansion, no external fetches, whatever the parser version.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from xml.parsers import expat
+
+from .errors import InputError, Location
+
+XML_NS = "http://www.w3.org/XML/1998/namespace"
+_ATTR = re.compile(rb"""\s+([^\s=/>]+)\s*=\s*("[^"]*"|'[^']*')""")
+
+
+@dataclass(eq=False)
+class Element:
+    """One element: its expanded name, attributes, children and where its bytes are."""
+
+    ns: str | None
+    tag: str
+    attrs: dict[str, str]  # "{ns}local" for namespaced attributes, "local" otherwise
+    line: int
+    start: int  # offset of '<'
+    start_end: int = 0  # offset just past the start tag's '>'
+    end: int = 0  # offset just past the element's last byte
+    self_closing: bool = False
+    parent: Element | None = None
+    children: list[Element] = field(default_factory=list)
+    text: str = ""  # character data directly inside (not in children)
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        return self.attrs.get(name, default)
+
+    def find(self, tag: str, ns: str | None = None) -> Element | None:
+        for child in self.children:
+            if child.tag == tag and child.ns == ns:
+                return child
+        return None
+
+    def findall(self, tag: str, ns: str | None = None) -> list[Element]:
+        return [c for c in self.children if c.tag == tag and c.ns == ns]
+
+    def iter(self) -> Iterator[Element]:
+        yield self
+        for child in self.children:
+            yield from child.iter()
+
+
+@dataclass(eq=False)
+class Document:
+    data: bytes
+    root: Element
+    source: str
+
+    def where(self, element: Element | None = None) -> Location:
+        return Location(self.source, element.line if element is not None else None)
+
+    def start_tag(self, element: Element) -> bytes:
+        return self.data[element.start : element.start_end]
+
+    def element_bytes(self, element: Element) -> bytes:
+        return self.data[element.start : element.end]
+
+    def indent_of(self, element: Element) -> str:
+        """The whitespace before `element` on its line ('' when it is not first on it)."""
+        line_start = self.data.rfind(b"\n", 0, element.start) + 1
+        lead = self.data[line_start : element.start]
+        return lead.decode() if lead.strip() == b"" else ""
+
+    def child_indent(self, element: Element) -> str:
+        if element.children:
+            return self.indent_of(element.children[0])
+        return self.indent_of(element) + "  "
+
+    def attribute_span(self, element: Element, qname: str) -> tuple[int, int] | None:
+        """Byte span of ` qname='value'` (with its leading space) in the start tag."""
+        tag = self.start_tag(element)
+        for match in _ATTR.finditer(tag):
+            if match.group(1).decode() == qname:
+                return element.start + match.start(), element.start + match.end()
+        return None
+
+    def attribute_qnames(self, element: Element) -> list[str]:
+        return [m.group(1).decode() for m in _ATTR.finditer(self.start_tag(element))]
+
+
+def _tag_end(data: bytes, start: int) -> int:
+    """Offset just past the '>' closing the tag that begins at `start`."""
+    quote = 0
+    i = start + 1
+    n = len(data)
+    while i < n:
+        c = data[i]
+        if quote:
+            if c == quote:
+                quote = 0
+        elif c in (0x22, 0x27):
+            quote = c
+        elif c == 0x3E:
+            return i + 1
+        i += 1
+    return n
+
+
+def _split(name: str) -> tuple[str | None, str]:
+    if " " in name:
+        ns, local = name.split(" ", 1)
+        return ns, local
+    return None, name
+
+
+def parse_bytes(data: bytes, source: str) -> Document:
+    """Parse `data` (named `source` in errors). Raises InputError with file:line."""
+    parser = expat.ParserCreate(namespace_separator=" ")
+    parser.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)
+    stack: list[Element] = []
+    roots: list[Element] = []
+
+    def refuse(what: str) -> None:
+        raise InputError(
+            what,
+            where=Location(source, parser.CurrentLineNumber),
+            fix="remove the DOCTYPE/entity declarations; they are not allowed",
+        )
+
+    def start(name: str, attrs: dict[str, str]) -> None:
+        ns, tag = _split(name)
+        offset = parser.CurrentByteIndex
+        el = Element(
+            ns=ns,
+            tag=tag,
+            attrs={
+                (f"{{{a[0]}}}{a[1]}" if a[0] else a[1]): v
+                for a, v in ((_split(k), v) for k, v in attrs.items())
+            },
+            line=parser.CurrentLineNumber,
+            start=offset,
+        )
+        el.start_end = _tag_end(data, offset)
+        el.self_closing = data[el.start_end - 2 : el.start_end] == b"/>"
+        if stack:
+            el.parent = stack[-1]
+            stack[-1].children.append(el)
+        else:
+            roots.append(el)
+        stack.append(el)
+
+    def end(name: str) -> None:
+        el = stack.pop()
+        if el.self_closing:
+            el.end = el.start_end
+        else:
+            el.end = _tag_end(data, parser.CurrentByteIndex)
+
+    def chars(text: str) -> None:
+        if stack:
+            stack[-1].text += text
+
+    parser.StartElementHandler = start
+    parser.EndElementHandler = end
+    parser.CharacterDataHandler = chars
+    parser.StartDoctypeDeclHandler = lambda *a: refuse("DOCTYPE declarations are not allowed")
+    parser.EntityDeclHandler = lambda *a: refuse("entity declarations are not allowed")
+    try:
+        parser.Parse(data, True)
+    except expat.ExpatError as exc:
+        raise InputError(
+            f"not well-formed XML: {expat.ErrorString(exc.code)}",
+            where=Location(source, exc.lineno),
+            fix="fix the XML syntax",
+        ) from None
+    return Document(data, roots[0], source)
+
+
+def parse_file(path: str) -> Document:
+    where = Location(path)
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read()
+    except FileNotFoundError:
+        raise InputError("file not found", where=where, fix="check the path") from None
+    except IsADirectoryError:
+        raise InputError("is a directory, not an XML file", where=where) from None
+    except PermissionError:
+        raise InputError(
+            "cannot read: permission denied", where=where, fix="check the file's permissions"
+        ) from None
+    except OSError as exc:
+        raise InputError(f"cannot read: {exc.strerror}", where=where) from None
+    return parse_bytes(data, path)
+
+
+# -- writing -----------------------------------------------------------------
+
+
+def escape_attr(value: str) -> str:
+    return (
+        value.replace("&", "&amp;")
+        .replace("<", "&lt;")
+        .replace(">", "&gt;")
+        .replace("'", "&apos;")
+        .replace("\n", "&#10;")
+    )
+
+
+def escape_text(value: str) -> str:
+    return value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+@dataclass
+class Node:
+    """A new element to write (libvirt's style: single-quoted attributes)."""
+
+    tag: str
+    attrs: dict[str, str] = field(default_factory=dict)
+    children: list[Node] = field(default_factory=list)
+    text: str | None = None
+
+    def render(self, indent: str, step: str = "  ") -> str:
+        attrs = "".join(f" {k}='{escape_attr(v)}'" for k, v in self.attrs.items())
+        if self.text is not None:
+            return f"<{self.tag}{attrs}>{escape_text(self.text)}</{self.tag}>"
+        if not self.children:
+            return f"<{self.tag}{attrs}/>"
+        inner = "".join(f"\n{indent}{step}{c.render(indent + step, step)}" for c in self.children)
+        return f"<{self.tag}{attrs}>{inner}\n{indent}</{self.tag}>"
+
+
+class Splicer:
+    """Collects non-overlapping replacements of byte spans and applies them at once."""
+
+    def __init__(self, doc: Document) -> None:
+        self.doc = doc
+        self._edits: list[tuple[int, int, bytes]] = []
+
+    def replace(self, start: int, end: int, text: str | bytes) -> None:
+        payload = text.encode() if isinstance(text, str) else text
+        self._edits.append((start, end, payload))
+
+    def insert(self, offset: int, text: str) -> None:
+        self.replace(offset, offset, text)
+
+    def remove_attribute(self, element: Element, qname: str) -> None:
+        span = self.doc.attribute_span(element, qname)
+        if span is not None:
+            self.replace(span[0], span[1], b"")
+
+    def set_attribute(self, element: Element, qname: str, value: str) -> None:
+        span = self.doc.attribute_span(element, qname)
+        text = f" {qname}='{escape_attr(value)}'"
+        if span is not None:
+            self.replace(span[0], span[1], text)
+        else:
+            self.insert(self._tag_close(element), text)
+
+    def _tag_close(self, element: Element) -> int:
+        """Offset of the start tag's closing '>' or '/>', before any whitespace."""
+        close = element.start_end - (2 if element.self_closing else 1)
+        while close > element.start and self.doc.data[close - 1 : close].isspace():
+            close -= 1
+        return close
+
+    def replace_element(self, element: Element, node: Node | str) -> None:
+        text = node if isinstance(node, str) else node.render(self.doc.indent_of(element))
+        self.replace(element.start, element.end, text)
+
+    def append_child(self, parent: Element, node: Node) -> None:
+        """Add `node` as the last child of `parent`, indented like its siblings."""
+        indent = self.doc.child_indent(parent)
+        rendered = node.render(indent)
+        if parent.self_closing:
+            # <hostdev .../> becomes <hostdev ...>\n  <source>..</source>\n</hostdev>; only the
+            # "/>" is replaced, so attribute edits in the same start tag do not overlap.
+            cut = self._tag_close(parent)
+            outer = self.doc.indent_of(parent)
+            qname = _qname(self.doc, parent)
+            self.replace(cut, parent.end, f">\n{indent}{rendered}\n{outer}</{qname}>")
+            return
+        close = self.doc.data.rfind(b"</", parent.start_end, parent.end)
+        line_start = self.doc.data.rfind(b"\n", 0, close) + 1
+        if self.doc.data[line_start:close].strip() == b"":
+            self.insert(line_start, f"{indent}{rendered}\n")
+        else:
+            self.insert(close, f"\n{indent}{rendered}\n{self.doc.indent_of(parent)}")
+
+    def insert_after(self, sibling: Element, node: Node) -> None:
+        indent = self.doc.indent_of(sibling)
+        self.insert(sibling.end, f"\n{indent}{node.render(indent)}")
+
+    def insert_first_child(self, parent: Element, node: Node) -> None:
+        indent = self.doc.child_indent(parent)
+        self.insert(parent.start_end, f"\n{indent}{node.render(indent)}")
+
+    def apply(self) -> bytes:
+        edits = sorted(self._edits, key=lambda e: (e[0], e[1]))
+        out = []
+        pos = 0
+        for start, end, payload in edits:
+            if start < pos:
+                raise ValueError(f"overlapping XML edits at byte {start}")
+            out.append(self.doc.data[pos:start])
+            out.append(payload)
+            pos = end
+        out.append(self.doc.data[pos:])
+        return b"".join(out)
+
+
+def _qname(doc: Document, element: Element) -> str:
+    tag = doc.start_tag(element)[1:]
+    match = re.match(rb"[^\s/>]+", tag)
+    return match.group(0).decode() if match else element.tag
