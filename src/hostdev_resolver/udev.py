@@ -189,7 +189,7 @@ class UdevInventory:
             for entry in r.listdir(base)
             if entry.startswith("virtfn") and (name := r.link_name(base / entry)) is not None
         )
-        return PciDevice(
+        record = PciDevice(
             address=address,
             identity=identity,
             iommu_group=int(group) if group is not None and group.isdigit() else None,
@@ -201,28 +201,31 @@ class UdevInventory:
             physfn=PciAddress.parse(physfn, device.where) if physfn else None,
             virtfns=tuple(virtfns),
         )
+        # A function pulled out while we read it leaves a record with its later fields
+        # missing (no serial, no group), which verification would report as a changed
+        # device. If it is gone now, it is absent; if not, every read above saw it.
+        if r.text(base / "uevent") is None:
+            return None
+        return record
 
     def _pci_identity(self, device: _Device) -> PciIdentity | None:
+        # The kernel's uevent keys (pci_uevent() in drivers/pci/pci-driver.c), which
+        # libudev reads from the device's `uevent` file: the same values as the
+        # vendor/device/subsystem_*/class attributes, in one read.
         where = device.where
-        ids = _id_pair(device, "PCI_ID", where) or _attribute_pair(
-            device, "vendor", "device", where
-        )
+        ids = _id_pair(device, "PCI_ID", where)
         if ids is None:
-            # No uevent and no vendor attribute: the device went away under us.
+            # No uevent keys: the device went away under us.
             return None
-        subsystem = _id_pair(device, "PCI_SUBSYS_ID", where) or _attribute_pair(
-            device, "subsystem_vendor", "subsystem_device", where
-        )
-        # The kernel writes PCI_CLASS with "%04X" (pci-driver.c), so class 0x030000 is
-        # "30000" in the uevent but "0x030000" in the `class` attribute.
+        subsystem = _id_pair(device, "PCI_SUBSYS_ID", where)
+        # PCI_CLASS is written with "%04X", so class 0x030000 is "30000" in the uevent.
         klass = device.property("PCI_CLASS")
-        klass = klass.zfill(6) if klass is not None else device.attribute("class")
         return PciIdentity(
             vendor=ids[0],
             device=ids[1],
             subsystem_vendor=subsystem[0] if subsystem else None,
             subsystem_device=subsystem[1] if subsystem else None,
-            class_code=parse_class(klass, where) if klass else None,
+            class_code=parse_class(klass.zfill(6), where) if klass else None,
             # libudev reads attributes as C strings, cut at the first NUL byte, so the
             # binary config space is read from the file itself.
             serial=read_dsn(self.reader.bytes(Path(device.sys_path) / "config")),
@@ -251,10 +254,39 @@ class UdevInventory:
         out = []
         # DEVTYPE tells devices (root hubs included) from their interfaces (1-2:1.0).
         for device in self._enumerate(subsystem="usb", DEVTYPE="usb_device"):
-            record = _usb_record(device)
+            record = self._usb_record(device)
             if record is not None:
                 out.append(record)
         return sorted(out, key=lambda dev: dev.port_path)
+
+    def _usb_record(self, device: _Device) -> UsbDevice | None:
+        # The sysfs attributes, not udev's ID_VENDOR_ID/ID_SERIAL_SHORT: usb_id replaces
+        # spaces and unsafe characters in ID_SERIAL_SHORT with '_', and ID_* exist only
+        # where the udev rules ran, so they would not match what sysfs reads.
+        vendor = device.attribute("idVendor")
+        product = device.attribute("idProduct")
+        busnum = device.attribute("busnum")
+        devnum = device.attribute("devnum")
+        if vendor is None or product is None or busnum is None or devnum is None:
+            return None
+        where = device.where
+        record = UsbDevice(
+            bus=_decimal(busnum, "busnum", where),
+            device=_decimal(devnum, "devnum", where),
+            identity=UsbIdentity(
+                parse_id16(vendor, "idVendor", where),
+                parse_id16(product, "idProduct", where),
+                device.attribute("serial") or None,
+            ),
+            port_path=device.sys_name,
+            manufacturer=device.attribute("manufacturer"),
+            product_name=device.attribute("product"),
+            driver=device.driver(),
+        )
+        # Unplugged while we read it: see _pci_record.
+        if self.reader.text(Path(device.sys_path) / "uevent") is None:
+            return None
+        return record
 
     # -- udev-only extras ------------------------------------------------
     def details(self, sys_path: str) -> UdevDetails | None:
@@ -309,41 +341,6 @@ def _id_pair(device: _Device, name: str, where: Location) -> tuple[int, int] | N
             fix="report this kernel's uevent format, or use --sysfs",
         )
     return parse_id16(first, f"{name} vendor", where), parse_id16(second, f"{name} device", where)
-
-
-def _attribute_pair(
-    device: _Device, first: str, second: str, where: Location
-) -> tuple[int, int] | None:
-    a, b = device.attribute(first), device.attribute(second)
-    if a is None or b is None:
-        return None
-    return parse_id16(a, first, where), parse_id16(b, second, where)
-
-
-def _usb_record(device: _Device) -> UsbDevice | None:
-    # The sysfs attributes, not udev's ID_VENDOR_ID/ID_SERIAL_SHORT: usb_id replaces
-    # spaces and unsafe characters in ID_SERIAL_SHORT with '_', and ID_* exist only
-    # where the udev rules ran, so they would not match what sysfs reads.
-    vendor = device.attribute("idVendor")
-    product = device.attribute("idProduct")
-    busnum = device.attribute("busnum")
-    devnum = device.attribute("devnum")
-    if vendor is None or product is None or busnum is None or devnum is None:
-        return None
-    where = device.where
-    return UsbDevice(
-        bus=_decimal(busnum, "busnum", where),
-        device=_decimal(devnum, "devnum", where),
-        identity=UsbIdentity(
-            parse_id16(vendor, "idVendor", where),
-            parse_id16(product, "idProduct", where),
-            device.attribute("serial") or None,
-        ),
-        port_path=device.sys_name,
-        manufacturer=device.attribute("manufacturer"),
-        product_name=device.attribute("product"),
-        driver=device.driver(),
-    )
 
 
 def _numa_node(value: str | None) -> int | None:

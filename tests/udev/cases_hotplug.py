@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pytest
 
+from hostdev_resolver.identity import PciIdentity
 from hostdev_resolver.pciaddress import PciAddress
 from hostdev_resolver.udev import UdevInventory, _Device
 
@@ -14,6 +15,7 @@ from .testbed import add_kernel_objects, umockdev_sys_root, unplug_pci
 
 NVME = PciAddress.parse("0000:01:00.0")
 VF = PciAddress.parse("0000:43:02.0")
+AUDIO = PciAddress.parse("0000:41:00.1")
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -44,3 +46,18 @@ class _UnplugAfterLookup(UdevInventory):
 def test_device_vanishing_mid_read_is_absent() -> None:
     inventory = _UnplugAfterLookup()
     assert inventory.pci_device(VF) is None
+
+
+class _UnplugAfterIdentity(UdevInventory):
+    """The uevent keys are read, then the device is pulled before config and links."""
+
+    def _pci_identity(self, device: _Device) -> PciIdentity | None:
+        identity = super()._pci_identity(device)
+        assert identity is not None
+        unplug_pci(umockdev_sys_root(), device.sys_name)
+        return identity
+
+
+def test_device_vanishing_after_its_identity_is_absent_not_changed() -> None:
+    inventory = _UnplugAfterIdentity()
+    assert inventory.pci_device(AUDIO) is None
