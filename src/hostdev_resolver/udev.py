@@ -74,8 +74,8 @@ class _Device:
         return _optional_str(self._device.device_node)
 
     def driver(self) -> str | None:
-        # libudev reads the `driver` link each time a device object is made, so a
-        # bind to vfio-pci a moment ago shows here; the DRIVER uevent key may not.
+        # libudev reads the `driver` link, which the kernel switches on bind: a bind to
+        # vfio-pci shows here at once, before udev has processed the bind event.
         return _optional_str(self._device.driver)
 
     def properties(self) -> dict[str, str]:

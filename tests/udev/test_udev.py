@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from hostdev_resolver.errors import HostAccessError
+from hostdev_resolver.sysfs import SysfsInventory
 from hostdev_resolver.udev import UdevInventory
 
 from .testbed import HERE, run_cases
@@ -38,3 +39,12 @@ def test_no_sysfs_is_a_host_access_error() -> None:
         UdevInventory(context=_ContextWithoutSysfs())
     assert caught.value.exit_code == 3
     assert "/nonexistent/sys" in caught.value.message
+
+
+def test_live_host_sources_agree() -> None:
+    """This machine's real kernel: its uevent spellings give the sysfs values."""
+    if not Path("/sys/bus/pci/devices").is_dir():
+        pytest.skip("no /sys/bus/pci on this machine")
+    udev, sysfs = UdevInventory(), SysfsInventory("/sys")
+    assert list(udev.pci_devices()) == list(sysfs.pci_devices())
+    assert list(udev.usb_devices()) == list(sysfs.usb_devices())
