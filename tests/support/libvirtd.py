@@ -59,7 +59,9 @@ def _configure_qemu_conf() -> None:
     if 'group = "root"' not in text:
         wanted.append('group = "root"')
     if wanted:
-        QEMU_CONF.write_text(text + "\n# added by hostdev-resolver tests\n" + "\n".join(wanted) + "\n")
+        QEMU_CONF.write_text(
+            text + "\n# added by hostdev-resolver tests\n" + "\n".join(wanted) + "\n"
+        )
 
 
 def _install_test_hook() -> None:
@@ -67,7 +69,7 @@ def _install_test_hook() -> None:
     script = (
         "#!/bin/sh\n"
         "# hostdev-resolver test hook: the repository's hook with the test config\n"
-        f"HOSTDEV_RESOLVER_CONFIG={TEST_HOOK_CONFIG} exec {sys.executable} {REPO / 'hooks' / 'qemu'} \"$@\"\n"
+        f'HOSTDEV_RESOLVER_CONFIG={TEST_HOOK_CONFIG} exec {sys.executable} {REPO / "hooks" / "qemu"} "$@"\n'
     )
     if not HOOK_PATH.exists() or HOOK_PATH.read_text() != script:
         tmp = HOOK_PATH.with_suffix(".tmp")
@@ -90,7 +92,9 @@ def virsh(*args: str, check: bool = True, timeout: float = 120) -> subprocess.Co
 def ensure_daemon() -> str:
     """Start (or reuse) the real libvirtd; returns its URI."""
     if shutil.which("libvirtd") is None or shutil.which("virtlogd") is None:
-        raise DaemonUnavailable("libvirt-daemon-system is not installed (run scripts/bootstrap as root)")
+        raise DaemonUnavailable(
+            "libvirt-daemon-system is not installed (run scripts/bootstrap as root)"
+        )
     if os.geteuid() != 0:
         raise DaemonUnavailable("the real-daemon tests need root")
     STATE.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,55 @@
+"""Choosing where host devices come from: live sysfs, a sysfs tree, a JSON snapshot, libvirt.
+
+The CLI turns its options into a `HostSource`; everything below it sees only a
+`HostInventory` and a node name.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+from .inventory import HostInventory
+
+
+def this_node() -> str:
+    """This host's name as the store uses it (the short host name)."""
+    return socket.gethostname().split(".")[0]
+
+
+@dataclass(frozen=True)
+class HostSource:
+    """One host to look at: `kind` is sysfs, snapshot, udev or libvirt."""
+
+    kind: str
+    location: str
+    node: str | None = None  # None: the source's own name (this host, snapshot's node...)
+
+    def open(self) -> tuple[HostInventory, str]:
+        """The inventory and the node name it belongs to."""
+        if self.kind == "snapshot":
+            from .snapshot import HostSnapshot
+
+            snap = HostSnapshot.load(Path(self.location))
+            return snap, self.node or snap.node or this_node()
+        if self.kind == "udev":
+            from .udev import UdevInventory
+
+            return UdevInventory(), self.node or this_node()
+        if self.kind == "libvirt":
+            from .errors import UsageError
+
+            raise UsageError(
+                "--connect is not available in this build yet", fix="use --sysfs or --host"
+            )
+        from .sysfs import SysfsInventory
+
+        return SysfsInventory(self.location), self.node or this_node()
+
+
+def default_store() -> str:
+    from .store import DEFAULT_PATH
+
+    return os.environ.get("HOSTDEV_RESOLVER_STORE") or DEFAULT_PATH

@@ -1,0 +1,195 @@
+"""Finding a recorded device on a host: at its address, moved elsewhere, gone, or ambiguous.
+
+Pure: takes what was recorded (store entry or domain metadata) and a `HostInventory`.
+Resolution and verification both use it, so a device is found the same way when
+a domain is defined and when it starts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+from .identity import PciIdentity, UsbIdentity
+from .inventory import HostInventory, PciDevice, UsbDevice
+from .pciaddress import PciAddress
+
+
+class Status(Enum):
+    OK = "ok"
+    SHIFTED = "shifted"
+    MISMATCH = "mismatch"
+    MISSING = "missing"
+    AMBIGUOUS = "ambiguous"
+
+
+@dataclass(frozen=True)
+class PciExpectation:
+    """What we expect a PCI device to be, and where."""
+
+    address: PciAddress
+    identity: PciIdentity
+    iommu_group: int | None = None
+    physical_slot: str | None = None
+    port_path: str | None = None
+
+
+@dataclass(frozen=True)
+class PciLocation:
+    status: Status
+    expected: PciExpectation
+    at_address: PciDevice | None  # what sits at the expected address now
+    differences: tuple[str, ...]  # how at_address differs from the expectation
+    found: PciDevice | None = None  # the expected device, where it is now
+    candidates: tuple[PciDevice, ...] = ()  # when several fit and nothing tells them apart
+
+
+def pci_differences(expected: PciExpectation, dev: PciDevice) -> list[str]:
+    out = expected.identity.differences(dev.identity)
+    if expected.iommu_group is not None and expected.iommu_group != dev.iommu_group:
+        out.append(f"is in IOMMU group {dev.iommu_group} (expected {expected.iommu_group})")
+    if expected.physical_slot is not None and expected.physical_slot != dev.physical_slot:
+        out.append(
+            f"is in slot {dev.physical_slot or 'none'} (expected slot {expected.physical_slot})"
+        )
+    if expected.port_path is not None and expected.port_path != dev.port_path:
+        out.append(f"is behind port {dev.port_path or 'unknown'} (expected {expected.port_path})")
+    return out
+
+
+def _tell_apart(expected: PciExpectation, candidates: list[PciDevice]) -> list[PciDevice]:
+    """Narrow identical devices by what was recorded: serial (DSN), then slot, then port path."""
+    ident = expected.identity
+    if ident.serial is not None:
+        return [d for d in candidates if d.identity.serial == ident.serial]
+    if expected.physical_slot is not None:
+        return [d for d in candidates if d.physical_slot == expected.physical_slot]
+    if expected.port_path is not None:
+        return [d for d in candidates if d.port_path == expected.port_path]
+    return candidates
+
+
+def locate_pci(expected: PciExpectation, inventory: HostInventory) -> PciLocation:
+    at = inventory.pci_device(expected.address)
+    diffs = tuple(pci_differences(expected, at)) if at is not None else ()
+    if at is not None and not diffs:
+        return PciLocation(Status.OK, expected, at, ())
+    # Not (quite) there: look for the same card anywhere on the host. Only the model
+    # (vendor/device/subsystem/class) must match to be a candidate; the IOMMU group
+    # of a moved card legitimately differs.
+    same_model = [
+        d
+        for d in inventory.pci_devices()
+        if d.address != expected.address
+        and expected.identity.same_model(d.identity)
+        and (
+            expected.identity.class_code is None
+            or expected.identity.class_code == d.identity.class_code
+        )
+    ]
+    fitting = _tell_apart(expected, same_model)
+    if len(fitting) == 1:
+        return PciLocation(Status.SHIFTED, expected, at, diffs, fitting[0])
+    if len(fitting) > 1:
+        return PciLocation(Status.AMBIGUOUS, expected, at, diffs, None, tuple(fitting))
+    return PciLocation(Status.MISMATCH if at is not None else Status.MISSING, expected, at, diffs)
+
+
+@dataclass(frozen=True)
+class UsbExpectation:
+    identity: UsbIdentity
+    bus: int | None = None
+    device: int | None = None
+    port_path: str | None = None
+
+
+@dataclass(frozen=True)
+class UsbLocation:
+    status: Status
+    expected: UsbExpectation
+    found: UsbDevice | None = None
+    candidates: tuple[UsbDevice, ...] = ()
+    at_address: UsbDevice | None = None  # what has the recorded bus/device now
+    unique_model: bool = True  # no other device with the same vendor:product
+
+
+def locate_usb(expected: UsbExpectation, inventory: HostInventory) -> UsbLocation:
+    devices = inventory.usb_devices()
+    ident = expected.identity
+    same_model = [
+        d
+        for d in devices
+        if (d.identity.vendor, d.identity.product) == (ident.vendor, ident.product)
+    ]
+    fitting = [d for d in same_model if ident.serial is None or d.identity.serial == ident.serial]
+    if len(fitting) > 1 and ident.serial is None and expected.port_path is not None:
+        fitting = [d for d in fitting if d.port_path == expected.port_path]
+    at = None
+    if expected.bus is not None and expected.device is not None:
+        at = next(
+            (d for d in devices if (d.bus, d.device) == (expected.bus, expected.device)), None
+        )
+    unique = len(same_model) <= 1
+    if len(fitting) > 1:
+        if at is not None and at in fitting:
+            return UsbLocation(Status.OK, expected, at, (), at, unique)
+        return UsbLocation(Status.AMBIGUOUS, expected, None, tuple(fitting), at, unique)
+    if not fitting:
+        status = Status.MISMATCH if at is not None else Status.MISSING
+        return UsbLocation(status, expected, None, (), at, unique)
+    dev = fitting[0]
+    if expected.bus is not None and (dev.bus, dev.device) != (expected.bus, expected.device):
+        return UsbLocation(Status.SHIFTED, expected, dev, (), at, unique)
+    return UsbLocation(Status.OK, expected, dev, (), at, unique)
+
+
+def describe_pci(name: str, node: str, loc: PciLocation) -> str:
+    """One sentence on what became of a PCI device; resolve and verify word it alike."""
+    exp = loc.expected
+    if loc.at_address is None:
+        here = f"{name}: no device is at {exp.address} on node {node}"
+    elif loc.differences:
+        here = f"{name}: {exp.address} on node {node} " + "; ".join(loc.differences)
+    else:
+        here = f"{name}: {exp.address} on node {node} is as expected"
+    if loc.status is Status.SHIFTED and loc.found is not None:
+        via = f"serial {exp.identity.serial}" if exp.identity.serial else _distinguisher(exp)
+        return f"{here}; the device with {via} is now at {loc.found.address}"
+    if loc.status is Status.AMBIGUOUS:
+        where = ", ".join(str(d.address) for d in loc.candidates)
+        return (
+            f"{here}; {len(loc.candidates)} identical {exp.identity.ids} devices ({where}) "
+            "cannot be told apart (no serial, slot or port path recorded)"
+        )
+    if loc.status in (Status.MISMATCH, Status.MISSING):
+        return (
+            f"{here}; no other {exp.identity.ids} device with the recorded identity is on the host"
+        )
+    return here
+
+
+def _distinguisher(exp: PciExpectation) -> str:
+    if exp.physical_slot is not None:
+        return f"identity {exp.identity.ids} in slot {exp.physical_slot}"
+    if exp.port_path is not None:
+        return f"identity {exp.identity.ids} behind port {exp.port_path}"
+    return f"identity {exp.identity.ids}"
+
+
+def describe_usb(name: str, node: str, loc: UsbLocation) -> str:
+    exp = loc.expected
+    serial = f" with serial {exp.identity.serial}" if exp.identity.serial else ""
+    if loc.status is Status.SHIFTED and loc.found is not None:
+        return (
+            f"{name}: USB {exp.identity.ids}{serial} on node {node} moved from bus {exp.bus} device "
+            f"{exp.device} to bus {loc.found.bus} device {loc.found.device} (replugged)"
+        )
+    if loc.status is Status.AMBIGUOUS:
+        at = ", ".join(f"bus {d.bus} device {d.device}" for d in loc.candidates)
+        return (
+            f"{name}: {len(loc.candidates)} identical USB {exp.identity.ids} devices on node {node} ({at}) "
+            "cannot be told apart (no serial or port recorded)"
+        )
+    if loc.status in (Status.MISMATCH, Status.MISSING):
+        return f"{name}: USB {exp.identity.ids}{serial} is not plugged in on node {node}"
+    return f"{name}: USB {exp.identity.ids}{serial} is present on node {node}"

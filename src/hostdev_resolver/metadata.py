@@ -1,0 +1,207 @@
+"""The record of a resolution, kept in the domain's <metadata> (SPEC §3).
+
+libvirt keeps foreign namespaces only under <metadata>, one element per namespace,
+so everything the hook needs to verify a start lives in one `hr:resolution`
+element: which mapping each device came from, the identity it was resolved
+against, where it was found, and for which node.
+
+    <metadata>
+      <hr:resolution xmlns:hr='http://hostdev-resolver.org/xmlns/domain/1' node='hv1'>
+        <hr:pci map='gpu0' address='0000:41:00.0' vendor='10de' device='20b5' .../>
+        <hr:usb map='yubikey' vendor='1050' product='0407' serial='…' bus='1' device='4'/>
+      </hr:resolution>
+    </metadata>
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .errors import InputError
+from .identity import PciIdentity, UsbIdentity, parse_class, parse_dsn, parse_id16
+from .pciaddress import PciAddress
+from .xmldoc import Document, Element, Node
+
+HR_NS = "http://hostdev-resolver.org/xmlns/domain/1"
+HR_MAP = f"{{{HR_NS}}}map"
+HR_WWN = f"{{{HR_NS}}}wwn"
+
+
+@dataclass(frozen=True)
+class PciRecord:
+    map: str
+    address: PciAddress
+    identity: PciIdentity
+    iommu_group: int | None = None
+    numa_node: int | None = None
+    physical_slot: str | None = None
+    port_path: str | None = None
+    vfio: bool = False
+    line: int | None = field(default=None, compare=False)
+
+    kind = "pci"
+
+    def to_node(self) -> Node:
+        ident = self.identity
+        attrs = {
+            "map": self.map,
+            "address": str(self.address),
+            "vendor": f"{ident.vendor:04x}",
+            "device": f"{ident.device:04x}",
+        }
+        if ident.subsystem_vendor is not None and ident.subsystem_device is not None:
+            attrs["subsystem-vendor"] = f"{ident.subsystem_vendor:04x}"
+            attrs["subsystem-device"] = f"{ident.subsystem_device:04x}"
+        if ident.class_code is not None:
+            attrs["class"] = f"{ident.class_code:06x}"
+        if ident.serial is not None:
+            attrs["serial"] = ident.serial
+        if self.iommu_group is not None:
+            attrs["iommu-group"] = str(self.iommu_group)
+        if self.numa_node is not None:
+            attrs["numa-node"] = str(self.numa_node)
+        if self.physical_slot is not None:
+            attrs["slot"] = self.physical_slot
+        if self.port_path is not None:
+            attrs["port-path"] = self.port_path
+        if self.vfio:
+            attrs["vfio"] = "yes"
+        return Node("hr:pci", attrs)
+
+
+@dataclass(frozen=True)
+class UsbRecord:
+    map: str
+    identity: UsbIdentity
+    bus: int | None = None
+    device: int | None = None
+    port_path: str | None = None
+    line: int | None = field(default=None, compare=False)
+
+    kind = "usb"
+
+    def to_node(self) -> Node:
+        attrs = {
+            "map": self.map,
+            "vendor": f"{self.identity.vendor:04x}",
+            "product": f"{self.identity.product:04x}",
+        }
+        if self.identity.serial is not None:
+            attrs["serial"] = self.identity.serial
+        if self.bus is not None and self.device is not None:
+            attrs["bus"] = str(self.bus)
+            attrs["device"] = str(self.device)
+        if self.port_path is not None:
+            attrs["port-path"] = self.port_path
+        return Node("hr:usb", attrs)
+
+
+Record = PciRecord | UsbRecord
+
+
+@dataclass(frozen=True)
+class Resolution:
+    node: str
+    records: tuple[Record, ...]
+
+    def to_node(self) -> Node:
+        return Node(
+            "hr:resolution",
+            {"xmlns:hr": HR_NS, "node": self.node},
+            [r.to_node() for r in self.records],
+        )
+
+
+def _req(doc: Document, el: Element, name: str) -> str:
+    value = el.get(name)
+    if value is None:
+        raise InputError(
+            f"hr:{el.tag} record has no {name} attribute",
+            where=doc.where(el),
+            fix="re-resolve the domain with 'hostdev-resolver resolve' or 'hostdev-virsh define'",
+        )
+    return value
+
+
+def _opt_int(doc: Document, el: Element, name: str) -> int | None:
+    value = el.get(name)
+    if value is None:
+        return None
+    if not value.isdigit():
+        raise InputError(f"hr:{el.tag} {name}={value!r} is not a number", where=doc.where(el))
+    return int(value)
+
+
+def _pci_record(doc: Document, el: Element) -> PciRecord:
+    w = doc.where(el)
+    sv, sd, klass, serial = (
+        el.get(k) for k in ("subsystem-vendor", "subsystem-device", "class", "serial")
+    )
+    return PciRecord(
+        map=_req(doc, el, "map"),
+        address=PciAddress.parse(_req(doc, el, "address"), w),
+        identity=PciIdentity(
+            parse_id16(_req(doc, el, "vendor"), "vendor", w),
+            parse_id16(_req(doc, el, "device"), "device", w),
+            parse_id16(sv, "subsystem-vendor", w) if sv is not None else None,
+            parse_id16(sd, "subsystem-device", w) if sd is not None else None,
+            parse_class(klass, w) if klass is not None else None,
+            parse_dsn(serial, w) if serial is not None else None,
+        ),
+        iommu_group=_opt_int(doc, el, "iommu-group"),
+        numa_node=_opt_int(doc, el, "numa-node"),
+        physical_slot=el.get("slot"),
+        port_path=el.get("port-path"),
+        vfio=el.get("vfio") == "yes",
+        line=el.line,
+    )
+
+
+def _usb_record(doc: Document, el: Element) -> UsbRecord:
+    w = doc.where(el)
+    return UsbRecord(
+        map=_req(doc, el, "map"),
+        identity=UsbIdentity(
+            parse_id16(_req(doc, el, "vendor"), "vendor", w),
+            parse_id16(_req(doc, el, "product"), "product", w),
+            el.get("serial"),
+        ),
+        bus=_opt_int(doc, el, "bus"),
+        device=_opt_int(doc, el, "device"),
+        port_path=el.get("port-path"),
+        line=el.line,
+    )
+
+
+def find_resolution_element(doc: Document) -> Element | None:
+    metadata = doc.root.find("metadata")
+    if metadata is None:
+        return None
+    return metadata.find("resolution", HR_NS)
+
+
+def read_resolution(doc: Document) -> Resolution | None:
+    """The resolution record of a domain, or None when it has none."""
+    el = find_resolution_element(doc)
+    if el is None:
+        return None
+    records: list[Record] = []
+    for child in el.children:
+        if child.ns != HR_NS:
+            continue
+        if child.tag == "pci":
+            records.append(_pci_record(doc, child))
+        elif child.tag == "usb":
+            records.append(_usb_record(doc, child))
+        else:
+            raise InputError(
+                f"unknown record hr:{child.tag} in hr:resolution",
+                where=doc.where(child),
+                fix="this domain was resolved by a newer hostdev-resolver; upgrade, or re-resolve",
+            )
+    return Resolution(_req(doc, el, "node"), tuple(records))
+
+
+def has_resolution_bytes(data: bytes) -> bool:
+    """Cheap pre-check used by the hook before parsing anything: does the namespace occur?"""
+    return HR_NS.encode() in data

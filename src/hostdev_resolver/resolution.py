@@ -1,0 +1,428 @@
+"""Resolving `hr:map` references in a domain to concrete host devices (SPEC §3).
+
+Pure: takes the parsed domain, the store, a host inventory and the node name, and
+returns the new document bytes. Only the referencing elements and the
+`hr:resolution` record change; every other byte is kept. Resolving a resolved
+domain again re-resolves it from its record, so the operation is idempotent and
+is also how a domain is rewritten for another node (migration, restore).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from .errors import (
+    AccessDeniedError,
+    AmbiguousError,
+    ConflictError,
+    InputError,
+    Location,
+    UnresolvableError,
+)
+from .inventory import HostInventory
+from .locate import (
+    PciExpectation,
+    Status,
+    UsbExpectation,
+    describe_pci,
+    describe_usb,
+    locate_pci,
+    locate_usb,
+)
+from .metadata import (
+    HR_MAP,
+    HR_NS,
+    HR_WWN,
+    PciRecord,
+    Record,
+    Resolution,
+    UsbRecord,
+    find_resolution_element,
+    read_resolution,
+)
+from .pciaddress import PciAddress, parse_xml_uint
+from .store import PciEntry, PciMapping, Store, UsbEntry, UsbMapping
+from .xmldoc import Document, Element, Node, Splicer
+
+# Elements that conventionally open a domain; <metadata> goes after them.
+_HEAD = ("name", "uuid", "genid", "title", "description")
+
+
+@dataclass(frozen=True)
+class Resolved:
+    data: bytes
+    resolution: Resolution | None
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass
+class _Context:
+    doc: Document
+    store: Store
+    inventory: HostInventory
+    node: str
+    domain: str
+    claimed: set[object] = field(default_factory=set)
+    owner: dict[object, Element] = field(default_factory=dict)  # claimed by this domain
+    warnings: list[str] = field(default_factory=list)
+
+
+def domain_name(doc: Document) -> str:
+    root = doc.root
+    if root.ns is not None or root.tag != "domain":
+        raise InputError(
+            f"not a libvirt domain: root element is <{root.tag}>",
+            where=doc.where(root),
+            fix="give a domain XML file (virsh dumpxml output or a definition)",
+        )
+    name_el = root.find("name")
+    if name_el is None or not name_el.text.strip():
+        raise InputError(
+            "the domain has no <name>", where=doc.where(root), fix="add <name>…</name>"
+        )
+    return name_el.text.strip()
+
+
+def devices_of(doc: Document) -> list[Element]:
+    devices = doc.root.find("devices")
+    return devices.children if devices is not None else []
+
+
+# -- reading the sources libvirt understands ------------------------------------
+
+
+def pci_source_address(doc: Document, hostdev: Element) -> PciAddress | None:
+    source = hostdev.find("source")
+    address = source.find("address") if source is not None else None
+    if address is None:
+        return None
+    return PciAddress.from_xml(address.attrs, doc.where(address))
+
+
+def usb_source(doc: Document, hostdev: Element) -> tuple[int, int, int | None, int | None] | None:
+    """(vendor, product, bus, device) of a USB hostdev source, if it names one."""
+    source = hostdev.find("source")
+    if source is None:
+        return None
+    vendor = source.find("vendor")
+    product = source.find("product")
+    address = source.find("address")
+    if vendor is None or product is None:
+        return None
+    where = doc.where(source)
+    bus = dev = None
+    if address is not None and "bus" in address.attrs and "device" in address.attrs:
+        bus = parse_xml_uint(address.attrs["bus"], "bus", where)
+        dev = parse_xml_uint(address.attrs["device"], "device", where)
+    return (
+        parse_xml_uint(vendor.attrs.get("id", ""), "vendor id", where),
+        parse_xml_uint(product.attrs.get("id", ""), "product id", where),
+        bus,
+        dev,
+    )
+
+
+def element_of_record(doc: Document, record: Record) -> Element | None:
+    """The device element a record describes, found by its concrete source."""
+    for el in devices_of(doc):
+        if el.tag != "hostdev" or el.get("type") != record.kind:
+            continue
+        if isinstance(record, PciRecord):
+            if pci_source_address(doc, el) == record.address:
+                return el
+        else:
+            src = usb_source(doc, el)
+            if src is not None and src[:2] == (record.identity.vendor, record.identity.product):
+                if record.bus is None or src[2:] in ((None, None), (record.bus, record.device)):
+                    return el
+    return None
+
+
+# -- resolution ----------------------------------------------------------------
+
+
+def _fix_map_add(kind: str, name: str, node: str) -> str:
+    how = "--address BDF" if kind == "pci" else "--vendor V --product P [--serial S]"
+    return f"run 'hostdev-resolver map add {kind} {name} --node {node} {how}'"
+
+
+def _mapping_for(ctx: _Context, el: Element, name: str, kind: str) -> PciMapping | UsbMapping:
+    where = ctx.doc.where(el)
+    mapping = ctx.store.get(name)
+    if mapping is None:
+        raise UnresolvableError(
+            f"no mapping named {name!r} in {ctx.store.path}",
+            where=where,
+            fix=_fix_map_add(kind, name, ctx.node),
+        )
+    if mapping.kind != kind:
+        raise UnresolvableError(
+            f"{name!r} is a {mapping.kind} mapping, but <{el.tag} type='{el.get('type')}'> needs a {kind} one",
+            where=where,
+            fix="reference a mapping of the right kind",
+        )
+    if not mapping.allows(ctx.domain):
+        raise AccessDeniedError(
+            f"mapping {name!r} does not allow domain {ctx.domain!r} (allowed: {', '.join(mapping.allow)})",
+            where=where,
+            fix=f"add <allow domain='{ctx.domain}'/> to the mapping, or use another device",
+        )
+    assert isinstance(mapping, PciMapping | UsbMapping)
+    return mapping
+
+
+def _expectation(entry: PciEntry) -> PciExpectation:
+    return PciExpectation(
+        entry.address, entry.identity, entry.iommu_group, entry.physical_slot, entry.port_path
+    )
+
+
+def _resolve_pci(ctx: _Context, el: Element, mapping: PciMapping) -> tuple[PciRecord, Node]:
+    where = ctx.doc.where(el)
+    entries = mapping.entries_on(ctx.node)
+    if not entries:
+        raise UnresolvableError(
+            f"mapping {mapping.name!r} has no entry for node {ctx.node!r}",
+            where=where,
+            fix=_fix_map_add("pci", mapping.name, ctx.node),
+        )
+    problems: list[str] = []
+    for entry in entries:
+        loc = locate_pci(_expectation(entry), ctx.inventory)
+        if loc.status is Status.OK:
+            device = loc.at_address
+        elif loc.status is Status.SHIFTED:
+            device = loc.found
+        else:
+            problems.append(describe_pci(mapping.name, ctx.node, loc))
+            continue
+        assert device is not None
+        if device.address in ctx.claimed:
+            _check_conflict(ctx, el, device.address, mapping.name, len(entries))
+            problems.append(f"{mapping.name}: {device.address} is already in use")
+            continue
+        if device.address != entry.address:
+            ctx.warnings.append(
+                f"{describe_pci(mapping.name, ctx.node, loc)}; using it — refresh the store with "
+                f"'hostdev-resolver map add pci {mapping.name} --node {ctx.node} --address {device.address}'"
+            )
+        ctx.claimed.add(device.address)
+        ctx.owner[device.address] = el
+        record = PciRecord(
+            map=mapping.name,
+            address=device.address,
+            identity=entry.identity,
+            iommu_group=device.iommu_group,
+            numa_node=device.numa_node,
+            physical_slot=entry.physical_slot,
+            port_path=entry.port_path,
+            vfio=mapping.vfio,
+        )
+        return record, Node("source", children=[Node("address", device.address.xml_attributes())])
+    error = (
+        AmbiguousError if any("cannot be told apart" in p for p in problems) else UnresolvableError
+    )
+    if len(entries) > 1:
+        raise UnresolvableError(
+            f"no free device in pool {mapping.name!r} on node {ctx.node}: " + "; ".join(problems),
+            where=where,
+            fix="free one of the pool's devices or add one with 'hostdev-resolver map add'",
+        )
+    raise error(problems[0], where=where, fix=_fix_map_add("pci", mapping.name, ctx.node))
+
+
+def _resolve_usb(ctx: _Context, el: Element, mapping: UsbMapping) -> tuple[UsbRecord, Node]:
+    where = ctx.doc.where(el)
+    entries = mapping.entries_on(ctx.node)
+    if not entries:
+        raise UnresolvableError(
+            f"mapping {mapping.name!r} has no entry for node {ctx.node!r}",
+            where=where,
+            fix=_fix_map_add("usb", mapping.name, ctx.node),
+        )
+    problems: list[str] = []
+    for entry in entries:
+        loc = locate_usb(_usb_expectation(entry), ctx.inventory)
+        if loc.found is None:
+            problems.append(describe_usb(mapping.name, ctx.node, loc))
+            continue
+        dev = loc.found
+        key = ("usb", dev.bus, dev.device)
+        if key in ctx.claimed:
+            _check_conflict(ctx, el, key, mapping.name, len(entries))
+            problems.append(f"{mapping.name}: bus {dev.bus} device {dev.device} is already in use")
+            continue
+        ctx.claimed.add(key)
+        ctx.owner[key] = el
+        children = [
+            Node("vendor", {"id": f"0x{dev.identity.vendor:04x}"}),
+            Node("product", {"id": f"0x{dev.identity.product:04x}"}),
+        ]
+        # libvirt picks a USB device by vendor/product alone when that is unique, and then
+        # finds it again after a replug; bus/device (which change on replug) are written
+        # only when another device has the same IDs.
+        pinned = not loc.unique_model
+        if pinned:
+            children.append(Node("address", {"bus": str(dev.bus), "device": str(dev.device)}))
+        record = UsbRecord(
+            map=mapping.name,
+            identity=entry.identity,
+            bus=dev.bus if pinned else None,
+            device=dev.device if pinned else None,
+            port_path=entry.port_path,
+        )
+        return record, Node("source", children=children)
+    if len(entries) > 1:
+        raise UnresolvableError(
+            f"no free device in pool {mapping.name!r} on node {ctx.node}: " + "; ".join(problems),
+            where=where,
+        )
+    error = AmbiguousError if "cannot be told apart" in problems[0] else UnresolvableError
+    raise error(
+        problems[0],
+        where=where,
+        fix="plug the device in, or re-map it with 'hostdev-resolver map add usb'",
+    )
+
+
+def _check_conflict(ctx: _Context, el: Element, key: object, name: str, entries: int) -> None:
+    first = ctx.owner.get(key)
+    if first is not None and entries == 1:
+        raise ConflictError(
+            f"{name}: the same host device is already given to the <{first.tag}> on line {first.line}",
+            where=ctx.doc.where(el),
+            fix="give each host device to one device element only",
+        )
+
+
+def _usb_expectation(entry: UsbEntry) -> UsbExpectation:
+    return UsbExpectation(entry.identity, port_path=entry.port_path)
+
+
+def _same_source(ctx: _Context, el: Element, record: Record) -> bool:
+    if isinstance(record, PciRecord):
+        return pci_source_address(ctx.doc, el) == record.address
+    src = usb_source(ctx.doc, el)
+    return src == (record.identity.vendor, record.identity.product, record.bus, record.device)
+
+
+def _references(ctx: _Context, previous: Resolution | None) -> list[tuple[Element, str]]:
+    refs: list[tuple[Element, str]] = []
+    seen: set[int] = set()
+    for el in devices_of(ctx.doc):
+        if HR_WWN in el.attrs and HR_MAP not in el.attrs:
+            raise UnresolvableError(
+                f"hr:wwn references on <{el.tag}> are not supported by this build",
+                where=ctx.doc.where(el),
+                fix="name the LUN through a store mapping",
+            )
+        if HR_MAP in el.attrs:
+            refs.append((el, el.attrs[HR_MAP]))
+            seen.add(id(el))
+    for record in previous.records if previous else ():
+        found = element_of_record(ctx.doc, record)
+        if found is None:
+            ctx.warnings.append(
+                f"{record.map}: the device it was resolved to is no longer in the domain; record dropped"
+            )
+            continue
+        if id(found) not in seen:
+            refs.append((found, record.map))
+            seen.add(id(found))
+    return refs
+
+
+def _kind_of(ctx: _Context, el: Element) -> str:
+    kind = el.get("type")
+    if (
+        el.tag == "hostdev"
+        and el.get("mode", "subsystem") == "subsystem"
+        and kind in ("pci", "usb")
+    ):
+        return kind
+    raise UnresolvableError(
+        f"hr:map on <{el.tag}{' type=' + repr(kind) if kind else ''}> is not supported",
+        where=ctx.doc.where(el),
+        fix="use hr:map on <hostdev mode='subsystem' type='pci'|'usb'>",
+    )
+
+
+def resolve_domain(
+    doc: Document,
+    store: Store,
+    inventory: HostInventory,
+    node: str,
+    *,
+    claimed: Iterable[PciAddress] = (),
+) -> Resolved:
+    """Resolve every reference (new `hr:map` attributes and recorded devices) for `node`.
+
+    `claimed` are host devices held by other guests: pools skip them.
+    """
+    ctx = _Context(doc, store, inventory, node, domain_name(doc), set(claimed))
+    previous = read_resolution(doc)
+    refs = _references(ctx, previous)
+    if not refs and previous is None:
+        return Resolved(doc.data, None, ())
+    splicer = Splicer(doc)
+    records: list[Record] = []
+    for el, name in refs:
+        kind = _kind_of(ctx, el)
+        mapping = _mapping_for(ctx, el, name, kind)
+        record: Record
+        if isinstance(mapping, PciMapping):
+            record, source = _resolve_pci(ctx, el, mapping)
+        else:
+            record, source = _resolve_usb(ctx, el, mapping)
+        records.append(record)
+        if HR_MAP in el.attrs:
+            qname = next(
+                q for q in doc.attribute_qnames(el) if q.endswith(":map") and _is_hr(doc, el, q)
+            )
+            splicer.remove_attribute(el, qname)
+        if not _same_source(ctx, el, record):
+            old = el.find("source")
+            if old is not None:
+                source.attrs.update({k: v for k, v in old.attrs.items() if "{" not in k})
+                splicer.replace_element(old, source)
+            else:
+                splicer.append_child(el, source)
+    resolution = Resolution(node, tuple(records))
+    if resolution != previous:
+        _write_resolution(doc, splicer, resolution)
+    return Resolved(splicer.apply(), resolution, tuple(ctx.warnings))
+
+
+def _is_hr(doc: Document, el: Element, qname: str) -> bool:
+    prefix = qname.split(":", 1)[0]
+    node: Element | None = el
+    while node is not None:
+        declared = f"xmlns:{prefix}"
+        span = doc.attribute_span(node, declared)
+        if span is not None:
+            return HR_NS.encode() in doc.data[span[0] : span[1]]
+        node = node.parent
+    return False
+
+
+def _write_resolution(doc: Document, splicer: Splicer, resolution: Resolution) -> None:
+    existing = find_resolution_element(doc)
+    node = resolution.to_node()
+    if existing is not None:
+        splicer.replace_element(existing, node)
+        return
+    metadata = doc.root.find("metadata")
+    if metadata is not None:
+        splicer.append_child(metadata, node)
+        return
+    wrapper = Node("metadata", children=[node])
+    head = [c for c in doc.root.children if c.ns is None and c.tag in _HEAD]
+    if head:
+        splicer.insert_after(head[-1], wrapper)
+    else:
+        splicer.insert_first_child(doc.root, wrapper)
+
+
+def record_location(doc: Document, record: Record) -> Location:
+    return Location(doc.source, record.line)

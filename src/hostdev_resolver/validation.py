@@ -1,0 +1,261 @@
+"""Offline validation of domain files and stores (SPEC §5 `validate`).
+
+For each file: well-formed XML (no DTDs), the store schema or libvirt's domain.rng,
+every reference resolvable on the node (or on every node of the store with
+--all-nodes), the mapping's ACL, and no host device claimed by two domains.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import HostdevError, InputError, Location
+from .inventory import HostInventory
+from .metadata import HR_MAP, HR_WWN, PciRecord
+from .resolution import domain_name, resolve_domain
+from .rng import domain_rng_errors
+from .store import NS as STORE_NS
+from .store import Store, load_store, parse_store, validate_schema
+from .xmldoc import Document, Splicer, parse_file
+
+
+@dataclass(frozen=True)
+class Problem:
+    source: str
+    line: int | None
+    exit_code: int  # 1 refused, 2 malformed, 3 environment
+    message: str
+    node: str | None = None
+
+    def __str__(self) -> str:
+        where = f"{self.source}:{self.line}" if self.line else self.source
+        kind = {1: "refused", 2: "error", 3: "environment"}.get(self.exit_code, "error")
+        node = f" [node {self.node}]" if self.node else ""
+        return f"{where}: {kind}{node}: {self.message}"
+
+
+@dataclass
+class Report:
+    problems: list[Problem] = field(default_factory=list)
+    checked: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def add(self, error: HostdevError, source: str, node: str | None = None) -> None:
+        where = error.where if str(error.where) else Location(source)
+        text = error.what + (f"; {error.fix}" if error.fix else "")
+        self.problems.append(
+            Problem(where.source or source, where.line, error.exit_code, text, node)
+        )
+
+    @property
+    def exit_code(self) -> int:
+        codes = {p.exit_code for p in self.problems}
+        for code in (2, 3, 1):
+            if code in codes:
+                return code
+        return 0
+
+    def lines(self) -> list[str]:
+        out = [str(p) for p in self.problems] + [f"note: {n}" for n in self.notes]
+        bad = len({p.source for p in self.problems})
+        out.append(
+            f"{len(self.checked)} file(s) checked, {len(self.problems)} problem(s) in {bad} file(s)"
+        )
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "checked": self.checked,
+            "ok": not self.problems,
+            "exit_code": self.exit_code,
+            "problems": [
+                {
+                    "file": p.source,
+                    "line": p.line,
+                    "exit_code": p.exit_code,
+                    "node": p.node,
+                    "message": p.message,
+                }
+                for p in self.problems
+            ],
+            "notes": self.notes,
+        }
+
+
+def _strip_references(doc: Document) -> bytes:
+    """The domain without hr:* attributes, for a schema check when it cannot be resolved."""
+    splicer = Splicer(doc)
+    for el in doc.root.iter():
+        for qname in doc.attribute_qnames(el):
+            expanded = [k for k in el.attrs if k in (HR_MAP, HR_WWN)]
+            if expanded and qname.split(":")[-1] in ("map", "wwn") and ":" in qname:
+                splicer.remove_attribute(el, qname)
+    return splicer.apply()
+
+
+def _check_rng(report: Report, data: bytes, source: str) -> bool:
+    errors = domain_rng_errors(data, source)
+    for where, message in errors[:5]:
+        report.problems.append(
+            Problem(
+                source, where.line, 2, f"does not validate against libvirt's domain.rng: {message}"
+            )
+        )
+    return not errors
+
+
+def _hosts(args: argparse.Namespace) -> list[tuple[HostInventory, str]]:
+    """The host views given on the command line (none = this host's /sys)."""
+    from .cli import _sources
+
+    explicit = bool(
+        getattr(args, "host", None)
+        or getattr(args, "connect", None)
+        or getattr(args, "sysfs", None)
+    )
+    out = []
+    for source in _sources(args):
+        inventory, node = source.open()
+        out.append((inventory, node))
+    if not explicit and getattr(args, "node", None):
+        out = [(inv, args.node) for inv, _ in out]
+    return out
+
+
+def validate_files(files: list[str], args: argparse.Namespace, *, all_nodes: bool) -> Report:
+    report = Report()
+    docs: list[Document] = []
+    store: Store | None = None
+    for path in files:
+        report.checked.append(path)
+        try:
+            doc = parse_file(path)
+        except InputError as exc:
+            report.add(exc, path)
+            continue
+        if doc.root.ns == STORE_NS:
+            try:
+                store = parse_store(doc)
+                validate_schema(doc)
+            except InputError as exc:
+                report.add(exc, path)
+            continue
+        docs.append(doc)
+    if not docs:
+        return report
+    if store is None:
+        from .cli import store_path
+
+        try:
+            store = load_store(store_path(args))
+        except HostdevError as exc:
+            report.add(exc, store_path(args))
+            return report
+    try:
+        hosts = _hosts(args)
+    except HostdevError as exc:
+        report.add(exc, "host")
+        return report
+    by_node = {node: inv for inv, node in hosts}
+    nodes = list(dict.fromkeys([*by_node, *(store.nodes() if all_nodes else [])]))
+    claims: dict[tuple[str, str], str] = {}
+    for doc in docs:
+        _validate_domain(report, doc, store, nodes, by_node, claims)
+    return report
+
+
+def _validate_domain(
+    report: Report,
+    doc: Document,
+    store: Store,
+    nodes: list[str],
+    by_node: dict[str, HostInventory],
+    claims: dict[tuple[str, str], str],
+) -> None:
+    try:
+        domain_name(doc)
+    except InputError as exc:
+        report.add(exc, doc.source)
+        return
+    schema_checked = False
+    for node in nodes:
+        inventory = by_node.get(node)
+        if inventory is None:
+            _check_entries_only(report, doc, store, node)
+            continue
+        try:
+            result = resolve_domain(doc, store, inventory, node)
+        except HostdevError as exc:
+            report.add(exc, doc.source, node)
+            continue
+        if not schema_checked:
+            schema_checked = True
+            if not _check_rng(report, result.data, doc.source):
+                return
+        for record in result.resolution.records if result.resolution else ():
+            key = (
+                node,
+                str(record.address)
+                if isinstance(record, PciRecord)
+                else f"USB {record.identity.ids}"
+                + (f" serial {record.identity.serial}" if record.identity.serial else ""),
+            )
+            other = claims.get(key)
+            if other is not None and other != doc.source:
+                report.problems.append(
+                    Problem(
+                        doc.source,
+                        None,
+                        1,
+                        f"{record.map}: host device {key[1]} is also claimed by {other}; give each host device to one domain",
+                        node,
+                    )
+                )
+            claims.setdefault(key, doc.source)
+    if not schema_checked:
+        _check_rng(report, _strip_references(doc), doc.source)
+
+
+def _check_entries_only(report: Report, doc: Document, store: Store, node: str) -> None:
+    """A node we have no host view of: the store must at least have an entry there."""
+    name = domain_name(doc)
+    for el in doc.root.iter():
+        ref = el.attrs.get(HR_MAP)
+        if ref is None:
+            continue
+        mapping = store.get(ref)
+        where = doc.where(el)
+        if mapping is None:
+            report.problems.append(
+                Problem(
+                    doc.source, where.line, 1, f"no mapping named {ref!r} in {store.path}", node
+                )
+            )
+            continue
+        if not mapping.allows(name):
+            report.problems.append(
+                Problem(
+                    doc.source,
+                    where.line,
+                    1,
+                    f"mapping {ref!r} does not allow domain {name!r}",
+                    node,
+                )
+            )
+            continue
+        entries = getattr(mapping, "entries", None)
+        if entries is not None and not any(e.node == node for e in entries):
+            report.problems.append(
+                Problem(
+                    doc.source,
+                    where.line,
+                    1,
+                    f"mapping {ref!r} has no entry for node {node!r}: the guest cannot run there",
+                    node,
+                )
+            )
+    report.notes.append(
+        f"node {node}: store entries checked; no host view given (use --host or --connect to check the devices)"
+    )

@@ -1,0 +1,193 @@
+"""Checking a resolved domain against the host: the hook's start-time check (SPEC §6).
+
+For every device recorded in the domain's `hr:resolution`: the store still has the
+mapping and still allows this domain, the record still matches the store (so a
+domain file cannot claim an identity the root-owned store never gave it), the
+domain still points at the recorded device, and that device is present, the same,
+not shifted. One `Finding` per device; pure, no I/O.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .inventory import HostInventory
+from .locate import (
+    PciExpectation,
+    Status,
+    UsbExpectation,
+    describe_pci,
+    describe_usb,
+    locate_pci,
+    locate_usb,
+)
+from .metadata import PciRecord, Record, UsbRecord, read_resolution
+from .resolution import domain_name, element_of_record
+from .store import PciMapping, Store, UsbMapping
+from .xmldoc import Document
+
+
+@dataclass(frozen=True)
+class Finding:
+    map: str
+    node: str
+    status: str  # ok, shifted, mismatch, missing, ambiguous, denied, unmapped, stale, wrong-node
+    message: str
+    fix: str | None = None
+    source: str | None = None
+    line: int | None = None
+    address: str | None = None
+    found_at: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    def __str__(self) -> str:
+        where = f"{self.source}:{self.line}: " if self.source and self.line else ""
+        return f"{where}{self.message}" + (f" — {self.fix}" if self.fix else "")
+
+
+@dataclass(frozen=True)
+class _Subject:
+    map: str
+    node: str
+    source: str
+    line: int | None
+
+    def finding(
+        self,
+        *,
+        status: str,
+        message: str,
+        fix: str | None = None,
+        address: str | None = None,
+        found_at: str | None = None,
+    ) -> Finding:
+        return Finding(
+            self.map, self.node, status, message, fix, self.source, self.line, address, found_at
+        )
+
+
+def _redefine(domain: str) -> str:
+    return f"run 'hostdev-virsh define' for {domain} again (or 'hostdev-resolver resolve')"
+
+
+def verify_domain(
+    doc: Document, store: Store, inventory: HostInventory, node: str
+) -> list[Finding]:
+    resolution = read_resolution(doc)
+    if resolution is None:
+        return []
+    domain = domain_name(doc)
+    if resolution.node != node:
+        return [
+            Finding(
+                map="*",
+                node=node,
+                status="wrong-node",
+                message=f"{domain} was resolved for node {resolution.node}, not for this node {node}",
+                fix=_redefine(domain),
+                source=doc.source,
+            )
+        ]
+    return [_verify_record(doc, store, inventory, node, domain, r) for r in resolution.records]
+
+
+def _verify_record(
+    doc: Document, store: Store, inventory: HostInventory, node: str, domain: str, record: Record
+) -> Finding:
+    base = _Subject(record.map, node, doc.source, record.line)
+    mapping = store.get(record.map)
+    if mapping is None or mapping.kind != record.kind:
+        return base.finding(
+            status="unmapped",
+            message=f"{record.map}: no {record.kind} mapping of that name in {store.path}",
+            fix=f"re-add it with 'hostdev-resolver map add {record.kind} {record.map} …' or drop the device from {domain}",
+        )
+    if not mapping.allows(domain):
+        return base.finding(
+            status="denied",
+            message=f"{record.map}: the mapping does not allow domain {domain!r}",
+            fix=f"add <allow domain='{domain}'/> to mapping {record.map!r}",
+        )
+    if not _in_store(mapping, record, node):
+        return base.finding(
+            status="stale",
+            message=f"{record.map}: the store's entry for node {node} no longer matches what {domain} was resolved against",
+            fix=_redefine(domain),
+        )
+    if element_of_record(doc, record) is None:
+        return base.finding(
+            status="stale",
+            message=f"{record.map}: {domain} no longer has a <hostdev> with the recorded source",
+            fix=_redefine(domain),
+        )
+    if isinstance(record, PciRecord):
+        return _verify_pci(base, inventory, node, domain, record)
+    return _verify_usb(base, inventory, node, domain, record)
+
+
+def _in_store(mapping: PciMapping | UsbMapping | object, record: Record, node: str) -> bool:
+    if isinstance(mapping, PciMapping) and isinstance(record, PciRecord):
+        return any(
+            e.identity == record.identity
+            and e.physical_slot == record.physical_slot
+            and e.port_path == record.port_path
+            for e in mapping.entries_on(node)
+        )
+    if isinstance(mapping, UsbMapping) and isinstance(record, UsbRecord):
+        return any(e.identity == record.identity for e in mapping.entries_on(node))
+    return False
+
+
+def _verify_pci(
+    base: _Subject, inventory: HostInventory, node: str, domain: str, record: PciRecord
+) -> Finding:
+    expected = PciExpectation(
+        record.address, record.identity, record.iommu_group, record.physical_slot, record.port_path
+    )
+    loc = locate_pci(expected, inventory)
+    message = describe_pci(record.map, node, loc)
+    fix = None
+    found_at = None
+    if loc.status is Status.SHIFTED and loc.found is not None:
+        found_at = str(loc.found.address)
+        fix = (
+            f"{_redefine(domain)} to follow it, or re-map it with "
+            f"'hostdev-resolver map add pci {record.map} --node {node} --address {found_at}'"
+        )
+    elif loc.status is Status.AMBIGUOUS:
+        fix = f"record a distinguishing slot or serial: 'hostdev-resolver map add pci {record.map} --node {node} --address BDF'"
+    elif loc.status is not Status.OK:
+        fix = f"put the device back, or re-map it with 'hostdev-resolver map add pci {record.map} --node {node} --address BDF'"
+    return base.finding(
+        status=loc.status.value,
+        message=message,
+        fix=fix,
+        address=str(record.address),
+        found_at=found_at,
+    )
+
+
+def _verify_usb(
+    base: _Subject, inventory: HostInventory, node: str, domain: str, record: UsbRecord
+) -> Finding:
+    loc = locate_usb(
+        UsbExpectation(record.identity, record.bus, record.device, record.port_path), inventory
+    )
+    fix = None
+    found_at = None
+    if loc.status is Status.SHIFTED and loc.found is not None:
+        found_at = f"{loc.found.bus}:{loc.found.device}"
+        fix = _redefine(domain)
+    elif loc.status is not Status.OK:
+        fix = "plug the device in, or re-map it with 'hostdev-resolver map add usb …'"
+    address = f"{record.bus}:{record.device}" if record.bus is not None else None
+    return base.finding(
+        status=loc.status.value,
+        message=describe_usb(record.map, node, loc),
+        fix=fix,
+        address=address,
+        found_at=found_at,
+    )
