@@ -448,6 +448,24 @@ class _Engine:
         else:
             self.controllers.insert(insert_at, work)
 
+    def _insert_parsed_disk(self, disks: list[_Work], work: _Work) -> None:
+        """virDomainDiskInsert(): disks on one bus are kept sorted by target name."""
+        insert_at = -1
+        key = disk_name_index(work.dev.disk_target or "")
+        for pos in range(len(disks) - 1, -1, -1):
+            cur = disks[pos]
+            if cur.dev.model != work.dev.model:
+                continue
+            cur_key = disk_name_index(cur.dev.disk_target or "")
+            if (cur_key if cur_key is not None else -1) > (key if key is not None else -1):
+                insert_at = pos
+            elif insert_at == -1:
+                insert_at = pos + 1
+        if insert_at == -1:
+            disks.append(work)
+        else:
+            disks.insert(insert_at, work)
+
     def _add(self, dev: Device) -> _Work:
         work = _Work(dev, self._normalized_model(dev))
         self.works.append(work)
@@ -468,6 +486,7 @@ class _Engine:
 
     def _post_parse(self, domain: DomainDevices) -> None:
         q35 = self.machine is MachineType.Q35
+        disks: list[_Work] = []
         for dev in domain.devices:
             if (
                 dev.kind is DeviceKind.OTHER
@@ -478,9 +497,14 @@ class _Engine:
                     f"<{dev.model}> devices are not placed by this allocator", self.source, dev.line
                 )
             work = _Work(dev, self._normalized_model(dev))
+            if dev.kind is DeviceKind.DISK:
+                self._insert_parsed_disk(disks, work)
+                continue
             self.works.append(work)
             if dev.kind is DeviceKind.CONTROLLER:
                 self._insert_parsed_controller(work)
+        # disks first: the order of self.works within one kind is libvirt's def order
+        self.works[:0] = disks
         # qemuDomainDefAddDefaultDevices(): USB, (q35) SATA, PCI root, memballoon
         if self._find_controller("usb", 0) is None:
             self._add(
