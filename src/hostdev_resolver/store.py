@@ -22,6 +22,8 @@ from pathlib import Path
 from .errors import InputError, Location, UntrustedFileError
 from .identity import PciIdentity, UsbIdentity, parse_class, parse_dsn, parse_id16
 from .pciaddress import PciAddress
+from .scsi import FcLunPath, LunIdentity
+from .wwn import Wwn, parse_optional
 from .xmldoc import Document, Element, Node, Splicer, parse_bytes
 
 NS = "http://hostdev-resolver.org/xmlns/store/1"
@@ -120,13 +122,71 @@ class UsbMapping(_MappingBase):
 
 @dataclass(frozen=True)
 class WwnMapping(_MappingBase):
-    """`lun` and `scsi` mappings: a LUN named by its WWN, node-independent."""
+    """`lun` and `scsi` mappings, node-independent: a LUN named by its WWN (or, when it
+    has none, its T10 vendor ID or unit serial), or for `scsi` an FC path (initiator
+    WWPN + target WWPN + LUN number), optionally with the WWN expected there."""
 
-    wwn: str = ""
+    wwn: Wwn | None = None
     kind: str = "lun"
+    t10_id: str | None = None
+    serial: str | None = None
+    vendor: str | None = None
+    model: str | None = None
+    fc_path: FcLunPath | None = None
+
+    @property
+    def identity(self) -> LunIdentity | None:
+        if self.wwn is None and self.t10_id is None and self.serial is None:
+            return None
+        return LunIdentity(self.wwn, self.t10_id, self.serial, self.vendor, self.model)
+
+    def store_attributes(self) -> dict[str, str]:
+        """The attributes `StoreEditor.add_entry(kind, name, None, extra=…)` writes."""
+        attrs: dict[str, str] = {}
+        if self.wwn is not None:
+            attrs["wwn"] = str(self.wwn)
+        for key, value in (
+            ("t10-id", self.t10_id),
+            ("serial", self.serial),
+            ("vendor", self.vendor),
+            ("model", self.model),
+        ):
+            if value is not None:
+                attrs[key] = value
+        if self.fc_path is not None:
+            attrs["initiator"] = str(self.fc_path.initiator)
+            attrs["target"] = str(self.fc_path.target)
+            attrs["lun"] = str(self.fc_path.lun)
+        return attrs
 
 
-Mapping = PciMapping | UsbMapping | WwnMapping
+@dataclass(frozen=True)
+class VhbaMapping(_MappingBase):
+    """An NPIV virtual HBA, named by its own WWNN/WWPN; its parent HBA by WWNN/WWPN or by
+    fabric WWN, never by host number (libvirt's <parent wwnn= wwpn=/> / fabric_wwn)."""
+
+    wwnn: Wwn | None = None
+    wwpn: Wwn | None = None
+    parent_wwnn: Wwn | None = None
+    parent_wwpn: Wwn | None = None
+    parent_fabric: Wwn | None = None
+    kind = "vhba"
+
+    def store_attributes(self) -> dict[str, str]:
+        attrs: dict[str, str] = {}
+        for key, value in (
+            ("wwnn", self.wwnn),
+            ("wwpn", self.wwpn),
+            ("parent-wwnn", self.parent_wwnn),
+            ("parent-wwpn", self.parent_wwpn),
+            ("parent-fabric", self.parent_fabric),
+        ):
+            if value is not None:
+                attrs[key] = str(value)
+        return attrs
+
+
+Mapping = PciMapping | UsbMapping | WwnMapping | VhbaMapping
 
 
 @dataclass(frozen=True)
@@ -239,17 +299,92 @@ def _mapping(doc: Document, el: Element) -> Mapping:
         return UsbMapping(
             name, description, allow, el.line, tuple(_usb_entry(doc, n) for n in nodes)
         )
-    if el.tag in ("lun", "scsi"):
+    if el.tag in ("lun", "scsi", "vhba"):
         if nodes:
             raise InputError(
                 f"<{el.tag}> mappings have no <node> entries", where=doc.where(nodes[0])
             )
-        return WwnMapping(name, description, allow, el.line, _required(doc, el, "wwn"), el.tag)
+        if el.tag == "vhba":
+            return _vhba_mapping(doc, el, name, description, allow)
+        return _wwn_mapping(doc, el, name, description, allow)
     raise InputError(
         f"unknown mapping kind <{el.tag}>",
         where=doc.where(el),
-        fix="use pci, usb, lun or scsi",
+        fix="use pci, usb, lun, scsi or vhba",
     )
+
+
+def _wwn(doc: Document, el: Element, name: str) -> Wwn | None:
+    return parse_optional(el.get(name), name=name, where=doc.where(el))
+
+
+def _wwn_mapping(
+    doc: Document, el: Element, name: str, description: str | None, allow: tuple[str, ...]
+) -> WwnMapping:
+    where = doc.where(el)
+    fc = [el.get(k) for k in ("initiator", "target", "lun")]
+    fc_path = None
+    if any(v is not None for v in fc):
+        if el.tag != "scsi" or any(v is None for v in fc):
+            raise InputError(
+                f"<{el.tag} name='{name}'>: initiator, target and lun go together, on <scsi> only",
+                where=where,
+                fix="give all three (an FC LUN path) or none",
+            )
+        fc_path = FcLunPath(
+            Wwn.parse(_required(doc, el, "initiator"), name="initiator", where=where),
+            Wwn.parse(_required(doc, el, "target"), name="target", where=where),
+            _optional_int(doc, el, "lun") or 0,
+        )
+    mapping = WwnMapping(
+        name,
+        description,
+        allow,
+        el.line,
+        _wwn(doc, el, "wwn"),
+        el.tag,
+        el.get("t10-id"),
+        el.get("serial"),
+        el.get("vendor"),
+        el.get("model"),
+        fc_path,
+    )
+    if mapping.identity is None and fc_path is None:
+        raise InputError(
+            f"<{el.tag} name='{name}'> names no LUN",
+            where=where,
+            fix="give wwn= (or t10-id=/serial= for a LUN without one"
+            + (", or initiator= target= lun=)" if el.tag == "scsi" else ")"),
+        )
+    return mapping
+
+
+def _vhba_mapping(
+    doc: Document, el: Element, name: str, description: str | None, allow: tuple[str, ...]
+) -> VhbaMapping:
+    where = doc.where(el)
+    mapping = VhbaMapping(
+        name,
+        description,
+        allow,
+        el.line,
+        Wwn.parse(_required(doc, el, "wwnn"), name="wwnn", where=where),
+        Wwn.parse(_required(doc, el, "wwpn"), name="wwpn", where=where),
+        _wwn(doc, el, "parent-wwnn"),
+        _wwn(doc, el, "parent-wwpn"),
+        _wwn(doc, el, "parent-fabric"),
+    )
+    by_port = mapping.parent_wwnn is not None and mapping.parent_wwpn is not None
+    if (mapping.parent_wwnn is None) != (mapping.parent_wwpn is None) or (
+        by_port == (mapping.parent_fabric is not None)
+    ):
+        raise InputError(
+            f"<vhba name='{name}'> needs its parent as parent-wwnn + parent-wwpn, "
+            "or as parent-fabric",
+            where=where,
+            fix="name the parent HBA by its port names or its fabric, never by host number",
+        )
+    return mapping
 
 
 def parse_store(doc: Document) -> Store:

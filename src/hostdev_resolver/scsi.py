@@ -1,0 +1,514 @@
+"""SCSI logical units, SCSI/FC hosts, FC targets, NPIV vports and dm-multipath maps.
+
+The first half of this module is data (frozen records and lookups over them, no
+I/O): what resolution and verification work on. The second half reads it from a
+sysfs root and a dev root (`read_scsi_inventory`), through `sysfs.SysfsReader`,
+and from udev device properties (`lun_identity_from_udev`).
+
+Host, channel, target and LUN numbers (`H:C:T:L`) are positions, not identities:
+the host number is handed out by the SCSI midlayer in probe order and changes on
+every rescan, reboot or iSCSI re-login (see libvir-list, "changes to domain XML
+for SCSI support", 2011-10). Identities are the LUN's WWN (VPD page 0x83), its
+T10 vendor ID or unit serial when it has no WWN, and the WWNN/WWPN of FC ports.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from .errors import InputError, Location
+from .sysfs import SysfsReader
+from .vpd import parse_pg80, parse_pg83, parse_wwid
+from .wwn import Wwn, parse_fc_attribute
+
+# SCSI peripheral device types (SPC-4 table 49) worth naming in messages.
+PERIPHERAL_TYPES = {
+    0: "disk",
+    1: "tape",
+    5: "cd/dvd",
+    8: "medium changer",
+    12: "raid",
+    13: "enclosure",
+}
+
+
+@dataclass(frozen=True, order=True)
+class ScsiAddress:
+    """`H:C:T:L` as the kernel names a SCSI device; libvirt's adapter/bus/target/unit."""
+
+    host: int
+    channel: int
+    target: int
+    lun: int
+
+    @classmethod
+    def parse(cls, text: str, where: Location | None = None) -> ScsiAddress:
+        """`2:0:1:3`, `scsi_host2:0:1:3` (as messages print it)."""
+        value = text.strip()
+        if value.startswith("scsi_host"):
+            value = value[len("scsi_host") :]
+        parts = value.split(":")
+        if len(parts) != 4 or not all(p.isdigit() for p in parts):
+            raise InputError(
+                f"{text!r} is not a SCSI address",
+                where=where,
+                fix="write host:channel:target:lun, e.g. 2:0:1:3",
+            )
+        host, channel, target, lun = (int(p) for p in parts)
+        return cls(host, channel, target, lun)
+
+    @property
+    def adapter(self) -> str:
+        """libvirt's name for the host adapter: `scsi_hostN`."""
+        return f"scsi_host{self.host}"
+
+    def __str__(self) -> str:
+        return f"{self.host}:{self.channel}:{self.target}:{self.lun}"
+
+    @property
+    def described(self) -> str:
+        return f"{self.adapter} bus {self.channel} target {self.target} unit {self.lun}"
+
+
+@dataclass(frozen=True)
+class LunIdentity:
+    """What a logical unit *is*. A recorded identity names it by the first of wwn,
+    t10_id, serial that is set; vendor/model, when recorded, must match too."""
+
+    wwn: Wwn | None = None
+    t10_id: str | None = None
+    serial: str | None = None
+    vendor: str | None = None
+    model: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.wwn is None and self.t10_id is None and self.serial is None:
+            raise InputError(
+                "a LUN identity needs a WWN, a T10 vendor ID or a unit serial",
+                fix="give --wwn, or capture the device with --device",
+            )
+
+    def describe(self) -> str:
+        if self.wwn is not None:
+            return f"WWN {self.wwn}"
+        if self.t10_id is not None:
+            return f"T10 ID {self.t10_id!r}"
+        return f"serial {self.serial!r}"
+
+    def matches(self, found: LunIdentity) -> bool:
+        """Never by accident: only the recorded key counts, an absent one never matches."""
+        if self.wwn is not None:
+            return found.wwn is not None and self.wwn.covers(found.wwn)
+        if self.t10_id is not None:
+            if found.t10_id != self.t10_id:
+                return False
+        elif found.serial != self.serial:
+            return False
+        return all(
+            mine is None or mine == theirs
+            for mine, theirs in ((self.vendor, found.vendor), (self.model, found.model))
+        )
+
+
+@dataclass(frozen=True)
+class FcLunPath:
+    """One path to an FC LUN, by names only: initiator port WWPN (an HBA or an NPIV
+    vport), target port WWPN, LUN number. The host, channel and target numbers that
+    path has today are looked up in the inventory."""
+
+    initiator: Wwn
+    target: Wwn
+    lun: int
+
+    def __str__(self) -> str:
+        return f"initiator {self.initiator} target {self.target} LUN {self.lun}"
+
+
+@dataclass(frozen=True)
+class ScsiDevice:
+    """One SCSI device (`class/scsi_device/H:C:T:L`). `identity` is None when it could
+    not be read; `problem` then says why."""
+
+    address: ScsiAddress
+    identity: LunIdentity | None
+    peripheral_type: int | None = None
+    block: str | None = None  # sdX
+    generic: str | None = None  # sgN
+    problem: str | None = None
+
+    @property
+    def kind(self) -> str:
+        if self.peripheral_type is None:
+            return "device"
+        return PERIPHERAL_TYPES.get(self.peripheral_type, f"type {self.peripheral_type}")
+
+    def describe(self) -> str:
+        name = f" ({self.block})" if self.block else ""
+        who = self.identity.describe() if self.identity else "unreadable identity"
+        return f"{self.address}{name} {who}"
+
+
+@dataclass(frozen=True)
+class FcHost:
+    """An FC initiator port (`class/fc_host/hostN`), physical or an NPIV vport."""
+
+    host: int
+    wwnn: Wwn
+    wwpn: Wwn
+    port_state: str | None = None
+    fabric: Wwn | None = None
+    parent: int | None = None  # the physical host of an NPIV vport
+    npiv_capable: bool = False  # has vport_create
+
+    @property
+    def adapter(self) -> str:
+        return f"scsi_host{self.host}"
+
+
+@dataclass(frozen=True)
+class FcTarget:
+    """An FC remote target port (`class/fc_transport/targetH:C:T`)."""
+
+    host: int
+    channel: int
+    target: int
+    wwpn: Wwn
+    wwnn: Wwn | None = None
+
+
+@dataclass(frozen=True)
+class MultipathMap:
+    """A dm-multipath map (`block/dm-N` whose `dm/uuid` starts with `mpath-`)."""
+
+    dm: str  # dm-N
+    uuid: str
+    name: str | None
+    slaves: tuple[str, ...]
+
+    @property
+    def by_id_name(self) -> str:
+        # 13-dm-disk.rules: SYMLINK+="disk/by-id/dm-uuid-$env{DM_UUID}"
+        return f"dm-uuid-{self.uuid}"
+
+
+@dataclass(frozen=True)
+class DevLink:
+    """A `/dev/disk/by-id` link and the kernel name it leads to (`sdb`, `dm-3`)."""
+
+    name: str
+    target: str
+
+
+@dataclass(frozen=True)
+class Unreadable:
+    """Something the inventory skipped, and why (a broken FC host, a vanished device)."""
+
+    path: str
+    problem: str
+
+
+@dataclass(frozen=True)
+class ScsiInventory:
+    """The SCSI side of one host, as data. `links` is None when no dev root was read."""
+
+    devices: tuple[ScsiDevice, ...] = ()
+    fc_hosts: tuple[FcHost, ...] = ()
+    fc_targets: tuple[FcTarget, ...] = ()
+    multipaths: tuple[MultipathMap, ...] = ()
+    links: tuple[DevLink, ...] | None = None
+    unreadable: tuple[Unreadable, ...] = ()
+
+    def device(self, address: ScsiAddress) -> ScsiDevice | None:
+        return next((d for d in self.devices if d.address == address), None)
+
+    def device_by_block(self, block: str) -> ScsiDevice | None:
+        return next((d for d in self.devices if d.block == block), None)
+
+    def find(self, identity: LunIdentity) -> list[ScsiDevice]:
+        """Every readable device (every path) whose identity matches, in address order."""
+        return sorted(
+            (d for d in self.devices if d.identity is not None and identity.matches(d.identity)),
+            key=lambda d: d.address,
+        )
+
+    def fc_host(self, host: int) -> FcHost | None:
+        return next((h for h in self.fc_hosts if h.host == host), None)
+
+    def fc_host_by_wwpn(self, wwpn: Wwn) -> FcHost | None:
+        return next((h for h in self.fc_hosts if h.wwpn == wwpn), None)
+
+    def fc_target(self, host: int, channel: int, target: int) -> FcTarget | None:
+        return next(
+            (
+                t
+                for t in self.fc_targets
+                if (t.host, t.channel, t.target) == (host, channel, target)
+            ),
+            None,
+        )
+
+    def fc_targets_by_wwpn(self, host: int, wwpn: Wwn) -> list[FcTarget]:
+        return [t for t in self.fc_targets if t.host == host and t.wwpn == wwpn]
+
+    def multipath_of(self, paths: Iterable[ScsiDevice]) -> MultipathMap | None:
+        blocks = {d.block for d in paths if d.block}
+        return next((m for m in self.multipaths if blocks & set(m.slaves)), None)
+
+    def multipath_by_uuid(self, uuid: str) -> MultipathMap | None:
+        return next((m for m in self.multipaths if m.uuid == uuid), None)
+
+    def link_target(self, name: str) -> str | None:
+        if self.links is None:
+            return None
+        return next((link.target for link in self.links if link.name == name), None)
+
+    def links_to(self, target: str) -> list[str]:
+        return sorted(link.name for link in self.links or () if link.target == target)
+
+
+# -- reading sysfs -------------------------------------------------------------------
+
+
+def _int_or_none(text: str | None) -> int | None:
+    return int(text) if text is not None and text.isdigit() else None
+
+
+def _host_number(name: str) -> int | None:
+    return int(name[4:]) if name.startswith("host") and name[4:].isdigit() else None
+
+
+def _read_identity(r: SysfsReader, dev: Path) -> LunIdentity:
+    """A device's identity from VPD pages (or `wwid` on kernels without them).
+
+    Raises InputError (VpdError included) when a page is present but unusable.
+    """
+    where = Location(str(dev))
+    wwn: Wwn | None = None
+    t10: str | None = None
+    pg83 = r.bytes(dev / "vpd_pg83")
+    if pg83 is not None:
+        ident = parse_pg83(pg83)
+        wwn, t10 = ident.wwn, ident.t10_vendor_id
+    else:
+        # vpd_pg83 appeared in Linux 4.2; `wwid` (3.19) carries only the preferred designator.
+        wwid = r.text(dev / "wwid")
+        if wwid:
+            try:
+                wwn, t10 = parse_wwid(wwid)
+            except InputError as exc:
+                raise InputError(exc.what, where=where) from None
+    pg80 = r.bytes(dev / "vpd_pg80")
+    serial = parse_pg80(pg80) if pg80 is not None else None
+    vendor = r.text(dev / "vendor") or None
+    model = r.text(dev / "model") or None
+    if wwn is None and t10 is None and serial is None:
+        raise InputError(
+            "reports no WWN, T10 vendor ID or unit serial (no VPD pages 0x83/0x80)",
+            where=where,
+        )
+    return LunIdentity(wwn, t10, serial, vendor, model)
+
+
+def _read_device(r: SysfsReader, name: str) -> ScsiDevice | None:
+    try:
+        address = ScsiAddress.parse(name)
+    except InputError:
+        return None
+    dev = r.path("class", "scsi_device", name, "device")
+    # CONFIG_SYSFS_DEPRECATED kernels used `block:sdX` links instead of a `block/` dir;
+    # gone since 2.6.38, not supported.
+    blocks = r.listdir(dev / "block")
+    generics = r.listdir(dev / "scsi_generic")
+    ptype = _int_or_none(r.text(dev / "type"))
+    try:
+        identity = _read_identity(r, dev)
+    except InputError as exc:
+        return ScsiDevice(
+            address,
+            None,
+            ptype,
+            blocks[0] if blocks else None,
+            generics[0] if generics else None,
+            problem=exc.what,
+        )
+    return ScsiDevice(
+        address, identity, ptype, blocks[0] if blocks else None, generics[0] if generics else None
+    )
+
+
+def _vport_parent(r: SysfsReader, host_dir: Path) -> int | None:
+    """The physical host of an NPIV vport: its device sits below `hostP/vport-P:C-N/`
+    (drivers/scsi/scsi_transport_fc.c, fc_vport_setup)."""
+    real = os.path.realpath(host_dir)
+    parts = real.split(os.sep)
+    for i, part in enumerate(parts):
+        if part.startswith("vport-") and i > 0:
+            return _host_number(parts[i - 1])
+    return None
+
+
+def _read_fc_hosts(r: SysfsReader) -> tuple[list[FcHost], list[Unreadable]]:
+    hosts: list[FcHost] = []
+    bad: list[Unreadable] = []
+    base = r.path("class", "fc_host")
+    for name in r.listdir(base):
+        number = _host_number(name)
+        if number is None:
+            continue
+        d = base / name
+        try:
+            wwnn = parse_fc_attribute(r.text(d / "node_name"))
+            wwpn = parse_fc_attribute(r.text(d / "port_name"))
+            fabric = parse_fc_attribute(r.text(d / "fabric_name"))
+        except InputError as exc:
+            bad.append(Unreadable(str(d), exc.what))
+            continue
+        if wwnn is None or wwpn is None:
+            bad.append(Unreadable(str(d), "has no node_name/port_name"))
+            continue
+        hosts.append(
+            FcHost(
+                number,
+                wwnn,
+                wwpn,
+                r.text(d / "port_state"),
+                fabric,
+                _vport_parent(r, d / "device"),
+                r.path("class", "fc_host", name, "vport_create").exists(),
+            )
+        )
+    return hosts, bad
+
+
+def _read_fc_targets(r: SysfsReader) -> tuple[list[FcTarget], list[Unreadable]]:
+    targets: list[FcTarget] = []
+    bad: list[Unreadable] = []
+    base = r.path("class", "fc_transport")
+    for name in r.listdir(base):
+        parts = name.removeprefix("target").split(":")
+        if not name.startswith("target") or len(parts) != 3 or not all(p.isdigit() for p in parts):
+            continue
+        d = base / name
+        try:
+            wwpn = parse_fc_attribute(r.text(d / "port_name"))
+            wwnn = parse_fc_attribute(r.text(d / "node_name"))
+        except InputError as exc:
+            bad.append(Unreadable(str(d), exc.what))
+            continue
+        if wwpn is None:
+            bad.append(Unreadable(str(d), "has no port_name"))
+            continue
+        host, channel, target = (int(p) for p in parts)
+        targets.append(FcTarget(host, channel, target, wwpn, wwnn))
+    return targets, bad
+
+
+def _read_multipaths(r: SysfsReader) -> list[MultipathMap]:
+    out = []
+    base = r.path("block")
+    for name in r.listdir(base):
+        if not name.startswith("dm-"):
+            continue
+        uuid = r.text(base / name / "dm" / "uuid")
+        # multipathd names maps "mpath-<WWID>"; other dm targets (LVM "LVM-…", crypt
+        # "CRYPT-…") stack on disks too but are not paths to a LUN.
+        if not uuid or not uuid.startswith("mpath-"):
+            continue
+        out.append(
+            MultipathMap(
+                name,
+                uuid,
+                r.text(base / name / "dm" / "name") or None,
+                tuple(r.listdir(base / name / "slaves")),
+            )
+        )
+    return out
+
+
+def _read_links(dev_root: Path) -> tuple[DevLink, ...]:
+    r = SysfsReader(dev_root)
+    base = r.path("disk", "by-id")
+    links = []
+    for name in r.listdir(base):
+        target = r.link_name(base / name)
+        if target is not None:
+            links.append(DevLink(name, target))
+    return tuple(links)
+
+
+def read_scsi_inventory(
+    root: Path | str = "/sys",
+    dev_root: Path | str | None = "/dev",
+    *,
+    reader: SysfsReader | None = None,
+) -> ScsiInventory:
+    """The SCSI inventory of the host whose sysfs is at `root` and devices at `dev_root`
+    (None: do not read /dev/disk/by-id, e.g. for a captured sysfs tree)."""
+    r = reader or SysfsReader(root)
+    r.check_root()
+    devices = []
+    for name in r.listdir(r.path("class", "scsi_device")):
+        device = _read_device(r, name)
+        if device is not None:
+            devices.append(device)
+    fc_hosts, bad_hosts = _read_fc_hosts(r)
+    fc_targets, bad_targets = _read_fc_targets(r)
+    return ScsiInventory(
+        devices=tuple(sorted(devices, key=lambda d: d.address)),
+        fc_hosts=tuple(sorted(fc_hosts, key=lambda h: h.host)),
+        fc_targets=tuple(fc_targets),
+        multipaths=tuple(_read_multipaths(r)),
+        links=None if dev_root is None else _read_links(Path(dev_root)),
+        unreadable=tuple(bad_hosts + bad_targets),
+    )
+
+
+# -- reading udev -------------------------------------------------------------------
+
+
+class UdevDevice(Protocol):
+    """The part of `pyudev.Device` we read (umockdev serves the same)."""
+
+    @property
+    def properties(self) -> Mapping[str, str]: ...
+
+    @property
+    def device_links(self) -> Iterable[str]: ...
+
+
+def lun_identity_from_udev(device: UdevDevice) -> LunIdentity | None:
+    """A disk's identity from its udev properties, None when udev gave it none.
+
+    `ID_WWN_WITH_EXTENSION` is the full NAA name (`ID_WWN` drops a type 6 name's
+    second half); `ID_SCSI_SERIAL` is page 0x80 (scsi_id --export). For USB disks
+    usb_id sets `ID_SERIAL_SHORT` from the USB descriptor instead, which is what
+    the bridge also reports as page 0x80 on the sticks we have seen — but not on
+    all; the sysfs reading is the authority, this is the cross-check `inventory`
+    prints. Raises InputError when udev's WWN is malformed.
+    """
+    props = device.properties
+    wwn_text = props.get("ID_WWN_WITH_EXTENSION") or props.get("ID_WWN")
+    wwn = Wwn.parse(wwn_text, name="ID_WWN") if wwn_text else None
+    serial = props.get("ID_SCSI_SERIAL") or props.get("ID_SERIAL_SHORT") or None
+    vendor = props.get("ID_VENDOR") or None
+    model = props.get("ID_MODEL") or None
+    if wwn is None and serial is None:
+        return None
+    return LunIdentity(wwn=wwn, serial=serial, vendor=vendor, model=model)
+
+
+def udev_by_id_links(device: UdevDevice) -> tuple[str, ...]:
+    """The `/dev/disk/by-id` link names of a udev device, sorted."""
+    prefix = "/dev/disk/by-id/"
+    return tuple(
+        sorted(link[len(prefix) :] for link in device.device_links if link.startswith(prefix))
+    )
+
+
+def peripheral_kinds(devices: Sequence[ScsiDevice]) -> list[str]:
+    """Human words for device kinds, for messages listing several devices."""
+    return sorted({d.kind for d in devices})
