@@ -413,6 +413,7 @@ class _Engine:
         self.controllers: list[_Work] = []  # def->controllers order
         self.followers = {f: (leader, fn) for f, leader, fn in options.followers}
         self.leaders: dict[int, list[tuple[_Work, int]]] = {}
+        self._disk_keys: dict[int, int | None] = {}
         self._post_parse(domain)
 
     # -- post-parse: what libvirt adds and defaults before addresses ---------
@@ -451,12 +452,12 @@ class _Engine:
     def _insert_parsed_disk(self, disks: list[_Work], work: _Work) -> None:
         """virDomainDiskInsert(): disks on one bus are kept sorted by target name."""
         insert_at = -1
-        key = disk_name_index(work.dev.disk_target or "")
+        key = self._disk_keys[id(work)] = disk_name_index(work.dev.disk_target or "")
         for pos in range(len(disks) - 1, -1, -1):
             cur = disks[pos]
             if cur.dev.model != work.dev.model:
                 continue
-            cur_key = disk_name_index(cur.dev.disk_target or "")
+            cur_key = self._disk_keys[id(cur)]
             if (cur_key if cur_key is not None else -1) > (key if key is not None else -1):
                 insert_at = pos
             elif insert_at == -1:
@@ -901,10 +902,11 @@ class _Engine:
         else:
             for _ in range(spare):
                 addrs.reserve_next(dummy | HOTPLUGGABLE, "a spare hotplug port")
+        present = {c.index for c in self.controllers if c.dev.type == "pci"}
         i = 0
         while i + 1 < len(addrs.buses):
             i += 1
-            if self._find_controller("pci", i) is not None:
+            if i in present:
                 continue
             model = addrs.buses[i].model
             c = self._add(Device(DeviceKind.CONTROLLER, model=model, type="pci", index=i))
@@ -939,13 +941,20 @@ class _Engine:
             if c.dev.type != "pci":
                 continue
             opts = c.pci or PciControllerOptions()
-            if opts.model_name is None and c.model in _MODEL_NAMES:
-                opts = replace(opts, model_name=_MODEL_NAMES[c.model])
+            model_name, chassis_nr, chassis, port, bus_nr = (
+                opts.model_name,
+                opts.chassis_nr,
+                opts.chassis,
+                opts.port,
+                opts.bus_nr,
+            )
+            if model_name is None:
+                model_name = _MODEL_NAMES.get(c.model)
             idx = c.index or 0
             addr = c.address
             if c.model == "pci-bridge":
-                if opts.chassis_nr is None:
-                    opts = replace(opts, chassis_nr=idx)
+                if chassis_nr is None:
+                    chassis_nr = idx
                 if addr is not None and idx <= addr.bus:
                     raise UnsatisfiableError(
                         f"{c.label}: a pci-bridge's index must be larger than the bus it sits on ({addr.bus})",
@@ -953,17 +962,23 @@ class _Engine:
                         c.dev.line,
                     )
             elif c.model == "pcie-root-port" and addr is not None:
-                if opts.chassis is None:
-                    opts = replace(opts, chassis=idx)
-                if opts.port is None:
-                    opts = replace(opts, port=(addr.slot << 3) + addr.function)
+                chassis = idx if chassis is None else chassis
+                port = (addr.slot << 3) + addr.function if port is None else port
             elif c.model == "pcie-switch-downstream-port" and addr is not None:
-                if opts.chassis is None:
-                    opts = replace(opts, chassis=idx)
-                if opts.port is None:
-                    opts = replace(opts, port=addr.slot)
-            elif c.model in ("pci-expander-bus", "pcie-expander-bus") and opts.bus_nr is None:
-                opts = replace(opts, bus_nr=self._new_bus_nr(c))
+                chassis = idx if chassis is None else chassis
+                port = addr.slot if port is None else port
+            elif c.model in ("pci-expander-bus", "pcie-expander-bus") and bus_nr is None:
+                bus_nr = self._new_bus_nr(c)
+            if (model_name, chassis_nr, chassis, port, bus_nr) != (
+                opts.model_name,
+                opts.chassis_nr,
+                opts.chassis,
+                opts.port,
+                opts.bus_nr,
+            ) or c.pci is None:
+                opts = PciControllerOptions(
+                    model_name, chassis_nr, chassis, port, bus_nr, opts.node, opts.hotplug
+                )
             c.pci = opts
 
     def _new_bus_nr(self, c: _Work) -> int:
