@@ -16,3 +16,17 @@ def libvirt_uri() -> Iterator[str]:
         pytest.skip(f"real libvirtd unavailable: {exc}")
     yield uri
     libvirtd.stop_daemon()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--regen", action="store_true", help="rewrite golden files instead of comparing"
+    )
+
+
+@pytest.fixture
+def regen(request: pytest.FixtureRequest) -> bool:
+    """Golden files are rewritten only on request (--regen or HOSTDEV_REGEN=1)."""
+    import os
+
+    return bool(request.config.getoption("--regen")) or os.environ.get("HOSTDEV_REGEN") == "1"

@@ -46,6 +46,11 @@ class PciLocation:
 
 def pci_differences(expected: PciExpectation, dev: PciDevice) -> list[str]:
     out = expected.identity.differences(dev.identity)
+    if (dev.identity.vendor, dev.identity.device) != (
+        expected.identity.vendor,
+        expected.identity.device,
+    ):
+        return out[:1]  # another model altogether: the rest would only be noise
     if expected.iommu_group is not None and expected.iommu_group != dev.iommu_group:
         out.append(f"is in IOMMU group {dev.iommu_group} (expected {expected.iommu_group})")
     if expected.physical_slot is not None and expected.physical_slot != dev.physical_slot:

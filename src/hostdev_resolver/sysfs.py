@@ -93,7 +93,7 @@ def read_dsn(config: bytes | None) -> str | None:
     return None
 
 
-def _port_path(real: str) -> str | None:
+def port_path_of(real: str) -> str | None:
     """`/sys/devices/pci0000:40/0000:40:01.1/0000:41:00.0` -> `pci0000:40/01.1/00.0`."""
     parts = real.split("/")
     for i, part in enumerate(parts):
@@ -159,7 +159,7 @@ class SysfsInventory:
             else None,
             driver=r.link_name(base / "driver"),
             physical_slot=self._slot_of(address),
-            port_path=_port_path(real),
+            port_path=port_path_of(real),
             physfn=PciAddress.parse(physfn) if physfn else None,
             virtfns=tuple(virtfns),
         )

@@ -28,7 +28,7 @@ from .errors import HostAccessError, InputError, Location
 from .identity import PciIdentity, UsbIdentity, parse_class, parse_id16
 from .inventory import PciDevice, UsbDevice
 from .pciaddress import PciAddress
-from .sysfs import SysfsReader, _port_path, read_dsn
+from .sysfs import SysfsReader, port_path_of, read_dsn
 
 _NO_UDEV_FIX = "install libudev1 and pyudev, or give --sysfs /sys"
 
@@ -197,7 +197,7 @@ class UdevInventory:
             driver=device.driver(),
             physical_slot=self._slot_of(address),
             # libudev's sys_path is already the canonical /sys/devices/... path.
-            port_path=_port_path(device.sys_path),
+            port_path=port_path_of(device.sys_path),
             physfn=PciAddress.parse(physfn, device.where) if physfn else None,
             virtfns=tuple(virtfns),
         )

@@ -79,8 +79,11 @@ class Document:
         return lead.decode() if lead.strip() == b"" else ""
 
     def child_indent(self, element: Element) -> str:
+        """Indentation for a new child: its siblings', else one step deeper than the parent."""
         if element.children:
-            return self.indent_of(element.children[0])
+            indent = self.indent_of(element.children[0])
+            if indent:
+                return indent
         return self.indent_of(element) + "  "
 
     def attribute_span(self, element: Element, qname: str) -> tuple[int, int] | None:
