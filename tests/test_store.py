@@ -124,7 +124,7 @@ def test_concurrent_map_add_loses_nothing(tmp_path: Path) -> None:
         for i in range(count)
     ]  # fmt: skip
     for proc in procs:
-        out, err = proc.communicate(timeout=120)
+        _, err = proc.communicate(timeout=120)
         assert proc.returncode == 0, err.decode()
     names = set(load_store(str(store)).mappings)
     assert names == {f"nic{i}" for i in range(count)}

@@ -133,9 +133,12 @@ def element_of_record(doc: Document, record: Record) -> Element | None:
                 return el
         else:
             src = usb_source(doc, el)
-            if src is not None and src[:2] == (record.identity.vendor, record.identity.product):
-                if record.bus is None or src[2:] in ((None, None), (record.bus, record.device)):
-                    return el
+            if (
+                src is not None
+                and src[:2] == (record.identity.vendor, record.identity.product)
+                and (record.bus is None or src[2:] in ((None, None), (record.bus, record.device)))
+            ):
+                return el
     return None
 
 
