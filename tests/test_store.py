@@ -56,6 +56,7 @@ def test_map_add_edits_in_place_and_keeps_comments(tmp_path: Path) -> None:
     assert mapping is not None and mapping.kind == "pci"
     assert [str(e.address) for e in mapping.entries] == ["0000:10:00.0", "0000:11:00.0"]  # type: ignore[union-attr]
     assert mapping.allow == ("web-*",)
+    assert mapping.vfio  # type: ignore[union-attr]
     assert cli.main(["map", "remove", "nic", "--node", "hv1", *common]) == 0
     assert load_store(str(store)).get("nic").entries == ()  # type: ignore[union-attr]
     assert "<!-- keep me -->" in store.read_text()

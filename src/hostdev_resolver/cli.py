@@ -257,6 +257,7 @@ def cmd_map_add(args: argparse.Namespace) -> int:
                 entry,
                 description=args.description,
                 allow=tuple(args.allow or ()),
+                extra={"vfio": "yes"} if args.kind == "pci" and args.vfio else None,
             )
         where = str(entry.address) if isinstance(entry, PciEntry) else entry.identity.ids
         print(f"{args.kind} {args.name}: node {entry.node} -> {where} recorded in {path}")
@@ -452,6 +453,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="record a USB identity as typed, without the device present",
     )
     add.add_argument("--description", metavar="TEXT")
+    add.add_argument(
+        "--vfio",
+        action="store_true",
+        help="pci: the hook binds the device and its IOMMU group to vfio-pci at start",
+    )
     add.add_argument(
         "--allow",
         metavar="PATTERN",

@@ -551,6 +551,8 @@ class StoreEditor:
                 self.splicer.append_child(el, entry.to_node())
         if description is not None:
             self.splicer.set_attribute(el, "description", description)
+        for attr, value in (extra or {}).items():
+            self.splicer.set_attribute(el, attr, value)
         have = set(existing.allow)
         allows = el.findall("allow", NS)
         for pattern in allow:
