@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from . import __doc__ as _package_doc
+from .allocation.command import add_allocate_arguments, run_allocate
 from .errors import HostdevError, InputError, Location, RefusedError, UsageError
 from .hostsource import HostSource, default_store
 from .identity import UsbIdentity, parse_id16
@@ -477,6 +478,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rm.add_argument("name")
     rm.set_defaults(handler=cmd_map_remove)
+    from .cluster import register_map_check
+
+    register_map_check(msub, common)
 
     p = sub.add_parser(
         "resolve",
@@ -507,6 +511,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(handler=cmd_verify)
 
+    p = sub.add_parser(
+        "allocate",
+        parents=[common],
+        help="assign guest PCI addresses (libvirt-identical, or tuned)",
+    )
+    add_allocate_arguments(p)
+    p.set_defaults(handler=run_allocate)
     return parser
 
 

@@ -34,6 +34,11 @@ VIRTLOGD_PID = STATE / "virtlogd.pid"
 LIBVIRTD_PID = STATE / "libvirtd.pid"
 
 
+# Whether this process started the daemon: only then does stop_daemon() stop it, so a
+# test run never takes the daemon away from another run that was using it first.
+_started_here = False
+
+
 class DaemonUnavailable(Exception):
     """The daemon packages are not installed, so the real-daemon tests cannot run."""
 
@@ -107,6 +112,8 @@ def ensure_daemon() -> str:
     if not _pid_alive(VIRTLOGD_PID):
         subprocess.run(["virtlogd", "-d", "--pid-file", str(VIRTLOGD_PID)], check=True)
     subprocess.run(["libvirtd", "-d", "--pid-file", str(LIBVIRTD_PID)], check=True)
+    global _started_here
+    _started_here = True
     deadline = time.monotonic() + 120
     last = ""
     while time.monotonic() < deadline:
@@ -120,6 +127,9 @@ def ensure_daemon() -> str:
 
 
 def stop_daemon() -> None:
+    """Stop the daemons by PID, if this process started them."""
+    if not _started_here:
+        return
     for pidfile in (LIBVIRTD_PID, VIRTLOGD_PID):
         if not _pid_alive(pidfile):
             continue
