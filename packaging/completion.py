@@ -1,0 +1,213 @@
+"""Generate bash completion for hostdev-resolver and hostdev-virsh from their argparse parsers.
+
+The package build runs this next to manpage.py
+(``PYTHONPATH=src python3 packaging/completion.py --outdir DIR``): the sub-commands, options
+and choices offered are read from the same ``build_parser()`` as ``--help``, so completion
+cannot drift from the commands. hostdev-virsh takes virsh's command line, so once its
+COMMAND starts, completion is virsh's own (``virsh complete``, which libvirt's completion
+uses too).
+
+The generated script needs bash >= 4 and nothing from the bash-completion package: it
+splits ``COMP_LINE`` itself, so that ``qemu:///system`` stays one word.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shlex
+import sys
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from manpage import PAGES, Page, build_parser
+
+ROOT = "@"
+"""The key of the top level in the generated tables (bash forbids empty keys)."""
+
+
+@dataclass
+class Node:
+    """What can follow one command path (``()`` is the program itself)."""
+
+    path: tuple[str, ...]
+    subcommands: list[str] = field(default_factory=list)
+    options: list[str] = field(default_factory=list)
+    value_options: list[str] = field(default_factory=list)
+    option_choices: dict[str, list[str]] = field(default_factory=dict)
+    positional_choices: dict[int, list[str]] = field(default_factory=dict)
+    passthrough: bool = False
+    """The first positional takes the rest of the line (hostdev-virsh's virsh COMMAND)."""
+
+
+def _choices(action: argparse.Action) -> list[str] | None:
+    if action.choices is None or isinstance(action, argparse._SubParsersAction):
+        return None
+    return [str(choice) for choice in action.choices]
+
+
+def command_tree(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()) -> Iterator[Node]:
+    """Every command path of the parser with its words, depth first."""
+    node = Node(path)
+    children: list[tuple[str, argparse.ArgumentParser]] = []
+    position = 0
+    for action in parser._actions:
+        if action.help == argparse.SUPPRESS:
+            continue
+        if isinstance(action, argparse._SubParsersAction):
+            hidden = {c.dest for c in action._choices_actions if c.help == argparse.SUPPRESS}
+            for name, sub in action.choices.items():
+                if name not in hidden:
+                    node.subcommands.append(name)
+                    children.append((name, sub))
+            continue
+        choices = _choices(action)
+        if action.option_strings:
+            node.options += action.option_strings
+            if action.nargs != 0:
+                node.value_options += action.option_strings
+                if choices:
+                    for option in action.option_strings:
+                        node.option_choices[option] = choices
+            continue
+        position += 1
+        if choices:
+            node.positional_choices[position] = choices
+        if position == 1 and action.nargs in (argparse.REMAINDER, argparse.PARSER):
+            node.passthrough = True
+        if position == 2 and action.nargs == argparse.REMAINDER and not node.positional_choices:
+            # COMMAND then ARGS...: the command word and its arguments are virsh's.
+            node.passthrough = True
+    yield node
+    for name, sub in children:
+        yield from command_tree(sub, (*path, name))
+
+
+def _key(path: tuple[str, ...]) -> str:
+    return " ".join((ROOT, *path))
+
+
+def _table(name: str, entries: dict[str, str]) -> str:
+    lines = [f"declare -gA {name}=("]
+    lines += [f"    [{shlex.quote(k)}]={shlex.quote(v)}" for k, v in sorted(entries.items())]
+    lines.append(")")
+    return "\n".join(lines)
+
+
+_FUNCTION = r"""
+{fn}() {{
+    local line=${{COMP_LINE:0:COMP_POINT}} words cur path={root} npos=0 skip=0 i w
+    local connect=() n candidates=""
+    read -ra words <<<"$line"
+    if [[ ${{#words[@]}} -eq 0 || $line == *[[:space:]] ]]; then words+=(""); fi
+    n=$((${{#words[@]}} - 1))
+    cur=${{words[n]}}
+    COMPREPLY=()
+    for ((i = 1; i < n; i++)); do
+        w=${{words[i]}}
+        if ((skip)); then
+            [[ ${{words[i - 1]}} == -c || ${{words[i - 1]}} == --connect ]] && connect=(-c "$w")
+            skip=0
+            continue
+        fi
+        case $w in
+            --connect=*) connect=(-c "${{w#--connect=}}"); continue ;;
+            -r | --readonly) connect+=(-r) ;;
+        esac
+        case $w in
+            --*=*) continue ;;
+            -*) [[ " ${{{prefix}_valopts[$path]-}} " == *" $w "* ]] && skip=1; continue ;;
+        esac
+        if [[ " ${{{prefix}_cmds[$path]-}} " == *" $w "* ]]; then
+            path="$path $w"
+            npos=0
+        elif [[ -n ${{{prefix}_passthrough[$path]-}} ]]; then
+            {prefix}_virsh "${{connect[@]}}" -- "${{words[@]:i}}"
+            return 0
+        else
+            npos=$((npos + 1))
+        fi
+    done
+    if ((skip)); then
+        candidates=${{{prefix}_choices["$path|${{words[n - 1]}}"]-}}
+    elif [[ $cur == -* ]]; then
+        candidates=${{{prefix}_opts[$path]-}}
+    elif [[ -n ${{{prefix}_passthrough[$path]-}} ]]; then
+        {prefix}_virsh "${{connect[@]}}" -- "$cur"
+        return 0
+    else
+        candidates="${{{prefix}_cmds[$path]-}} ${{{prefix}_choices["$path|#$((npos + 1))"]-}}"
+    fi
+    # Empty: complete -o default falls back to file names (FILE, --store PATH, ...).
+    COMPREPLY=($(compgen -W "$candidates" -- "$cur"))
+}}
+
+# virsh answers for its own command line: `virsh [-c URI] [-r] complete -- WORDS...`.
+{prefix}_virsh() {{
+    local args=() cur
+    while [[ $# -gt 0 && $1 != -- ]]; do args+=("$1"); shift; done
+    shift
+    cur=${{!#}}
+    local IFS=$'\n'
+    COMPREPLY=($(compgen -W "$(virsh "${{args[@]}}" complete -- "$@" 2>/dev/null)" -- "$cur"))
+    # Bash replaces only the part of the word after its last ':' (COMP_WORDBREAKS).
+    if [[ $cur == *:* && $COMP_WORDBREAKS == *:* ]]; then
+        local colon=${{cur%"${{cur##*:}}"}} j
+        for j in "${{!COMPREPLY[@]}}"; do COMPREPLY[j]=${{COMPREPLY[j]#"$colon"}}; done
+    fi
+}}
+
+complete -o bashdefault -o default -F {fn} {command}
+"""
+
+
+def render(page: Page, parser: argparse.ArgumentParser) -> str:
+    """The bash completion script for one command."""
+    prefix = "_" + re.sub(r"\W", "_", page.name)
+    cmds: dict[str, str] = {}
+    opts: dict[str, str] = {}
+    valopts: dict[str, str] = {}
+    choices: dict[str, str] = {}
+    passthrough: dict[str, str] = {}
+    for node in command_tree(parser):
+        key = _key(node.path)
+        if node.subcommands:
+            cmds[key] = " ".join(node.subcommands)
+        opts[key] = " ".join(node.options)
+        if node.value_options:
+            valopts[key] = " ".join(node.value_options)
+        for option, words in node.option_choices.items():
+            choices[f"{key}|{option}"] = " ".join(words)
+        for position, words in node.positional_choices.items():
+            choices[f"{key}|#{position}"] = " ".join(words)
+        if node.passthrough:
+            passthrough[key] = "1"
+    parts = [
+        f"# bash completion for {page.name}(8)",
+        f"# Generated by packaging/completion.py from {page.module}.build_parser(); do not edit.",
+        "",
+        _table(f"{prefix}_cmds", cmds),
+        _table(f"{prefix}_opts", opts),
+        _table(f"{prefix}_valopts", valopts),
+        _table(f"{prefix}_choices", choices),
+        _table(f"{prefix}_passthrough", passthrough),
+        _FUNCTION.format(fn=prefix, prefix=prefix, root=ROOT, command=page.name),
+    ]
+    return "\n".join(parts)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    cli = argparse.ArgumentParser(prog="completion.py", description=__doc__.split("\n")[0])
+    cli.add_argument("--outdir", type=Path, required=True, help="where the scripts are written")
+    args = cli.parse_args(argv)
+    args.outdir.mkdir(parents=True, exist_ok=True)
+    for page in PAGES:
+        (args.outdir / page.name).write_text(render(page, build_parser(page)), encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
