@@ -1,0 +1,101 @@
+"""The libvirt qemu hook (SPEC §6): verify at start, bind vfio-pci, rewrite on migrate/restore.
+
+libvirt runs `/etc/libvirt/hooks/qemu DOMAIN OP SUBOP EXTRA` (and every executable in
+`qemu.d/`, libvirt >= 6.5) with the domain XML on stdin, and waits for it: a hook
+must never call back into libvirt (docs/hooks.rst: "calling libvirt functions from
+within a hook script can cause deadlocks"). A non-zero exit of `prepare begin` aborts
+the start and libvirt shows the hook's stderr in the error; for `migrate begin` and
+`restore begin` libvirt takes stdout as the new XML, and empty output means unchanged.
+
+The hook runs on every start of every guest, so this module imports only `os` and
+`sys` at load time. A domain without the `hr` namespace is passed before anything
+else is read or imported (the config and store may be missing or corrupt: unrelated
+guests must never be blocked); the rest of the package is imported only for domains
+that need it, and never lxml, xmlschema, libvirt, argparse or pyudev.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+# `typing` and `collections.abc` cost milliseconds we do not spend on unrelated guests;
+# mypy treats any name TYPE_CHECKING as true.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from typing import BinaryIO, TextIO
+
+    from .hookops import WriterFactory
+
+# metadata.HR_NS, spelled out so the no-metadata path imports nothing of the package
+# (tests/hook check the two agree).
+HR_NS_BYTES = b"http://hostdev-resolver.org/xmlns/domain/1"
+
+# The operations that look at the domain; every other (op, subop) exits 0.
+_PREPARE = ("prepare", "begin")
+_RELEASE = ("release", "end")
+_RECONNECT = ("reconnect", "begin")
+_FILTERS = (("migrate", "begin"), ("restore", "begin"))
+
+
+def main(
+    argv: Sequence[str],
+    stdin: BinaryIO,
+    *,
+    stdout: BinaryIO | None = None,
+    stderr: TextIO | None = None,
+    environ: dict[str, str] | None = None,
+    writer_factory: WriterFactory | None = None,
+) -> int:
+    """Run one hook call: argv is `DOMAIN OP SUBOP [EXTRA]` (without the program name)."""
+    out = stdout if stdout is not None else sys.stdout.buffer
+    err = stderr if stderr is not None else sys.stderr
+    if len(argv) < 3:
+        print("usage: qemu DOMAIN OP SUBOP [EXTRA] < domain.xml (run by libvirtd)", file=err)
+        return 2
+    domain, op = argv[0], (argv[1], argv[2])
+    if op not in (_PREPARE, _RELEASE, _RECONNECT, *_FILTERS):
+        return 0
+    data = stdin.read()
+    if HR_NS_BYTES not in data:
+        return 0
+    from .errors import HostdevError
+    from .hookops import Log, context, filter_xml, load_config, prepare, real_writer, release
+
+    log = Log(domain, err)
+    make_writer = writer_factory or real_writer
+    if op == _RELEASE:
+        # Never fail a release (SPEC §6): whatever goes wrong is logged and the
+        # guest is torn down regardless.
+        try:
+            return release(
+                load_config(os.environ if environ is None else environ), domain, log, make_writer
+            )
+        except HostdevError as exc:
+            log.warning(f"release: {exc.message}")
+            return 0
+        except Exception as exc:  # noqa: BLE001 - a release must never fail (SPEC §6)
+            log.warning(f"release: unexpected {type(exc).__name__}: {exc}")
+            return 0
+    try:
+        ctx = context(load_config(os.environ if environ is None else environ), data, domain)
+        if op == _PREPARE:
+            return prepare(ctx, log, make_writer)
+        if op == _RECONNECT:
+            from .verification import verify_domain
+
+            for f in verify_domain(ctx.doc, ctx.store, ctx.inventory, ctx.node):
+                if f.ok:
+                    log.info(f"reconnect: {f.map}: ok")
+                else:
+                    log.warning(f"reconnect: {f}")
+            return 0
+        return filter_xml(ctx, data, log, out)
+    except HostdevError as exc:
+        if op == _RECONNECT:
+            # A running guest is never killed over a store or config problem.
+            log.warning(f"reconnect: {exc.message}")
+            return 0
+        log.problem(f"hostdev-resolver: {exc.message}")
+        return exc.exit_code

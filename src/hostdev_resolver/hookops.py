@@ -1,0 +1,229 @@
+"""The hook's operations (SPEC §6), imported by `hook.main` only for domains with `hr` metadata.
+
+Kept apart from `hook` so that the no-metadata path loads nothing but `os` and `sys`;
+this module may import dataclasses and the package, but never lxml, xmlschema,
+libvirt, argparse or pyudev.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, BinaryIO, TextIO
+
+if TYPE_CHECKING:
+    from .store import Store
+    from .sysfs import SysfsInventory
+    from .vfio import Writer
+    from .xmldoc import Document
+
+CONFIG_PATH = "/etc/hostdev-resolver/hook.toml"
+CONFIG_ENV = "HOSTDEV_RESOLVER_CONFIG"
+DEFAULT_STORE = "/etc/hostdev-resolver/mappings.xml"
+DEFAULT_STATE_DIR = "/run/hostdev-resolver"
+_KEYS = {"store": str, "node": str, "sysfs": str, "state_dir": str, "trust_any_owner": bool}
+
+WriterFactory = Callable[[str], "Writer"]
+
+
+@dataclass(frozen=True)
+class HookConfig:
+    store: str = DEFAULT_STORE
+    node: str | None = None  # None: this host's short name
+    sysfs: str = "/sys"
+    state_dir: str = DEFAULT_STATE_DIR
+    trust_any_owner: bool = False
+    path: str | None = None  # the file it came from, None when there was none
+
+
+def load_config(environ: dict[str, str] | os._Environ[str]) -> HookConfig:
+    """The hook's TOML config; a missing file means the defaults (SPEC §6)."""
+    from .errors import InputError, Location
+
+    path = environ.get(CONFIG_ENV) or CONFIG_PATH
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read()
+    except FileNotFoundError:
+        return HookConfig()
+    except OSError as exc:
+        raise InputError(
+            f"cannot read the hook config: {exc.strerror}", where=Location(path)
+        ) from None
+    import tomllib
+
+    try:
+        table = tomllib.loads(data.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(
+            f"the hook config is not valid TOML: {exc}",
+            where=Location(path),
+            fix="see docs/hook.md for its keys",
+        ) from None
+    values: dict[str, object] = {}
+    for key, value in table.items():
+        kind = _KEYS.get(key)
+        if kind is None:
+            raise InputError(
+                f"unknown key {key!r} in the hook config",
+                where=Location(path),
+                fix=f"the keys are {', '.join(_KEYS)}",
+            )
+        if not isinstance(value, kind):
+            raise InputError(f"{key} = {value!r} must be a {kind.__name__}", where=Location(path))
+        values[key] = value
+    return HookConfig(
+        store=str(values.get("store", DEFAULT_STORE)),
+        node=str(values["node"]) if "node" in values else None,
+        sysfs=str(values.get("sysfs", "/sys")),
+        state_dir=str(values.get("state_dir", DEFAULT_STATE_DIR)),
+        trust_any_owner=bool(values.get("trust_any_owner", False)),
+        path=path,
+    )
+
+
+class Log:
+    """One line per decision: to syslog when /dev/log exists, else to stderr.
+
+    Problems that refuse a start always go to stderr as well, since that is what
+    libvirt shows the user ("Hook script execution failed: ... <stderr>").
+    """
+
+    def __init__(self, domain: str, stderr: TextIO, dev_log: str = "/dev/log") -> None:
+        self.domain = domain
+        self.stderr = stderr
+        self.to_syslog = os.path.exists(dev_log)
+        if self.to_syslog:
+            import syslog
+
+            syslog.openlog("hostdev-resolver", syslog.LOG_PID, syslog.LOG_DAEMON)
+
+    def _syslog(self, line: str, error: bool) -> None:
+        import syslog
+
+        syslog.syslog(syslog.LOG_ERR if error else syslog.LOG_INFO, f"{self.domain}: {line}")
+
+    def info(self, line: str) -> None:
+        if self.to_syslog:
+            self._syslog(line, False)
+        else:
+            print(f"hostdev-resolver: {self.domain}: {line}", file=self.stderr)
+
+    def problem(self, line: str) -> None:
+        """A line that fails the operation: on stderr, and in syslog when there is one."""
+        if self.to_syslog:
+            self._syslog(line, True)
+        print(line, file=self.stderr)
+
+    def warning(self, line: str) -> None:
+        """A problem that does not fail the operation (release, reconnect)."""
+        if self.to_syslog:
+            self._syslog(line, True)
+        else:
+            print(f"hostdev-resolver: {self.domain}: {line}", file=self.stderr)
+
+
+@dataclass(frozen=True)
+class _Context:
+    config: HookConfig
+    doc: Document
+    store: Store
+    inventory: SysfsInventory
+    node: str
+
+
+def context(config: HookConfig, data: bytes, domain: str) -> _Context:
+    from .errors import InputError, Location
+    from .hostsource import this_node
+    from .store import check_trusted, load_store
+    from .sysfs import SysfsInventory
+    from .xmldoc import parse_bytes
+
+    if config.path is not None and os.geteuid() == 0:
+        # The config decides what the hook trusts, so it is always checked when the
+        # hook runs as root; trust_any_owner relaxes only the store.
+        check_trusted(config.path, "hook config")
+    if not config.trust_any_owner:
+        check_trusted(config.store, "mapping store")
+    if not os.path.exists(config.store):
+        raise InputError(
+            "mapping store not found",
+            where=Location(config.store),
+            fix="set 'store' in the hook config, or create it with 'hostdev-resolver map add'",
+        )
+    doc = parse_bytes(data, f"domain {domain} (hook stdin)")
+    store = load_store(config.store, schema=False)
+    return _Context(config, doc, store, SysfsInventory(config.sysfs), config.node or this_node())
+
+
+def prepare(ctx: _Context, log: Log, writer_factory: WriterFactory) -> int:
+    from .sysfs import SysfsReader
+    from .verification import verify_domain
+    from .vfio import StateFile, bind_plan, plan_binding
+
+    findings = verify_domain(ctx.doc, ctx.store, ctx.inventory, ctx.node)
+    bad = [f for f in findings if not f.ok]
+    for f in findings:
+        if f.ok:
+            log.info(f"{f.map}: ok: {f.message}")
+    for f in bad:
+        log.problem(f"hostdev-resolver: {f}")
+    if bad:
+        return 1
+    plan = plan_binding(ctx.doc, ctx.store, ctx.inventory)
+    if not plan.changes:
+        return 0
+    writer = writer_factory(ctx.config.sysfs)
+    bind_plan(
+        plan,
+        writer,
+        SysfsReader(ctx.config.sysfs),
+        StateFile(ctx.config.state_dir, plan.domain),
+    )
+    for change in plan.changes:
+        log.info(
+            f"{change.address}: bound to vfio-pci (was {change.driver or 'unbound'}; {change.reason})"
+        )
+    return 0
+
+
+def release(config: HookConfig, domain: str, log: Log, writer_factory: WriterFactory) -> int:
+    from .sysfs import SysfsReader
+    from .vfio import StateFile
+    from .vfio import release as give_back
+
+    state = StateFile(config.state_dir, domain)
+    if not state.path.exists():
+        return 0
+    writer = writer_factory(config.sysfs)
+    problems = give_back(state, writer, SysfsReader(config.sysfs))
+    for problem in problems:
+        log.warning(f"release: {problem}")
+    if not problems:
+        log.info(f"release: original drivers restored ({len(writer_writes(writer))} writes)")
+    return 0
+
+
+def writer_writes(writer: object) -> list[object]:
+    writes = getattr(writer, "writes", [])
+    return list(writes) if isinstance(writes, list) else []
+
+
+def filter_xml(ctx: _Context, data: bytes, log: Log, stdout: BinaryIO) -> int:
+    from .resolution import resolve_domain
+
+    result = resolve_domain(ctx.doc, ctx.store, ctx.inventory, ctx.node)
+    for warning in result.warnings:
+        log.warning(warning)
+    if result.data != data:
+        stdout.write(result.data)
+        stdout.flush()
+        log.info(f"re-resolved for node {ctx.node}")
+    return 0
+
+
+def real_writer(root: str) -> Writer:
+    from .vfio import SysfsWriter
+
+    return SysfsWriter(root)

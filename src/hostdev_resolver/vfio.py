@@ -1,0 +1,430 @@
+"""Binding PCI devices to vfio-pci for a guest, and giving them back afterwards (SPEC §6).
+
+Which devices: every recorded PCI device of the domain whose `<hostdev>` libvirt will
+not bind itself (`managed='no'`, libvirt's default when the attribute is absent, or a
+mapping with `vfio='yes'`), plus the other endpoints of their IOMMU groups. libvirt's
+`managed='yes'` detaches the device itself but never its group siblings, and the kernel's
+vfio refuses to open a group unless every device in it is unbound or bound to a
+vfio/stub driver (drivers/vfio/group.c, vfio_dev_viable). The hook therefore binds the
+siblings (unbound ones too: a host driver probing an unbound sibling of a group in use
+would break isolation), and refuses — never unbinds — a sibling a host driver is using.
+
+How: the kernel's `driver_override` protocol (Documentation/ABI/testing/sysfs-bus-pci):
+write `vfio-pci` to `driver_override`, write the address to the current driver's
+`unbind`, write the address to `/sys/bus/pci/drivers_probe`; the probe then only
+considers the overriding driver. Not `new_id`, which makes vfio-pci claim every device
+of that vendor:device ID. Afterwards the `driver` link must name vfio-pci (the probe
+does nothing, silently, when vfio-pci is not loaded).
+
+Every write goes through one `Writer`, so the sequence is recorded, printed by
+`verify --dry-run`, and replayed against a simulated kernel in tests. The original
+drivers are written durably to the state directory before the first write; any failed
+step puts back everything already changed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from .errors import HostAccessError, InputError, Location, RefusedError
+from .inventory import PciDevice
+from .metadata import PciRecord, read_resolution
+from .pciaddress import PciAddress
+from .resolution import devices_of, domain_name, pci_source_address
+from .store import PciMapping, Store
+from .sysfs import SysfsInventory, SysfsReader
+from .xmldoc import Document
+
+VFIO_DRIVER = "vfio-pci"
+# Drivers the kernel's vfio accepts in a viable group besides vfio-pci itself
+# (drivers/vfio/group.c: vfio_driver_allowed, "pci-stub").
+_VIABLE_DRIVERS = frozenset({VFIO_DRIVER, "pci-stub"})
+# `driver_override` reads "(null)" when unset (drivers/pci/pci-sysfs.c); writing a
+# lone newline clears it.
+_NO_OVERRIDE = "(null)"
+
+
+@dataclass(frozen=True)
+class SysfsWrite:
+    """One write to a sysfs attribute; `path` is relative to the sysfs root."""
+
+    path: str
+    value: str
+    step: str  # what the write does, for messages: "unbind 0000:41:00.0 from nvidia"
+
+    def render(self, root: Path | str) -> str:
+        # `echo` appends the newline the kernel strips; a lone newline clears an attribute.
+        shown = f"echo '{self.value.strip()}'" if self.value.strip() else "echo"
+        return f"{shown} > {Path(root) / self.path}    # {self.step}"
+
+
+class Writer(Protocol):
+    """Where sysfs writes go: the real kernel, a simulation, or a dry-run list."""
+
+    root: Path
+
+    def write(self, write: SysfsWrite) -> None: ...
+
+
+class SysfsWriter:
+    """Writes to the attributes of a sysfs root; the one place vfio changes the host."""
+
+    def __init__(self, root: Path | str = "/sys") -> None:
+        self.root = Path(root)
+        self.writes: list[SysfsWrite] = []
+
+    def write(self, write: SysfsWrite) -> None:
+        path = self.root / write.path
+        self.writes.append(write)
+        try:
+            # sysfs attributes take one write(2) each; O_TRUNC is ignored there but makes
+            # no difference, and O_CREAT would create a plain file in a fake root.
+            fd = os.open(path, os.O_WRONLY)
+            try:
+                os.write(fd, write.value.encode())
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            raise HostAccessError(
+                f"sysfs write failed at step '{write.step}': {exc.strerror or exc}",
+                where=Location(str(path)),
+                fix="check that vfio-pci is loaded (modprobe vfio-pci) and the IOMMU is on",
+            ) from None
+
+
+@dataclass(frozen=True)
+class DeviceChange:
+    """A device the hook moves to vfio-pci, and what it had before."""
+
+    address: PciAddress
+    driver: str | None  # the original driver; None = it was unbound
+    driver_override: str | None  # the original override; None = unset
+    reason: str  # "gpu0" or "IOMMU group 31 sibling of gpu0"
+
+    def to_json(self) -> dict[str, str | None]:
+        return {
+            "address": str(self.address),
+            "driver": self.driver,
+            "driver_override": self.driver_override,
+            "reason": self.reason,
+        }
+
+    @classmethod
+    def from_json(cls, data: object, where: Location) -> DeviceChange:
+        if not isinstance(data, dict) or not isinstance(data.get("address"), str):
+            raise InputError("state entry without an address", where=where)
+        driver = data.get("driver")
+        override = data.get("driver_override")
+        return cls(
+            PciAddress.parse(data["address"], where),
+            driver if isinstance(driver, str) else None,
+            override if isinstance(override, str) else None,
+            str(data.get("reason", "")),
+        )
+
+
+@dataclass(frozen=True)
+class BindingPlan:
+    domain: str
+    changes: tuple[DeviceChange, ...]
+
+    def writes(self) -> list[SysfsWrite]:
+        out: list[SysfsWrite] = []
+        for change in self.changes:
+            out.extend(bind_writes(change))
+        return out
+
+
+def _dev(address: PciAddress, attribute: str) -> str:
+    return f"bus/pci/devices/{address}/{attribute}"
+
+
+def bind_writes(change: DeviceChange) -> list[SysfsWrite]:
+    addr = str(change.address)
+    out = [
+        SysfsWrite(
+            _dev(change.address, "driver_override"),
+            VFIO_DRIVER,
+            f"set driver_override of {addr} to {VFIO_DRIVER}",
+        )
+    ]
+    if change.driver is not None:
+        out.append(
+            SysfsWrite(
+                f"bus/pci/drivers/{change.driver}/unbind",
+                addr,
+                f"unbind {addr} from {change.driver}",
+            )
+        )
+    out.append(SysfsWrite("bus/pci/drivers_probe", addr, f"probe {addr} (binds {VFIO_DRIVER})"))
+    return out
+
+
+# -- planning ------------------------------------------------------------------
+
+
+def _managed(hostdev_managed: str | None) -> bool:
+    # libvirt's default for <hostdev managed> is 'no' (docs/formatdomain.rst).
+    return hostdev_managed == "yes"
+
+
+def plan_binding(doc: Document, store: Store, inventory: SysfsInventory) -> BindingPlan:
+    """What must move to vfio-pci for this domain; refuses a group a host driver uses."""
+    domain = domain_name(doc)
+    resolution = read_resolution(doc)
+    records = [r for r in resolution.records if isinstance(r, PciRecord)] if resolution else []
+    if not records:
+        return BindingPlan(domain, ())
+    # Every PCI device this domain is given, mapped or not, with its managed flag.
+    in_domain: dict[PciAddress, bool] = {}
+    for el in devices_of(doc):
+        if el.tag == "hostdev" and el.get("type") == "pci":
+            address = pci_source_address(doc, el)
+            if address is not None:
+                in_domain[address] = _managed(el.get("managed"))
+    if not inventory.has_iommu():
+        raise RefusedError(
+            f"{domain}: the IOMMU is off on this host ({inventory.reader.path('kernel', 'iommu_groups')} is empty); "
+            "PCI devices cannot be given to guests",
+            fix="enable VT-d/AMD-Vi in the firmware and boot with intel_iommu=on or amd_iommu=on",
+        )
+    changes: dict[PciAddress, DeviceChange] = {}
+    for record in records:
+        mapping = store.get(record.map)
+        wants_vfio = isinstance(mapping, PciMapping) and mapping.vfio
+        dev = inventory.pci_device(record.address)
+        if dev is None:
+            raise RefusedError(f"{record.map}: no device at {record.address}")
+        if dev.iommu_group is None:
+            raise RefusedError(
+                f"{record.map}: {record.address} has no IOMMU group, so it cannot be isolated",
+                fix="check the firmware's ACS/IOMMU settings for this slot",
+            )
+        managed = in_domain.get(record.address, False)
+        if not managed or wants_vfio:
+            _add(changes, dev, record.map)
+        for member in inventory.iommu_group_members(dev.iommu_group):
+            if member == record.address:
+                continue
+            sibling = inventory.pci_device(member)
+            if sibling is None or sibling.is_bridge:
+                # Bridges share groups with their endpoints but vfio never needs them
+                # bound (vfio_dev_viable exempts PCI bridges, drivers/vfio/pci/vfio_pci_core.c).
+                continue
+            reason = f"IOMMU group {dev.iommu_group} sibling of {record.map}"
+            if member in in_domain:
+                if not in_domain[member]:
+                    _add(changes, sibling, reason)
+                continue
+            if sibling.driver in _VIABLE_DRIVERS:
+                continue
+            if sibling.driver is None:
+                _add(changes, sibling, reason)
+                continue
+            raise RefusedError(
+                f"{record.map}: {record.address} shares IOMMU group {dev.iommu_group} with "
+                f"{member} ({sibling.identity.ids}), which the host uses with driver {sibling.driver}; "
+                "refusing to take it away",
+                fix=f"give {member} to {domain} as well, unbind it from {sibling.driver} yourself, "
+                "or move the card to a slot with its own IOMMU group",
+            )
+    return BindingPlan(domain, tuple(changes.values()))
+
+
+def _add(changes: dict[PciAddress, DeviceChange], dev: PciDevice, reason: str) -> None:
+    if dev.address in changes or dev.driver == VFIO_DRIVER:
+        return
+    changes[dev.address] = DeviceChange(dev.address, dev.driver, None, reason)
+
+
+def read_overrides(plan: BindingPlan, reader: SysfsReader) -> BindingPlan:
+    """The plan with each device's current driver_override filled in, to restore it later."""
+    out = []
+    for change in plan.changes:
+        text = reader.text(reader.path(_dev(change.address, "driver_override")))
+        override = None if text in (None, "", _NO_OVERRIDE) else text
+        out.append(DeviceChange(change.address, change.driver, override, change.reason))
+    return BindingPlan(plan.domain, tuple(out))
+
+
+def planned_writes(
+    doc: Document, store: Store, inventory: SysfsInventory, sysfs_root: Path | str
+) -> list[str]:
+    """The exact writes `prepare begin` would make, as shell lines (verify --dry-run)."""
+    plan = plan_binding(doc, store, inventory)
+    return [w.render(sysfs_root) for w in plan.writes()]
+
+
+# -- the durable record of what was changed -------------------------------------
+
+
+class StateFile:
+    """`STATE_DIR/<domain>.json`: the original drivers, written before the first change."""
+
+    def __init__(self, state_dir: Path | str, domain: str) -> None:
+        self.domain = domain
+        # Domain names may contain '/', which libvirt allows; keep one flat file per domain.
+        self.path = Path(state_dir) / (domain.replace("/", "%2F") + ".json")
+
+    def load(self) -> list[DeviceChange]:
+        where = Location(str(self.path))
+        try:
+            data = json.loads(self.path.read_bytes())
+        except FileNotFoundError:
+            return []
+        except (OSError, ValueError) as exc:
+            raise InputError(f"cannot read the vfio state file: {exc}", where=where) from None
+        entries = data.get("devices") if isinstance(data, dict) else None
+        if not isinstance(entries, list):
+            raise InputError("vfio state file has no device list", where=where)
+        return [DeviceChange.from_json(e, where) for e in entries]
+
+    def save(self, changes: Sequence[DeviceChange]) -> None:
+        if not changes:
+            self.remove()
+            return
+        data = json.dumps(
+            {"domain": self.domain, "devices": [c.to_json() for c in changes]}, indent=1
+        ).encode()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            try:
+                os.write(fd, data)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(tmp, self.path)
+            dfd = os.open(self.path.parent, os.O_RDONLY)
+            try:
+                os.fsync(dfd)
+            finally:
+                os.close(dfd)
+        except OSError as exc:
+            raise HostAccessError(
+                f"cannot record the original drivers: {exc.strerror or exc}",
+                where=Location(str(self.path)),
+                fix="check the hook's state_dir",
+            ) from None
+
+    def remove(self) -> None:
+        try:
+            self.path.unlink()
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            raise HostAccessError(
+                f"cannot remove the vfio state file: {exc.strerror or exc}",
+                where=Location(str(self.path)),
+            ) from None
+
+
+# -- doing it -----------------------------------------------------------------
+
+
+def _restore_writes(change: DeviceChange, current: str | None) -> list[SysfsWrite]:
+    """Writes that give a device back: clear the override, leave vfio-pci, reprobe."""
+    addr = str(change.address)
+    override = change.driver_override if change.driver_override is not None else "\n"
+    out = [
+        SysfsWrite(
+            _dev(change.address, "driver_override"),
+            override,
+            f"restore driver_override of {addr}",
+        )
+    ]
+    if current is not None and current != change.driver:
+        out.append(
+            SysfsWrite(f"bus/pci/drivers/{current}/unbind", addr, f"unbind {addr} from {current}")
+        )
+    if change.driver is not None and current != change.driver:
+        # With driver_override cleared, drivers_probe lets the kernel pick the device's
+        # own driver by its ID tables, as libvirt's virPCIDeviceReattach does.
+        out.append(
+            SysfsWrite(
+                "bus/pci/drivers_probe", addr, f"probe {addr} (gives it back to {change.driver})"
+            )
+        )
+    return out
+
+
+def restore_device(change: DeviceChange, writer: Writer, reader: SysfsReader) -> None:
+    current = reader.link_name(reader.path(_dev(change.address, "driver")))
+    for write in _restore_writes(change, current):
+        writer.write(write)
+    now = reader.link_name(reader.path(_dev(change.address, "driver")))
+    if now != change.driver:
+        raise HostAccessError(
+            f"{change.address} is on driver {now or 'none'} after the restore, not {change.driver or 'none'}",
+            fix=f"bind it by hand: echo {change.address} > /sys/bus/pci/drivers/{change.driver}/bind",
+        )
+
+
+def bind_plan(plan: BindingPlan, writer: Writer, reader: SysfsReader, state: StateFile) -> None:
+    """Move every device of the plan to vfio-pci, all or nothing.
+
+    The original drivers are saved before the first write (merged with a record left by
+    an earlier start that was never released, which knows the true originals). On any
+    failure everything already changed is given back, and the error names the step.
+    """
+    if not plan.changes:
+        return
+    plan = read_overrides(plan, reader)
+    earlier = state.load()
+    known = {c.address for c in earlier}
+    state.save([*earlier, *(c for c in plan.changes if c.address not in known)])
+    touched: list[DeviceChange] = []
+    try:
+        for change in plan.changes:
+            touched.append(change)
+            for write in bind_writes(change):
+                writer.write(write)
+            now = reader.link_name(reader.path(_dev(change.address, "driver")))
+            if now != VFIO_DRIVER:
+                raise HostAccessError(
+                    f"step 'probe {change.address} (binds {VFIO_DRIVER})' left it on driver "
+                    f"{now or 'none'}, not {VFIO_DRIVER}",
+                    fix="load the module (modprobe vfio-pci) and check the IOMMU is on",
+                )
+    except HostAccessError as failure:
+        problems = []
+        for change in reversed(touched):
+            try:
+                restore_device(change, writer, reader)
+            except HostAccessError as exc:
+                problems.append(exc.message)
+        if problems:
+            # Keep the state file: a later `release end` retries from it.
+            raise HostAccessError(
+                f"{failure.message}; undoing it also failed: {'; '.join(problems)}",
+                where=failure.where,
+            ) from None
+        state.save(earlier)
+        raise
+
+
+def release(state: StateFile, writer: Writer, reader: SysfsReader) -> list[str]:
+    """Give back every device recorded for the domain; returns the problems (never raises)."""
+    try:
+        changes = state.load()
+    except InputError as exc:
+        return [exc.message]
+    problems: list[str] = []
+    failed: list[DeviceChange] = []
+    for change in reversed(changes):
+        try:
+            restore_device(change, writer, reader)
+        except HostAccessError as exc:
+            problems.append(exc.message)
+            failed.append(change)
+    try:
+        state.save(list(reversed(failed)))
+    except HostAccessError as exc:
+        problems.append(exc.message)
+    return problems
