@@ -39,11 +39,10 @@ class HostSource:
 
             return UdevInventory(), self.node or this_node()
         if self.kind == "libvirt":
-            from .errors import UsageError
+            from .nodedev import open_libvirt_inventory
 
-            raise UsageError(
-                "--connect is not available in this build yet", fix="use --sysfs or --host"
-            )
+            inventory, name = open_libvirt_inventory(self.location)
+            return inventory, self.node or name
         from .sysfs import SysfsInventory
 
         return SysfsInventory(self.location), self.node or this_node()
