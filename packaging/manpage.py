@@ -302,9 +302,13 @@ def render(page: Page, parser: argparse.ArgumentParser, version: str, date: str)
             if command.aliases:
                 title += f" (also: {', '.join(command.aliases)})"
             out += [f'.SS "{escape(title)}"', _synopsis(command.parser)]
-            text = command.parser.description or command.help
-            if text:
-                out += [".PP", _paragraphs(text, _is_raw(command.parser))]
+            # The parent's --help lists the one-line help; the command's own --help
+            # shows its description: the page gives both when they differ.
+            if command.help:
+                out += [".PP", _paragraphs(command.help, False)]
+            description = command.parser.description
+            if description and " ".join(description.split()) != " ".join(command.help.split()):
+                out += [".PP", _paragraphs(description, _is_raw(command.parser))]
             out += _options(command.parser, top_keys | common)
             if command.parser.epilog:
                 out += [".PP", _paragraphs(command.parser.epilog, _is_raw(command.parser))]

@@ -1,0 +1,104 @@
+"""packaging/completion.py: bash completes exactly the commands, options and choices the
+parsers accept (checked against the parsers, so the two cannot drift)."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import shutil
+import subprocess
+from pathlib import Path
+
+import completion
+import manpage
+import pytest
+
+PAGES = {page.name: page for page in manpage.PAGES}
+
+
+def _complete(script: Path, function: str, lines: list[str]) -> list[list[str]]:
+    """COMPREPLY for each command line (cursor at its end), from one bash process."""
+    body = [f"source {shlex.quote(str(script))}"]
+    for line in lines:
+        body += [
+            f"COMP_LINE={shlex.quote(line)}; COMP_POINT=${{#COMP_LINE}}; COMPREPLY=()",
+            f'{function}; printf "%s\\n" "${{COMPREPLY[*]}}"',
+        ]
+    proc = subprocess.run(
+        ["bash", "--norc", "--noprofile", "-c", "\n".join(body)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+    out = proc.stdout.split("\n")[: len(lines)]
+    return [reply.split() for reply in out]
+
+
+@pytest.fixture(scope="module", params=sorted(PAGES))
+def generated(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[manpage.Page, argparse.ArgumentParser, Path]:
+    page = PAGES[request.param]
+    parser = manpage.build_parser(page)
+    path = tmp_path_factory.mktemp("completion") / page.name
+    path.write_text(completion.render(page, parser))
+    return page, parser, path
+
+
+def test_completion_offers_what_the_parser_accepts(
+    generated: tuple[manpage.Page, argparse.ArgumentParser, Path],
+) -> None:
+    page, parser, script = generated
+    function = "_" + page.name.replace("-", "_")
+    lines: list[str] = []
+    expected: list[list[str]] = []
+    for node in completion.command_tree(parser):
+        prefix = " ".join((page.name, *node.path))
+        lines.append(prefix + " -")
+        expected.append(node.options)
+        if not node.passthrough:
+            lines.append(prefix + " ")
+            expected.append(node.subcommands or node.positional_choices.get(1, []))
+        for option, choices in node.option_choices.items():
+            lines.append(f"{prefix} {option} ")
+            expected.append(choices)
+        free = [o for o in node.value_options if o not in node.option_choices and o[1] == "-"]
+        if free and node.subcommands:
+            # An option's value is not taken for a command name.
+            lines.append(f"{prefix} {free[0]} x ")
+            expected.append(node.subcommands)
+    assert lines
+    replies = _complete(script, function, lines)
+    for line, reply, wanted in zip(lines, replies, expected, strict=True):
+        assert sorted(reply) == sorted(wanted), f"{line!r}"
+
+
+def test_tree_matches_the_parsers() -> None:
+    parser = manpage.build_parser(PAGES["hostdev-resolver"])
+    nodes = {node.path: node for node in completion.command_tree(parser)}
+    for command in manpage.commands(parser):
+        node = nodes[command.words]
+        options = [
+            option
+            for action in command.parser._actions
+            if action.help != argparse.SUPPRESS
+            for option in action.option_strings
+        ]
+        assert node.options == options
+
+
+@pytest.mark.skipif(shutil.which("virsh") is None, reason="virsh (libvirt-clients) not installed")
+def test_hostdev_virsh_completes_virsh_commands(tmp_path: Path) -> None:
+    page = PAGES["hostdev-virsh"]
+    script = tmp_path / page.name
+    script.write_text(completion.render(page, manpage.build_parser(page)))
+    replies = _complete(
+        script,
+        "_hostdev_virsh",
+        ["hostdev-virsh def", "hostdev-virsh -c test:///default define --", "hostdev-virsh "],
+    )
+    assert "define" in replies[0]
+    assert "--file" in replies[1]
+    assert {"define", "start", "attach-device"} <= set(replies[2])
