@@ -61,8 +61,20 @@ def main(
     if HR_NS_BYTES not in data:
         return 0
     from .errors import HostdevError
-    from .hookops import Log, context, filter_xml, load_config, prepare, real_writer, release
+    from .hookops import (
+        Log,
+        context,
+        filter_xml,
+        has_resolution,
+        load_config,
+        prepare,
+        real_writer,
+        release,
+    )
 
+    if not has_resolution(data, domain):
+        # The namespace is declared but nothing was resolved: still not ours.
+        return 0
     log = Log(domain, err)
     make_writer = writer_factory or real_writer
     if op == _RELEASE:

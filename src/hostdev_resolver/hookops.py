@@ -133,6 +133,20 @@ class _Context:
     node: str
 
 
+def has_resolution(data: bytes, domain: str) -> bool:
+    """Does the domain carry an `hr:resolution` record? XML we cannot parse counts as
+    ours, so the operation reports it instead of passing it silently."""
+    from .errors import InputError
+    from .metadata import find_resolution_element
+    from .xmldoc import parse_bytes
+
+    try:
+        doc = parse_bytes(data, f"domain {domain} (hook stdin)")
+    except InputError:
+        return True
+    return find_resolution_element(doc) is not None
+
+
 def context(config: HookConfig, data: bytes, domain: str) -> _Context:
     from .errors import InputError, Location
     from .hostsource import this_node
