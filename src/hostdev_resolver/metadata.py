@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from .errors import InputError
 from .identity import PciIdentity, UsbIdentity, parse_class, parse_dsn, parse_id16
 from .pciaddress import PciAddress
+from .scsiresolve import ScsiRecord, scsi_record
 from .xmldoc import Document, Element, Node
 
 HR_NS = "http://hostdev-resolver.org/xmlns/domain/1"
@@ -96,7 +97,7 @@ class UsbRecord:
         return Node("hr:usb", attrs)
 
 
-Record = PciRecord | UsbRecord
+Record = PciRecord | UsbRecord | ScsiRecord
 
 
 @dataclass(frozen=True)
@@ -193,6 +194,8 @@ def read_resolution(doc: Document) -> Resolution | None:
             records.append(_pci_record(doc, child))
         elif child.tag == "usb":
             records.append(_usb_record(doc, child))
+        elif child.tag in ("lun", "scsi"):
+            records.append(scsi_record(doc, child))
         else:
             raise InputError(
                 f"unknown record hr:{child.tag} in hr:resolution",

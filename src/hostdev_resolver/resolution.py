@@ -42,6 +42,8 @@ from .metadata import (
     read_resolution,
 )
 from .pciaddress import PciAddress, parse_xml_uint
+from .scsi import ScsiInventory
+from .scsiresolve import ScsiRecord, ScsiReference, resolve_scsi, scsi_reference
 from .store import PciEntry, PciMapping, Store, UsbEntry, UsbMapping
 from .xmldoc import Document, Element, Node, Splicer
 
@@ -125,6 +127,8 @@ def usb_source(doc: Document, hostdev: Element) -> tuple[int, int, int | None, i
 
 def element_of_record(doc: Document, record: Record) -> Element | None:
     """The device element a record describes, found by its concrete source."""
+    if isinstance(record, ScsiRecord):
+        return next((el for el in devices_of(doc) if record.matches_element(doc, el)), None)
     for el in devices_of(doc):
         if el.tag != "hostdev" or el.get("type") != record.kind:
             continue
@@ -304,6 +308,8 @@ def _usb_expectation(entry: UsbEntry) -> UsbExpectation:
 
 
 def _same_source(ctx: _Context, el: Element, record: Record) -> bool:
+    if isinstance(record, ScsiRecord):
+        return record.matches_element(ctx.doc, el)
     if isinstance(record, PciRecord):
         return pci_source_address(ctx.doc, el) == record.address
     src = usb_source(ctx.doc, el)
@@ -314,6 +320,8 @@ def _references(ctx: _Context, previous: Resolution | None) -> list[tuple[Elemen
     refs: list[tuple[Element, str]] = []
     seen: set[int] = set()
     for el in devices_of(ctx.doc):
+        if scsi_reference(ctx.doc, el) is not None:
+            continue  # <disk>/<hostdev type='scsi'>: _scsi_references
         if HR_WWN in el.attrs and HR_MAP not in el.attrs:
             raise UnresolvableError(
                 f"hr:wwn references on <{el.tag}> are not supported by this build",
@@ -324,6 +332,8 @@ def _references(ctx: _Context, previous: Resolution | None) -> list[tuple[Elemen
             refs.append((el, el.attrs[HR_MAP]))
             seen.add(id(el))
     for record in previous.records if previous else ():
+        if isinstance(record, ScsiRecord):
+            continue
         found = element_of_record(ctx.doc, record)
         if found is None:
             ctx.warnings.append(
@@ -334,6 +344,86 @@ def _references(ctx: _Context, previous: Resolution | None) -> list[tuple[Elemen
             refs.append((found, record.map))
             seen.add(id(found))
     return refs
+
+
+def _scsi_references(
+    ctx: _Context, previous: Resolution | None
+) -> list[tuple[Element, ScsiReference]]:
+    """LUN disks and SCSI hostdevs: new hr:map/hr:wwn references, then recorded ones."""
+    refs: list[tuple[Element, ScsiReference]] = []
+    seen: set[int] = set()
+    for el in devices_of(ctx.doc):
+        ref = scsi_reference(ctx.doc, el)
+        if ref is not None:
+            refs.append((el, ref))
+            seen.add(id(el))
+    for record in previous.records if previous else ():
+        if not isinstance(record, ScsiRecord):
+            continue
+        found = element_of_record(ctx.doc, record)
+        if found is None:
+            ctx.warnings.append(
+                f"{record.label}: the device it was resolved to is no longer in the domain; record dropped"
+            )
+            continue
+        if id(found) not in seen:
+            refs.append((found, record.reference(ctx.doc.where(found))))
+            seen.add(id(found))
+    return refs
+
+
+def _resolve_scsi_element(
+    ctx: _Context, splicer: Splicer, el: Element, ref: ScsiReference, scsi: ScsiInventory | None
+) -> ScsiRecord:
+    where = ctx.doc.where(el)
+    if scsi is None:
+        raise UnresolvableError(
+            f"{ref.label}: no SCSI inventory for node {ctx.node} from this host source",
+            where=where,
+            fix="resolve on the node itself, or give --sysfs ROOT",
+        )
+    mapping = None
+    if ref.map_name is not None:
+        mapping = ctx.store.get(ref.map_name)
+        if mapping is None:
+            raise UnresolvableError(
+                f"no mapping named {ref.map_name!r} in {ctx.store.path}",
+                where=where,
+                fix=f"run 'hostdev-resolver map add {ref.element} {ref.map_name} --wwn WWN'",
+            )
+        if not mapping.allows(ctx.domain):
+            raise AccessDeniedError(
+                f"mapping {ref.map_name!r} does not allow domain {ctx.domain!r} (allowed: {', '.join(mapping.allow)})",
+                where=where,
+                fix=f"add <allow domain='{ctx.domain}'/> to the mapping, or use another device",
+            )
+    result = resolve_scsi(ref, mapping, scsi)
+    ctx.warnings.extend(result.warnings)
+    record = result.record
+    key = ("scsi", record.dev or str(record.address))
+    if key in ctx.owner:
+        _check_conflict(ctx, el, key, ref.label, 1)
+    ctx.owner[key] = el
+    for attr in (HR_MAP, HR_WWN):
+        if attr in el.attrs:
+            local = ":" + attr.rsplit("}", 1)[1]
+            qname = next(
+                q
+                for q in ctx.doc.attribute_qnames(el)
+                if q.endswith(local) and _is_hr(ctx.doc, el, q)
+            )
+            splicer.remove_attribute(el, qname)
+    if not record.matches_element(ctx.doc, el):
+        old = el.find("source")
+        if old is None:
+            splicer.append_child(el, result.source)
+        elif record.dev is not None:
+            # a LUN disk's <source> may hold <reservations>, <seclabel>: change dev only
+            splicer.set_attribute(old, "dev", record.dev)
+        else:
+            result.source.attrs.update({k: v for k, v in old.attrs.items() if "{" not in k})
+            splicer.replace_element(old, result.source)
+    return record
 
 
 def _kind_of(ctx: _Context, el: Element) -> str:
@@ -358,18 +448,23 @@ def resolve_domain(
     node: str,
     *,
     claimed: Iterable[PciAddress] = (),
+    scsi: ScsiInventory | None = None,
 ) -> Resolved:
     """Resolve every reference (new `hr:map` attributes and recorded devices) for `node`.
 
-    `claimed` are host devices held by other guests: pools skip them.
+    `claimed` are host devices held by other guests: pools skip them. `scsi` is the
+    node's SCSI inventory, needed only by LUN disks and SCSI hostdevs.
     """
     ctx = _Context(doc, store, inventory, node, domain_name(doc), set(claimed))
     previous = read_resolution(doc)
     refs = _references(ctx, previous)
-    if not refs and previous is None:
+    scsi_refs = _scsi_references(ctx, previous)
+    if not refs and not scsi_refs and previous is None:
         return Resolved(doc.data, None, ())
     splicer = Splicer(doc)
     records: list[Record] = []
+    for scsi_el, scsi_ref in scsi_refs:
+        records.append(_resolve_scsi_element(ctx, splicer, scsi_el, scsi_ref, scsi))
     for el, name in refs:
         kind = _kind_of(ctx, el)
         mapping = _mapping_for(ctx, el, name, kind)

@@ -16,6 +16,7 @@ from .inventory import HostInventory
 from .metadata import HR_MAP, HR_WWN, PciRecord
 from .resolution import domain_name, resolve_domain
 from .rng import domain_rng_errors
+from .scsiresolve import ScsiRecord
 from .store import NS as STORE_NS
 from .store import Store, load_store, parse_store, validate_schema
 from .xmldoc import Document, Splicer, parse_file
@@ -194,13 +195,16 @@ def _validate_domain(
             if not _check_rng(report, result.data, doc.source):
                 return
         for record in result.resolution.records if result.resolution else ():
-            key = (
-                node,
-                str(record.address)
-                if isinstance(record, PciRecord)
-                else f"USB {record.identity.ids}"
-                + (f" serial {record.identity.serial}" if record.identity.serial else ""),
-            )
+            if isinstance(record, ScsiRecord):
+                key = (node, f"SCSI {record.dev or record.address}")
+            else:
+                key = (
+                    node,
+                    str(record.address)
+                    if isinstance(record, PciRecord)
+                    else f"USB {record.identity.ids}"
+                    + (f" serial {record.identity.serial}" if record.identity.serial else ""),
+                )
             other = claims.get(key)
             if other is not None and other != doc.source:
                 report.problems.append(

@@ -23,7 +23,9 @@ from .locate import (
 )
 from .metadata import PciRecord, Record, UsbRecord, read_resolution
 from .resolution import domain_name, element_of_record
-from .store import PciMapping, Store, UsbMapping
+from .scsi import ScsiInventory
+from .scsiresolve import ScsiRecord, verify_scsi
+from .store import Mapping, PciMapping, Store, UsbMapping, VhbaMapping, WwnMapping
 from .xmldoc import Document
 
 
@@ -74,8 +76,14 @@ def _redefine(domain: str) -> str:
 
 
 def verify_domain(
-    doc: Document, store: Store, inventory: HostInventory, node: str
+    doc: Document,
+    store: Store,
+    inventory: HostInventory,
+    node: str,
+    *,
+    scsi: ScsiInventory | None = None,
 ) -> list[Finding]:
+    """`scsi`: the node's SCSI inventory; without it a SCSI record is never "ok"."""
     resolution = read_resolution(doc)
     if resolution is None:
         return []
@@ -91,11 +99,89 @@ def verify_domain(
                 source=doc.source,
             )
         ]
-    return [_verify_record(doc, store, inventory, node, domain, r) for r in resolution.records]
+    return [
+        _verify_scsi_record(doc, store, scsi, node, domain, r)
+        if isinstance(r, ScsiRecord)
+        else _verify_record(doc, store, inventory, node, domain, r)
+        for r in resolution.records
+    ]
+
+
+def _scsi_in_store(mapping: Mapping, record: ScsiRecord) -> bool:
+    """The store still names what the record was resolved against (the domain file
+    cannot claim a LUN the root-owned store never gave it)."""
+    if isinstance(mapping, VhbaMapping):
+        return record.vhba is not None and record.vhba == mapping.wwpn
+    if not isinstance(mapping, WwnMapping):
+        return False
+    if mapping.fc_path is not None and mapping.fc_path != record.fc_path:
+        return False
+    expected = mapping.identity
+    if expected is None:
+        return record.fc_path is not None
+    return record.identity is not None and expected.matches(record.identity)
+
+
+def _verify_scsi_record(
+    doc: Document,
+    store: Store,
+    scsi: ScsiInventory | None,
+    node: str,
+    domain: str,
+    record: ScsiRecord,
+) -> Finding:
+    base = _Subject(record.label, node, doc.source, record.line)
+    where = record.dev or str(record.address)
+    if record.map is not None:
+        mapping = store.get(record.map)
+        if mapping is None or mapping.kind not in ("lun", "scsi", "vhba"):
+            return base.finding(
+                status="unmapped",
+                message=f"{record.map}: no lun/scsi/vhba mapping of that name in {store.path}",
+                fix=f"re-add it with 'hostdev-resolver map add {record.kind} {record.map} --wwn WWN' or drop the device from {domain}",
+            )
+        if not mapping.allows(domain):
+            return base.finding(
+                status="denied",
+                message=f"{record.map}: the mapping does not allow domain {domain!r}",
+                fix=f"add <allow domain='{domain}'/> to mapping {record.map!r}",
+            )
+        if not _scsi_in_store(mapping, record):
+            return base.finding(
+                status="stale",
+                message=f"{record.map}: the store's mapping no longer names the LUN {domain} was resolved against",
+                fix=_redefine(domain),
+            )
+    if element_of_record(doc, record) is None:
+        return base.finding(
+            status="stale",
+            message=f"{record.label}: {domain} no longer has a device with source {where}",
+            fix=_redefine(domain),
+        )
+    if scsi is None:
+        return base.finding(
+            status="missing",
+            message=f"{record.label}: no SCSI inventory of node {node} to check {where} against",
+            fix="verify on the node itself",
+        )
+    problems = verify_scsi(record, scsi)
+    if not problems:
+        return base.finding(status="ok", message=f"{record.label}: {where} ok", address=where)
+    return base.finding(
+        status=problems[0].status,
+        message="; ".join(p.what for p in problems),
+        fix=problems[0].fix.replace("re-resolve the domain", f"re-resolve {domain}"),
+        address=where,
+    )
 
 
 def _verify_record(
-    doc: Document, store: Store, inventory: HostInventory, node: str, domain: str, record: Record
+    doc: Document,
+    store: Store,
+    inventory: HostInventory,
+    node: str,
+    domain: str,
+    record: PciRecord | UsbRecord,
 ) -> Finding:
     base = _Subject(record.map, node, doc.source, record.line)
     mapping = store.get(record.map)
