@@ -393,8 +393,11 @@ def resolve_scsi(
         return _resolve_vhba(ref, mapping, inventory)
     identity, fc_path = _target(ref, mapping)
     paths = _find_paths(ref, identity, fc_path, inventory)
-    device_identity = paths[0].identity
-    assert device_identity is not None
+    found = paths[0].identity
+    assert found is not None
+    # the record keeps the key the LUN is known by (full WWN, T10 ID or serial), not
+    # every attribute the device reports: a firmware update must not fail the start
+    device_identity = _stored_identity(found)
     if ref.element == "lun":
         return _resolve_disk(ref, paths, device_identity, inventory)
     if len(paths) > 1:
@@ -548,7 +551,9 @@ def _resolve_vhba(
             where=ref.where,
             fix="check the LUN masking for the vport's WWPN, then rescan it",
         )
-    record = ScsiRecord("scsi", mapping.name, device.identity, address=address, vhba=mapping.wwpn)
+    record = ScsiRecord(
+        "scsi", mapping.name, _stored_identity(device.identity), address=address, vhba=mapping.wwpn
+    )
     return ScsiResolution(_hostdev_source(address), record)
 
 
