@@ -17,6 +17,7 @@ from typing import Any
 from . import __doc__ as _package_doc
 from .allocation.command import add_allocate_arguments, run_allocate
 from .errors import HostdevError, InputError, Location, RefusedError, UsageError
+from .hookcmd import register_hook_command
 from .hostsource import HostSource, default_store
 from .identity import UsbIdentity, parse_id16
 from .inventory import HostInventory, PciDevice
@@ -165,12 +166,15 @@ def cmd_inventory(args: argparse.Namespace) -> int:
         )
     usb = inventory.usb_devices()
     if usb:
+        width = max(6, *(len(u.identity.serial or "-") for u in usb))
         print()
-        print(f"{'BUS':>3} {'DEV':>3}  {'PORT':<10} {'ID':<10} {'DRIVER':<10} SERIAL  NAME")
+        print(
+            f"{'BUS':>3} {'DEV':>3}  {'PORT':<10} {'ID':<10} {'DRIVER':<10} {'SERIAL':<{width}}  NAME"
+        )
         for u in sorted(usb, key=lambda d: (d.bus, d.device)):
             name = " ".join(x for x in (u.manufacturer, u.product_name) if x)
             print(
-                f"{u.bus:>3} {u.device:>3}  {u.port_path:<10} {u.identity.ids:<10} {u.driver or '-':<10} {u.identity.serial or '-'}  {name}".rstrip()
+                f"{u.bus:>3} {u.device:>3}  {u.port_path:<10} {u.identity.ids:<10} {u.driver or '-':<10} {u.identity.serial or '-':<{width}}  {name}".rstrip()
             )
     return 0
 
@@ -387,6 +391,16 @@ def cmd_verify(args: argparse.Namespace) -> int:
             print(f"{args.file}: no mapped devices to verify")
         for f in findings:
             print(f"{'ok' if f.ok else f.status.upper()}: {f}" if not f.ok else f"ok: {f.message}")
+    if args.dry_run and all(f.ok for f in findings):
+        from .sysfs import SysfsInventory
+        from .vfio import planned_writes
+
+        if not isinstance(inventory, SysfsInventory):
+            raise UsageError("--dry-run needs a sysfs host (the live host or --sysfs ROOT)")
+        writes = planned_writes(doc, store, inventory, inventory.reader.root)
+        print(f"vfio-pci: {len(writes)} sysfs writes at start" + (":" if writes else ""))
+        for line in writes:
+            print(f"  {line}")
     return 0 if all(f.ok for f in findings) else 1
 
 
@@ -518,6 +532,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_allocate_arguments(p)
     p.set_defaults(handler=run_allocate)
+
+    register_hook_command(sub, common)
     return parser
 
 
