@@ -160,7 +160,7 @@ def validate_files(files: list[str], args: argparse.Namespace, *, all_nodes: boo
         return report
     by_node = {node: inv for inv, node in hosts}
     nodes = list(dict.fromkeys([*by_node, *(store.nodes() if all_nodes else [])]))
-    claims: dict[tuple[str, str], str] = {}
+    claims: dict[tuple[str, str], tuple[str, str]] = {}
     for doc in docs:
         _validate_domain(report, doc, store, nodes, by_node, claims)
     return report
@@ -172,10 +172,10 @@ def _validate_domain(
     store: Store,
     nodes: list[str],
     by_node: dict[str, HostInventory],
-    claims: dict[tuple[str, str], str],
+    claims: dict[tuple[str, str], tuple[str, str]],
 ) -> None:
     try:
-        domain_name(doc)
+        name = domain_name(doc)
     except InputError as exc:
         report.add(exc, doc.source)
         return
@@ -190,6 +190,7 @@ def _validate_domain(
         except HostdevError as exc:
             report.add(exc, doc.source, node)
             continue
+        report.notes.extend(f"{doc.source} [node {node}]: {w}" for w in result.warnings)
         if not schema_checked:
             schema_checked = True
             if not _check_rng(report, result.data, doc.source):
@@ -205,18 +206,20 @@ def _validate_domain(
                     else f"USB {record.identity.ids}"
                     + (f" serial {record.identity.serial}" if record.identity.serial else ""),
                 )
+            # Two files of one domain (say, before and after resolve) are one claimant.
             other = claims.get(key)
-            if other is not None and other != doc.source:
+            if other is not None and other[0] != name:
                 report.problems.append(
                     Problem(
                         doc.source,
                         None,
                         1,
-                        f"{record.map}: host device {key[1]} is also claimed by {other}; give each host device to one domain",
+                        f"{record.map}: host device {key[1]} is also claimed by domain {other[0]!r} "
+                        f"({other[1]}); give each host device to one domain",
                         node,
                     )
                 )
-            claims.setdefault(key, doc.source)
+            claims.setdefault(key, (name, doc.source))
     if not schema_checked:
         _check_rng(report, _without_references(doc), doc.source)
 
