@@ -67,7 +67,8 @@ class Installed:
 def installed(built_deb: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Installed]:
     """The package installed with dpkg -i; purged afterwards, the machine's files restored."""
     try:
-        apt.ensure_installed(apt.relation_names(apt.deb_field(built_deb, "Depends")))
+        depends = apt.relation_names(apt.deb_field(built_deb, "Depends"))
+        apt.ensure_installed([*depends, "man-db"])
     except apt.AptUnavailable as exc:
         pytest.skip(f"cannot install the package's dependencies: {exc}")
     saved = tmp_path_factory.mktemp("set-aside")

@@ -9,6 +9,8 @@ from pathlib import Path
 import manpage
 import pytest
 
+from tests.packaging import apt
+
 PAGES = {page.name: page for page in manpage.PAGES}
 
 
@@ -44,14 +46,23 @@ def test_every_command_and_option_of_help_is_in_the_page(
                 assert manpage.escape(help_text) in text, f"{sub.prog}: help of {action.dest}"
 
 
+@pytest.fixture(scope="module")
+def man() -> str:
+    try:
+        apt.ensure_installed(["man-db"])
+    except apt.AptUnavailable as exc:
+        pytest.skip(f"man-db not installed: {exc}")
+    return "/usr/bin/man"
+
+
 def test_pages_render_without_warnings(
-    rendered: tuple[manpage.Page, argparse.ArgumentParser, str], tmp_path: Path
+    rendered: tuple[manpage.Page, argparse.ArgumentParser, str], tmp_path: Path, man: str
 ) -> None:
     page, _, text = rendered
     path = tmp_path / f"{page.name}.8"
     path.write_text(text)
     proc = subprocess.run(
-        ["man", "--warnings", "-l", str(path)],
+        [man, "--warnings", "-l", str(path)],
         capture_output=True,
         text=True,
         env={"PATH": "/usr/bin:/bin", "MANWIDTH": "80", "LANG": "C.UTF-8"},
