@@ -15,7 +15,7 @@ T10 vendor ID or unit serial when it has no WWN, and the WWNN/WWPN of FC ports.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -476,9 +476,6 @@ class UdevDevice(Protocol):
     @property
     def properties(self) -> Mapping[str, str]: ...
 
-    @property
-    def device_links(self) -> Iterable[str]: ...
-
 
 def lun_identity_from_udev(device: UdevDevice) -> LunIdentity | None:
     """A disk's identity from its udev properties, None when udev gave it none.
@@ -502,13 +499,12 @@ def lun_identity_from_udev(device: UdevDevice) -> LunIdentity | None:
 
 
 def udev_by_id_links(device: UdevDevice) -> tuple[str, ...]:
-    """The `/dev/disk/by-id` link names of a udev device, sorted."""
+    """The `/dev/disk/by-id` link names of a udev device, sorted.
+
+    Read from the DEVLINKS property (space-separated, as udev exports it) rather than
+    libudev's devlinks list: the two carry the same links, and the property is also
+    what umockdev testbeds and `udevadm info --export` give.
+    """
     prefix = "/dev/disk/by-id/"
-    return tuple(
-        sorted(link[len(prefix) :] for link in device.device_links if link.startswith(prefix))
-    )
-
-
-def peripheral_kinds(devices: Sequence[ScsiDevice]) -> list[str]:
-    """Human words for device kinds, for messages listing several devices."""
-    return sorted({d.kind for d in devices})
+    links = device.properties.get("DEVLINKS", "").split()
+    return tuple(sorted(link[len(prefix) :] for link in links if link.startswith(prefix)))

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -120,10 +120,9 @@ def test_device_at_unparseable_class_name_is_ignored(tmp_path: Path) -> None:
 
 @dataclass(frozen=True)
 class FakeUdevDevice:
-    """The two pyudev.Device properties lun_identity_from_udev reads."""
+    """The pyudev.Device property lun_identity_from_udev reads (umockdev: test_umockdev)."""
 
     properties: Mapping[str, str]
-    device_links: Iterable[str] = field(default_factory=tuple)
 
 
 def test_udev_identity_prefers_the_wwn_with_extension() -> None:
@@ -134,12 +133,10 @@ def test_udev_identity_prefers_the_wwn_with_extension() -> None:
             "ID_SCSI_SERIAL": "80D4s+Jla5zA",
             "ID_VENDOR": "NETAPP",
             "ID_MODEL": "LUN_C-Mode",
-        },
-        [
-            "/dev/disk/by-id/wwn-0x600a0980383030534f2b4a6c61357a41",
-            "/dev/disk/by-path/pci-0000:41:00.0-fc-0x500a098188b4c3e2-lun-1",
+            "DEVLINKS": "/dev/disk/by-id/wwn-0x600a0980383030534f2b4a6c61357a41 "
+            "/dev/disk/by-path/pci-0000:41:00.0-fc-0x500a098188b4c3e2-lun-1 "
             "/dev/disk/by-id/scsi-3600a0980383030534f2b4a6c61357a41",
-        ],
+        }
     )
     ident = lun_identity_from_udev(dev)
     assert ident == LunIdentity(
