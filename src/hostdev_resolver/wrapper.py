@@ -1,0 +1,831 @@
+"""`hostdev-virsh`: virsh with `hr:map` resolution on the way in (SPEC §7).
+
+`define`, `create`, `attach-device` and `update-device` resolve the file for the node
+behind the connection (and allocate guest addresses with `--policy`), then act through
+libvirt-python on that connection. `edit` shows the domain with its `hr:map`
+references restored, then resolves and defines what the editor saved. `start`
+re-resolves pooled mappings to devices no other running guest holds, redefines, then
+starts. Every other command line is handed to the real `virsh` unchanged (exec: same
+output, same exit code).
+
+Our options (`--store`, `--node`, `--sysfs`, `--policy`, `--spare-ports`,
+`--numa-aware`) are taken out of the command line before anything reaches libvirt;
+after the command name only for the commands we handle, so a pass-through command's
+own options are never touched.
+
+Exit codes follow SPEC §5: libvirt refusing an operation is 1 (shown in libvirt's
+words), libvirt unreachable is 3, our own errors carry their own code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, NoReturn, cast
+from urllib.parse import urlsplit
+
+from .errors import HostAccessError, HostdevError, InputError, Location, RefusedError, UsageError
+from .hostsource import default_store
+from .inventory import HostInventory
+from .metadata import HR_NS, PciRecord, Resolution, UsbRecord, read_resolution
+from .nodedev import (
+    observable_pci_identity,
+    observable_usb_identity,
+    quiet_libvirt,
+    read_inventory,
+    unobserved_pci,
+    unobserved_usb,
+)
+from .resolution import (
+    devices_of,
+    domain_name,
+    element_of_record,
+    pci_source_address,
+    resolve_domain,
+    usb_source,
+)
+from .store import PciEntry, PciMapping, Store, UsbEntry, UsbMapping, load_store
+from .xmldoc import Document, Splicer, parse_bytes, parse_file
+
+PROG = "hostdev-virsh"
+
+# virsh's global options that take a value (virsh(1), libvirt 9.0 tools/virsh.c).
+_VIRSH_VALUED = {
+    "-c": "connect",
+    "--connect": "connect",
+    "-d": "debug",
+    "--debug": "debug",
+    "-e": "escape",
+    "--escape": "escape",
+    "-k": "keepalive-interval",
+    "--keepalive-interval": "keepalive-interval",
+    "-K": "keepalive-count",
+    "--keepalive-count": "keepalive-count",
+    "-l": "log",
+    "--log": "log",
+}
+_VIRSH_FLAGS = {"-r", "--readonly", "-q", "--quiet", "-t", "--timing", "-h", "--help", "-v", "-V"}
+
+# Ours, with whether they take a value.
+_OURS = {
+    "--store": True,
+    "--node": True,
+    "--sysfs": True,
+    "--policy": True,
+    "--spare-ports": True,
+    "--numa-aware": False,
+}
+_HANDLED = {"define", "create", "attach-device", "update-device", "edit", "start"}
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """A hostdev-virsh command line, split into virsh's part and ours."""
+
+    virsh_globals: tuple[str, ...]  # exactly as given, for pass-through
+    uri: str | None
+    readonly: bool
+    quiet: bool
+    command: str | None
+    args: tuple[str, ...]
+    ours: dict[str, str | bool] = field(default_factory=dict)
+
+
+def _take_ours(argv: Sequence[str], i: int, ours: dict[str, str | bool]) -> int | None:
+    """If argv[i] is one of our options, record it and return the next index."""
+    name, eq, value = argv[i].partition("=")
+    if name not in _OURS:
+        return None
+    if not _OURS[name]:
+        ours[name] = True
+        return i + 1
+    if eq:
+        ours[name] = value
+        return i + 1
+    if i + 1 >= len(argv):
+        raise UsageError(f"{PROG}: {name} needs a value")
+    ours[name] = argv[i + 1]
+    return i + 2
+
+
+def split_command_line(argv: Sequence[str]) -> Invocation:
+    """Pure: virsh globals, our options, the command and its arguments."""
+    ours: dict[str, str | bool] = {}
+    globals_: list[str] = []
+    uri: str | None = None
+    readonly = quiet = False
+    i = 0
+    while i < len(argv):
+        token = argv[i]
+        nxt = _take_ours(argv, i, ours)
+        if nxt is not None:
+            i = nxt
+            continue
+        name, eq, value = token.partition("=")
+        if name in _VIRSH_VALUED and name.startswith("--"):
+            if not eq:
+                if i + 1 >= len(argv):
+                    raise UsageError(f"{PROG}: {name} needs a value")
+                value = argv[i + 1]
+                globals_.extend(argv[i : i + 2])
+                i += 2
+            else:
+                globals_.append(token)
+                i += 1
+            if _VIRSH_VALUED[name] == "connect":
+                uri = value
+            continue
+        if token[:2] in _VIRSH_VALUED and not token.startswith("--"):
+            # -c URI or -cURI
+            if len(token) > 2:
+                value = token[2:]
+                globals_.append(token)
+                i += 1
+            else:
+                if i + 1 >= len(argv):
+                    raise UsageError(f"{PROG}: {token} needs a value")
+                value = argv[i + 1]
+                globals_.extend(argv[i : i + 2])
+                i += 2
+            if _VIRSH_VALUED[token[:2]] == "connect":
+                uri = value
+            continue
+        if token in _VIRSH_FLAGS or token.startswith("--version"):
+            readonly = readonly or token in ("-r", "--readonly")
+            quiet = quiet or token in ("-q", "--quiet")
+            globals_.append(token)
+            i += 1
+            continue
+        break
+    command = argv[i] if i < len(argv) else None
+    rest = list(argv[i + 1 :])
+    if command in _HANDLED:
+        kept: list[str] = []
+        j = 0
+        while j < len(rest):
+            nxt = _take_ours(rest, j, ours)
+            if nxt is not None:
+                j = nxt
+                continue
+            kept.append(rest[j])
+            j += 1
+        rest = kept
+    return Invocation(tuple(globals_), uri, readonly, quiet, command, tuple(rest), ours)
+
+
+def exec_virsh(inv: Invocation, *, strip_ours: bool = True) -> NoReturn:
+    """Hand the command line to the real virsh (same output, same exit status)."""
+    argv = ["virsh", *inv.virsh_globals]
+    if inv.command is not None:
+        argv += [inv.command, *inv.args]
+    try:
+        os.execvp("virsh", argv)
+    except OSError as exc:
+        raise HostAccessError(
+            f"cannot run virsh: {exc.strerror}", fix="install libvirt-clients"
+        ) from None
+
+
+# -- the command arguments virsh would accept ------------------------------------------
+
+
+class _ArgParser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{self.prog}: {message}", fix=f"see 'virsh help {self.prog.split()[-1]}'")
+
+
+def _command_parser(command: str) -> argparse.ArgumentParser:
+    p = _ArgParser(prog=f"{PROG} {command}", add_help=False)
+    if command in ("define", "create"):
+        p.add_argument("file", nargs="?")
+        p.add_argument("--file", dest="file_opt")
+        p.add_argument("--validate", action="store_true")
+        if command == "create":
+            p.add_argument("--paused", action="store_true")
+            p.add_argument("--autodestroy", action="store_true")
+            p.add_argument("--reset-nvram", action="store_true")
+            p.add_argument("--console", action="store_true")
+    elif command in ("attach-device", "update-device"):
+        p.add_argument("domain", nargs="?")
+        p.add_argument("file", nargs="?")
+        p.add_argument("--domain", dest="domain_opt")
+        p.add_argument("--file", dest="file_opt")
+        for flag in ("--persistent", "--config", "--live", "--current"):
+            p.add_argument(flag, action="store_true")
+        if command == "update-device":
+            p.add_argument("--force", action="store_true")
+    elif command in ("edit", "start"):
+        p.add_argument("domain", nargs="?")
+        p.add_argument("--domain", dest="domain_opt")
+        if command == "start":
+            p.add_argument("--paused", action="store_true")
+            p.add_argument("--autodestroy", action="store_true")
+            p.add_argument("--bypass-cache", action="store_true")
+            p.add_argument("--force-boot", action="store_true")
+            p.add_argument("--reset-nvram", action="store_true")
+            p.add_argument("--console", action="store_true")
+    return p
+
+
+def _required(value: str | None, what: str, command: str) -> str:
+    if not value:
+        raise UsageError(f"{PROG} {command}: {what} is required")
+    return value
+
+
+# -- the node behind the connection ----------------------------------------------------
+
+
+def is_local(uri: str) -> bool:
+    """qemu:///system and qemu+unix:///system are this host; anything with a host is not."""
+    parts = urlsplit(uri)
+    return parts.scheme.split("+")[0] in ("qemu", "lxc", "ch") and not parts.hostname
+
+
+@dataclass
+class Session:
+    """One connection plus what resolution needs for the node behind it."""
+
+    conn: Any
+    uri: str
+    ours: dict[str, str | bool]
+    quiet: bool
+    _node: str | None = None
+    _inventory: HostInventory | None = None
+    _store: Store | None = None
+
+    @property
+    def node(self) -> str:
+        if self._node is None:
+            given = self.ours.get("--node")
+            self._node = str(given) if given else _call(lambda: _short(self.conn.getHostname()))
+        return self._node
+
+    @property
+    def inventory(self) -> HostInventory:
+        if self._inventory is None:
+            root = self.ours.get("--sysfs")
+            if root or is_local(self.uri):
+                from .sysfs import SysfsInventory
+
+                self._inventory = SysfsInventory(str(root) if root else "/sys")
+            else:
+                self._inventory = read_inventory(self.conn, self.uri)
+        return self._inventory
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            given = self.ours.get("--store")
+            self._store = load_store(str(given) if given else default_store())
+        return self._store
+
+    def say(self, text: str) -> None:
+        if not self.quiet:
+            print(text)
+            print()
+
+
+def _short(hostname: object) -> str:
+    return str(hostname).split(".")[0]
+
+
+class LibvirtRefused(HostdevError):
+    """libvirt refused the operation; its message is shown as libvirt words it (exit 1)."""
+
+    exit_code = 1
+
+
+def _call(fn: Any) -> Any:
+    import libvirt
+
+    try:
+        return fn()
+    except libvirt.libvirtError as exc:
+        raise LibvirtRefused(f"error: {str(exc).strip()}") from None
+
+
+def open_session(inv: Invocation) -> Session:
+    import libvirt
+
+    quiet_libvirt()
+    uri = (
+        inv.uri
+        or os.environ.get("VIRSH_DEFAULT_CONNECT_URI")
+        or os.environ.get("LIBVIRT_DEFAULT_URI")
+    )
+    try:
+        conn = libvirt.openReadOnly(uri) if inv.readonly else libvirt.open(uri)
+    except libvirt.libvirtError as exc:
+        raise HostAccessError(
+            f"error: failed to connect to the hypervisor: {str(exc).strip()}"
+        ) from None
+    return Session(conn, str(conn.getURI()), inv.ours, inv.quiet)
+
+
+# -- resolution for this node ------------------------------------------------------------
+
+
+def _held_by(doc: Document) -> set[object]:
+    """What a running guest holds: its hostdev sources and the devices it was resolved to.
+
+    Keys are those `resolve_domain` uses: a PciAddress, or ("usb", bus, device).
+    """
+    held: set[object] = set()
+    for el in devices_of(doc):
+        if el.tag != "hostdev":
+            continue
+        if el.get("type") == "pci":
+            address = pci_source_address(doc, el)
+            if address is not None:
+                held.add(address)
+        elif el.get("type") == "usb":
+            src = usb_source(doc, el)
+            if src is not None and src[2] is not None:
+                held.add(("usb", src[2], src[3]))
+    resolution = read_resolution(doc)
+    for record in resolution.records if resolution else ():
+        if isinstance(record, PciRecord):
+            held.add(record.address)
+        elif isinstance(record, UsbRecord) and record.bus is not None:
+            held.add(("usb", record.bus, record.device))
+    return held
+
+
+def claims_of(running: Iterable[Document], except_name: str) -> set[object]:
+    """Every host device another running guest holds. Pure."""
+    held: set[object] = set()
+    for doc in running:
+        if domain_name(doc) != except_name:
+            held |= _held_by(doc)
+    return held
+
+
+def _running_documents(session: Session) -> list[Document]:
+    import libvirt
+
+    docs = []
+    for dom in _call(lambda: session.conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE)):
+        try:
+            xml = dom.XMLDesc(0)
+        except libvirt.libvirtError:
+            continue  # stopped while we looked: it holds nothing any more
+        docs.append(parse_bytes(xml.encode(), f"{session.uri} domain {dom.name()}"))
+    return docs
+
+
+def _store_as_seen(store: Store, inventory: HostInventory) -> Store:
+    """The store projected onto what the inventory can show (see nodedev)."""
+    pci_blind = unobserved_pci(inventory)
+    usb_blind = unobserved_usb(inventory)
+    if not pci_blind and not usb_blind:
+        return store
+    mappings: dict[str, Any] = {}
+    for name, mapping in store.mappings.items():
+        if isinstance(mapping, PciMapping):
+            entries: tuple[Any, ...] = tuple(
+                replace(
+                    e,
+                    identity=observable_pci_identity(e.identity, pci_blind),
+                    physical_slot=None if "physical_slot" in pci_blind else e.physical_slot,
+                    port_path=None if "port_path" in pci_blind else e.port_path,
+                )
+                for e in mapping.entries
+            )
+            mappings[name] = replace(mapping, entries=entries)
+        elif isinstance(mapping, UsbMapping):
+            entries = tuple(
+                replace(
+                    e,
+                    identity=observable_usb_identity(e.identity, usb_blind),
+                    port_path=None if "port_path" in usb_blind else e.port_path,
+                )
+                for e in mapping.entries
+            )
+            mappings[name] = replace(mapping, entries=entries)
+        else:
+            mappings[name] = mapping
+    return replace(store, mappings=mappings)
+
+
+def _full_record(store: Store, node: str, record: PciRecord | UsbRecord) -> PciRecord | UsbRecord:
+    """The record with the identity the store holds (after resolving against a projection)."""
+    mapping = store.get(record.map)
+    if isinstance(record, PciRecord) and isinstance(mapping, PciMapping):
+        pci: list[PciEntry] = [
+            e
+            for e in mapping.entries_on(node)
+            if (e.identity.vendor, e.identity.device)
+            == (record.identity.vendor, record.identity.device)
+        ]
+        exact = [e for e in pci if e.address == record.address] or pci
+        if len(exact) == 1:
+            e = exact[0]
+            return replace(
+                record, identity=e.identity, physical_slot=e.physical_slot, port_path=e.port_path
+            )
+    if isinstance(record, UsbRecord) and isinstance(mapping, UsbMapping):
+        usb: list[UsbEntry] = [
+            e for e in mapping.entries_on(node) if e.identity.ids == record.identity.ids
+        ]
+        if len(usb) == 1:
+            return replace(record, identity=usb[0].identity, port_path=usb[0].port_path)
+    return record
+
+
+def resolve_for_node(
+    data: bytes, source: str, session: Session, claimed: Iterable[object] = ()
+) -> bytes:
+    """Resolve a domain document for the session's node; warnings go to stderr."""
+    doc = parse_bytes(data, source)
+    inventory = session.inventory
+    store = session.store
+    seen = _store_as_seen(store, inventory)
+    # resolve_domain types `claimed` as PCI addresses but keys USB devices as
+    # ("usb", bus, device) internally; pools of either kind need both.
+    result = resolve_domain(doc, seen, inventory, session.node, claimed=cast(Any, set(claimed)))
+    for message in result.warnings:
+        print(f"{PROG}: warning: {message}", file=sys.stderr)
+    out = result.data
+    if seen is not store and result.resolution is not None:
+        out = _restore_identities(out, source, store, session.node)
+    return _allocate(out, source, session)
+
+
+def _restore_identities(data: bytes, source: str, store: Store, node: str) -> bytes:
+    """Write the store's full identities into the record, so the hook checks all of them."""
+    from .metadata import find_resolution_element
+
+    doc = parse_bytes(data, source)
+    resolution = read_resolution(doc)
+    element = find_resolution_element(doc)
+    if resolution is None or element is None:
+        return data
+    full = Resolution(
+        node,
+        tuple(
+            _full_record(store, node, r) if isinstance(r, PciRecord | UsbRecord) else r
+            for r in resolution.records
+        ),
+    )
+    if full == resolution:
+        return data
+    splicer = Splicer(doc)
+    splicer.replace_element(element, full.to_node())
+    return splicer.apply()
+
+
+def _allocate(data: bytes, source: str, session: Session) -> bytes:
+    policy_name = session.ours.get("--policy")
+    if not policy_name:
+        if session.ours.get("--spare-ports") or session.ours.get("--numa-aware"):
+            raise UsageError(f"{PROG}: --spare-ports and --numa-aware need --policy tuned")
+        return data
+    from .allocation import allocate_domain_xml
+    from .allocation.command import policy_from_args
+    from .allocation.model import HostDeviceInfo
+
+    spare = session.ours.get("--spare-ports")
+    if spare is not None and not str(spare).isdigit():
+        raise UsageError(f"{PROG}: --spare-ports {spare!r} is not a number")
+    args = argparse.Namespace(
+        policy=str(policy_name),
+        spare_ports=int(str(spare)) if spare is not None else None,
+        numa_aware=bool(session.ours.get("--numa-aware")),
+        hotplug="on",
+        host_numa=[],
+        no_group_functions=False,
+    )
+    if args.policy not in ("libvirt", "tuned"):
+        raise UsageError(f"{PROG}: --policy {args.policy!r}: choose libvirt or tuned")
+    policy = policy_from_args(args)
+    resolution = read_resolution(parse_bytes(data, source))
+    numa = tuple(
+        HostDeviceInfo(r.address, r.numa_node)
+        for r in (resolution.records if resolution else ())
+        if isinstance(r, PciRecord)
+    )
+    return allocate_domain_xml(data, source, replace(policy, host_devices=numa) if numa else policy)
+
+
+# -- the commands ---------------------------------------------------------------------------
+
+
+def _read_file(path: str) -> bytes:
+    try:
+        with open(path, "rb") as handle:
+            return handle.read()
+    except OSError as exc:
+        raise InputError(f"cannot read: {exc.strerror}", where=Location(path)) from None
+
+
+def _lookup(session: Session, name: str) -> Any:
+    import libvirt
+
+    conn = session.conn
+    for how in (conn.lookupByName, conn.lookupByUUIDString):
+        try:
+            return how(name)
+        except libvirt.libvirtError:
+            continue
+    if name.isdigit():
+        try:
+            return conn.lookupByID(int(name))
+        except libvirt.libvirtError:
+            pass
+    raise LibvirtRefused(f"error: failed to get domain '{name}'")
+
+
+def cmd_define(session: Session, args: argparse.Namespace) -> int:
+    import libvirt
+
+    path = _required(args.file or args.file_opt, "FILE", "define")
+    xml = resolve_for_node(_read_file(path), path, session, _claims(session, path))
+    flags = libvirt.VIR_DOMAIN_DEFINE_VALIDATE if args.validate else 0
+    dom = _call(lambda: session.conn.defineXMLFlags(xml.decode(), flags))
+    session.say(f"Domain '{dom.name()}' defined from {path}")
+    return 0
+
+
+def cmd_create(session: Session, args: argparse.Namespace) -> int:
+    import libvirt
+
+    path = _required(args.file or args.file_opt, "FILE", "create")
+    xml = resolve_for_node(_read_file(path), path, session, _claims(session, path))
+    flags = 0
+    for wanted, flag in (
+        (args.paused, libvirt.VIR_DOMAIN_START_PAUSED),
+        (args.autodestroy, libvirt.VIR_DOMAIN_START_AUTODESTROY),
+        (args.validate, libvirt.VIR_DOMAIN_START_VALIDATE),
+        (args.reset_nvram, libvirt.VIR_DOMAIN_START_RESET_NVRAM),
+    ):
+        if wanted:
+            flags |= flag
+    dom = _call(lambda: session.conn.createXML(xml.decode(), flags))
+    session.say(f"Domain '{dom.name()}' created from {path}")
+    return _console(session, dom.name()) if args.console else 0
+
+
+def _console(session: Session, name: str) -> int:
+    exec_virsh(Invocation(("-c", session.uri), session.uri, False, False, "console", (name,)))
+
+
+def _claims(session: Session, path_or_name: str) -> set[object]:
+    """Devices other running guests hold (by the new domain's name, when the file has one)."""
+    try:
+        name = (
+            domain_name(parse_file(path_or_name)) if os.path.exists(path_or_name) else path_or_name
+        )
+    except HostdevError:
+        name = path_or_name
+    return claims_of(_running_documents(session), name)
+
+
+def _device_flags(args: argparse.Namespace, dom: Any) -> int | None:
+    import libvirt
+
+    if args.current:
+        return int(libvirt.VIR_DOMAIN_AFFECT_CURRENT)
+    flags = 0
+    if args.config or args.persistent:
+        flags |= libvirt.VIR_DOMAIN_AFFECT_CONFIG
+    if args.live or (args.persistent and _call(dom.isActive)):
+        flags |= libvirt.VIR_DOMAIN_AFFECT_LIVE
+    return flags or None
+
+
+def _resolve_device(
+    session: Session, dom: Any, data: bytes, path: str, live: bool
+) -> tuple[bytes, Resolution | None]:
+    """Resolve one device element in the context of its domain; (device XML, merged record)."""
+    import libvirt
+
+    flags = 0 if live else libvirt.VIR_DOMAIN_XML_INACTIVE
+    current = parse_bytes(_call(lambda: dom.XMLDesc(flags)).encode(), f"domain {dom.name()}")
+    name = domain_name(current)
+    device = data.strip()
+    wrapper = (
+        f"<domain xmlns:hr='{HR_NS}'><name>{name}</name><devices>\n".encode()
+        + device
+        + b"\n</devices></domain>"
+    )
+    claimed = claims_of(_running_documents(session), name) | _held_by(current)
+    resolved = parse_bytes(resolve_for_node(wrapper, path, session, claimed), path)
+    (element,) = devices_of(resolved)
+    new = read_resolution(resolved)
+    old = read_resolution(current)
+    if new is None:
+        return resolved.element_bytes(element), None
+    merged = Resolution(session.node, (old.records if old else ()) + new.records)
+    return resolved.element_bytes(element), merged
+
+
+def _set_record(session: Session, dom: Any, resolution: Resolution, flags: int) -> None:
+    import libvirt
+
+    body = resolution.to_node().render("")
+    _call(
+        lambda: dom.setMetadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, body, "hr", HR_NS, flags or 0)
+    )
+
+
+def cmd_device(session: Session, args: argparse.Namespace, command: str) -> int:
+    import libvirt
+
+    domain = _required(args.domain or args.domain_opt, "DOMAIN", command)
+    path = _required(args.file or args.file_opt, "FILE", command)
+    dom = _lookup(session, domain)
+    flags = _device_flags(args, dom)
+    live = (
+        flags is None
+        or bool(flags & libvirt.VIR_DOMAIN_AFFECT_LIVE)
+        or (flags == libvirt.VIR_DOMAIN_AFFECT_CURRENT and bool(_call(dom.isActive)))
+    )
+    device, resolution = _resolve_device(session, dom, _read_file(path), path, live)
+    if command == "attach-device":
+        if flags is None:
+            _call(lambda: dom.attachDevice(device.decode()))
+        else:
+            _call(lambda: dom.attachDeviceFlags(device.decode(), flags))
+        done = "Device attached successfully"
+    else:
+        update = (flags or 0) | (libvirt.VIR_DOMAIN_DEVICE_MODIFY_FORCE if args.force else 0)
+        _call(lambda: dom.updateDeviceFlags(device.decode(), update))
+        done = "Device updated successfully"
+    if resolution is not None:
+        _set_record(session, dom, resolution, flags or 0)
+    session.say(done)
+    return 0
+
+
+def with_references(data: bytes, source: str) -> bytes:
+    """The domain with `hr:map` put back on every device its record names. Pure."""
+    doc = parse_bytes(data, source)
+    resolution = read_resolution(doc)
+    if resolution is None:
+        return data
+    splicer = Splicer(doc)
+    if doc.attribute_span(doc.root, "xmlns:hr") is None:
+        splicer.set_attribute(doc.root, "xmlns:hr", HR_NS)
+    for record in resolution.records:
+        element = element_of_record(doc, record)
+        if (
+            isinstance(record, PciRecord | UsbRecord)
+            and element is not None
+            and doc.attribute_span(element, "hr:map") is None
+        ):
+            splicer.set_attribute(element, "hr:map", record.map)
+    return splicer.apply()
+
+
+def cmd_edit(session: Session, args: argparse.Namespace) -> int:
+    import libvirt
+
+    domain = _required(args.domain or args.domain_opt, "DOMAIN", "edit")
+    dom = _lookup(session, domain)
+    flags = libvirt.VIR_DOMAIN_XML_INACTIVE | libvirt.VIR_DOMAIN_XML_SECURE
+    original = with_references(_call(lambda: dom.XMLDesc(flags)).encode(), f"domain {domain}")
+    fd, path = tempfile.mkstemp(prefix=f"{PROG}-{dom.name()}-", suffix=".xml")
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(original)
+    editor = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi"
+    try:
+        status = subprocess.run([*shlex.split(editor), path], check=False).returncode
+    except OSError as exc:
+        raise HostAccessError(
+            f"cannot run editor {editor!r}: {exc.strerror}", fix="set $EDITOR"
+        ) from None
+    if status != 0:
+        os.unlink(path)
+        raise RefusedError(f"editor {editor!r} exited with status {status}; nothing changed")
+    edited = _read_file(path)
+    if edited == original:
+        os.unlink(path)
+        session.say(f"Domain '{dom.name()}' XML configuration not changed.")
+        return 0
+    try:
+        xml = resolve_for_node(
+            edited, path, session, claims_of(_running_documents(session), dom.name())
+        )
+        new = _call(lambda: session.conn.defineXML(xml.decode()))
+    except HostdevError as exc:
+        exc.fix = f"{exc.fix + '; ' if exc.fix else ''}your edit is kept in {path}"
+        raise
+    os.unlink(path)
+    session.say(f"Domain '{new.name()}' XML configuration edited.")
+    return 0
+
+
+def pooled(doc: Document, store: Store, node: str) -> bool:
+    """Does the domain use a mapping with several entries on this node? Pure."""
+    resolution = read_resolution(doc)
+    for record in resolution.records if resolution else ():
+        mapping = store.get(record.map) if record.map else None
+        if isinstance(mapping, PciMapping | UsbMapping) and len(mapping.entries_on(node)) > 1:
+            return True
+    return False
+
+
+def cmd_start(session: Session, args: argparse.Namespace) -> int:
+    import libvirt
+
+    domain = _required(args.domain or args.domain_opt, "DOMAIN", "start")
+    dom = _lookup(session, domain)
+    xml = _call(
+        lambda: dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE | libvirt.VIR_DOMAIN_XML_SECURE)
+    )
+    doc = parse_bytes(xml.encode(), f"domain {domain}")
+    if pooled(doc, session.store, session.node):
+        claimed = claims_of(_running_documents(session), dom.name())
+        resolved = resolve_for_node(doc.data, doc.source, session, claimed)
+        if resolved != doc.data:
+            dom = _call(lambda: session.conn.defineXML(resolved.decode()))
+    flags = 0
+    for wanted, flag in (
+        (args.paused, libvirt.VIR_DOMAIN_START_PAUSED),
+        (args.autodestroy, libvirt.VIR_DOMAIN_START_AUTODESTROY),
+        (args.bypass_cache, libvirt.VIR_DOMAIN_START_BYPASS_CACHE),
+        (args.force_boot, libvirt.VIR_DOMAIN_START_FORCE_BOOT),
+        (args.reset_nvram, libvirt.VIR_DOMAIN_START_RESET_NVRAM),
+    ):
+        if wanted:
+            flags |= flag
+    _call(lambda: dom.createWithFlags(flags))
+    session.say(f"Domain '{dom.name()}' started")
+    return _console(session, dom.name()) if args.console else 0
+
+
+def run(inv: Invocation) -> int:
+    if inv.command is None or inv.command not in _HANDLED:
+        exec_virsh(inv)
+    command = inv.command
+    args = _command_parser(command).parse_args(list(inv.args))
+    session = open_session(inv)
+    try:
+        if command == "define":
+            return cmd_define(session, args)
+        if command == "create":
+            return cmd_create(session, args)
+        if command in ("attach-device", "update-device"):
+            return cmd_device(session, args, command)
+        if command == "edit":
+            return cmd_edit(session, args)
+        return cmd_start(session, args)
+    finally:
+        session.conn.close()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """For --help and man pages: our options; everything else is virsh's."""
+    p = argparse.ArgumentParser(
+        prog=PROG,
+        description=(
+            "virsh with hostdev-resolver: define, create, attach-device, update-device, edit "
+            "and start resolve hr:map references for the node behind the connection; every "
+            "other command is run by virsh unchanged."
+        ),
+        epilog="Global virsh options (-c URI, -r, -q, -d, -l, -k, -K, -t, -e) are accepted as virsh accepts them.",
+    )
+    p.add_argument(
+        "--store",
+        metavar="PATH",
+        help="mapping store (default $HOSTDEV_RESOLVER_STORE or /etc/hostdev-resolver/mappings.xml)",
+    )
+    p.add_argument("--node", metavar="NAME", help="node name (default: the connection's host name)")
+    p.add_argument(
+        "--sysfs", metavar="ROOT", help="read host devices from a directory laid out like /sys"
+    )
+    p.add_argument(
+        "--policy", choices=["libvirt", "tuned"], help="also allocate guest PCI addresses"
+    )
+    p.add_argument("--spare-ports", metavar="N", type=int, help="tuned: N empty hotplug root ports")
+    p.add_argument(
+        "--numa-aware",
+        action="store_true",
+        help="tuned: place host devices on their host NUMA node",
+    )
+    p.add_argument("command", metavar="COMMAND", help="a virsh command")
+    p.add_argument("args", nargs=argparse.REMAINDER, help="its arguments")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        return run(split_command_line(args))
+    except HostdevError as exc:
+        print(f"{PROG}: {exc.message}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
