@@ -7,6 +7,7 @@ Only this layer (with the hook and the wrapper) turns errors into exit codes:
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -282,26 +283,33 @@ def cmd_map_list(args: argparse.Namespace) -> int:
     return 0
 
 
+_HEX_FIELDS = {"vendor", "device", "product", "subsystem_vendor", "subsystem_device"}
+
+
+def _to_json(value: Any, key: str = "") -> Any:
+    """Store records as JSON: IDs in hex as in the store, addresses as text, no line numbers."""
+    if isinstance(value, PciAddress):
+        return str(value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {
+            f.name: _to_json(getattr(value, f.name), f.name)
+            for f in dataclasses.fields(value)
+            if f.name != "line"
+        }
+    if isinstance(value, tuple | list):
+        return [_to_json(v) for v in value]
+    if isinstance(value, int) and not isinstance(value, bool):
+        if key in _HEX_FIELDS:
+            return f"{value:04x}"
+        if key == "class_code":
+            return f"{value:06x}"
+    return value
+
+
 def _mapping_json(mapping: Any) -> dict[str, Any]:
-    from dataclasses import asdict
-
-    data = asdict(mapping)
-    data["kind"] = mapping.kind
-    data.pop("line", None)
-
-    def clean(value: Any) -> Any:
-        if isinstance(value, dict):
-            return {k: clean(v) for k, v in value.items() if k != "line"}
-        if isinstance(value, list | tuple):
-            return [clean(v) for v in value]
-        return value
-
-    for entry, original in zip(
-        data.get("entries", []), getattr(mapping, "entries", ()), strict=False
-    ):
-        if isinstance(original, PciEntry):
-            entry["address"] = str(original.address)
-    return dict(clean(data))
+    data: dict[str, Any] = {"kind": mapping.kind}
+    data.update(_to_json(mapping))
+    return data
 
 
 def cmd_map_show(args: argparse.Namespace) -> int:

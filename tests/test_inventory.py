@@ -1,0 +1,99 @@
+"""Host inventory sources: sysfs lookups stay on one device; snapshots round-trip."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from hostdev_resolver import cli
+from hostdev_resolver.pciaddress import PciAddress
+from hostdev_resolver.snapshot import HostSnapshot, inventory_to_json
+from hostdev_resolver.sysfs import SysfsInventory, SysfsReader
+from tests.support.hosttree import HostSpec, HostTree
+
+GOLDEN_HOST = Path(__file__).parent / "golden" / "hosts" / "hv1.json"
+
+
+class RecordingReader(SysfsReader):
+    """A SysfsReader that remembers every path it touched."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.touched: list[Path] = []
+
+    def text(self, path: Path) -> str | None:
+        self.touched.append(path)
+        return super().text(path)
+
+    def bytes(self, path: Path) -> bytes | None:
+        self.touched.append(path)
+        return super().bytes(path)
+
+    def link_name(self, path: Path) -> str | None:
+        self.touched.append(path)
+        return super().link_name(path)
+
+    def listdir(self, path: Path) -> list[str]:
+        self.touched.append(path)
+        return super().listdir(path)
+
+
+def test_lookup_by_address_reads_only_that_device(tmp_path: Path) -> None:
+    HostTree.build(tmp_path, HostSpec.load(GOLDEN_HOST))
+    reader = RecordingReader(tmp_path)
+    inventory = SysfsInventory(reader=reader)
+    dev = inventory.pci_device(PciAddress.parse("0000:41:00.0"))
+    assert dev is not None and dev.identity.serial == "48-b0-2d-ff-ff-12-34-56"
+    own = tmp_path / "bus" / "pci" / "devices" / "0000:41:00.0"
+    slots = tmp_path / "bus" / "pci" / "slots"
+    strays = [
+        p for p in reader.touched if own not in (p, *p.parents) and slots not in (p, *p.parents)
+    ]
+    assert strays == []
+    assert own in [p.parent for p in reader.touched]
+
+
+def test_snapshot_round_trips_every_field(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    HostTree.build(tmp_path / "sys", HostSpec.load(GOLDEN_HOST))
+    live = SysfsInventory(tmp_path / "sys")
+    snap_file = tmp_path / "hv1.json"
+    snap_file.write_text(json.dumps(inventory_to_json(live, "hv1")))
+    snap = HostSnapshot.load(snap_file)
+    assert snap.node == "hv1"
+    assert list(snap.pci_devices()) == list(live.pci_devices())
+    assert list(snap.usb_devices()) == list(live.usb_devices())
+    assert snap.iommu_group_members(33) == live.iommu_group_members(33)
+
+
+def test_inventory_json_is_what_host_reads(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    HostTree.build(tmp_path / "sys", HostSpec.load(GOLDEN_HOST))
+    assert (
+        cli.main(
+            ["inventory", "--format", "json", "--sysfs", str(tmp_path / "sys"), "--node", "hv1"]
+        )
+        == 0
+    )
+    (tmp_path / "snap.json").write_text(capsys.readouterr().out)
+    assert cli.main(["inventory", "--host", str(tmp_path / "snap.json")]) == 0
+    from_snapshot = capsys.readouterr().out
+    assert cli.main(["inventory", "--sysfs", str(tmp_path / "sys"), "--node", "hv1"]) == 0
+    assert capsys.readouterr().out == from_snapshot
+    assert "0000:41:00.0" in from_snapshot and "48-b0-2d-ff-ff-12-34-56" in from_snapshot
+
+
+def test_bad_snapshot_is_one_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "snap.json"
+    bad.write_text('{"format": "hostdev-resolver-host/1", "pci": [{"address": "0000:41:00.0"}]}')
+    assert cli.main(["inventory", "--host", str(bad)]) == 2
+    assert capsys.readouterr().err.count("\n") == 1
+    bad.write_text("{not json")
+    assert cli.main(["inventory", "--host", str(bad)]) == 2
+    assert f"{bad}:1: not JSON" in capsys.readouterr().err
