@@ -888,7 +888,7 @@ def _verify_hostdev(record: ScsiRecord, inv: ScsiInventory) -> list[ScsiFinding]
                 "shifted",
                 f"{label}: {recorded.described} {holder}; the LUN with {expected.describe()} "
                 f"is now at {moved} (host numbers change on rescan, reboot or iSCSI re-login)",
-                f"re-resolve: {_REDEFINE}",
+                _REDEFINE,
             )
         ]
     return [
