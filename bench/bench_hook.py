@@ -1,0 +1,159 @@
+"""How long libvirt waits for the hook, as ratios to a bare interpreter start (issue 3).
+
+Measures, in one run, the wall time of:
+- `python3 -c pass` (the floor: any Python hook costs at least this);
+- hooks/qemu `prepare begin` for a domain with 8 mapped PCI devices, on a host tree of
+  16 and of 2,048 PCI functions (the hook must read only the devices it checks);
+- hooks/qemu `prepare begin` for a domain without `hr` metadata.
+Targets: mapped <= 2.5x bare, 2048/16 <= 1.1x, no metadata <= 1.5x bare.
+
+The children run without PYTHONDONTWRITEBYTECODE, as under libvirtd (which runs hooks
+with a scrubbed environment), so they use cached bytecode like the real hook does.
+Run standalone (`python bench/bench_hook.py`) or through `make bench`.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(REPO), str(REPO / "src")]
+
+from tests.support.hosttree import HostSpec, HostTree, PciSpec  # noqa: E402
+
+from hostdev_resolver.resolution import resolve_domain  # noqa: E402
+from hostdev_resolver.store import load_store  # noqa: E402
+from hostdev_resolver.sysfs import SysfsInventory  # noqa: E402
+from hostdev_resolver.xmldoc import parse_bytes  # noqa: E402
+
+HOOK = REPO / "hooks" / "qemu"
+MAPPED = 8
+RUNS = int(os.environ.get("BENCH_RUNS", "40"))
+NS = "http://hostdev-resolver.org/xmlns/domain/1"
+
+
+def _spec(functions: int) -> HostSpec:
+    pci = []
+    for i in range(functions):
+        bus, slot, fn = 1 + i // 64, (i // 8) % 8, i % 8
+        mapped = i < MAPPED
+        pci.append(
+            PciSpec(
+                f"0000:{bus:02x}:{slot:02x}.{fn}",
+                "10de" if mapped else "8086",
+                "20b5" if mapped else f"{0x1000 + i % 512:04x}",
+                "10de",
+                "1533",
+                "030000" if mapped else "020000",
+                iommu_group=i,
+                numa_node=0,
+                driver="vfio-pci" if mapped else "e1000e",
+                serial=f"00-00-00-00-00-00-00-{i:02x}" if mapped else None,
+            )
+        )
+    return HostSpec(pci=pci)
+
+
+def _store(spec: HostSpec) -> str:
+    entries = []
+    for i, dev in enumerate(spec.pci[:MAPPED]):
+        entries.append(
+            f"  <pci name='gpu{i}'><node name='bench' address='{dev.address}' vendor='10de' "
+            f"device='20b5' subsystem-vendor='10de' subsystem-device='1533' class='030000' "
+            f"serial='{dev.serial}'/></pci>"
+        )
+    body = "\n".join(entries)
+    return f"<mappings xmlns='http://hostdev-resolver.org/xmlns/store/1'>\n{body}\n</mappings>\n"
+
+
+def _domain(name: str, mapped: int) -> bytes:
+    hostdevs = "\n".join(
+        f"    <hostdev mode='subsystem' type='pci' managed='yes' hr:map='gpu{i}'/>"
+        for i in range(mapped)
+    )
+    return (
+        f"<domain type='kvm' xmlns:hr='{NS}'>\n  <name>{name}</name>\n  <memory>1048576</memory>\n"
+        f"  <os><type arch='x86_64'>hvm</type></os>\n  <devices>\n{hostdevs}\n"
+        "    <disk type='file' device='disk'><source file='/var/lib/x.qcow2'/>"
+        "<target dev='vda' bus='virtio'/></disk>\n  </devices>\n</domain>\n"
+    ).encode()
+
+
+def _setup(base: Path, functions: int) -> tuple[Path, bytes]:
+    """A host tree, store and config; returns the config and the resolved domain."""
+    spec = _spec(functions)
+    root = base / f"sys{functions}"
+    HostTree.build(root, spec)
+    store = base / f"store{functions}.xml"
+    store.write_text(_store(spec))
+    config = base / f"hook{functions}.toml"
+    config.write_text(
+        f"store = '{store}'\nnode = 'bench'\nsysfs = '{root}'\nstate_dir = '{base / 'state'}'\n"
+    )
+    doc = parse_bytes(_domain("bench", MAPPED), "bench.xml")
+    resolved = resolve_domain(doc, load_store(str(store)), SysfsInventory(root), "bench")
+    return config, resolved.data
+
+
+def _time(cmd: list[str], stdin: bytes, env: dict[str, str]) -> float:
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, input=stdin, env=env, capture_output=True, check=False)
+    elapsed = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise SystemExit(f"bench: {' '.join(cmd)} failed: {proc.stderr.decode().strip()}")
+    return elapsed
+
+
+def main() -> int:
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    python = sys.executable
+    with tempfile.TemporaryDirectory(prefix="bench-hook.") as tmp:
+        base = Path(tmp)
+        cases: dict[str, tuple[list[str], bytes, dict[str, str]]] = {
+            "bare": ([python, "-c", "pass"], b"", env),
+        }
+        for functions in (16, 2048):
+            config, xml = _setup(base, functions)
+            cases[f"mapped-{functions}"] = (
+                [python, str(HOOK), "bench", "prepare", "begin", "-"],
+                xml,
+                {**env, "HOSTDEV_RESOLVER_CONFIG": str(config)},
+            )
+        plain = _domain("plain", 0).replace(f" xmlns:hr='{NS}'".encode(), b"")
+        cases["no-metadata"] = (
+            [python, str(HOOK), "plain", "prepare", "begin", "-"],
+            plain,
+            {**env, "HOSTDEV_RESOLVER_CONFIG": str(base / "missing.toml")},
+        )
+        for cmd, stdin, case_env in cases.values():  # warm caches, write bytecode
+            _time(cmd, stdin, case_env)
+        samples: dict[str, list[float]] = {name: [] for name in cases}
+        for _ in range(RUNS):  # interleaved, so load changes hit every case alike
+            for name, (cmd, stdin, case_env) in cases.items():
+                samples[name].append(_time(cmd, stdin, case_env))
+    med = {name: statistics.median(values) for name, values in samples.items()}
+    low = {name: min(values) for name, values in samples.items()}
+    bare = med["bare"]
+    print(f"hook bench ({RUNS} interleaved runs each, median / min wall time, {python})")
+    for name in cases:
+        print(f"  {name:<12} {med[name] * 1000:7.1f} ms / {low[name] * 1000:6.1f} ms")
+    rows = [
+        ("prepare, 8 mapped, 16 functions / bare", med["mapped-16"] / bare, 2.5),
+        ("prepare, 8 mapped, 2048 functions / bare", med["mapped-2048"] / bare, 2.5),
+        ("2048 functions / 16 functions", med["mapped-2048"] / med["mapped-16"], 1.1),
+        ("no metadata / bare", med["no-metadata"] / bare, 1.5),
+    ]
+    for label, ratio, target in rows:
+        verdict = "ok" if ratio <= target else "OVER TARGET"
+        print(f"  {label:<42} {ratio:5.2f}x  (target <= {target}x) {verdict}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
