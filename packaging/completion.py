@@ -25,6 +25,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from manpage import PAGES, Page, build_parser
 
+# virsh's global options (virsh(1)), which hostdev-virsh passes on before COMMAND; its
+# parser leaves them to virsh, so completion must know which ones take a value.
+VIRSH_VALUE_OPTIONS = ("-c", "--connect", "-d", "--debug", "-e", "--escape", "-k")
+VIRSH_VALUE_OPTIONS += ("--keepalive-interval", "-K", "--keepalive-count", "-l", "--log")
+VIRSH_FLAGS = ("-q", "--quiet", "-r", "--readonly", "-t", "--timing", "-v", "-V", "--version")
+
 ROOT = "@"
 """The key of the top level in the generated tables (bash forbids empty keys)."""
 
@@ -81,6 +87,9 @@ def command_tree(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()) ->
         if position == 2 and action.nargs == argparse.REMAINDER and not node.positional_choices:
             # COMMAND then ARGS...: the command word and its arguments are virsh's.
             node.passthrough = True
+    if node.passthrough:
+        node.value_options += [o for o in VIRSH_VALUE_OPTIONS if o not in node.options]
+        node.options += [o for o in VIRSH_VALUE_OPTIONS + VIRSH_FLAGS if o not in node.options]
     yield node
     for name, sub in children:
         yield from command_tree(sub, (*path, name))

@@ -97,8 +97,15 @@ def test_hostdev_virsh_completes_virsh_commands(tmp_path: Path) -> None:
     replies = _complete(
         script,
         "_hostdev_virsh",
-        ["hostdev-virsh def", "hostdev-virsh -c test:///default define --", "hostdev-virsh "],
+        [
+            "hostdev-virsh def",
+            "hostdev-virsh --store /tmp/s -c test:///default --policy tuned define --",
+            "hostdev-virsh -c test:///default ",
+            "hostdev-virsh -c test:///default dominfo --domain ",
+        ],
     )
     assert "define" in replies[0]
     assert "--file" in replies[1]
     assert {"define", "start", "attach-device"} <= set(replies[2])
+    # virsh itself lists the domains of the connection given before the command.
+    assert "test" in replies[3]
