@@ -421,7 +421,8 @@ def _resolve_scsi_element(
             # a LUN disk's <source> may hold <reservations>, <seclabel>: change dev only
             splicer.set_attribute(old, "dev", record.dev)
         else:
-            result.source.attrs.update({k: v for k, v in old.attrs.items() if "{" not in k})
+            # written whole: an old protocol='iscsi' name=… source is replaced by the
+            # adapter form, and must not lend it its attributes
             splicer.replace_element(old, result.source)
     return record
 

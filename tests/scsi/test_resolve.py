@@ -236,3 +236,16 @@ def test_without_a_scsi_inventory_lun_references_are_unresolvable() -> None:
     store = parse_store(parse_bytes(STORE.encode(), "m.xml"))
     with pytest.raises(UnresolvableError, match="no SCSI inventory"):
         resolve_domain(doc, store, NO_PCI, "hv1")
+
+
+def test_an_iscsi_protocol_source_is_replaced_by_the_adapter_form(tmp_path: Path) -> None:
+    scsi = hosts.inventory(hosts.iscsi_tree(tmp_path, 4))
+    dev = (
+        "    <hostdev mode='subsystem' type='scsi' hr:map='iscsi-lun'>\n"
+        "      <source protocol='iscsi' name='iqn.2003-01.org.linux-iscsi.t:sn/0'>\n"
+        "        <host name='192.0.2.10' port='3260'/>\n      </source>\n    </hostdev>"
+    )
+    out, _ = resolve(domain(dev), scsi)
+    text = out.decode()
+    assert "protocol='iscsi'" not in text and "<host name=" not in text
+    assert "<adapter name='scsi_host4'/>" in text
