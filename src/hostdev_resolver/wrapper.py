@@ -283,7 +283,9 @@ class Session:
     def store(self) -> Store:
         if self._store is None:
             given = self.ours.get("--store")
-            self._store = load_store(str(given) if given else default_store())
+            # The parser checks every value it keeps (as in the hook); the XSD pass costs
+            # ~300 ms of xmlschema import per command, more than the define itself.
+            self._store = load_store(str(given) if given else default_store(), schema=False)
         return self._store
 
     def say(self, text: str) -> None:
