@@ -254,6 +254,9 @@ def _summary(page: Page, description: str) -> str:
     first = " ".join(re.split(r"\n\s*\n", description.strip())[0].split())
     first = re.split(r"(?<=\.)\s", first)[0].rstrip(".")
     first = first.removeprefix(f"{page.name}:").strip()
+    if len(first) > 70:
+        # NAME is one short line (whatis(1) lists it): keep the clause before ':' or ';'.
+        first = re.split(r"[:;]\s", first)[0]
     return first or page.summary
 
 

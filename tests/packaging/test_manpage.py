@@ -103,6 +103,13 @@ def test_render_of_a_sample_parser() -> None:
     assert text.endswith(".SH SEE ALSO\n.BR x (1)\n")
 
 
+def test_name_line_stays_short() -> None:
+    page = manpage.Page("tool", "sample", "fallback summary", ())
+    long = "tool with extras: " + "does many things, " * 5 + "and more"
+    assert manpage._summary(page, long) == "tool with extras"
+    assert manpage._summary(page, "") == "fallback summary"
+
+
 def test_escape() -> None:
     assert manpage.escape("a\\b") == "a\\eb"
     assert manpage.escape("--store") == "\\-\\-store"
