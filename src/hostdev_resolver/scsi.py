@@ -18,7 +18,7 @@ import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from .errors import InputError, Location
 from .sysfs import SysfsReader
@@ -268,6 +268,77 @@ class ScsiInventory:
 
     def links_to(self, target: str) -> list[str]:
         return sorted(link.name for link in self.links or () if link.target == target)
+
+
+# -- presenting ----------------------------------------------------------------------
+
+
+def scsi_to_json(inventory: ScsiInventory) -> dict[str, Any]:
+    """The SCSI part of `inventory --format json`: what `map add lun|scsi|vhba` can use."""
+
+    def ident(i: LunIdentity | None) -> dict[str, str | None] | None:
+        if i is None:
+            return None
+        wwn = None if i.wwn is None else str(i.wwn)
+        return {
+            "wwn": wwn,
+            "t10_id": i.t10_id,
+            "serial": i.serial,
+            "vendor": i.vendor,
+            "model": i.model,
+        }
+
+    return {
+        "devices": [
+            {
+                "address": str(d.address),
+                "type": d.kind,
+                "block": d.block,
+                "generic": d.generic,
+                "identity": ident(d.identity),
+                "problem": d.problem,
+                "by_id": inventory.links_to(d.block) if d.block else [],
+            }
+            for d in inventory.devices
+        ],
+        "fc_hosts": [
+            {
+                "adapter": h.adapter,
+                "wwnn": str(h.wwnn),
+                "wwpn": str(h.wwpn),
+                "fabric": None if h.fabric is None else str(h.fabric),
+                "port_state": h.port_state,
+                "parent": None if h.parent is None else f"scsi_host{h.parent}",
+                "npiv_capable": h.npiv_capable,
+            }
+            for h in inventory.fc_hosts
+        ],
+        "multipath": [
+            {"dm": m.dm, "name": m.name, "uuid": m.uuid, "paths": list(m.slaves)}
+            for m in inventory.multipaths
+        ],
+        "unreadable": [{"path": u.path, "problem": u.problem} for u in inventory.unreadable],
+    }
+
+
+def describe_scsi(inventory: ScsiInventory) -> list[str]:
+    """One line per SCSI device, FC port and multipath map, for `inventory` text output."""
+    lines = []
+    for d in inventory.devices:
+        name = " ".join(n for n in (d.block, d.generic) if n)
+        who = d.identity.describe() if d.identity else f"UNREADABLE: {d.problem}"
+        lines.append(f"scsi {d.address} {d.kind} {name} {who}")
+    for h in inventory.fc_hosts:
+        parent = f" vport of scsi_host{h.parent}" if h.parent is not None else ""
+        fabric = f" fabric {h.fabric}" if h.fabric else ""
+        lines.append(
+            f"fc {h.adapter} wwnn {h.wwnn} wwpn {h.wwpn} {h.port_state or '?'}{fabric}{parent}"
+        )
+    for m in inventory.multipaths:
+        lines.append(f"multipath {m.name or m.dm} {m.uuid} paths {' '.join(m.slaves)}")
+    for u in inventory.unreadable:
+        lines.append(f"unreadable {u.path}: {u.problem}")
+    return lines
 
 
 # -- reading sysfs -------------------------------------------------------------------

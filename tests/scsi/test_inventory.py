@@ -152,3 +152,27 @@ def test_udev_without_identity_and_with_a_bad_wwn() -> None:
     assert lun_identity_from_udev(FakeUdevDevice({"ID_VENDOR": "x"})) is None
     with pytest.raises(InputError, match="ID_WWN"):
         lun_identity_from_udev(FakeUdevDevice({"ID_WWN": "0x4000c500a1b2c3d4"}))
+
+
+def test_inventory_output_lists_what_map_add_can_use(tmp_path: Path) -> None:
+    import json
+
+    from hostdev_resolver.scsi import describe_scsi, scsi_to_json
+
+    inv = hosts.inventory(hosts.fc_tree(tmp_path, multipath=True, npiv=True))
+    lines = describe_scsi(inv)
+    assert f"scsi 2:0:0:1 disk sdb sg1 WWN 0x{hosts.FC_LUN}" in lines
+    assert (
+        f"fc scsi_host9 wwnn {hosts.VPORT[0]} wwpn {hosts.VPORT[1]} Online "
+        f"fabric {hosts.FABRIC} vport of scsi_host2"
+    ) in lines
+    assert f"multipath mpatha mpath-3{hosts.FC_LUN} paths sdb sdc" in lines
+    data = json.loads(json.dumps(scsi_to_json(inv)))
+    assert data["devices"][0]["identity"]["wwn"] == f"0x{hosts.FC_LUN}"
+    assert data["devices"][0]["by_id"] == [
+        f"scsi-3{hosts.FC_LUN}",
+        f"wwn-0x{hosts.FC_LUN}",
+    ]
+    assert data["fc_hosts"][2]["parent"] == "scsi_host2"
+    broken = describe_scsi(hosts.inventory(hosts.mixed_tree(tmp_path / "m")))
+    assert any(line.startswith("scsi 5:0:0:0 disk sdh sg7 UNREADABLE: VPD page") for line in broken)
