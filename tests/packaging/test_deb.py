@@ -153,7 +153,10 @@ def test_commands_run_from_usr_bin_with_system_python(installed: Installed, tmp_
 def test_hook_and_config_are_root_owned_conffiles(installed: Installed) -> None:
     hook = _safe(HOOK)
     assert hook.st_mode & 0o111 == 0o111, f"hook not executable: {oct(hook.st_mode)}"
-    assert HOOK.read_text().splitlines()[0] == "#!/usr/bin/python3"
+    assert HOOK.read_text().splitlines()[0] == "#!/usr/bin/python3", (
+        f"{HOOK} is not the package's hook: did a concurrent run of the real-daemon tests "
+        "(tests/support/libvirtd.py) write its test hook there?"
+    )
     _safe(CONFIG)
     assert set(_conffiles()) == {str(HOOK), str(CONFIG)}
     # The default config is all comments, and documents every key of SPEC §6.
