@@ -441,6 +441,9 @@ def _read_fc_hosts(r: SysfsReader) -> tuple[list[FcHost], list[Unreadable]]:
         if wwnn is None or wwpn is None:
             bad.append(Unreadable(str(d), "has no node_name/port_name"))
             continue
+        # vport_create is write-only (S_IWUSR, scsi_transport_fc.c): only its presence
+        # says the HBA can carry NPIV vports, so test for it instead of reading it.
+        npiv = r.path("class", "fc_host", name, "vport_create").exists()
         hosts.append(
             FcHost(
                 number,
@@ -449,7 +452,7 @@ def _read_fc_hosts(r: SysfsReader) -> tuple[list[FcHost], list[Unreadable]]:
                 r.text(d / "port_state"),
                 fabric,
                 _vport_parent(r, d / "device"),
-                r.path("class", "fc_host", name, "vport_create").exists(),
+                npiv,
             )
         )
     return hosts, bad

@@ -107,7 +107,7 @@ class DeviceIdentification:
     @property
     def t10_vendor_id(self) -> str | None:
         found = self._lu(DesignatorType.T10_VENDOR_ID)
-        return found[0].text or None if found else None
+        return (found[0].text or None) if found else None
 
     @property
     def target_port_wwn(self) -> Wwn | None:
