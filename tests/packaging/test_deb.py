@@ -240,3 +240,13 @@ def test_remove_takes_the_hook_away_and_purge_keeps_the_store(installed: Install
     proc = apt.apt_get("purge", apt.PACKAGE, env={"HOSTDEV_RESOLVER_PURGE_STORE": "yes"})
     assert proc.returncode == 0, proc.stderr
     assert not STORE.exists()
+
+
+def test_lintian_finds_no_errors_or_warnings(built_deb: Path) -> None:
+    try:
+        apt.ensure_installed(["lintian"])
+    except apt.AptUnavailable as exc:
+        pytest.skip(f"lintian unavailable: {exc}")
+    proc = apt.run(["lintian", "--fail-on", "error,warning", str(built_deb)], timeout=120)
+    tags = [line for line in proc.stdout.splitlines() if line[:2] in ("E:", "W:")]
+    assert proc.returncode == 0 and not tags, proc.stdout + proc.stderr
