@@ -13,7 +13,7 @@ import os
 import sys
 import tempfile
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import __doc__ as _package_doc
 from .allocation.command import add_allocate_arguments, run_allocate
@@ -25,6 +25,9 @@ from .inventory import HostInventory, PciDevice
 from .pciaddress import PciAddress
 from .store import PciEntry, Store, StoreFile, UsbEntry, load_store
 from .xmldoc import parse_file
+
+if TYPE_CHECKING:
+    from .scsi import ScsiInventory
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -45,6 +48,11 @@ def _common(parser: argparse.ArgumentParser) -> None:
         help="mapping store (default $HOSTDEV_RESOLVER_STORE or /etc/hostdev-resolver/mappings.xml)",
     )
     group.add_argument("--node", metavar="NAME", help="node name (default: this host's name)")
+    group.add_argument(
+        "--dev-root",
+        metavar="DIR",
+        help="where /dev/disk/by-id lives, for LUNs (default /dev on the live host, none with --sysfs)",
+    )
     src = group.add_mutually_exclusive_group()
     src.add_argument(
         "--sysfs", metavar="ROOT", help="read devices from a directory laid out like /sys"
@@ -89,6 +97,17 @@ def open_host(args: argparse.Namespace) -> tuple[HostInventory, str]:
     if args.node:
         node = args.node
     return inventory, node
+
+
+def open_scsi(args: argparse.Namespace) -> ScsiInventory | None:
+    """The SCSI/FC view of the same host, when the host source has one (sysfs does;
+    snapshots and libvirt connections do not, so LUN references then cannot resolve)."""
+    if getattr(args, "host", None) or getattr(args, "connect", None):
+        return None
+    from .scsi import read_scsi_inventory
+
+    dev_root = args.dev_root or (None if args.sysfs else "/dev")
+    return read_scsi_inventory(args.sysfs or "/sys", dev_root)
 
 
 def store_path(args: argparse.Namespace) -> str:
@@ -136,7 +155,13 @@ def cmd_inventory(args: argparse.Namespace) -> int:
     if args.format == "json":
         from .snapshot import inventory_to_json
 
-        print(json.dumps(inventory_to_json(inventory, node), indent=2))
+        data = inventory_to_json(inventory, node)
+        scsi = open_scsi(args)
+        if scsi is not None:
+            from .scsi import scsi_to_json
+
+            data["scsi"] = scsi_to_json(scsi)
+        print(json.dumps(data, indent=2))
         return 0
     pci = sorted(
         inventory.pci_devices(),
@@ -177,6 +202,14 @@ def cmd_inventory(args: argparse.Namespace) -> int:
             print(
                 f"{u.bus:>3} {u.device:>3}  {u.port_path:<10} {u.identity.ids:<10} {u.driver or '-':<10} {u.identity.serial or '-':<{width}}  {name}".rstrip()
             )
+    scsi = open_scsi(args)
+    if scsi is not None:
+        from .scsi import describe_scsi
+
+        lines = describe_scsi(scsi)
+        if lines:
+            print()
+            print("\n".join(lines))
     return 0
 
 
@@ -268,7 +301,55 @@ def cmd_map_add(args: argparse.Namespace) -> int:
         where = str(entry.address) if isinstance(entry, PciEntry) else entry.identity.ids
         print(f"{args.kind} {args.name}: node {entry.node} -> {where} recorded in {path}")
         return 0
-    raise UsageError(f"unknown mapping kind {args.kind!r}")
+    return _map_add_wwn(args, path)
+
+
+def _map_add_wwn(args: argparse.Namespace, path: str) -> int:
+    """lun, scsi and vhba mappings: captured from the SCSI/FC view, node-independent."""
+    from .scsiresolve import capture_lun, capture_vhba
+
+    scsi = open_scsi(args)
+    if scsi is None:
+        raise UsageError(f"map add {args.kind} needs the host's sysfs (the live host or --sysfs)")
+    mapping: Any
+    if args.kind == "vhba":
+        if not args.wwnn or not args.wwpn:
+            raise UsageError("map add vhba needs --wwnn and --wwpn of the virtual port")
+        mapping = capture_vhba(
+            scsi,
+            args.name,
+            wwnn=args.wwnn,
+            wwpn=args.wwpn,
+            parent_wwnn=args.parent_wwnn,
+            parent_wwpn=args.parent_wwpn,
+            parent_fabric=args.parent_fabric,
+            description=args.description,
+            allow=tuple(args.allow or ()),
+        )
+    else:
+        mapping = capture_lun(
+            scsi,
+            args.kind,
+            args.name,
+            wwn=args.wwn,
+            device=args.device,
+            initiator=args.initiator,
+            target=args.target,
+            lun=args.lun,
+            description=args.description,
+            allow=tuple(args.allow or ()),
+        )
+    with StoreFile(path).edit() as editor:
+        editor.add_entry(
+            mapping.kind,
+            mapping.name,
+            None,
+            description=mapping.description,
+            allow=mapping.allow,
+            extra=mapping.store_attributes(),
+        )
+    print(f"{mapping.kind} {mapping.name} recorded in {path}")
+    return 0
 
 
 def cmd_map_list(args: argparse.Namespace) -> int:
@@ -376,7 +457,7 @@ def cmd_resolve(args: argparse.Namespace) -> int:
     doc = parse_file(args.file)
     store = open_store(args)
     inventory, node = open_host(args)
-    result = resolve_domain(doc, store, inventory, node)
+    result = resolve_domain(doc, store, inventory, node, scsi=open_scsi(args))
     for message in result.warnings:
         warn(message)
     write_output(result.data, args.output)
@@ -389,7 +470,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     doc = parse_file(args.file)
     store = open_store(args)
     inventory, node = open_host(args)
-    findings = verify_domain(doc, store, inventory, node)
+    findings = verify_domain(doc, store, inventory, node, scsi=open_scsi(args))
     if args.format == "json":
         from dataclasses import asdict
 
@@ -459,7 +540,7 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[common],
         help="add a mapping (or a node entry to it), capturing the identity from the host",
     )
-    add.add_argument("kind", choices=["pci", "usb"])
+    add.add_argument("kind", choices=["pci", "usb", "lun", "scsi", "vhba"])
     add.add_argument("name")
     add.add_argument("--address", metavar="BDF", help="PCI address of the device on this node")
     add.add_argument("--vendor", metavar="V", help="USB vendor ID")
@@ -475,6 +556,16 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="record a USB identity as typed, without the device present",
     )
+    add.add_argument("--wwn", metavar="WWN", help="lun/scsi: the LUN's WWN (NAA or EUI-64)")
+    add.add_argument("--device", metavar="DEV", help="lun/scsi: capture from sdX, sgN or H:C:T:L")
+    add.add_argument("--initiator", metavar="WWPN", help="scsi: FC initiator port")
+    add.add_argument("--target", metavar="WWPN", help="scsi: FC target port")
+    add.add_argument("--lun", metavar="N", type=int, help="scsi: LUN number behind --target")
+    add.add_argument("--wwnn", metavar="WWNN", help="vhba: the virtual port's node name")
+    add.add_argument("--wwpn", metavar="WWPN", help="vhba: the virtual port's port name")
+    add.add_argument("--parent-wwnn", metavar="WWNN", help="vhba: parent HBA node name")
+    add.add_argument("--parent-wwpn", metavar="WWPN", help="vhba: parent HBA port name")
+    add.add_argument("--parent-fabric", metavar="WWN", help="vhba: parent by fabric name")
     add.add_argument("--description", metavar="TEXT")
     add.add_argument(
         "--vfio",

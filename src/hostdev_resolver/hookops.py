@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, BinaryIO, TextIO
 
 if TYPE_CHECKING:
+    from .scsi import ScsiInventory
     from .store import Store
     from .sysfs import SysfsInventory
     from .vfio import Writer
@@ -22,7 +23,14 @@ CONFIG_PATH = "/etc/hostdev-resolver/hook.toml"
 CONFIG_ENV = "HOSTDEV_RESOLVER_CONFIG"
 DEFAULT_STORE = "/etc/hostdev-resolver/mappings.xml"
 DEFAULT_STATE_DIR = "/run/hostdev-resolver"
-_KEYS = {"store": str, "node": str, "sysfs": str, "state_dir": str, "trust_any_owner": bool}
+_KEYS = {
+    "store": str,
+    "node": str,
+    "sysfs": str,
+    "dev_root": str,
+    "state_dir": str,
+    "trust_any_owner": bool,
+}
 
 WriterFactory = Callable[[str], "Writer"]
 
@@ -32,6 +40,7 @@ class HookConfig:
     store: str = DEFAULT_STORE
     node: str | None = None  # None: this host's short name
     sysfs: str = "/sys"
+    dev_root: str = "/dev"  # where /dev/disk/by-id lives, for LUN disks
     state_dir: str = DEFAULT_STATE_DIR
     trust_any_owner: bool = False
     path: str | None = None  # the file it came from, None when there was none
@@ -77,6 +86,7 @@ def load_config(environ: dict[str, str] | os._Environ[str]) -> HookConfig:
         store=str(values.get("store", DEFAULT_STORE)),
         node=str(values["node"]) if "node" in values else None,
         sysfs=str(values.get("sysfs", "/sys")),
+        dev_root=str(values.get("dev_root", "/dev")),
         state_dir=str(values.get("state_dir", DEFAULT_STATE_DIR)),
         trust_any_owner=bool(values.get("trust_any_owner", False)),
         path=path,
@@ -171,12 +181,25 @@ def context(config: HookConfig, data: bytes, domain: str) -> _Context:
     return _Context(config, doc, store, SysfsInventory(config.sysfs), config.node or this_node())
 
 
+def scsi_inventory(ctx: _Context) -> ScsiInventory | None:
+    """The node's SCSI view, read only for domains with LUN or SCSI records: it scans
+    every SCSI device, and PCI/USB guests must not pay for that on every start."""
+    from .metadata import read_resolution
+
+    resolution = read_resolution(ctx.doc)
+    if resolution is None or all(r.kind in ("pci", "usb") for r in resolution.records):
+        return None
+    from .scsi import read_scsi_inventory
+
+    return read_scsi_inventory(ctx.config.sysfs, ctx.config.dev_root)
+
+
 def prepare(ctx: _Context, log: Log, writer_factory: WriterFactory) -> int:
     from .sysfs import SysfsReader
     from .verification import verify_domain
     from .vfio import StateFile, bind_plan, plan_binding
 
-    findings = verify_domain(ctx.doc, ctx.store, ctx.inventory, ctx.node)
+    findings = verify_domain(ctx.doc, ctx.store, ctx.inventory, ctx.node, scsi=scsi_inventory(ctx))
     bad = [f for f in findings if not f.ok]
     for f in findings:
         if f.ok:
@@ -227,7 +250,7 @@ def writer_writes(writer: object) -> list[object]:
 def filter_xml(ctx: _Context, data: bytes, log: Log, stdout: BinaryIO) -> int:
     from .resolution import resolve_domain
 
-    result = resolve_domain(ctx.doc, ctx.store, ctx.inventory, ctx.node)
+    result = resolve_domain(ctx.doc, ctx.store, ctx.inventory, ctx.node, scsi=scsi_inventory(ctx))
     for warning in result.warnings:
         log.warning(warning)
     if result.data != data:

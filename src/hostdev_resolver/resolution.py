@@ -448,12 +448,13 @@ def resolve_domain(
     inventory: HostInventory,
     node: str,
     *,
-    claimed: Iterable[PciAddress] = (),
+    claimed: Iterable[object] = (),
     scsi: ScsiInventory | None = None,
 ) -> Resolved:
     """Resolve every reference (new `hr:map` attributes and recorded devices) for `node`.
 
-    `claimed` are host devices held by other guests: pools skip them. `scsi` is the
+    `claimed` are host devices held by other guests: pools skip them. PCI devices are
+    named by their PciAddress, USB devices by ("usb", bus, device). `scsi` is the
     node's SCSI inventory, needed only by LUN disks and SCSI hostdevs.
     """
     ctx = _Context(doc, store, inventory, node, domain_name(doc), set(claimed))

@@ -16,6 +16,7 @@ from .inventory import HostInventory
 from .metadata import HR_MAP, HR_WWN, PciRecord
 from .resolution import domain_name, resolve_domain
 from .rng import domain_rng_errors
+from .scsi import ScsiInventory
 from .scsiresolve import ScsiRecord
 from .store import NS as STORE_NS
 from .store import Store, load_store, parse_store, validate_schema
@@ -159,10 +160,18 @@ def validate_files(files: list[str], args: argparse.Namespace, *, all_nodes: boo
         report.add(exc, "host")
         return report
     by_node = {node: inv for inv, node in hosts}
+    from .cli import open_scsi
+
+    try:
+        scsi = open_scsi(args) if len(hosts) == 1 else None
+    except HostdevError as exc:
+        report.add(exc, "host")
+        return report
+    scsi_by_node = {hosts[0][1]: scsi} if scsi is not None else {}
     nodes = list(dict.fromkeys([*by_node, *(store.nodes() if all_nodes else [])]))
     claims: dict[tuple[str, str], tuple[str, str]] = {}
     for doc in docs:
-        _validate_domain(report, doc, store, nodes, by_node, claims)
+        _validate_domain(report, doc, store, nodes, by_node, scsi_by_node, claims)
     return report
 
 
@@ -172,6 +181,7 @@ def _validate_domain(
     store: Store,
     nodes: list[str],
     by_node: dict[str, HostInventory],
+    scsi_by_node: dict[str, ScsiInventory],
     claims: dict[tuple[str, str], tuple[str, str]],
 ) -> None:
     try:
@@ -186,7 +196,7 @@ def _validate_domain(
             _check_entries_only(report, doc, store, node)
             continue
         try:
-            result = resolve_domain(doc, store, inventory, node)
+            result = resolve_domain(doc, store, inventory, node, scsi=scsi_by_node.get(node))
         except HostdevError as exc:
             report.add(exc, doc.source, node)
             continue

@@ -27,7 +27,7 @@ import sys
 import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, NoReturn, cast
+from typing import TYPE_CHECKING, Any, NoReturn
 from urllib.parse import urlsplit
 
 from .errors import HostAccessError, HostdevError, InputError, Location, RefusedError, UsageError
@@ -52,6 +52,9 @@ from .resolution import (
 )
 from .store import PciEntry, PciMapping, Store, UsbEntry, UsbMapping, load_store
 from .xmldoc import Document, Splicer, parse_bytes, parse_file
+
+if TYPE_CHECKING:
+    from .scsi import ScsiInventory
 
 PROG = "hostdev-virsh"
 
@@ -279,6 +282,21 @@ class Session:
                 self._inventory = read_inventory(self.conn, self.uri)
         return self._inventory
 
+    def scsi(self, doc: Document) -> ScsiInventory | None:
+        """The SCSI/FC view of a local node, read only when the domain has LUNs or SCSI
+        hostdevs (it scans every SCSI device); remote nodes have none through libvirt."""
+        wanted = any(
+            (el.tag == "disk" and el.get("device") == "lun")
+            or (el.tag == "hostdev" and el.get("type") == "scsi")
+            for el in devices_of(doc)
+        )
+        root = self.ours.get("--sysfs")
+        if not wanted or not (root or is_local(self.uri)):
+            return None
+        from .scsi import read_scsi_inventory
+
+        return read_scsi_inventory(str(root) if root else "/sys", None if root else "/dev")
+
     @property
     def store(self) -> Store:
         if self._store is None:
@@ -449,9 +467,9 @@ def resolve_for_node(
     inventory = session.inventory
     store = session.store
     seen = _store_as_seen(store, inventory)
-    # resolve_domain types `claimed` as PCI addresses but keys USB devices as
-    # ("usb", bus, device) internally; pools of either kind need both.
-    result = resolve_domain(doc, seen, inventory, session.node, claimed=cast(Any, set(claimed)))
+    result = resolve_domain(
+        doc, seen, inventory, session.node, claimed=set(claimed), scsi=session.scsi(doc)
+    )
     for message in result.warnings:
         print(f"{PROG}: warning: {message}", file=sys.stderr)
     out = result.data
