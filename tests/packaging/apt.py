@@ -104,9 +104,16 @@ def ensure_installed(packages: list[str]) -> None:
 
 
 def build_deb(outdir: Path) -> Path:
-    """packaging/build-deb into `outdir`; the path of the .deb."""
-    proc = run(["sh", str(PACKAGING / "build-deb"), str(outdir)], timeout=600)
-    assert proc.returncode == 0, f"build-deb failed:\n{proc.stdout}\n{proc.stderr}"
+    """packaging/build-deb into `outdir`; the path of the .deb.
+
+    Where this machine allows it, the build runs in a network namespace with no
+    interfaces (`unshare -n`): proof that it downloads nothing.
+    """
+    command = ["sh", str(PACKAGING / "build-deb"), str(outdir)]
+    if run(["unshare", "-n", "true"]).returncode == 0:
+        command = ["unshare", "-n", *command]
+    proc = run(command, timeout=600)
+    assert proc.returncode == 0, f"{' '.join(command)} failed:\n{proc.stdout}\n{proc.stderr}"
     debs = sorted(outdir.glob(f"{PACKAGE}_*_all.deb"))
     assert len(debs) == 1, f"expected one .deb in {outdir}: {debs}"
     return debs[0]
