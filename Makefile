@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: all setup demo test lint typecheck bench clean
+.PHONY: all setup demo test lint typecheck bench deb clean
 
 all: test
 
@@ -18,8 +18,8 @@ demo: $(STAMP)
 	sh examples/demo.sh
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check src tests bench hooks/qemu
-	$(VENV)/bin/ruff format --check src tests bench hooks/qemu
+	$(VENV)/bin/ruff check src tests bench hooks/qemu packaging
+	$(VENV)/bin/ruff format --check src tests bench hooks/qemu packaging
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy src
@@ -30,5 +30,8 @@ test: $(STAMP) lint typecheck
 bench: $(STAMP)
 	$(VENV)/bin/python bench/run.py
 
+deb:
+	sh packaging/build-deb
+
 clean:
-	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache packaging/out
