@@ -7,7 +7,6 @@ Only this layer (with the hook and the wrapper) turns errors into exit codes:
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import sys
@@ -23,6 +22,7 @@ from .hostsource import HostSource, default_store
 from .identity import UsbIdentity, parse_id16
 from .inventory import HostInventory, PciDevice
 from .pciaddress import PciAddress
+from .records import fields, is_record
 from .store import PciEntry, Store, StoreFile, UsbEntry, load_store
 from .xmldoc import parse_file
 
@@ -371,10 +371,10 @@ def _to_json(value: Any, key: str = "") -> Any:
     """Store records as JSON: IDs in hex as in the store, addresses as text, no line numbers."""
     if isinstance(value, PciAddress):
         return str(value)
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+    if is_record(value) and not isinstance(value, type):
         return {
             f.name: _to_json(getattr(value, f.name), f.name)
-            for f in dataclasses.fields(value)
+            for f in fields(value)
             if f.name != "line"
         }
     if isinstance(value, tuple | list):
@@ -472,7 +472,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     inventory, node = open_host(args)
     findings = verify_domain(doc, store, inventory, node, scsi=open_scsi(args))
     if args.format == "json":
-        from dataclasses import asdict
+        from .records import asdict
 
         print(json.dumps([asdict(f) | {"ok": f.ok} for f in findings], indent=2))
     else:

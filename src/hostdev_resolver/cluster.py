@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
 from typing import Any
 
 from .errors import HostAccessError, UsageError
@@ -32,6 +31,7 @@ from .locate import (
     locate_usb,
 )
 from .nodedev import observable_pci, observable_usb, unobserved_pci, unobserved_usb
+from .records import asdict, frozen
 from .store import Mapping, PciEntry, PciMapping, Store, UsbEntry, UsbMapping, load_store
 
 UNREACHABLE = "unreachable"
@@ -39,7 +39,7 @@ NO_ENTRY = "no-entry"
 NOT_PER_NODE = "not-per-node"
 
 
-@dataclass(frozen=True)
+@frozen
 class NodeView:
     """One node as a source showed it, or why it could not be reached."""
 
@@ -48,7 +48,7 @@ class NodeView:
     error: str | None = None
 
 
-@dataclass(frozen=True)
+@frozen
 class CheckRow:
     mapping: str
     kind: str

@@ -10,11 +10,12 @@ Only the CLI, the hook and the wrapper turn these into exit codes (SPEC §5):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import ClassVar
 
+from .records import frozen
 
-@dataclass(frozen=True)
+
+@frozen
 class Location:
     """Where a problem is: a file and line, or a node, or nothing known."""
 

@@ -1,7 +1,7 @@
 """The hook's operations (SPEC §6), imported by `hook.main` only for domains with `hr` metadata.
 
 Kept apart from `hook` so that the no-metadata path loads nothing but `os` and `sys`;
-this module may import dataclasses and the package, but never lxml, xmlschema,
+this module may import the package, but never lxml, xmlschema,
 libvirt, argparse or pyudev.
 """
 
@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, BinaryIO, TextIO
+
+from .records import frozen
 
 if TYPE_CHECKING:
     from .scsi import ScsiInventory
@@ -35,7 +36,7 @@ _KEYS = {
 WriterFactory = Callable[[str], "Writer"]
 
 
-@dataclass(frozen=True)
+@frozen
 class HookConfig:
     store: str = DEFAULT_STORE
     node: str | None = None  # None: this host's short name
@@ -134,7 +135,7 @@ class Log:
             print(f"hostdev-resolver: {self.domain}: {line}", file=self.stderr)
 
 
-@dataclass(frozen=True)
+@frozen
 class _Context:
     config: HookConfig
     doc: Document

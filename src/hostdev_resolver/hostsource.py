@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import os
 import socket
-from dataclasses import dataclass
 from pathlib import Path
 
 from .inventory import HostInventory
+from .records import frozen
 
 
 def this_node() -> str:
@@ -19,7 +19,7 @@ def this_node() -> str:
     return socket.gethostname().split(".")[0]
 
 
-@dataclass(frozen=True)
+@frozen
 class HostSource:
     """One host to look at: `kind` is sysfs, snapshot, udev or libvirt."""
 

@@ -8,9 +8,9 @@ recorded side is "not recorded", never "anything"; an unparseable one is an erro
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, fields
 
 from .errors import InputError, Location
+from .records import fields, frozen
 
 _HEX16 = re.compile(r"(?:0[xX])?([0-9a-fA-F]{4})")
 _HEX24 = re.compile(r"(?:0[xX])?([0-9a-fA-F]{6})")
@@ -58,7 +58,7 @@ def format_dsn(serial: int) -> str:
     return "-".join(f"{(serial >> shift) & 0xFF:02x}" for shift in range(56, -8, -8))
 
 
-@dataclass(frozen=True)
+@frozen
 class PciIdentity:
     """Vendor/device IDs, subsystem IDs, class and serial of one PCI function."""
 
@@ -107,7 +107,7 @@ class PciIdentity:
         )
 
 
-@dataclass(frozen=True)
+@frozen
 class UsbIdentity:
     vendor: int
     product: int

@@ -9,17 +9,17 @@ themselves. Sources (each in its own module) implement it: sysfs
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Protocol
 
 from .identity import PciIdentity, UsbIdentity
 from .pciaddress import PciAddress
+from .records import frozen
 
 # PCI base class 0x06 = bridge; 0x0600 host, 0x0604 PCI-PCI, 0x0601 ISA...
 _BRIDGE_CLASS = 0x06
 
 
-@dataclass(frozen=True)
+@frozen
 class PciDevice:
     """One PCI function as the host sees it now."""
 
@@ -41,7 +41,7 @@ class PciDevice:
         return code is not None and code >> 16 == _BRIDGE_CLASS
 
 
-@dataclass(frozen=True)
+@frozen
 class UsbDevice:
     """One USB device (not interface) as the host sees it now."""
 

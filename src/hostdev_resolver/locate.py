@@ -7,12 +7,12 @@ a domain is defined and when it starts.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from enum import Enum
 
 from .identity import PciIdentity, UsbIdentity
 from .inventory import HostInventory, PciDevice, UsbDevice
 from .pciaddress import PciAddress
+from .records import frozen
 
 
 class Status(Enum):
@@ -23,7 +23,7 @@ class Status(Enum):
     AMBIGUOUS = "ambiguous"
 
 
-@dataclass(frozen=True)
+@frozen
 class PciExpectation:
     """What we expect a PCI device to be, and where."""
 
@@ -34,7 +34,7 @@ class PciExpectation:
     port_path: str | None = None
 
 
-@dataclass(frozen=True)
+@frozen
 class PciLocation:
     status: Status
     expected: PciExpectation
@@ -100,7 +100,7 @@ def locate_pci(expected: PciExpectation, inventory: HostInventory) -> PciLocatio
     return PciLocation(Status.MISMATCH if at is not None else Status.MISSING, expected, at, diffs)
 
 
-@dataclass(frozen=True)
+@frozen
 class UsbExpectation:
     identity: UsbIdentity
     bus: int | None = None
@@ -108,7 +108,7 @@ class UsbExpectation:
     port_path: str | None = None
 
 
-@dataclass(frozen=True)
+@frozen
 class UsbLocation:
     status: Status
     expected: UsbExpectation

@@ -15,11 +15,10 @@ against, where it was found, and for which node.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from .errors import InputError
 from .identity import PciIdentity, UsbIdentity, parse_class, parse_dsn, parse_id16
 from .pciaddress import PciAddress
+from .records import field, frozen
 from .scsiresolve import ScsiRecord, scsi_record
 from .xmldoc import Document, Element, Node
 
@@ -28,7 +27,7 @@ HR_MAP = f"{{{HR_NS}}}map"
 HR_WWN = f"{{{HR_NS}}}wwn"
 
 
-@dataclass(frozen=True)
+@frozen
 class PciRecord:
     map: str
     address: PciAddress
@@ -70,7 +69,7 @@ class PciRecord:
         return Node("hr:pci", attrs)
 
 
-@dataclass(frozen=True)
+@frozen
 class UsbRecord:
     map: str
     identity: UsbIdentity
@@ -100,7 +99,7 @@ class UsbRecord:
 Record = PciRecord | UsbRecord | ScsiRecord
 
 
-@dataclass(frozen=True)
+@frozen
 class Resolution:
     node: str
     records: tuple[Record, ...]

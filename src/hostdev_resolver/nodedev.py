@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
 from typing import Any
 
 from lxml import etree
@@ -41,6 +40,7 @@ from .identity import PciIdentity, UsbIdentity, parse_class, parse_id16
 from .inventory import PciDevice, UsbDevice
 from .locate import PciExpectation, UsbExpectation
 from .pciaddress import PciAddress, parse_xml_uint
+from .records import field, frozen, replace
 from .scsi import FcHost
 from .sysfs import port_path_of
 from .wwn import Wwn
@@ -52,7 +52,7 @@ USB_NOT_IN_NODEDEV = frozenset({"serial"})
 _PARSER = etree.XMLParser(resolve_entities=False, no_network=True, remove_blank_text=True)
 
 
-@dataclass(frozen=True)
+@frozen
 class PcieLink:
     """`<pci-express><link validity='cap'|'sta' speed= width=/>`: what the slot can and does run."""
 
@@ -62,7 +62,7 @@ class PcieLink:
     width: int | None = None
 
 
-@dataclass(frozen=True)
+@frozen
 class NodedevInventory:
     """`HostInventory` over one libvirt connection's node devices, read once."""
 
@@ -150,7 +150,7 @@ def observable_usb(expected: UsbExpectation, blind: frozenset[str]) -> UsbExpect
 # -- parsing node-device XML (pure) -----------------------------------------------------
 
 
-@dataclass(frozen=True)
+@frozen
 class _Parsed:
     pci: PciDevice | None = None
     group: tuple[int, tuple[PciAddress, ...]] | None = None

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 from .errors import InputError, Location
+from .records import frozen
 
 # 0000:03:00.0, 03:00.0, 10000:e1:00.0 (VMD and other 32-bit PCI domains)
 _TEXT = re.compile(
@@ -49,7 +49,7 @@ def parse_xml_uint(value: str, name: str, where: Location | None = None) -> int:
         ) from None
 
 
-@dataclass(frozen=True, order=True)
+@frozen(order=True)
 class PciAddress:
     domain: int
     bus: int

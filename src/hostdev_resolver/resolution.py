@@ -10,7 +10,6 @@ is also how a domain is rewritten for another node (migration, restore).
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 
 from .errors import (
     AccessDeniedError,
@@ -42,6 +41,7 @@ from .metadata import (
     read_resolution,
 )
 from .pciaddress import PciAddress, parse_xml_uint
+from .records import field, frozen, mutable
 from .scsi import ScsiInventory
 from .scsiresolve import ScsiRecord, ScsiReference, resolve_scsi, scsi_reference
 from .store import PciEntry, PciMapping, Store, UsbEntry, UsbMapping
@@ -51,14 +51,14 @@ from .xmldoc import Document, Element, Node, Splicer
 _HEAD = ("name", "uuid", "genid", "title", "description")
 
 
-@dataclass(frozen=True)
+@frozen
 class Resolved:
     data: bytes
     resolution: Resolution | None
     warnings: tuple[str, ...] = ()
 
 
-@dataclass
+@mutable
 class _Context:
     doc: Document
     store: Store

@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 from .errors import InputError, Location
+from .records import frozen
 from .sysfs import SysfsReader
 from .vpd import parse_pg80, parse_pg83, parse_wwid
 from .wwn import Wwn, parse_fc_attribute
@@ -36,7 +36,7 @@ PERIPHERAL_TYPES = {
 }
 
 
-@dataclass(frozen=True, order=True)
+@frozen(order=True)
 class ScsiAddress:
     """`H:C:T:L` as the kernel names a SCSI device; libvirt's adapter/bus/target/unit."""
 
@@ -74,7 +74,7 @@ class ScsiAddress:
         return f"{self.adapter} bus {self.channel} target {self.target} unit {self.lun}"
 
 
-@dataclass(frozen=True)
+@frozen
 class LunIdentity:
     """What a logical unit *is*. A recorded identity names it by the first of wwn,
     t10_id, serial that is set; vendor/model, when recorded, must match too."""
@@ -114,7 +114,7 @@ class LunIdentity:
         )
 
 
-@dataclass(frozen=True)
+@frozen
 class FcLunPath:
     """One path to an FC LUN, by names only: initiator port WWPN (an HBA or an NPIV
     vport), target port WWPN, LUN number. The host, channel and target numbers that
@@ -128,7 +128,7 @@ class FcLunPath:
         return f"initiator {self.initiator} target {self.target} LUN {self.lun}"
 
 
-@dataclass(frozen=True)
+@frozen
 class ScsiDevice:
     """One SCSI device (`class/scsi_device/H:C:T:L`). `identity` is None when it could
     not be read; `problem` then says why."""
@@ -152,7 +152,7 @@ class ScsiDevice:
         return f"{self.address}{name} {who}"
 
 
-@dataclass(frozen=True)
+@frozen
 class FcHost:
     """An FC initiator port (`class/fc_host/hostN`), physical or an NPIV vport."""
 
@@ -169,7 +169,7 @@ class FcHost:
         return f"scsi_host{self.host}"
 
 
-@dataclass(frozen=True)
+@frozen
 class FcTarget:
     """An FC remote target port (`class/fc_transport/targetH:C:T`)."""
 
@@ -180,7 +180,7 @@ class FcTarget:
     wwnn: Wwn | None = None
 
 
-@dataclass(frozen=True)
+@frozen
 class MultipathMap:
     """A dm-multipath map (`block/dm-N` whose `dm/uuid` starts with `mpath-`)."""
 
@@ -195,7 +195,7 @@ class MultipathMap:
         return f"dm-uuid-{self.uuid}"
 
 
-@dataclass(frozen=True)
+@frozen
 class DevLink:
     """A `/dev/disk/by-id` link and the kernel name it leads to (`sdb`, `dm-3`)."""
 
@@ -203,7 +203,7 @@ class DevLink:
     target: str
 
 
-@dataclass(frozen=True)
+@frozen
 class Unreadable:
     """Something the inventory skipped, and why (a broken FC host, a vanished device)."""
 
@@ -211,7 +211,7 @@ class Unreadable:
     problem: str
 
 
-@dataclass(frozen=True)
+@frozen
 class ScsiInventory:
     """The SCSI side of one host, as data. `links` is None when no dev root was read."""
 

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import posixpath
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Literal
 
 from .errors import (
@@ -41,6 +40,7 @@ from .errors import (
     UnresolvableError,
 )
 from .pciaddress import parse_xml_uint
+from .records import field, frozen
 from .scsi import (
     FcHost,
     FcLunPath,
@@ -61,7 +61,7 @@ BY_ID = "/dev/disk/by-id/"
 ElementKind = Literal["lun", "scsi"]  # <disk device='lun'>, <hostdev type='scsi'>
 
 
-@dataclass(frozen=True)
+@frozen
 class ScsiReference:
     """What one domain element asks for."""
 
@@ -128,7 +128,7 @@ def scsi_reference(doc: Document, el: Element) -> ScsiReference | None:
 # -- the record ------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@frozen
 class ScsiRecord:
     """What was resolved, kept under <metadata> as `hr:lun` or `hr:scsi`.
 
@@ -264,7 +264,7 @@ _REDEFINE = "re-resolve the domain with 'hostdev-virsh define' or 'hostdev-resol
 # -- resolution ------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@frozen
 class ScsiResolution:
     source: Node
     record: ScsiRecord
@@ -735,7 +735,7 @@ def capture_vhba(
 FindingStatus = Literal["missing", "mismatch", "shifted", "unreadable", "unchecked"]
 
 
-@dataclass(frozen=True)
+@frozen
 class ScsiFinding:
     """Why a recorded SCSI device is not what the domain was resolved to."""
 

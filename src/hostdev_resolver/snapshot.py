@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +14,7 @@ from .errors import InputError, Location
 from .identity import PciIdentity, UsbIdentity, parse_class, parse_dsn, parse_id16
 from .inventory import HostInventory, PciDevice, UsbDevice
 from .pciaddress import PciAddress
+from .records import field, frozen
 
 FORMAT = "hostdev-resolver-host/1"
 
@@ -66,7 +66,7 @@ def inventory_to_json(inventory: HostInventory, node: str) -> dict[str, Any]:
     }
 
 
-@dataclass(frozen=True)
+@frozen
 class HostSnapshot:
     """`HostInventory` over recorded data."""
 

@@ -16,12 +16,12 @@ import stat
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import InputError, Location, UntrustedFileError
 from .identity import PciIdentity, UsbIdentity, parse_class, parse_dsn, parse_id16
 from .pciaddress import PciAddress
+from .records import field, frozen
 from .scsi import FcLunPath, LunIdentity
 from .wwn import Wwn, parse_optional
 from .xmldoc import Document, Element, Node, Splicer, parse_bytes
@@ -32,7 +32,7 @@ SCHEMA = Path(__file__).resolve().parent / "schemas" / "store.xsd"
 EMPTY = f"<mappings xmlns='{NS}'>\n</mappings>\n".encode()
 
 
-@dataclass(frozen=True)
+@frozen
 class PciEntry:
     node: str
     address: PciAddress
@@ -69,7 +69,7 @@ class PciEntry:
         return Node("node", attrs)
 
 
-@dataclass(frozen=True)
+@frozen
 class UsbEntry:
     node: str
     identity: UsbIdentity
@@ -89,7 +89,7 @@ class UsbEntry:
         return Node("node", attrs)
 
 
-@dataclass(frozen=True)
+@frozen
 class _MappingBase:
     name: str
     description: str | None
@@ -101,7 +101,7 @@ class _MappingBase:
         return not self.allow or any(fnmatch.fnmatchcase(domain, p) for p in self.allow)
 
 
-@dataclass(frozen=True)
+@frozen
 class PciMapping(_MappingBase):
     entries: tuple[PciEntry, ...] = ()
     vfio: bool = False
@@ -111,7 +111,7 @@ class PciMapping(_MappingBase):
         return tuple(e for e in self.entries if e.node == node)
 
 
-@dataclass(frozen=True)
+@frozen
 class UsbMapping(_MappingBase):
     entries: tuple[UsbEntry, ...] = ()
     kind = "usb"
@@ -120,7 +120,7 @@ class UsbMapping(_MappingBase):
         return tuple(e for e in self.entries if e.node == node)
 
 
-@dataclass(frozen=True)
+@frozen
 class WwnMapping(_MappingBase):
     """`lun` and `scsi` mappings, node-independent: a LUN named by its WWN (or, when it
     has none, its T10 vendor ID or unit serial), or for `scsi` an FC path (initiator
@@ -160,7 +160,7 @@ class WwnMapping(_MappingBase):
         return attrs
 
 
-@dataclass(frozen=True)
+@frozen
 class VhbaMapping(_MappingBase):
     """An NPIV virtual HBA, named by its own WWNN/WWPN; its parent HBA by WWNN/WWPN or by
     fabric WWN, never by host number (libvirt's <parent wwnn= wwpn=/> / fabric_wwn)."""
@@ -189,7 +189,7 @@ class VhbaMapping(_MappingBase):
 Mapping = PciMapping | UsbMapping | WwnMapping | VhbaMapping
 
 
-@dataclass(frozen=True)
+@frozen
 class Store:
     path: str
     mappings: dict[str, Mapping]

@@ -19,7 +19,6 @@ that never read udev (the hook on a --sysfs tree) do not pay for it.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -28,12 +27,13 @@ from .errors import HostAccessError, InputError, Location
 from .identity import PciIdentity, UsbIdentity, parse_class, parse_id16
 from .inventory import PciDevice, UsbDevice
 from .pciaddress import PciAddress
+from .records import field, frozen
 from .sysfs import SysfsReader, port_path_of, read_dsn
 
 _NO_UDEV_FIX = "install libudev1 and pyudev, or give --sysfs /sys"
 
 
-@dataclass(frozen=True)
+@frozen
 class UdevDetails:
     """What udev knows about one device beyond its identity."""
 

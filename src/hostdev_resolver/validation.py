@@ -8,12 +8,12 @@ every reference resolvable on the node (or on every node of the store with
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import HostdevError, InputError, Location
 from .inventory import HostInventory
 from .metadata import HR_MAP, HR_WWN, PciRecord
+from .records import field, frozen, mutable
 from .resolution import domain_name, resolve_domain
 from .rng import domain_rng_errors
 from .scsi import ScsiInventory
@@ -23,7 +23,7 @@ from .store import Store, load_store, parse_store, validate_schema
 from .xmldoc import Document, Splicer, parse_file
 
 
-@dataclass(frozen=True)
+@frozen
 class Problem:
     source: str
     line: int | None
@@ -38,7 +38,7 @@ class Problem:
         return f"{where}: {kind}{node}: {self.message}"
 
 
-@dataclass
+@mutable
 class Report:
     problems: list[Problem] = field(default_factory=list)
     checked: list[str] = field(default_factory=list)

@@ -9,8 +9,6 @@ not shifted. One `Finding` per device; pure, no I/O.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from .inventory import HostInventory
 from .locate import (
     PciExpectation,
@@ -22,6 +20,7 @@ from .locate import (
     locate_usb,
 )
 from .metadata import PciRecord, Record, UsbRecord, read_resolution
+from .records import frozen
 from .resolution import domain_name, element_of_record
 from .scsi import ScsiInventory
 from .scsiresolve import ScsiRecord, verify_scsi
@@ -29,7 +28,7 @@ from .store import Mapping, PciMapping, Store, UsbMapping, VhbaMapping, WwnMappi
 from .xmldoc import Document
 
 
-@dataclass(frozen=True)
+@frozen
 class Finding:
     map: str
     node: str
@@ -50,7 +49,7 @@ class Finding:
         return f"{where}{self.message}" + (f" — {self.fix}" if self.fix else "")
 
 
-@dataclass(frozen=True)
+@frozen
 class _Subject:
     map: str
     node: str

@@ -27,7 +27,6 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -35,6 +34,7 @@ from .errors import HostAccessError, InputError, Location, RefusedError
 from .inventory import PciDevice
 from .metadata import PciRecord, read_resolution
 from .pciaddress import PciAddress
+from .records import frozen
 from .resolution import devices_of, domain_name, pci_source_address
 from .store import PciMapping, Store
 from .sysfs import SysfsInventory, SysfsReader
@@ -49,7 +49,7 @@ _VIABLE_DRIVERS = frozenset({VFIO_DRIVER, "pci-stub"})
 _NO_OVERRIDE = "(null)"
 
 
-@dataclass(frozen=True)
+@frozen
 class SysfsWrite:
     """One write to a sysfs attribute; `path` is relative to the sysfs root."""
 
@@ -97,7 +97,7 @@ class SysfsWriter:
             ) from None
 
 
-@dataclass(frozen=True)
+@frozen
 class DeviceChange:
     """A device the hook moves to vfio-pci, and what it had before."""
 
@@ -128,7 +128,7 @@ class DeviceChange:
         )
 
 
-@dataclass(frozen=True)
+@frozen
 class BindingPlan:
     domain: str
     changes: tuple[DeviceChange, ...]

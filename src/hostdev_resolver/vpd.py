@@ -13,10 +13,10 @@ big-endian page length) then, for page 0x83, designators of
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from enum import IntEnum
 
 from .errors import InputError, Location
+from .records import frozen
 from .wwn import Wwn
 
 
@@ -58,7 +58,7 @@ class DesignatorType(IntEnum):
     SCSI_NAME_STRING = 8
 
 
-@dataclass(frozen=True)
+@frozen
 class Designator:
     """One identification descriptor of page 0x83."""
 
@@ -74,7 +74,7 @@ class Designator:
         return " ".join(decoded.split())
 
 
-@dataclass(frozen=True)
+@frozen
 class DeviceIdentification:
     """Page 0x83, parsed."""
 

@@ -26,7 +26,6 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, NoReturn
 from urllib.parse import urlsplit
 
@@ -42,6 +41,7 @@ from .nodedev import (
     unobserved_pci,
     unobserved_usb,
 )
+from .records import field, frozen, mutable, replace
 from .resolution import (
     devices_of,
     domain_name,
@@ -87,7 +87,7 @@ _OURS = {
 _HANDLED = {"define", "create", "attach-device", "update-device", "edit", "start"}
 
 
-@dataclass(frozen=True)
+@frozen
 class Invocation:
     """A hostdev-virsh command line, split into virsh's part and ours."""
 
@@ -251,7 +251,7 @@ def is_local(uri: str) -> bool:
     return parts.scheme.split("+")[0] in ("qemu", "lxc", "ch") and not parts.hostname
 
 
-@dataclass
+@mutable
 class Session:
     """One connection plus what resolution needs for the node behind it."""
 

@@ -25,10 +25,10 @@ the full 16 bytes captured from the host.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from typing import Literal
 
 from .errors import InputError, Location
+from .records import frozen
 
 FORMS = (
     "expected 16 hex digits of an NAA type 1, 2, 3 or 5 name (0x5000c500a1b2c3d4, "
@@ -44,7 +44,7 @@ _COLONS = re.compile(r"[0-9a-f]{2}(?::[0-9a-f]{2})+")
 WwnScheme = Literal["naa", "eui"]
 
 
-@dataclass(frozen=True, order=True)
+@frozen(order=True)
 class Wwn:
     """A validated WWN: `scheme` and lowercase hex `digits` (16 or 32 of them)."""
 

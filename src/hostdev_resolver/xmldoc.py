@@ -14,16 +14,16 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from xml.parsers import expat
 
 from .errors import InputError, Location
+from .records import field, mutable
 
 XML_NS = "http://www.w3.org/XML/1998/namespace"
 _ATTR = re.compile(rb"""\s+([^\s=/>]+)\s*=\s*("[^"]*"|'[^']*')""")
 
 
-@dataclass(eq=False)
+@mutable(eq=False)
 class Element:
     """One element: its expanded name, attributes, children and where its bytes are."""
 
@@ -57,7 +57,7 @@ class Element:
             yield from child.iter()
 
 
-@dataclass(eq=False)
+@mutable(eq=False)
 class Document:
     data: bytes
     root: Element
@@ -221,7 +221,7 @@ def escape_text(value: str) -> str:
     return value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-@dataclass
+@mutable
 class Node:
     """A new element to write (libvirt's style: single-quoted attributes)."""
 

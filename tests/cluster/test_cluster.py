@@ -9,7 +9,6 @@ no YubiKey.
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -27,6 +26,7 @@ from hostdev_resolver.nodedev import (
     open_libvirt_inventory,
 )
 from hostdev_resolver.pciaddress import PciAddress
+from hostdev_resolver.records import replace
 from hostdev_resolver.store import load_store
 from hostdev_resolver.sysfs import SysfsInventory
 from hostdev_resolver.wwn import Wwn

@@ -9,11 +9,11 @@ way libvirt writes them (`<address type='pci' domain='0x0000' bus='0x01' ...>`).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
 
 from .. import xmldoc
 from ..errors import InputError, Location
 from ..pciaddress import PciAddress, parse_xml_uint
+from ..records import frozen, replace
 from .model import (
     Allocation,
     Device,
@@ -35,7 +35,7 @@ _DISK_BUS_BY_PREFIX = (
 )
 
 
-@dataclass(frozen=True)
+@frozen
 class DomainFile:
     """A parsed domain document and the element behind each device's `ref`."""
 

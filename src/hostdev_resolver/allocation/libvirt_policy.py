@@ -26,9 +26,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
 
 from ..pciaddress import PciAddress
+from ..records import frozen, replace
 from .model import (
     AddressConflictError,
     Allocation,
@@ -130,7 +130,7 @@ _VIRTIO = {"virtio", "virtio-non-transitional", ""}
 _UNSUPPORTED_ELEMENTS = {"panic", "iommu", "memory", "crypto"}
 
 
-@dataclass(frozen=True)
+@frozen
 class EngineOptions:
     """What the tuned policy changes in the libvirt algorithm."""
 

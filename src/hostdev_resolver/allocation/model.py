@@ -9,11 +9,11 @@ controllers (and implicit devices) libvirt would add. Nothing here does I/O.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 from ..errors import ConflictError, Location, RefusedError
 from ..pciaddress import PciAddress
+from ..records import field, frozen, replace
 
 
 class MachineType(StrEnum):
@@ -62,7 +62,7 @@ class DeviceKind(StrEnum):
     OTHER = "other"
 
 
-@dataclass(frozen=True)
+@frozen
 class PciControllerOptions:
     """The settings of a `<controller type='pci'>` besides its address."""
 
@@ -75,7 +75,7 @@ class PciControllerOptions:
     hotplug: bool | None = None  # <target hotplug='on|off'/>; None when absent
 
 
-@dataclass(frozen=True)
+@frozen
 class Device:
     """One device of a domain, as far as PCI placement is concerned.
 
@@ -126,7 +126,7 @@ class Device:
         return replace(self, address=address, multifunction=multifunction)
 
 
-@dataclass(frozen=True)
+@frozen
 class DomainDevices:
     """What allocation reads from a domain."""
 
@@ -138,7 +138,7 @@ class DomainDevices:
     source: str | None = None  # file name for messages
 
 
-@dataclass(frozen=True)
+@frozen
 class HostDeviceInfo:
     """What the allocator may know of a host PCI device (passed in; it reads nothing)."""
 
@@ -147,7 +147,7 @@ class HostDeviceInfo:
     express: bool = True  # libvirt assumes PCIe for devices it cannot inspect
 
 
-@dataclass(frozen=True)
+@frozen
 class Policy:
     """How to place devices.
 
@@ -173,7 +173,7 @@ class Policy:
         return None
 
 
-@dataclass(frozen=True)
+@frozen
 class Allocation:
     """The full device list after placement.
 

@@ -20,9 +20,8 @@ the `libvirt` policy.
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from ..pciaddress import PciAddress
+from ..records import replace
 from .libvirt_policy import EngineOptions, assign
 from .model import (
     Allocation,
