@@ -20,13 +20,13 @@ from .errors import HostdevError, InputError, Location, RefusedError, UsageError
 from .hookcmd import register_hook_command
 from .hostsource import HostSource, default_store
 from .identity import UsbIdentity, parse_id16
-from .inventory import HostInventory, PciDevice
 from .pciaddress import PciAddress
 from .records import fields, is_record
 from .store import PciEntry, Store, StoreFile, UsbEntry, load_store
 from .xmldoc import parse_file
 
 if TYPE_CHECKING:
+    from .inventory import HostInventory, PciDevice
     from .scsi import ScsiInventory
 
 Handler = Callable[[argparse.Namespace], int]

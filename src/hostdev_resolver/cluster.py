@@ -13,14 +13,11 @@ unchecked, which the hook verifies on the node at start.
 
 from __future__ import annotations
 
-import argparse
 import json
-from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import HostAccessError, UsageError
 from .hostsource import HostSource, default_store, this_node
-from .inventory import HostInventory
 from .locate import (
     PciExpectation,
     Status,
@@ -33,6 +30,12 @@ from .locate import (
 from .nodedev import observable_pci, observable_usb, unobserved_pci, unobserved_usb
 from .records import asdict, frozen
 from .store import Mapping, PciEntry, PciMapping, Store, UsbEntry, UsbMapping, load_store
+
+if TYPE_CHECKING:
+    import argparse
+    from collections.abc import Sequence
+
+    from .inventory import HostInventory
 
 UNREACHABLE = "unreachable"
 NO_ENTRY = "no-entry"

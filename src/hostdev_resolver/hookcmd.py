@@ -9,14 +9,16 @@ a *new* hook is only run after a restart of the daemon; an updated one is run at
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import HostAccessError, Location, RefusedError
+
+if TYPE_CHECKING:
+    import argparse
 
 DEFAULT_HOOKS_DIR = "/etc/libvirt/hooks"
 HOOK_NAME = "50-hostdev-resolver"

@@ -10,8 +10,13 @@ import os
 import socket
 from pathlib import Path
 
-from .inventory import HostInventory
 from .records import frozen
+
+# Not typing.TYPE_CHECKING: the hook avoids importing typing (see records.py).
+TYPE_CHECKING = False
+
+if TYPE_CHECKING:
+    from .inventory import HostInventory
 
 
 def this_node() -> str:

@@ -8,12 +8,16 @@ themselves. Sources (each in its own module) implement it: sysfs
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Protocol
-
-from .identity import PciIdentity, UsbIdentity
-from .pciaddress import PciAddress
 from .records import frozen
+
+# Not typing.TYPE_CHECKING: the hook avoids importing typing (see records.py).
+TYPE_CHECKING = False
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from .identity import PciIdentity, UsbIdentity
+    from .pciaddress import PciAddress
 
 # PCI base class 0x06 = bridge; 0x0600 host, 0x0604 PCI-PCI, 0x0601 ISA...
 _BRIDGE_CLASS = 0x06
@@ -54,18 +58,17 @@ class UsbDevice:
     driver: str | None = None
 
 
-class HostInventory(Protocol):
-    """A source of host devices. Lookups by address read only that device."""
+# Annotations only: defining a Protocol needs typing, which the hook does not import.
+if TYPE_CHECKING:
+    from typing import Protocol
 
-    def pci_device(self, address: PciAddress) -> PciDevice | None: ...
+    class HostInventory(Protocol):
+        """A source of host devices. Lookups by address read only that device."""
 
-    def pci_devices(self) -> Sequence[PciDevice]: ...
+        def pci_device(self, address: PciAddress) -> PciDevice | None: ...
 
-    def iommu_group_members(self, group: int) -> Sequence[PciAddress]: ...
+        def pci_devices(self) -> Sequence[PciDevice]: ...
 
-    def usb_devices(self) -> Sequence[UsbDevice]: ...
+        def iommu_group_members(self, group: int) -> Sequence[PciAddress]: ...
 
-
-def find_pci_by_identity(inventory: HostInventory, expected: PciIdentity) -> list[PciDevice]:
-    """Every device of the same model as `expected` (vendor/device, subsystem)."""
-    return [dev for dev in inventory.pci_devices() if expected.same_model(dev.identity)]
+        def usb_devices(self) -> Sequence[UsbDevice]: ...

@@ -9,10 +9,15 @@ from __future__ import annotations
 
 from enum import Enum
 
-from .identity import PciIdentity, UsbIdentity
-from .inventory import HostInventory, PciDevice, UsbDevice
-from .pciaddress import PciAddress
 from .records import frozen
+
+# Not typing.TYPE_CHECKING: the hook avoids importing typing (see records.py).
+TYPE_CHECKING = False
+
+if TYPE_CHECKING:
+    from .identity import PciIdentity, UsbIdentity
+    from .inventory import HostInventory, PciDevice, UsbDevice
+    from .pciaddress import PciAddress
 
 
 class Status(Enum):

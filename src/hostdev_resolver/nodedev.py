@@ -30,20 +30,23 @@ identity is verified on the node itself, from its sysfs, by the hook at every st
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lxml import etree
 
 from .errors import HostAccessError, InputError, Location
 from .identity import PciIdentity, UsbIdentity, parse_class, parse_id16
 from .inventory import PciDevice, UsbDevice
-from .locate import PciExpectation, UsbExpectation
 from .pciaddress import PciAddress, parse_xml_uint
 from .records import field, frozen, replace
 from .scsi import FcHost
 from .sysfs import port_path_of
 from .wwn import Wwn
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Sequence
+
+    from .locate import PciExpectation, UsbExpectation
 
 # Fields of PciExpectation/PciIdentity (and UsbExpectation/UsbIdentity) libvirt never shows.
 PCI_NOT_IN_NODEDEV = frozenset({"subsystem", "serial", "physical_slot"})

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 
 from .errors import InputError, Location
 from .records import frozen
+
+# Not typing.TYPE_CHECKING: the hook avoids importing typing (see records.py).
+TYPE_CHECKING = False
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 # 0000:03:00.0, 03:00.0, 10000:e1:00.0 (VMD and other 32-bit PCI domains)
 _TEXT = re.compile(

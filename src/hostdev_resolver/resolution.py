@@ -9,8 +9,6 @@ is also how a domain is rewritten for another node (migration, restore).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 from .errors import (
     AccessDeniedError,
     AmbiguousError,
@@ -19,7 +17,6 @@ from .errors import (
     Location,
     UnresolvableError,
 )
-from .inventory import HostInventory
 from .locate import (
     PciExpectation,
     Status,
@@ -42,10 +39,18 @@ from .metadata import (
 )
 from .pciaddress import PciAddress, parse_xml_uint
 from .records import field, frozen, mutable
-from .scsi import ScsiInventory
 from .scsiresolve import ScsiRecord, ScsiReference, resolve_scsi, scsi_reference
 from .store import PciEntry, PciMapping, Store, UsbEntry, UsbMapping
 from .xmldoc import Document, Element, Node, Splicer
+
+# Not typing.TYPE_CHECKING: the hook avoids importing typing (see records.py).
+TYPE_CHECKING = False
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from .inventory import HostInventory
+    from .scsi import ScsiInventory
 
 # Elements that conventionally open a domain; <metadata> goes after them.
 _HEAD = ("name", "uuid", "genid", "title", "description")

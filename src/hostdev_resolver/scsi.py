@@ -15,15 +15,17 @@ T10 vendor ID or unit serial when it has no WWN, and the WWNN/WWPN of FC ports.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .errors import InputError, Location
 from .records import frozen
 from .sysfs import SysfsReader
 from .vpd import parse_pg80, parse_pg83, parse_wwid
 from .wwn import Wwn, parse_fc_attribute
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
 
 # SCSI peripheral device types (SPC-4 table 49) worth naming in messages.
 PERIPHERAL_TYPES = {

@@ -29,8 +29,7 @@ whose parent is not the recorded one is RefusedError (exit 1).
 from __future__ import annotations
 
 import posixpath
-from collections.abc import Sequence
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from .errors import (
     AmbiguousError,
@@ -52,6 +51,9 @@ from .scsi import (
 from .store import Mapping, VhbaMapping, WwnMapping
 from .wwn import Wwn, parse_optional
 from .xmldoc import Document, Element, Node
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 HR_NS = "http://hostdev-resolver.org/xmlns/domain/1"
 HR_MAP = f"{{{HR_NS}}}map"

@@ -6,15 +6,19 @@ This lets a node be validated anywhere (CI, a laptop) without the node itself.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import InputError, Location
 from .identity import PciIdentity, UsbIdentity, parse_class, parse_dsn, parse_id16
-from .inventory import HostInventory, PciDevice, UsbDevice
+from .inventory import PciDevice, UsbDevice
 from .pciaddress import PciAddress
 from .records import field, frozen
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from pathlib import Path
+
+    from .inventory import HostInventory
 
 FORMAT = "hostdev-resolver-host/1"
 

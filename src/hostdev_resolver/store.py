@@ -14,7 +14,6 @@ import fnmatch
 import os
 import stat
 import tempfile
-from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -25,6 +24,12 @@ from .records import field, frozen
 from .scsi import FcLunPath, LunIdentity
 from .wwn import Wwn, parse_optional
 from .xmldoc import Document, Element, Node, Splicer, parse_bytes
+
+# Not typing.TYPE_CHECKING: the hook avoids importing typing (see records.py).
+TYPE_CHECKING = False
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 NS = "http://hostdev-resolver.org/xmlns/store/1"
 DEFAULT_PATH = "/etc/hostdev-resolver/mappings.xml"

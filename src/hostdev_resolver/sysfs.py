@@ -8,13 +8,18 @@ while we read it (hot-unplug) is reported as absent, not as an error.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
 from pathlib import Path
 
 from .errors import HostAccessError, InputError, Location
 from .identity import PciIdentity, UsbIdentity, format_dsn, parse_class, parse_id16
 from .inventory import PciDevice, UsbDevice
 from .pciaddress import PciAddress
+
+# Not typing.TYPE_CHECKING: the hook avoids importing typing (see records.py).
+TYPE_CHECKING = False
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 # PCIe extended capabilities start at 0x100 of config space; Device Serial Number is ID 3
 # (PCIe Base Spec 7.9.3). Unprivileged readers get only the first 64 bytes of `config`.

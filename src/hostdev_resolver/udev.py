@@ -18,10 +18,9 @@ that never read udev (the hook on a --sysfs tree) do not pay for it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import HostAccessError, InputError, Location
 from .identity import PciIdentity, UsbIdentity, parse_class, parse_id16
@@ -29,6 +28,9 @@ from .inventory import PciDevice, UsbDevice
 from .pciaddress import PciAddress
 from .records import field, frozen
 from .sysfs import SysfsReader, port_path_of, read_dsn
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Mapping, Sequence
 
 _NO_UDEV_FIX = "install libudev1 and pyudev, or give --sysfs /sys"
 

@@ -7,20 +7,23 @@ every reference resolvable on the node (or on every node of the store with
 
 from __future__ import annotations
 
-import argparse
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import HostdevError, InputError, Location
-from .inventory import HostInventory
 from .metadata import HR_MAP, HR_WWN, PciRecord
 from .records import field, frozen, mutable
 from .resolution import domain_name, resolve_domain
 from .rng import domain_rng_errors
-from .scsi import ScsiInventory
 from .scsiresolve import ScsiRecord
 from .store import NS as STORE_NS
 from .store import Store, load_store, parse_store, validate_schema
 from .xmldoc import Document, Splicer, parse_file
+
+if TYPE_CHECKING:
+    import argparse
+
+    from .inventory import HostInventory
+    from .scsi import ScsiInventory
 
 
 @frozen

@@ -9,7 +9,6 @@ not shifted. One `Finding` per device; pure, no I/O.
 
 from __future__ import annotations
 
-from .inventory import HostInventory
 from .locate import (
     PciExpectation,
     Status,
@@ -22,10 +21,16 @@ from .locate import (
 from .metadata import PciRecord, Record, UsbRecord, read_resolution
 from .records import frozen
 from .resolution import domain_name, element_of_record
-from .scsi import ScsiInventory
 from .scsiresolve import ScsiRecord, verify_scsi
 from .store import Mapping, PciMapping, Store, UsbMapping, VhbaMapping, WwnMapping
-from .xmldoc import Document
+
+# Not typing.TYPE_CHECKING: the hook avoids importing typing (see records.py).
+TYPE_CHECKING = False
+
+if TYPE_CHECKING:
+    from .inventory import HostInventory
+    from .scsi import ScsiInventory
+    from .xmldoc import Document
 
 
 @frozen

@@ -26,19 +26,33 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
 from pathlib import Path
-from typing import Protocol
 
 from .errors import HostAccessError, InputError, Location, RefusedError
-from .inventory import PciDevice
 from .metadata import PciRecord, read_resolution
 from .pciaddress import PciAddress
 from .records import frozen
 from .resolution import devices_of, domain_name, pci_source_address
 from .store import PciMapping, Store
-from .sysfs import SysfsInventory, SysfsReader
-from .xmldoc import Document
+
+# Not typing.TYPE_CHECKING: the hook avoids importing typing (see records.py).
+TYPE_CHECKING = False
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from typing import Protocol
+
+    from .inventory import PciDevice
+    from .sysfs import SysfsInventory, SysfsReader
+    from .xmldoc import Document
+
+    class Writer(Protocol):
+        """Where sysfs writes go: the real kernel, a simulation, or a dry-run list."""
+
+        root: Path
+
+        def write(self, write: SysfsWrite) -> None: ...
+
 
 VFIO_DRIVER = "vfio-pci"
 # Drivers the kernel's vfio accepts in a viable group besides vfio-pci itself
@@ -61,14 +75,6 @@ class SysfsWrite:
         # `echo` appends the newline the kernel strips; a lone newline clears an attribute.
         shown = f"echo '{self.value.strip()}'" if self.value.strip() else "echo"
         return f"{shown} > {Path(root) / self.path}    # {self.step}"
-
-
-class Writer(Protocol):
-    """Where sysfs writes go: the real kernel, a simulation, or a dry-run list."""
-
-    root: Path
-
-    def write(self, write: SysfsWrite) -> None: ...
 
 
 class SysfsWriter:

@@ -25,13 +25,11 @@ import shlex
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
 from urllib.parse import urlsplit
 
 from .errors import HostAccessError, HostdevError, InputError, Location, RefusedError, UsageError
 from .hostsource import default_store
-from .inventory import HostInventory
 from .metadata import HR_NS, PciRecord, Resolution, UsbRecord, read_resolution
 from .nodedev import (
     observable_pci_identity,
@@ -54,6 +52,9 @@ from .store import PciEntry, PciMapping, Store, UsbEntry, UsbMapping, load_store
 from .xmldoc import Document, Splicer, parse_bytes, parse_file
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable, Sequence
+
+    from .inventory import HostInventory
     from .scsi import ScsiInventory
 
 PROG = "hostdev-virsh"

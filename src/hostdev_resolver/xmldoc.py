@@ -13,11 +13,16 @@ expansion, no external fetches, whatever the parser version.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from xml.parsers import expat
 
 from .errors import InputError, Location
 from .records import field, mutable
+
+# Not typing.TYPE_CHECKING: the hook avoids importing typing (see records.py).
+TYPE_CHECKING = False
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 XML_NS = "http://www.w3.org/XML/1998/namespace"
 _ATTR = re.compile(rb"""\s+([^\s=/>]+)\s*=\s*("[^"]*"|'[^']*')""")

@@ -7,15 +7,18 @@ The CLI owner wires it up: `add_allocate_arguments(subparser)` then
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import tempfile
+from typing import TYPE_CHECKING
 
 from ..errors import HostdevError, InputError, Location, UsageError
 from ..pciaddress import PciAddress
 from . import allocate_domain_xml
 from .model import HostDeviceInfo, Policy
+
+if TYPE_CHECKING:
+    import argparse
 
 
 def add_allocate_arguments(parser: argparse.ArgumentParser) -> None:

@@ -25,7 +25,7 @@ The shape of libvirt's algorithm, which we keep because its quirks follow from i
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from ..pciaddress import PciAddress
 from ..records import frozen, replace
@@ -41,6 +41,9 @@ from .model import (
     UnsatisfiableError,
     UnsupportedDomainError,
 )
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
 # virDomainPCIConnectFlags (src/conf/domain_addr.h). Plain ints: this code runs
 # per device per bus, and enum.Flag arithmetic is an order of magnitude slower.

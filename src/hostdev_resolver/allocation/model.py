@@ -10,10 +10,13 @@ controllers (and implicit devices) libvirt would add. Nothing here does I/O.
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from ..errors import ConflictError, Location, RefusedError
-from ..pciaddress import PciAddress
 from ..records import field, frozen, replace
+
+if TYPE_CHECKING:
+    from ..pciaddress import PciAddress
 
 
 class MachineType(StrEnum):
