@@ -22,7 +22,8 @@ from .hostsource import HostSource, default_store
 from .identity import UsbIdentity, parse_id16
 from .pciaddress import PciAddress
 from .records import fields, is_record
-from .store import PciEntry, Store, StoreFile, UsbEntry, load_store
+from .store import PciEntry, Store, UsbEntry, load_store
+from .storefile import StoreFile
 from .xmldoc import parse_file
 
 if TYPE_CHECKING:

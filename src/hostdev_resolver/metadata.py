@@ -19,8 +19,12 @@ from .errors import InputError
 from .identity import PciIdentity, UsbIdentity, parse_class, parse_dsn, parse_id16
 from .pciaddress import PciAddress
 from .records import field, frozen
-from .scsiresolve import ScsiRecord, scsi_record
 from .xmldoc import Document, Element, Node
+
+# Not typing.TYPE_CHECKING: the hook avoids importing typing (see records.py).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from .scsiresolve import ScsiRecord
 
 HR_NS = "http://hostdev-resolver.org/xmlns/domain/1"
 HR_MAP = f"{{{HR_NS}}}map"
@@ -96,7 +100,8 @@ class UsbRecord:
         return Node("hr:usb", attrs)
 
 
-Record = PciRecord | UsbRecord | ScsiRecord
+if TYPE_CHECKING:
+    Record = PciRecord | UsbRecord | ScsiRecord
 
 
 @frozen
@@ -194,6 +199,8 @@ def read_resolution(doc: Document) -> Resolution | None:
         elif child.tag == "usb":
             records.append(_usb_record(doc, child))
         elif child.tag in ("lun", "scsi"):
+            from .scsiresolve import scsi_record
+
             records.append(scsi_record(doc, child))
         else:
             raise InputError(

@@ -31,7 +31,6 @@ from .metadata import (
     HR_NS,
     HR_WWN,
     PciRecord,
-    Record,
     Resolution,
     UsbRecord,
     find_resolution_element,
@@ -39,7 +38,6 @@ from .metadata import (
 )
 from .pciaddress import PciAddress, parse_xml_uint
 from .records import field, frozen, mutable
-from .scsiresolve import ScsiRecord, ScsiReference, resolve_scsi, scsi_reference
 from .store import PciEntry, PciMapping, Store, UsbEntry, UsbMapping
 from .xmldoc import Document, Element, Node, Splicer
 
@@ -50,7 +48,9 @@ if TYPE_CHECKING:
     from collections.abc import Iterable
 
     from .inventory import HostInventory
+    from .metadata import Record
     from .scsi import ScsiInventory
+    from .scsiresolve import ScsiRecord, ScsiReference
 
 # Elements that conventionally open a domain; <metadata> goes after them.
 _HEAD = ("name", "uuid", "genid", "title", "description")
@@ -132,7 +132,7 @@ def usb_source(doc: Document, hostdev: Element) -> tuple[int, int, int | None, i
 
 def element_of_record(doc: Document, record: Record) -> Element | None:
     """The device element a record describes, found by its concrete source."""
-    if isinstance(record, ScsiRecord):
+    if not isinstance(record, PciRecord | UsbRecord):
         return next((el for el in devices_of(doc) if record.matches_element(doc, el)), None)
     for el in devices_of(doc):
         if el.tag != "hostdev" or el.get("type") != record.kind:
@@ -313,7 +313,7 @@ def _usb_expectation(entry: UsbEntry) -> UsbExpectation:
 
 
 def _same_source(ctx: _Context, el: Element, record: Record) -> bool:
-    if isinstance(record, ScsiRecord):
+    if not isinstance(record, PciRecord | UsbRecord):
         return record.matches_element(ctx.doc, el)
     if isinstance(record, PciRecord):
         return pci_source_address(ctx.doc, el) == record.address
@@ -325,8 +325,11 @@ def _references(ctx: _Context, previous: Resolution | None) -> list[tuple[Elemen
     refs: list[tuple[Element, str]] = []
     seen: set[int] = set()
     for el in devices_of(ctx.doc):
-        if scsi_reference(ctx.doc, el) is not None:
-            continue  # <disk>/<hostdev type='scsi'>: _scsi_references
+        if _scsi_candidate(el):
+            from .scsiresolve import scsi_reference
+
+            if scsi_reference(ctx.doc, el) is not None:
+                continue  # <disk>/<hostdev type='scsi'>: _scsi_references
         if HR_WWN in el.attrs and HR_MAP not in el.attrs:
             raise UnresolvableError(
                 f"hr:wwn references on <{el.tag}> are not supported by this build",
@@ -337,7 +340,7 @@ def _references(ctx: _Context, previous: Resolution | None) -> list[tuple[Elemen
             refs.append((el, el.attrs[HR_MAP]))
             seen.add(id(el))
     for record in previous.records if previous else ():
-        if isinstance(record, ScsiRecord):
+        if not isinstance(record, PciRecord | UsbRecord):
             continue
         found = element_of_record(ctx.doc, record)
         if found is None:
@@ -351,6 +354,14 @@ def _references(ctx: _Context, previous: Resolution | None) -> list[tuple[Elemen
     return refs
 
 
+def _scsi_candidate(el: Element) -> bool:
+    """A <disk> or SCSI <hostdev> carrying a reference. Only then are the SCSI modules
+    imported: PCI/USB domains (the hook's common case) do not pay for them."""
+    return (HR_MAP in el.attrs or HR_WWN in el.attrs) and (
+        el.tag == "disk" or (el.tag == "hostdev" and el.get("type") == "scsi")
+    )
+
+
 def _scsi_references(
     ctx: _Context, previous: Resolution | None
 ) -> list[tuple[Element, ScsiReference]]:
@@ -358,12 +369,16 @@ def _scsi_references(
     refs: list[tuple[Element, ScsiReference]] = []
     seen: set[int] = set()
     for el in devices_of(ctx.doc):
+        if not _scsi_candidate(el):
+            continue
+        from .scsiresolve import scsi_reference
+
         ref = scsi_reference(ctx.doc, el)
         if ref is not None:
             refs.append((el, ref))
             seen.add(id(el))
     for record in previous.records if previous else ():
-        if not isinstance(record, ScsiRecord):
+        if isinstance(record, PciRecord | UsbRecord):
             continue
         found = element_of_record(ctx.doc, record)
         if found is None:
@@ -402,6 +417,8 @@ def _resolve_scsi_element(
                 where=where,
                 fix=f"add <allow domain='{ctx.domain}'/> to the mapping, or use another device",
             )
+    from .scsiresolve import resolve_scsi
+
     result = resolve_scsi(ref, mapping, scsi)
     ctx.warnings.extend(result.warnings)
     record = result.record

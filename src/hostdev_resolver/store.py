@@ -9,31 +9,25 @@ made atomic by write + fsync + rename.
 
 from __future__ import annotations
 
-import fcntl
-import fnmatch
 import os
 import stat
-import tempfile
-from contextlib import contextmanager
-from pathlib import Path
 
 from .errors import InputError, Location, UntrustedFileError
 from .identity import PciIdentity, UsbIdentity, parse_class, parse_dsn, parse_id16
 from .pciaddress import PciAddress
 from .records import field, frozen
-from .scsi import FcLunPath, LunIdentity
-from .wwn import Wwn, parse_optional
 from .xmldoc import Document, Element, Node, Splicer, parse_bytes
 
 # Not typing.TYPE_CHECKING: the hook avoids importing typing (see records.py).
 TYPE_CHECKING = False
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from .scsi import FcLunPath, LunIdentity
+    from .wwn import Wwn
 
 NS = "http://hostdev-resolver.org/xmlns/store/1"
 DEFAULT_PATH = "/etc/hostdev-resolver/mappings.xml"
-SCHEMA = Path(__file__).resolve().parent / "schemas" / "store.xsd"
+SCHEMA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "schemas", "store.xsd")
 EMPTY = f"<mappings xmlns='{NS}'>\n</mappings>\n".encode()
 
 
@@ -103,7 +97,11 @@ class _MappingBase:
 
     def allows(self, domain: str) -> bool:
         """No <allow> means any domain; otherwise a shell pattern must match the name."""
-        return not self.allow or any(fnmatch.fnmatchcase(domain, p) for p in self.allow)
+        if not self.allow:
+            return True
+        import fnmatch  # imports re: only for mappings that have <allow> patterns
+
+        return any(fnmatch.fnmatchcase(domain, p) for p in self.allow)
 
 
 @frozen
@@ -143,6 +141,8 @@ class WwnMapping(_MappingBase):
     def identity(self) -> LunIdentity | None:
         if self.wwn is None and self.t10_id is None and self.serial is None:
             return None
+        from .scsi import LunIdentity
+
         return LunIdentity(self.wwn, self.t10_id, self.serial, self.vendor, self.model)
 
     def store_attributes(self) -> dict[str, str]:
@@ -320,6 +320,8 @@ def _mapping(doc: Document, el: Element) -> Mapping:
 
 
 def _wwn(doc: Document, el: Element, name: str) -> Wwn | None:
+    from .wwn import parse_optional  # the SCSI modules load only for stores with LUNs
+
     return parse_optional(el.get(name), name=name, where=doc.where(el))
 
 
@@ -336,6 +338,9 @@ def _wwn_mapping(
                 where=where,
                 fix="give all three (an FC LUN path) or none",
             )
+        from .scsi import FcLunPath
+        from .wwn import Wwn
+
         fc_path = FcLunPath(
             Wwn.parse(_required(doc, el, "initiator"), name="initiator", where=where),
             Wwn.parse(_required(doc, el, "target"), name="target", where=where),
@@ -367,6 +372,8 @@ def _wwn_mapping(
 def _vhba_mapping(
     doc: Document, el: Element, name: str, description: str | None, allow: tuple[str, ...]
 ) -> VhbaMapping:
+    from .wwn import Wwn
+
     where = doc.where(el)
     mapping = VhbaMapping(
         name,
@@ -610,67 +617,3 @@ def _same_device(a: PciEntry | UsbEntry, b: PciEntry | UsbEntry) -> bool:
     if isinstance(a, UsbEntry) and isinstance(b, UsbEntry):
         return a.identity == b.identity
     return False
-
-
-class StoreFile:
-    """The store on disk: locked read-modify-write, atomic replace."""
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-
-    @contextmanager
-    def edit(self) -> Iterator[StoreEditor]:
-        """Lock, read (an empty store if none yet), yield an editor, validate, replace."""
-        directory = os.path.dirname(os.path.abspath(self.path))
-        try:
-            os.makedirs(directory, exist_ok=True)
-            lock_fd = os.open(self.path + ".lock", os.O_RDWR | os.O_CREAT, 0o600)
-        except OSError as exc:
-            from .errors import HostAccessError
-
-            raise HostAccessError(
-                f"cannot lock the mapping store: {exc.strerror}",
-                where=Location(self.path),
-                fix="run as root or give --store a writable path",
-            ) from None
-        try:
-            fcntl.flock(lock_fd, fcntl.LOCK_EX)
-            exists = os.path.exists(self.path)
-            data = read_store_bytes(self.path) if exists else EMPTY
-            doc = parse_bytes(data, self.path)
-            if exists:
-                validate_schema(doc)
-            editor = StoreEditor(doc)
-            yield editor
-            result = editor.result()
-            if result != data:
-                new_doc = parse_bytes(result, self.path)
-                parse_store(new_doc)
-                validate_schema(new_doc)
-                self._replace(result)
-        finally:
-            os.close(lock_fd)
-
-    def _replace(self, data: bytes) -> None:
-        directory = os.path.dirname(os.path.abspath(self.path))
-        try:
-            mode = stat.S_IMODE(os.stat(self.path).st_mode)
-        except FileNotFoundError:
-            mode = 0o644
-        fd, tmp = tempfile.mkstemp(prefix=".mappings.", dir=directory)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.chmod(tmp, mode)
-            os.replace(tmp, self.path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
-        dir_fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)

@@ -18,10 +18,9 @@ from .locate import (
     locate_pci,
     locate_usb,
 )
-from .metadata import PciRecord, Record, UsbRecord, read_resolution
+from .metadata import PciRecord, UsbRecord, read_resolution
 from .records import frozen
 from .resolution import domain_name, element_of_record
-from .scsiresolve import ScsiRecord, verify_scsi
 from .store import Mapping, PciMapping, Store, UsbMapping, VhbaMapping, WwnMapping
 
 # Not typing.TYPE_CHECKING: the hook avoids importing typing (see records.py).
@@ -29,7 +28,9 @@ TYPE_CHECKING = False
 
 if TYPE_CHECKING:
     from .inventory import HostInventory
+    from .metadata import Record
     from .scsi import ScsiInventory
+    from .scsiresolve import ScsiRecord
     from .xmldoc import Document
 
 
@@ -105,7 +106,7 @@ def verify_domain(
         ]
     return [
         _verify_scsi_record(doc, store, scsi, node, domain, r)
-        if isinstance(r, ScsiRecord)
+        if not isinstance(r, PciRecord | UsbRecord)
         else _verify_record(doc, store, inventory, node, domain, r)
         for r in resolution.records
     ]
@@ -168,6 +169,8 @@ def _verify_scsi_record(
             message=f"{record.label}: no SCSI inventory of node {node} to check {where} against",
             fix="verify on the node itself",
         )
+    from .scsiresolve import verify_scsi
+
     problems = verify_scsi(record, scsi)
     if not problems:
         return base.finding(status="ok", message=f"{record.label}: {where} ok", address=where)

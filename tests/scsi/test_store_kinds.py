@@ -9,7 +9,8 @@ import pytest
 from hostdev_resolver.errors import AmbiguousError, InputError, UnresolvableError
 from hostdev_resolver.scsi import FcLunPath
 from hostdev_resolver.scsiresolve import capture_lun, capture_vhba
-from hostdev_resolver.store import StoreFile, VhbaMapping, WwnMapping, load_store
+from hostdev_resolver.store import VhbaMapping, WwnMapping, load_store
+from hostdev_resolver.storefile import StoreFile
 from hostdev_resolver.wwn import Wwn
 from tests.scsi import hosts
 from tests.support.scsitree import naa, page83
