@@ -10,9 +10,12 @@ Only the CLI, the hook and the wrapper turn these into exit codes (SPEC §5):
 
 from __future__ import annotations
 
-from typing import ClassVar
-
 from .records import frozen
+
+# Not typing.TYPE_CHECKING: the hook avoids importing typing (see records.py).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import ClassVar
 
 
 @frozen

@@ -61,16 +61,13 @@ def load_config(environ: dict[str, str] | os._Environ[str]) -> HookConfig:
         raise InputError(
             f"cannot read the hook config: {exc.strerror}", where=Location(path)
         ) from None
-    import tomllib
-
     try:
-        table = tomllib.loads(data.decode("utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(
-            f"the hook config is not valid TOML: {exc}",
-            where=Location(path),
-            fix="see docs/hook.md for its keys",
-        ) from None
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"the hook config is not UTF-8: {exc}", where=Location(path)) from None
+    table = flat_toml(text)
+    if table is None:
+        table = _full_toml(text, path)
     values: dict[str, object] = {}
     for key, value in table.items():
         kind = _KEYS.get(key)
@@ -92,6 +89,59 @@ def load_config(environ: dict[str, str] | os._Environ[str]) -> HookConfig:
         trust_any_owner=bool(values.get("trust_any_owner", False)),
         path=path,
     )
+
+
+def _full_toml(text: str, path: str) -> dict[str, object]:
+    import tomllib
+
+    from .errors import InputError, Location
+
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(
+            f"the hook config is not valid TOML: {exc}",
+            where=Location(path),
+            fix="see docs/hook.md for its keys",
+        ) from None
+
+
+def flat_toml(text: str) -> dict[str, object] | None:
+    """The flat `key = "string" | 'string' | true | false` TOML the hook config is made of.
+
+    tomllib imports re, typing, string and datetime: more than the hook's whole budget
+    for a start. This reads the common case; for anything else (escapes, tables,
+    arrays, numbers, malformed lines) it returns None and the caller uses tomllib, so
+    every valid TOML file means the same as it would to tomllib, and every error is
+    tomllib's.
+    """
+    table: dict[str, object] = {}
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        key, sep, rest = line.partition("=")
+        key, rest = key.strip(), rest.strip()
+        if not sep or not key or not all(c.isalnum() or c in "_-" for c in key) or key in table:
+            return None
+        if rest[:1] in ('"', "'"):
+            quote = rest[0]
+            end = rest.find(quote, 1)
+            if end < 0 or (quote == '"' and "\\" in rest[:end]):
+                return None
+            value: object = rest[1:end]
+            tail = rest[end + 1 :].strip()
+        else:
+            word, _, tail = rest.partition("#")
+            word = word.strip()
+            if word not in ("true", "false"):
+                return None
+            value = word == "true"
+            tail = "#" + tail if tail else ""
+        if tail and not tail.startswith("#"):
+            return None
+        table[key] = value
+    return table
 
 
 class Log:

@@ -7,8 +7,6 @@ The CLI turns its options into a `HostSource`; everything below it sees only a
 from __future__ import annotations
 
 import os
-import socket
-from pathlib import Path
 
 from .records import frozen
 
@@ -21,7 +19,8 @@ if TYPE_CHECKING:
 
 def this_node() -> str:
     """This host's name as the store uses it (the short host name)."""
-    return socket.gethostname().split(".")[0]
+    # uname is what gethostname() returns on Linux, without importing socket.
+    return os.uname().nodename.split(".")[0]
 
 
 @frozen
@@ -35,6 +34,8 @@ class HostSource:
     def open(self) -> tuple[HostInventory, str]:
         """The inventory and the node name it belongs to."""
         if self.kind == "snapshot":
+            from pathlib import Path
+
             from .snapshot import HostSnapshot
 
             snap = HostSnapshot.load(Path(self.location))
