@@ -64,7 +64,7 @@ class CheckRow:
 
     @property
     def ok(self) -> bool:
-        return self.status in (Status.OK.value, NOT_PER_NODE)
+        return self.status in (Status.OK, NOT_PER_NODE)
 
 
 def parse_connect(spec: str) -> tuple[str | None, str]:
@@ -106,12 +106,12 @@ def _pci_row(mapping: PciMapping, entry: PciEntry, view: NodeView) -> CheckRow:
         blind,
     )
     loc = locate_pci(expected, view.inventory)
-    found = loc.found.address if loc.status is Status.SHIFTED and loc.found else None
+    found = loc.found.address if loc.status == Status.SHIFTED and loc.found else None
     return CheckRow(
         mapping.name,
         "pci",
         view.node,
-        loc.status.value,
+        loc.status,
         describe_pci(mapping.name, view.node, loc),
         str(entry.address),
         str(found) if found else None,
@@ -135,7 +135,7 @@ def _usb_row(mapping: UsbMapping, entry: UsbEntry, view: NodeView) -> CheckRow:
         mapping.name,
         "usb",
         view.node,
-        loc.status.value,
+        loc.status,
         describe_usb(mapping.name, view.node, loc) + (f" at {at}" if at else ""),
         None,
         None,
@@ -236,7 +236,7 @@ def render_text(rows: Sequence[CheckRow]) -> str:
     lines = [f"{'MAPPING':<{width_map}}  {'NODE':<{width_node}}  {'STATUS':<12} DETAIL"]
     for r in rows:
         detail = r.detail
-        if r.unchecked and r.status in (Status.OK.value, Status.SHIFTED.value):
+        if r.unchecked and r.status in (Status.OK, Status.SHIFTED):
             detail += (
                 f" (not visible through this source, verified at start: {', '.join(r.unchecked)})"
             )

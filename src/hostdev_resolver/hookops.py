@@ -8,12 +8,15 @@ libvirt, argparse or pyudev.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
-from typing import TYPE_CHECKING, BinaryIO, TextIO
 
 from .records import frozen
 
+# Not typing.TYPE_CHECKING: the hook avoids importing typing (see records.py).
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import BinaryIO, TextIO
+
     from .scsi import ScsiInventory
     from .store import Store
     from .sysfs import SysfsInventory
@@ -33,7 +36,8 @@ _KEYS = {
     "trust_any_owner": bool,
 }
 
-WriterFactory = Callable[[str], "Writer"]
+if TYPE_CHECKING:
+    WriterFactory = Callable[[str], Writer]
 
 
 @frozen

@@ -7,45 +7,48 @@ recorded side is "not recorded", never "anything"; an unparseable one is an erro
 
 from __future__ import annotations
 
-import re
-
 from .errors import InputError, Location
+from .pciaddress import hex_digits
 from .records import fields, frozen
 
-_HEX16 = re.compile(r"(?:0[xX])?([0-9a-fA-F]{4})")
-_HEX24 = re.compile(r"(?:0[xX])?([0-9a-fA-F]{6})")
-# PCIe Device Serial Number as lspci prints it: 8 bytes, most significant first.
-_DSN = re.compile(r"[0-9a-f]{2}(?:-[0-9a-f]{2}){7}")
+
+def _hex_field(value: str, digits: int) -> int | None:
+    """`digits` hex digits, optionally after 0x (the sysfs spelling), or None."""
+    text = value.strip()
+    if text[:2] in ("0x", "0X"):
+        text = text[2:]
+    return int(text, 16) if hex_digits(text, digits, digits) else None
 
 
 def parse_id16(value: str, name: str, where: Location | None = None) -> int:
     """A 16-bit vendor/device/product ID: `10de`, `0x10de` (sysfs spelling), any case."""
-    match = _HEX16.fullmatch(value.strip())
-    if match is None:
+    parsed = _hex_field(value, 4)
+    if parsed is None:
         raise InputError(
             f"{name} {value!r} is not a 16-bit hex ID",
             where=where,
             fix="write four hex digits, e.g. 10de",
         )
-    return int(match.group(1), 16)
+    return parsed
 
 
 def parse_class(value: str, where: Location | None = None) -> int:
     """A 24-bit PCI class code: `030000`, `0x030000`."""
-    match = _HEX24.fullmatch(value.strip())
-    if match is None:
+    parsed = _hex_field(value, 6)
+    if parsed is None:
         raise InputError(
             f"class {value!r} is not a 24-bit hex PCI class",
             where=where,
             fix="write six hex digits, e.g. 030000",
         )
-    return int(match.group(1), 16)
+    return parsed
 
 
 def parse_dsn(value: str, where: Location | None = None) -> str:
     """A PCIe Device Serial Number in lspci's form `00-11-22-ff-ff-33-44-55`."""
     text = value.strip().lower()
-    if _DSN.fullmatch(text) is None:
+    octets = text.split("-")
+    if len(octets) != 8 or not all(hex_digits(o, 2, 2) and o == o.lower() for o in octets):
         raise InputError(
             f"serial {value!r} is not a PCIe device serial number",
             where=where,

@@ -7,25 +7,28 @@ a domain is defined and when it starts.
 
 from __future__ import annotations
 
-from enum import Enum
-
 from .records import frozen
 
 # Not typing.TYPE_CHECKING: the hook avoids importing typing (see records.py).
 TYPE_CHECKING = False
 
 if TYPE_CHECKING:
+    from typing import Final
+
     from .identity import PciIdentity, UsbIdentity
     from .inventory import HostInventory, PciDevice, UsbDevice
     from .pciaddress import PciAddress
 
 
-class Status(Enum):
-    OK = "ok"
-    SHIFTED = "shifted"
-    MISMATCH = "mismatch"
-    MISSING = "missing"
-    AMBIGUOUS = "ambiguous"
+class Status:
+    """How a recorded device was found. Plain strings (no enum: the hook does not import
+    enum), so findings serialise as they are."""
+
+    OK: Final = "ok"
+    SHIFTED: Final = "shifted"
+    MISMATCH: Final = "mismatch"
+    MISSING: Final = "missing"
+    AMBIGUOUS: Final = "ambiguous"
 
 
 @frozen
@@ -41,7 +44,7 @@ class PciExpectation:
 
 @frozen
 class PciLocation:
-    status: Status
+    status: str
     expected: PciExpectation
     at_address: PciDevice | None  # what sits at the expected address now
     differences: tuple[str, ...]  # how at_address differs from the expectation
@@ -115,7 +118,7 @@ class UsbExpectation:
 
 @frozen
 class UsbLocation:
-    status: Status
+    status: str
     expected: UsbExpectation
     found: UsbDevice | None = None
     candidates: tuple[UsbDevice, ...] = ()
@@ -162,10 +165,10 @@ def describe_pci(name: str, node: str, loc: PciLocation) -> str:
         here = f"{name}: {exp.address} on node {node} " + "; ".join(loc.differences)
     else:
         here = f"{name}: {exp.address} on node {node} is as expected"
-    if loc.status is Status.SHIFTED and loc.found is not None:
+    if loc.status == Status.SHIFTED and loc.found is not None:
         via = f"serial {exp.identity.serial}" if exp.identity.serial else _distinguisher(exp)
         return f"{here}; the device with {via} is now at {loc.found.address}"
-    if loc.status is Status.AMBIGUOUS:
+    if loc.status == Status.AMBIGUOUS:
         where = ", ".join(str(d.address) for d in loc.candidates)
         return (
             f"{here}; {len(loc.candidates)} identical {exp.identity.ids} devices ({where}) "
@@ -189,12 +192,12 @@ def _distinguisher(exp: PciExpectation) -> str:
 def describe_usb(name: str, node: str, loc: UsbLocation) -> str:
     exp = loc.expected
     serial = f" with serial {exp.identity.serial}" if exp.identity.serial else ""
-    if loc.status is Status.SHIFTED and loc.found is not None:
+    if loc.status == Status.SHIFTED and loc.found is not None:
         return (
             f"{name}: USB {exp.identity.ids}{serial} on node {node} moved from bus {exp.bus} device "
             f"{exp.device} to bus {loc.found.bus} device {loc.found.device} (replugged)"
         )
-    if loc.status is Status.AMBIGUOUS:
+    if loc.status == Status.AMBIGUOUS:
         at = ", ".join(f"bus {d.bus} device {d.device}" for d in loc.candidates)
         return (
             f"{name}: {len(loc.candidates)} identical USB {exp.identity.ids} devices on node {node} ({at}) "

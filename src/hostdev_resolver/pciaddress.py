@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-
 from .errors import InputError, Location
 from .records import frozen
 
@@ -13,16 +11,40 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-# 0000:03:00.0, 03:00.0, 10000:e1:00.0 (VMD and other 32-bit PCI domains)
-_TEXT = re.compile(
-    r"(?:(?P<domain>[0-9a-fA-F]{1,8}):)?(?P<bus>[0-9a-fA-F]{1,2}):"
-    r"(?P<slot>[0-9a-fA-F]{1,2})\.(?P<function>[0-7])"
-)
-# libvirt node-device names: pci_0000_03_00_0
-_NODEDEV = re.compile(
-    r"pci_(?P<domain>[0-9a-fA-F]{4,8})_(?P<bus>[0-9a-fA-F]{2})_"
-    r"(?P<slot>[0-9a-fA-F]{2})_(?P<function>[0-7])"
-)
+_HEX = frozenset("0123456789abcdefABCDEF")
+
+
+def hex_digits(text: str, least: int, most: int) -> bool:
+    """Is `text` between `least` and `most` hex digits? (No regular expressions here:
+    importing re costs the hook a third of the interpreter's start-up.)"""
+    return least <= len(text) <= most and all(c in _HEX for c in text)
+
+
+def _split_address(text: str) -> tuple[str, str, str, str] | None:
+    """(domain, bus, slot, function) hex fields of any spelling, or None.
+
+    0000:03:00.0, 03:00.0, 10000:e1:00.0 (VMD and other 32-bit PCI domains), and
+    libvirt node-device names pci_0000_03_00_0.
+    """
+    if text.startswith("pci_"):
+        parts = text[4:].split("_")
+        if (
+            len(parts) == 4
+            and hex_digits(parts[0], 4, 8)
+            and all(hex_digits(p, 2, 2) for p in parts[1:3])
+        ):
+            return parts[0], parts[1], parts[2], parts[3]
+        return None
+    head, dot, function = text.rpartition(".")
+    fields = head.split(":")
+    if not dot or len(fields) not in (2, 3):
+        return None
+    domain = fields[0] if len(fields) == 3 else "0"
+    bus, slot = fields[-2], fields[-1]
+    if hex_digits(domain, 1, 8) and hex_digits(bus, 1, 2) and hex_digits(slot, 1, 2):
+        return domain, bus, slot, function
+    return None
+
 
 _LIMITS = {"domain": 0xFFFFFFFF, "bus": 0xFF, "slot": 0x1F, "function": 0x7}
 _FORMS = "expected a PCI address such as 0000:03:00.0, 03:00.0 or pci_0000_03_00_0"
@@ -73,18 +95,12 @@ class PciAddress:
     @classmethod
     def parse(cls, text: str, where: Location | None = None) -> PciAddress:
         """Parse `0000:03:00.0`, `03:00.0` (domain 0), `pci_0000_03_00_0`, 32-bit domains."""
-        candidate = text.strip()
-        match = _TEXT.fullmatch(candidate) or _NODEDEV.fullmatch(candidate)
-        if match is None:
+        fields = _split_address(text.strip())
+        if fields is None or len(fields[3]) != 1 or fields[3] not in "01234567":
             raise InputError(f"{text!r} is not a PCI address", where=where, fix=_FORMS)
-        domain = int(match.group("domain") or "0", 16)
+        domain, bus, slot, function = (int(f, 16) for f in fields)
         try:
-            return cls(
-                domain,
-                int(match.group("bus"), 16),
-                int(match.group("slot"), 16),
-                int(match.group("function"), 16),
-            )
+            return cls(domain, bus, slot, function)
         except InputError as exc:
             raise InputError(f"{text!r}: {exc.what}", where=where, fix=_FORMS) from None
 

@@ -202,9 +202,9 @@ def _resolve_pci(ctx: _Context, el: Element, mapping: PciMapping) -> tuple[PciRe
     problems: list[str] = []
     for entry in entries:
         loc = locate_pci(_expectation(entry), ctx.inventory)
-        if loc.status is Status.OK:
+        if loc.status == Status.OK:
             device = loc.at_address
-        elif loc.status is Status.SHIFTED:
+        elif loc.status == Status.SHIFTED:
             device = loc.found
         else:
             problems.append(describe_pci(mapping.name, ctx.node, loc))

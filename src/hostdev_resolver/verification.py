@@ -244,18 +244,18 @@ def _verify_pci(
     message = describe_pci(record.map, node, loc)
     fix = None
     found_at = None
-    if loc.status is Status.SHIFTED and loc.found is not None:
+    if loc.status == Status.SHIFTED and loc.found is not None:
         found_at = str(loc.found.address)
         fix = (
             f"{_redefine(domain)} to follow it, or re-map it with "
             f"'hostdev-resolver map add pci {record.map} --node {node} --address {found_at}'"
         )
-    elif loc.status is Status.AMBIGUOUS:
+    elif loc.status == Status.AMBIGUOUS:
         fix = f"record a distinguishing slot or serial: 'hostdev-resolver map add pci {record.map} --node {node} --address BDF'"
-    elif loc.status is not Status.OK:
+    elif loc.status != Status.OK:
         fix = f"put the device back, or re-map it with 'hostdev-resolver map add pci {record.map} --node {node} --address BDF'"
     return base.finding(
-        status=loc.status.value,
+        status=loc.status,
         message=message,
         fix=fix,
         address=str(record.address),
@@ -271,14 +271,14 @@ def _verify_usb(
     )
     fix = None
     found_at = None
-    if loc.status is Status.SHIFTED and loc.found is not None:
+    if loc.status == Status.SHIFTED and loc.found is not None:
         found_at = f"{loc.found.bus}:{loc.found.device}"
         fix = _redefine(domain)
-    elif loc.status is not Status.OK:
+    elif loc.status != Status.OK:
         fix = "plug the device in, or re-map it with 'hostdev-resolver map add usb …'"
     address = f"{record.bus}:{record.device}" if record.bus is not None else None
     return base.finding(
-        status=loc.status.value,
+        status=loc.status,
         message=describe_usb(record.map, node, loc),
         fix=fix,
         address=address,

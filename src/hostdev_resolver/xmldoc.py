@@ -12,7 +12,6 @@ expansion, no external fetches, whatever the parser version.
 
 from __future__ import annotations
 
-import re
 from xml.parsers import expat
 
 from .errors import InputError, Location
@@ -23,9 +22,21 @@ TYPE_CHECKING = False
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
+    from re import Match, Pattern
 
 XML_NS = "http://www.w3.org/XML/1998/namespace"
-_ATTR = re.compile(rb"""\s+([^\s=/>]+)\s*=\s*("[^"]*"|'[^']*')""")
+_ATTR: Pattern[bytes] | None = None
+
+
+def _attributes(tag: bytes) -> Iterator[Match[bytes]]:
+    """The attributes written in a start tag, with their spans. The pattern is compiled
+    on first use: only edits need it, and the hook's verify path must not import re."""
+    global _ATTR
+    if _ATTR is None:
+        import re
+
+        _ATTR = re.compile(rb"""\s+([^\s=/>]+)\s*=\s*("[^"]*"|'[^']*')""")
+    return _ATTR.finditer(tag)
 
 
 @mutable(eq=False)
@@ -94,13 +105,13 @@ class Document:
     def attribute_span(self, element: Element, qname: str) -> tuple[int, int] | None:
         """Byte span of ` qname='value'` (with its leading space) in the start tag."""
         tag = self.start_tag(element)
-        for match in _ATTR.finditer(tag):
+        for match in _attributes(tag):
             if match.group(1).decode() == qname:
                 return element.start + match.start(), element.start + match.end()
         return None
 
     def attribute_qnames(self, element: Element) -> list[str]:
-        return [m.group(1).decode() for m in _ATTR.finditer(self.start_tag(element))]
+        return [m.group(1).decode() for m in _attributes(self.start_tag(element))]
 
 
 def _tag_end(data: bytes, start: int) -> int:
@@ -326,5 +337,5 @@ class Splicer:
 
 def _qname(doc: Document, element: Element) -> str:
     tag = doc.start_tag(element)[1:]
-    match = re.match(rb"[^\s/>]+", tag)
-    return match.group(0).decode() if match else element.tag
+    end = next((i for i, c in enumerate(tag) if c in b" \t\r\n/>"), len(tag))
+    return tag[:end].decode() if end else element.tag
