@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -23,20 +24,20 @@ class RecordingReader(SysfsReader):
         super().__init__(root)
         self.touched: list[Path] = []
 
-    def text(self, path: Path) -> str | None:
-        self.touched.append(path)
+    def text(self, path: str | os.PathLike[str]) -> str | None:
+        self.touched.append(Path(path))
         return super().text(path)
 
-    def bytes(self, path: Path) -> bytes | None:
-        self.touched.append(path)
+    def bytes(self, path: str | os.PathLike[str]) -> bytes | None:
+        self.touched.append(Path(path))
         return super().bytes(path)
 
-    def link_name(self, path: Path) -> str | None:
-        self.touched.append(path)
+    def link_name(self, path: str | os.PathLike[str]) -> str | None:
+        self.touched.append(Path(path))
         return super().link_name(path)
 
-    def listdir(self, path: Path) -> list[str]:
-        self.touched.append(path)
+    def listdir(self, path: str | os.PathLike[str]) -> list[str]:
+        self.touched.append(Path(path))
         return super().listdir(path)
 
 

@@ -391,7 +391,7 @@ def _read_device(r: SysfsReader, name: str) -> ScsiDevice | None:
         address = ScsiAddress.parse(name)
     except InputError:
         return None
-    dev = r.path("class", "scsi_device", name, "device")
+    dev = Path(r.path("class", "scsi_device", name, "device"))
     # CONFIG_SYSFS_DEPRECATED kernels used `block:sdX` links instead of a `block/` dir;
     # gone since 2.6.38, not supported.
     blocks = r.listdir(dev / "block")
@@ -427,7 +427,7 @@ def _vport_parent(r: SysfsReader, host_dir: Path) -> int | None:
 def _read_fc_hosts(r: SysfsReader) -> tuple[list[FcHost], list[Unreadable]]:
     hosts: list[FcHost] = []
     bad: list[Unreadable] = []
-    base = r.path("class", "fc_host")
+    base = Path(r.path("class", "fc_host"))
     for name in r.listdir(base):
         number = _host_number(name)
         if number is None:
@@ -445,7 +445,7 @@ def _read_fc_hosts(r: SysfsReader) -> tuple[list[FcHost], list[Unreadable]]:
             continue
         # vport_create is write-only (S_IWUSR, scsi_transport_fc.c): only its presence
         # says the HBA can carry NPIV vports, so test for it instead of reading it.
-        npiv = r.path("class", "fc_host", name, "vport_create").exists()
+        npiv = Path(r.path("class", "fc_host", name, "vport_create")).exists()
         hosts.append(
             FcHost(
                 number,
@@ -463,7 +463,7 @@ def _read_fc_hosts(r: SysfsReader) -> tuple[list[FcHost], list[Unreadable]]:
 def _read_fc_targets(r: SysfsReader) -> tuple[list[FcTarget], list[Unreadable]]:
     targets: list[FcTarget] = []
     bad: list[Unreadable] = []
-    base = r.path("class", "fc_transport")
+    base = Path(r.path("class", "fc_transport"))
     for name in r.listdir(base):
         parts = name.removeprefix("target").split(":")
         if not name.startswith("target") or len(parts) != 3 or not all(p.isdigit() for p in parts):
@@ -485,7 +485,7 @@ def _read_fc_targets(r: SysfsReader) -> tuple[list[FcTarget], list[Unreadable]]:
 
 def _read_multipaths(r: SysfsReader) -> list[MultipathMap]:
     out = []
-    base = r.path("block")
+    base = Path(r.path("block"))
     for name in r.listdir(base):
         if not name.startswith("dm-"):
             continue
@@ -507,7 +507,7 @@ def _read_multipaths(r: SysfsReader) -> list[MultipathMap]:
 
 def _read_links(dev_root: Path) -> tuple[DevLink, ...]:
     r = SysfsReader(dev_root)
-    base = r.path("disk", "by-id")
+    base = Path(r.path("disk", "by-id"))
     links = []
     for name in r.listdir(base):
         target = r.link_name(base / name)

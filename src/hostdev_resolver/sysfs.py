@@ -8,7 +8,6 @@ while we read it (hot-unplug) is reported as absent, not as an error.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 from .errors import HostAccessError, InputError, Location
 from .identity import PciIdentity, UsbIdentity, format_dsn, parse_class, parse_id16
@@ -28,51 +27,55 @@ _EXT_CAP_DSN = 0x0003
 
 
 class SysfsReader:
-    """Reads files and links below a sysfs root; the one place sysfs is read."""
+    """Reads files and links below a sysfs root; the one place sysfs is read.
 
-    def __init__(self, root: Path | str = "/sys") -> None:
-        self.root = Path(root)
+    Paths are plain strings (os.path): pathlib imports fnmatch, re and urllib, more
+    than the hook can afford on every start. The methods take any path-like object.
+    """
+
+    def __init__(self, root: str | os.PathLike[str] = "/sys") -> None:
+        self.root = os.fspath(root)
 
     def check_root(self) -> None:
-        if not self.root.is_dir():
+        if not os.path.isdir(self.root):
             raise InputError(
                 f"sysfs root {self.root} does not exist or is not a directory",
                 fix="give --sysfs a directory laid out like /sys",
             )
 
-    def path(self, *parts: str) -> Path:
-        return self.root.joinpath(*parts)
+    def path(self, *parts: str) -> str:
+        return os.path.join(self.root, *parts)
 
-    def text(self, path: Path) -> str | None:
+    def text(self, path: str | os.PathLike[str]) -> str | None:
         try:
-            return path.read_text(encoding="utf-8", errors="replace").strip()
-        except FileNotFoundError:
-            return None
-        except NotADirectoryError:
-            return None
-        except PermissionError as exc:
-            raise HostAccessError(
-                f"cannot read {path}: permission denied", fix="run as root"
-            ) from exc
-
-    def bytes(self, path: Path) -> bytes | None:
-        try:
-            return path.read_bytes()
+            with open(path, encoding="utf-8", errors="replace") as handle:
+                return handle.read().strip()
         except (FileNotFoundError, NotADirectoryError):
             return None
         except PermissionError as exc:
             raise HostAccessError(
-                f"cannot read {path}: permission denied", fix="run as root"
+                f"cannot read {os.fspath(path)}: permission denied", fix="run as root"
             ) from exc
 
-    def link_name(self, path: Path) -> str | None:
+    def bytes(self, path: str | os.PathLike[str]) -> bytes | None:
+        try:
+            with open(path, "rb") as handle:
+                return handle.read()
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        except PermissionError as exc:
+            raise HostAccessError(
+                f"cannot read {os.fspath(path)}: permission denied", fix="run as root"
+            ) from exc
+
+    def link_name(self, path: str | os.PathLike[str]) -> str | None:
         """The last component of a symlink's target (driver, iommu_group...)."""
         try:
             return os.path.basename(os.readlink(path))
-        except (FileNotFoundError, NotADirectoryError, OSError):
+        except OSError:  # not there, not a link: the device has no such relation
             return None
 
-    def listdir(self, path: Path) -> list[str]:
+    def listdir(self, path: str | os.PathLike[str]) -> list[str]:
         try:
             return sorted(os.listdir(path))
         except (FileNotFoundError, NotADirectoryError):
@@ -111,26 +114,28 @@ def port_path_of(real: str) -> str | None:
 class SysfsInventory:
     """`HostInventory` over a sysfs root."""
 
-    def __init__(self, root: Path | str = "/sys", *, reader: SysfsReader | None = None) -> None:
+    def __init__(
+        self, root: str | os.PathLike[str] = "/sys", *, reader: SysfsReader | None = None
+    ) -> None:
         self.reader = reader or SysfsReader(root)
         self.reader.check_root()
         self._slots: dict[str, str] | None = None
 
     # -- PCI -------------------------------------------------------------
-    def _pci_dir(self, address: PciAddress) -> Path:
+    def _pci_dir(self, address: PciAddress) -> str:
         return self.reader.path("bus", "pci", "devices", str(address))
 
     def pci_device(self, address: PciAddress) -> PciDevice | None:
         r = self.reader
         base = self._pci_dir(address)
-        vendor = r.text(base / "vendor")
-        device = r.text(base / "device")
+        vendor = r.text(os.path.join(base, "vendor"))
+        device = r.text(os.path.join(base, "device"))
         if vendor is None or device is None:
             return None
         where = Location(str(base))
-        sub_vendor = r.text(base / "subsystem_vendor")
-        sub_device = r.text(base / "subsystem_device")
-        klass = r.text(base / "class")
+        sub_vendor = r.text(os.path.join(base, "subsystem_vendor"))
+        sub_device = r.text(os.path.join(base, "subsystem_device"))
+        klass = r.text(os.path.join(base, "class"))
         identity = PciIdentity(
             vendor=parse_id16(vendor, "vendor", where),
             device=parse_id16(device, "device", where),
@@ -141,15 +146,16 @@ class SysfsInventory:
             if sub_device
             else None,
             class_code=parse_class(klass, where) if klass else None,
-            serial=read_dsn(r.bytes(base / "config")),
+            serial=read_dsn(r.bytes(os.path.join(base, "config"))),
         )
-        group = r.link_name(base / "iommu_group")
-        numa = r.text(base / "numa_node")
-        physfn = r.link_name(base / "physfn")
+        group = r.link_name(os.path.join(base, "iommu_group"))
+        numa = r.text(os.path.join(base, "numa_node"))
+        physfn = r.link_name(os.path.join(base, "physfn"))
         virtfns = sorted(
             PciAddress.parse(name)
             for entry in r.listdir(base)
-            if entry.startswith("virtfn") and (name := r.link_name(base / entry)) is not None
+            if entry.startswith("virtfn")
+            and (name := r.link_name(os.path.join(base, entry))) is not None
         )
         try:
             real = os.path.realpath(base)
@@ -162,7 +168,7 @@ class SysfsInventory:
             numa_node=int(numa)
             if numa is not None and numa.lstrip("-").isdigit() and int(numa) >= 0
             else None,
-            driver=r.link_name(base / "driver"),
+            driver=r.link_name(os.path.join(base, "driver")),
             physical_slot=self._slot_of(address),
             port_path=port_path_of(real),
             physfn=PciAddress.parse(physfn) if physfn else None,
@@ -176,7 +182,7 @@ class SysfsInventory:
             slots_dir = self.reader.path("bus", "pci", "slots")
             self._slots = {}
             for name in self.reader.listdir(slots_dir):
-                addr = self.reader.text(slots_dir / name / "address")
+                addr = self.reader.text(os.path.join(slots_dir, name, "address"))
                 if addr:
                     self._slots[addr.lower()] = name
         key = f"{address.domain:04x}:{address.bus:02x}:{address.slot:02x}"
@@ -211,11 +217,11 @@ class SysfsInventory:
         for name in r.listdir(base):
             if ":" in name:  # interfaces, e.g. 1-2:1.0
                 continue
-            d = base / name
-            vendor = r.text(d / "idVendor")
-            product = r.text(d / "idProduct")
-            busnum = r.text(d / "busnum")
-            devnum = r.text(d / "devnum")
+            d = os.path.join(base, name)
+            vendor = r.text(os.path.join(d, "idVendor"))
+            product = r.text(os.path.join(d, "idProduct"))
+            busnum = r.text(os.path.join(d, "busnum"))
+            devnum = r.text(os.path.join(d, "devnum"))
             if vendor is None or product is None or busnum is None or devnum is None:
                 continue
             where = Location(str(d))
@@ -226,12 +232,12 @@ class SysfsInventory:
                     identity=UsbIdentity(
                         parse_id16(vendor, "idVendor", where),
                         parse_id16(product, "idProduct", where),
-                        r.text(d / "serial") or None,
+                        r.text(os.path.join(d, "serial")) or None,
                     ),
                     port_path=name,
-                    manufacturer=r.text(d / "manufacturer"),
-                    product_name=r.text(d / "product"),
-                    driver=r.link_name(d / "driver"),
+                    manufacturer=r.text(os.path.join(d, "manufacturer")),
+                    product_name=r.text(os.path.join(d, "product")),
+                    driver=r.link_name(os.path.join(d, "driver")),
                 )
             )
         return out

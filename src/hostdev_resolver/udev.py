@@ -18,6 +18,7 @@ that never read udev (the hook on a --sysfs tree) do not pay for it.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
@@ -129,7 +130,7 @@ class UdevInventory:
                 ) from None
         self._context: Any = context
         self.reader = SysfsReader(str(context.sys_path))
-        if not self.reader.root.is_dir():
+        if not os.path.isdir(self.reader.root):
             raise HostAccessError(
                 f"udev sees no sysfs at {self.reader.root}",
                 fix="run on the host itself, or give --sysfs ROOT or --host SNAPSHOT.json",
@@ -237,7 +238,7 @@ class UdevInventory:
         # Hotplug slots are kobjects under /sys/bus/pci/slots, not devices: udev has no
         # record of them. NAME/address is "dddd:bb:ss", shared by the slot's functions.
         if self._slots is None:
-            slots_dir = self.reader.path("bus", "pci", "slots")
+            slots_dir = Path(self.reader.path("bus", "pci", "slots"))
             self._slots = {}
             for name in self.reader.listdir(slots_dir):
                 addr = self.reader.text(slots_dir / name / "address")

@@ -24,9 +24,7 @@ step puts back everything already changed.
 
 from __future__ import annotations
 
-import json
 import os
-from pathlib import Path
 
 from .errors import HostAccessError, InputError, Location, RefusedError
 from .metadata import PciRecord, read_resolution
@@ -40,6 +38,7 @@ TYPE_CHECKING = False
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
+    from pathlib import Path
     from typing import Protocol
 
     from .inventory import PciDevice
@@ -74,13 +73,15 @@ class SysfsWrite:
     def render(self, root: Path | str) -> str:
         # `echo` appends the newline the kernel strips; a lone newline clears an attribute.
         shown = f"echo '{self.value.strip()}'" if self.value.strip() else "echo"
-        return f"{shown} > {Path(root) / self.path}    # {self.step}"
+        return f"{shown} > {os.path.join(root, self.path)}    # {self.step}"
 
 
 class SysfsWriter:
     """Writes to the attributes of a sysfs root; the one place vfio changes the host."""
 
     def __init__(self, root: Path | str = "/sys") -> None:
+        from pathlib import Path  # not at import: verifying a start needs no writer
+
         self.root = Path(root)
         self.writes: list[SysfsWrite] = []
 
@@ -274,10 +275,14 @@ class StateFile:
 
     def __init__(self, state_dir: Path | str, domain: str) -> None:
         self.domain = domain
+        from pathlib import Path  # not at import: only starts that bind need a state file
+
         # Domain names may contain '/', which libvirt allows; keep one flat file per domain.
         self.path = Path(state_dir) / (domain.replace("/", "%2F") + ".json")
 
     def load(self) -> list[DeviceChange]:
+        import json
+
         where = Location(str(self.path))
         try:
             data = json.loads(self.path.read_bytes())
@@ -294,6 +299,8 @@ class StateFile:
         if not changes:
             self.remove()
             return
+        import json
+
         data = json.dumps(
             {"domain": self.domain, "devices": [c.to_json() for c in changes]}, indent=1
         ).encode()
