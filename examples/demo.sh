@@ -40,6 +40,17 @@ rc=0
 diff -u ml-train.xml ml-train.resolved.xml || rc=$?
 [ "$rc" -eq 1 ] || fail "diff -u exited $rc (expected 1: the resolved file differs)"
 
+heading "2b. Allocate guest PCI addresses (tuned: GPU + audio on one slot, hotplug off, 2 spare ports)"
+hr allocate ml-train.resolved.xml --policy tuned --spare-ports 2 --hotplug off -o ml-train.allocated.xml
+rc=0
+diff -u ml-train.resolved.xml ml-train.allocated.xml >allocate.diff || rc=$?
+[ "$rc" -eq 1 ] || fail "diff -u exited $rc (expected 1: addresses were added)"
+# The passthrough functions, as the guest will see them, and the root ports added.
+grep -E "^\+ *<address type='pci'.*(bus='0x06')" allocate.diff || fail "GPU not on one guest slot"
+grep -c "^+ *<controller type='pci' index='[0-9]*' model='pcie-root-port'>" allocate.diff |
+    sed 's/^/root ports added: /'
+grep -q "hotplug='off'" allocate.diff || fail "no hotplug='off' on the passthrough port"
+
 heading "3. Validate the domains and the store offline"
 hr validate ml-train.xml desktop.xml mappings.xml --sysfs "$WS/sys"
 

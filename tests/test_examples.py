@@ -80,6 +80,20 @@ def test_resolve_diff_shows_the_source_addresses(demo: subprocess.CompletedProce
     assert len(removed) == 3 and all("hr:map=" in line for line in removed)
 
 
+def test_allocation_keeps_gpu_functions_on_one_guest_slot(
+    demo: subprocess.CompletedProcess[str],
+) -> None:
+    text = section(demo.stdout, "2b")
+    assert (
+        "+      <address type='pci' domain='0x0000' bus='0x06' slot='0x00' function='0x0' "
+        "multifunction='on'/>" in text
+    )
+    assert (
+        "+      <address type='pci' domain='0x0000' bus='0x06' slot='0x00' function='0x1'/>" in text
+    )
+    assert "root ports added: 8" in text
+
+
 def test_validate_is_clean(demo: subprocess.CompletedProcess[str]) -> None:
     assert "3 file(s) checked, 0 problem(s) in 0 file(s)" in section(demo.stdout, "3")
 
