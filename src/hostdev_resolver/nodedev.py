@@ -32,27 +32,22 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any
 
-from lxml import etree
-
 from .errors import HostAccessError, InputError, Location
 from .identity import PciIdentity, UsbIdentity, parse_class, parse_id16
 from .inventory import PciDevice, UsbDevice
 from .pciaddress import PciAddress, parse_xml_uint
 from .records import field, frozen, replace
-from .scsi import FcHost
 from .sysfs import port_path_of
-from .wwn import Wwn
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
 
     from .locate import PciExpectation, UsbExpectation
+    from .scsi import FcHost
 
 # Fields of PciExpectation/PciIdentity (and UsbExpectation/UsbIdentity) libvirt never shows.
 PCI_NOT_IN_NODEDEV = frozenset({"subsystem", "serial", "physical_slot"})
 USB_NOT_IN_NODEDEV = frozenset({"serial"})
-
-_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, remove_blank_text=True)
 
 
 @frozen
@@ -274,6 +269,9 @@ def _parse_usb(dev: Any, cap: Any, name: str, where: Location) -> _Parsed:
 
 
 def _parse_scsi_host(dev: Any, cap: Any, where: Location) -> _Parsed:
+    from .scsi import FcHost
+    from .wwn import Wwn
+
     host = _int(cap, "host", "host", where)
     fc = next((c for c in cap.findall("capability") if c.get("type") == "fc_host"), None)
     if host is None or fc is None:
@@ -305,8 +303,13 @@ def _parse_scsi_host(dev: Any, cap: Any, where: Location) -> _Parsed:
 
 def parse_node_device(xml: str, where: Location) -> _Parsed:
     """One `virNodeDeviceGetXMLDesc` document; devices of other kinds give an empty result."""
+    # lxml loads here, not at import: a local connection's wrapper never parses
+    # node devices, and lxml.etree alone costs more than the interpreter's start-up.
+    from lxml import etree
+
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, remove_blank_text=True)
     try:
-        dev = etree.fromstring(xml.encode(), _PARSER)
+        dev = etree.fromstring(xml.encode(), parser)
     except etree.XMLSyntaxError as exc:
         raise InputError(f"node-device XML is not well-formed: {exc.msg}", where=where) from None
     name = _text(dev, "name") or ""

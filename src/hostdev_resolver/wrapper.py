@@ -21,10 +21,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import shlex
-import subprocess
 import sys
-import tempfile
 from typing import TYPE_CHECKING, Any, NoReturn
 from urllib.parse import urlsplit
 
@@ -712,6 +709,10 @@ def cmd_edit(session: Session, args: argparse.Namespace) -> int:
     dom = _lookup(session, domain)
     flags = libvirt.VIR_DOMAIN_XML_INACTIVE | libvirt.VIR_DOMAIN_XML_SECURE
     original = with_references(_call(lambda: dom.XMLDesc(flags)).encode(), f"domain {domain}")
+    import shlex
+    import subprocess
+    import tempfile
+
     fd, path = tempfile.mkstemp(prefix=f"{PROG}-{dom.name()}-", suffix=".xml")
     with os.fdopen(fd, "wb") as handle:
         handle.write(original)
