@@ -162,7 +162,7 @@ def test_hook_and_config_are_root_owned_conffiles(installed: Installed) -> None:
     # The default config is all comments, and documents every key of SPEC §6.
     text = CONFIG.read_text()
     assert all(not line.strip() or line.startswith("#") for line in text.splitlines())
-    for key in ("store", "node", "sysfs", "state_dir", "trust_any_owner"):
+    for key in ("store", "node", "sysfs", "dev_root", "state_dir", "trust_any_owner"):
         assert f"#{key} = " in text
     assert CONFDIR.stat().st_mode & 0o022 == 0
 
