@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from ..errors import HostdevError, InputError, Location, UsageError
 from ..pciaddress import PciAddress
+from ..records import replace
 from . import allocate_domain_xml
 from .model import HostDeviceInfo, Policy
 
@@ -122,10 +123,29 @@ def _write(path: str, data: bytes) -> None:
         raise
 
 
+def recorded_host_numa(data: bytes, source: str) -> tuple[HostDeviceInfo, ...]:
+    """Host NUMA nodes of the PCI devices a resolved domain records (hr:pci numa-node),
+    so `--numa-aware` needs no --host-numa for a domain that went through `resolve`."""
+    from ..metadata import PciRecord, read_resolution
+    from ..xmldoc import parse_bytes
+
+    resolution = read_resolution(parse_bytes(data, source))
+    return tuple(
+        HostDeviceInfo(r.address, r.numa_node)
+        for r in (resolution.records if resolution else ())
+        if isinstance(r, PciRecord) and r.numa_node is not None
+    )
+
+
 def run_allocate(args: argparse.Namespace) -> int:
     try:
         policy = policy_from_args(args)
-        result = allocate_domain_xml(_read(args.file), args.file, policy)
+        data = _read(args.file)
+        if policy.numa_aware:
+            given = {h.address for h in policy.host_devices}
+            recorded = [h for h in recorded_host_numa(data, args.file) if h.address not in given]
+            policy = replace(policy, host_devices=(*policy.host_devices, *recorded))
+        result = allocate_domain_xml(data, args.file, policy)
         if args.output is None:
             sys.stdout.buffer.write(result)
             sys.stdout.flush()
