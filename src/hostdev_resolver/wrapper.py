@@ -465,15 +465,50 @@ def resolve_for_node(
     inventory = session.inventory
     store = session.store
     seen = _store_as_seen(store, inventory)
-    result = resolve_domain(
-        doc, seen, inventory, session.node, claimed=set(claimed), scsi=session.scsi(doc)
-    )
+    scsi = session.scsi(doc)
+    if scsi is not None and ensure_vports(session, doc, store, scsi):
+        scsi = session.scsi(doc)  # the kernel made the vport's scsi_host: read it
+    result = resolve_domain(doc, seen, inventory, session.node, claimed=set(claimed), scsi=scsi)
     for message in result.warnings:
         print(f"{PROG}: warning: {message}", file=sys.stderr)
     out = result.data
     if seen is not store and result.resolution is not None:
         out = _restore_identities(out, source, store, session.node)
     return _allocate(out, source, session)
+
+
+def ensure_vports(session: Session, doc: Document, store: Store, scsi: ScsiInventory) -> int:
+    """Create the NPIV vport of every vhba mapping the domain uses that is not there.
+
+    vports made through libvirt (virNodeDeviceCreateXML) are transient: gone after a
+    reboot or an HBA reset, so a guest defined once finds them missing at its next start.
+    The vport is named by its WWNN/WWPN and its parent by WWNN/WWPN or fabric, never by
+    host number. Returns how many were created.
+    """
+    from .scsiresolve import vhba_nodedev_xml
+    from .store import VhbaMapping
+
+    wanted: dict[str, VhbaMapping] = {}
+    resolution = read_resolution(doc)
+    names = [el.attrs.get(f"{{{HR_NS}}}map") for el in devices_of(doc)]
+    names += [r.map for r in (resolution.records if resolution else ())]
+    for name in names:
+        mapping = store.get(name) if name else None
+        if isinstance(mapping, VhbaMapping) and mapping.wwpn is not None:
+            wanted[mapping.name] = mapping
+    created = 0
+    for mapping in wanted.values():
+        wwpn = mapping.wwpn
+        assert wwpn is not None
+        if scsi.fc_host_by_wwpn(wwpn) is not None:
+            continue
+        xml = vhba_nodedev_xml(mapping)
+        device = _call(lambda xml=xml: session.conn.nodeDeviceCreateXML(xml, 0))
+        session.say(
+            f"Created NPIV vport {device.name()} (WWPN {wwpn}) for mapping {mapping.name!r}"
+        )
+        created += 1
+    return created
 
 
 def _restore_identities(data: bytes, source: str, store: Store, node: str) -> bytes:
