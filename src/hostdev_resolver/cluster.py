@@ -26,8 +26,11 @@ from .locate import (
     describe_usb,
     locate_pci,
     locate_usb,
+    observable_pci,
+    observable_usb,
+    unobserved_pci,
+    unobserved_usb,
 )
-from .nodedev import observable_pci, observable_usb, unobserved_pci, unobserved_usb
 from .records import asdict, frozen
 from .store import Mapping, PciEntry, PciMapping, Store, UsbEntry, UsbMapping, load_store
 

@@ -7,7 +7,7 @@ a domain is defined and when it starts.
 
 from __future__ import annotations
 
-from .records import frozen
+from .records import frozen, replace
 
 # Not typing.TYPE_CHECKING: the hook avoids importing typing (see records.py).
 TYPE_CHECKING = False
@@ -52,6 +52,57 @@ class PciLocation:
     candidates: tuple[PciDevice, ...] = ()  # when several fit and nothing tells them apart
 
 
+# -- what a source can observe ------------------------------------------------------
+# Some sources cannot show every recorded field (libvirt's node-device XML has no PCI
+# subsystem IDs, DSN, slot name or USB serial). Such an inventory names them in
+# `unobserved_pci` / `unobserved_usb`; they are left out of the comparison (the hook,
+# reading sysfs on the node itself, checks them at start) rather than counted as different.
+
+
+def unobserved_pci(inventory: object) -> frozenset[str]:
+    value: object = getattr(inventory, "unobserved_pci", None)
+    return frozenset(str(v) for v in value) if isinstance(value, frozenset) else frozenset()
+
+
+def unobserved_usb(inventory: object) -> frozenset[str]:
+    value: object = getattr(inventory, "unobserved_usb", None)
+    return frozenset(str(v) for v in value) if isinstance(value, frozenset) else frozenset()
+
+
+def observable_pci_identity(identity: PciIdentity, blind: frozenset[str]) -> PciIdentity:
+    if "subsystem" in blind:
+        identity = replace(identity, subsystem_vendor=None, subsystem_device=None)
+    if "serial" in blind:
+        identity = replace(identity, serial=None)
+    return identity
+
+
+def observable_pci(expected: PciExpectation, blind: frozenset[str]) -> PciExpectation:
+    """`expected` without the fields a source cannot show (they are checked at start)."""
+    if not blind:
+        return expected
+    return replace(
+        expected,
+        identity=observable_pci_identity(expected.identity, blind),
+        physical_slot=None if "physical_slot" in blind else expected.physical_slot,
+        port_path=None if "port_path" in blind else expected.port_path,
+    )
+
+
+def observable_usb_identity(identity: UsbIdentity, blind: frozenset[str]) -> UsbIdentity:
+    return replace(identity, serial=None) if "serial" in blind else identity
+
+
+def observable_usb(expected: UsbExpectation, blind: frozenset[str]) -> UsbExpectation:
+    if not blind:
+        return expected
+    return replace(
+        expected,
+        identity=observable_usb_identity(expected.identity, blind),
+        port_path=None if "port_path" in blind else expected.port_path,
+    )
+
+
 def pci_differences(expected: PciExpectation, dev: PciDevice) -> list[str]:
     out = expected.identity.differences(dev.identity)
     if (dev.identity.vendor, dev.identity.device) != (
@@ -83,6 +134,7 @@ def _tell_apart(expected: PciExpectation, candidates: list[PciDevice]) -> list[P
 
 
 def locate_pci(expected: PciExpectation, inventory: HostInventory) -> PciLocation:
+    expected = observable_pci(expected, unobserved_pci(inventory))
     at = inventory.pci_device(expected.address)
     diffs = tuple(pci_differences(expected, at)) if at is not None else ()
     if at is not None and not diffs:
@@ -127,6 +179,7 @@ class UsbLocation:
 
 
 def locate_usb(expected: UsbExpectation, inventory: HostInventory) -> UsbLocation:
+    expected = observable_usb(expected, unobserved_usb(inventory))
     devices = inventory.usb_devices()
     ident = expected.identity
     same_model = [

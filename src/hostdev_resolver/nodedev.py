@@ -36,13 +36,12 @@ from .errors import HostAccessError, InputError, Location
 from .identity import PciIdentity, UsbIdentity, parse_class, parse_id16
 from .inventory import PciDevice, UsbDevice
 from .pciaddress import PciAddress, parse_xml_uint
-from .records import field, frozen, replace
+from .records import field, frozen
 from .sysfs import port_path_of
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
 
-    from .locate import PciExpectation, UsbExpectation
     from .scsi import FcHost
 
 # Fields of PciExpectation/PciIdentity (and UsbExpectation/UsbIdentity) libvirt never shows.
@@ -96,53 +95,6 @@ class NodedevInventory:
 
     def pcie_link(self, address: PciAddress) -> PcieLink | None:
         return self.links.get(address)
-
-
-# -- projection onto what a source can observe ---------------------------------------
-
-
-def unobserved_pci(inventory: object) -> frozenset[str]:
-    value: object = getattr(inventory, "unobserved_pci", None)
-    return frozenset(str(v) for v in value) if isinstance(value, frozenset) else frozenset()
-
-
-def unobserved_usb(inventory: object) -> frozenset[str]:
-    value: object = getattr(inventory, "unobserved_usb", None)
-    return frozenset(str(v) for v in value) if isinstance(value, frozenset) else frozenset()
-
-
-def observable_pci_identity(identity: PciIdentity, blind: frozenset[str]) -> PciIdentity:
-    if "subsystem" in blind:
-        identity = replace(identity, subsystem_vendor=None, subsystem_device=None)
-    if "serial" in blind:
-        identity = replace(identity, serial=None)
-    return identity
-
-
-def observable_pci(expected: PciExpectation, blind: frozenset[str]) -> PciExpectation:
-    """`expected` without the fields a source cannot show (they are checked at start)."""
-    if not blind:
-        return expected
-    return replace(
-        expected,
-        identity=observable_pci_identity(expected.identity, blind),
-        physical_slot=None if "physical_slot" in blind else expected.physical_slot,
-        port_path=None if "port_path" in blind else expected.port_path,
-    )
-
-
-def observable_usb_identity(identity: UsbIdentity, blind: frozenset[str]) -> UsbIdentity:
-    return replace(identity, serial=None) if "serial" in blind else identity
-
-
-def observable_usb(expected: UsbExpectation, blind: frozenset[str]) -> UsbExpectation:
-    if not blind:
-        return expected
-    return replace(
-        expected,
-        identity=observable_usb_identity(expected.identity, blind),
-        port_path=None if "port_path" in blind else expected.port_path,
-    )
 
 
 # -- parsing node-device XML (pure) -----------------------------------------------------

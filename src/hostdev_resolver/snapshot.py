@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from .errors import InputError, Location
 from .identity import PciIdentity, UsbIdentity, parse_class, parse_dsn, parse_id16
 from .inventory import PciDevice, UsbDevice
+from .locate import unobserved_pci, unobserved_usb
 from .pciaddress import PciAddress
 from .records import field, frozen
 
@@ -62,12 +63,18 @@ def usb_to_json(dev: UsbDevice) -> dict[str, Any]:
 
 
 def inventory_to_json(inventory: HostInventory, node: str) -> dict[str, Any]:
-    return {
+    data: dict[str, Any] = {
         "format": FORMAT,
         "node": node,
         "pci": [pci_to_json(d) for d in inventory.pci_devices()],
         "usb": [usb_to_json(d) for d in inventory.usb_devices()],
     }
+    # A snapshot taken through a source that cannot see some fields (libvirt) says so,
+    # or checking a store against it would count those fields as different.
+    pci_blind, usb_blind = unobserved_pci(inventory), unobserved_usb(inventory)
+    if pci_blind or usb_blind:
+        data["unobserved"] = {"pci": sorted(pci_blind), "usb": sorted(usb_blind)}
+    return data
 
 
 @frozen
@@ -77,6 +84,8 @@ class HostSnapshot:
     node: str | None
     pci: tuple[PciDevice, ...] = ()
     usb: tuple[UsbDevice, ...] = ()
+    unobserved_pci: frozenset[str] = frozenset()
+    unobserved_usb: frozenset[str] = frozenset()
     _by_address: dict[PciAddress, PciDevice] = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
@@ -127,7 +136,16 @@ class HostSnapshot:
         except (KeyError, TypeError, ValueError) as exc:
             raise InputError(f"malformed host snapshot entry: {exc!r}", where=where) from None
         node = data.get("node")
-        return cls(node if isinstance(node, str) else None, pci, usb)
+        blind = data.get("unobserved") or {}
+        if not isinstance(blind, dict):
+            raise InputError('"unobserved" must be an object of field lists', where=where)
+        return cls(
+            node if isinstance(node, str) else None,
+            pci,
+            usb,
+            frozenset(str(f) for f in blind.get("pci", ())),
+            frozenset(str(f) for f in blind.get("usb", ())),
+        )
 
 
 def _opt(item: dict[str, Any], key: str) -> Any:

@@ -27,15 +27,14 @@ from urllib.parse import urlsplit
 
 from .errors import HostAccessError, HostdevError, InputError, Location, RefusedError, UsageError
 from .hostsource import default_store
-from .metadata import HR_NS, PciRecord, Resolution, UsbRecord, read_resolution
-from .nodedev import (
+from .locate import (
     observable_pci_identity,
     observable_usb_identity,
-    quiet_libvirt,
-    read_inventory,
     unobserved_pci,
     unobserved_usb,
 )
+from .metadata import HR_NS, PciRecord, Resolution, UsbRecord, read_resolution
+from .nodedev import quiet_libvirt, read_inventory
 from .records import field, frozen, mutable, replace
 from .resolution import (
     devices_of,
