@@ -27,12 +27,6 @@ from urllib.parse import urlsplit
 
 from .errors import HostAccessError, HostdevError, InputError, Location, RefusedError, UsageError
 from .hostsource import default_store
-from .locate import (
-    observable_pci_identity,
-    observable_usb_identity,
-    unobserved_pci,
-    unobserved_usb,
-)
 from .metadata import HR_NS, PciRecord, Resolution, UsbRecord, read_resolution
 from .nodedev import quiet_libvirt, read_inventory
 from .records import field, frozen, mutable, replace
@@ -44,7 +38,7 @@ from .resolution import (
     resolve_domain,
     usb_source,
 )
-from .store import PciEntry, PciMapping, Store, UsbEntry, UsbMapping, load_store
+from .store import PciMapping, Store, UsbMapping, load_store
 from .xmldoc import Document, Splicer, parse_bytes, parse_file
 
 if TYPE_CHECKING:
@@ -397,65 +391,6 @@ def _running_documents(session: Session) -> list[Document]:
     return docs
 
 
-def _store_as_seen(store: Store, inventory: HostInventory) -> Store:
-    """The store projected onto what the inventory can show (see nodedev)."""
-    pci_blind = unobserved_pci(inventory)
-    usb_blind = unobserved_usb(inventory)
-    if not pci_blind and not usb_blind:
-        return store
-    mappings: dict[str, Any] = {}
-    for name, mapping in store.mappings.items():
-        if isinstance(mapping, PciMapping):
-            entries: tuple[Any, ...] = tuple(
-                replace(
-                    e,
-                    identity=observable_pci_identity(e.identity, pci_blind),
-                    physical_slot=None if "physical_slot" in pci_blind else e.physical_slot,
-                    port_path=None if "port_path" in pci_blind else e.port_path,
-                )
-                for e in mapping.entries
-            )
-            mappings[name] = replace(mapping, entries=entries)
-        elif isinstance(mapping, UsbMapping):
-            entries = tuple(
-                replace(
-                    e,
-                    identity=observable_usb_identity(e.identity, usb_blind),
-                    port_path=None if "port_path" in usb_blind else e.port_path,
-                )
-                for e in mapping.entries
-            )
-            mappings[name] = replace(mapping, entries=entries)
-        else:
-            mappings[name] = mapping
-    return replace(store, mappings=mappings)
-
-
-def _full_record(store: Store, node: str, record: PciRecord | UsbRecord) -> PciRecord | UsbRecord:
-    """The record with the identity the store holds (after resolving against a projection)."""
-    mapping = store.get(record.map)
-    if isinstance(record, PciRecord) and isinstance(mapping, PciMapping):
-        pci: list[PciEntry] = [
-            e
-            for e in mapping.entries_on(node)
-            if (e.identity.vendor, e.identity.device)
-            == (record.identity.vendor, record.identity.device)
-        ]
-        exact = [e for e in pci if e.address == record.address] or pci
-        if len(exact) == 1:
-            e = exact[0]
-            return replace(
-                record, identity=e.identity, physical_slot=e.physical_slot, port_path=e.port_path
-            )
-    if isinstance(record, UsbRecord) and isinstance(mapping, UsbMapping):
-        usb: list[UsbEntry] = [
-            e for e in mapping.entries_on(node) if e.identity.ids == record.identity.ids
-        ]
-        if len(usb) == 1:
-            return replace(record, identity=usb[0].identity, port_path=usb[0].port_path)
-    return record
-
-
 def resolve_for_node(
     data: bytes, source: str, session: Session, claimed: Iterable[object] = ()
 ) -> bytes:
@@ -463,17 +398,15 @@ def resolve_for_node(
     doc = parse_bytes(data, source)
     inventory = session.inventory
     store = session.store
-    seen = _store_as_seen(store, inventory)
     scsi = session.scsi(doc)
     if scsi is not None and ensure_vports(session, doc, store, scsi):
         scsi = session.scsi(doc)  # the kernel made the vport's scsi_host: read it
-    result = resolve_domain(doc, seen, inventory, session.node, claimed=set(claimed), scsi=scsi)
+    # Fields a remote node's libvirt cannot show are left out of the comparison by
+    # locate; the record keeps the store's full identity, which the hook checks there.
+    result = resolve_domain(doc, store, inventory, session.node, claimed=set(claimed), scsi=scsi)
     for message in result.warnings:
         print(f"{PROG}: warning: {message}", file=sys.stderr)
-    out = result.data
-    if seen is not store and result.resolution is not None:
-        out = _restore_identities(out, source, store, session.node)
-    return _allocate(out, source, session)
+    return _allocate(result.data, source, session)
 
 
 def ensure_vports(session: Session, doc: Document, store: Store, scsi: ScsiInventory) -> int:
@@ -510,29 +443,6 @@ def ensure_vports(session: Session, doc: Document, store: Store, scsi: ScsiInven
     return created
 
 
-def _restore_identities(data: bytes, source: str, store: Store, node: str) -> bytes:
-    """Write the store's full identities into the record, so the hook checks all of them."""
-    from .metadata import find_resolution_element
-
-    doc = parse_bytes(data, source)
-    resolution = read_resolution(doc)
-    element = find_resolution_element(doc)
-    if resolution is None or element is None:
-        return data
-    full = Resolution(
-        node,
-        tuple(
-            _full_record(store, node, r) if isinstance(r, PciRecord | UsbRecord) else r
-            for r in resolution.records
-        ),
-    )
-    if full == resolution:
-        return data
-    splicer = Splicer(doc)
-    splicer.replace_element(element, full.to_node())
-    return splicer.apply()
-
-
 def _allocate(data: bytes, source: str, session: Session) -> bytes:
     policy_name = session.ours.get("--policy")
     if not policy_name:
@@ -540,8 +450,7 @@ def _allocate(data: bytes, source: str, session: Session) -> bytes:
             raise UsageError(f"{PROG}: --spare-ports and --numa-aware need --policy tuned")
         return data
     from .allocation import allocate_domain_xml
-    from .allocation.command import policy_from_args
-    from .allocation.model import HostDeviceInfo
+    from .allocation.command import policy_from_args, recorded_host_numa
 
     spare = session.ours.get("--spare-ports")
     if spare is not None and not str(spare).isdigit():
@@ -557,12 +466,7 @@ def _allocate(data: bytes, source: str, session: Session) -> bytes:
     if args.policy not in ("libvirt", "tuned"):
         raise UsageError(f"{PROG}: --policy {args.policy!r}: choose libvirt or tuned")
     policy = policy_from_args(args)
-    resolution = read_resolution(parse_bytes(data, source))
-    numa = tuple(
-        HostDeviceInfo(r.address, r.numa_node)
-        for r in (resolution.records if resolution else ())
-        if isinstance(r, PciRecord)
-    )
+    numa = recorded_host_numa(data, source)
     return allocate_domain_xml(data, source, replace(policy, host_devices=numa) if numa else policy)
 
 
