@@ -9,7 +9,12 @@ from __future__ import annotations
 
 from .errors import InputError, Location
 from .pciaddress import hex_digits
-from .records import fields, frozen
+from .records import frozen
+
+# Not typing.TYPE_CHECKING: the hook avoids importing typing (see records.py).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
 
 
 def _hex_field(value: str, digits: int) -> int | None:
@@ -132,5 +137,76 @@ class UsbIdentity:
         return not self.differences(found)
 
 
-def identity_fields(cls: type) -> list[str]:
-    return [f.name for f in fields(cls)]
+# The XML spelling of identities, shared by the store's <node> entries and the domain's
+# hr:pci / hr:usb records, so the two can never drift apart.
+
+
+def pci_identity_attributes(identity: PciIdentity) -> dict[str, str]:
+    attrs = {"vendor": f"{identity.vendor:04x}", "device": f"{identity.device:04x}"}
+    if identity.subsystem_vendor is not None and identity.subsystem_device is not None:
+        attrs["subsystem-vendor"] = f"{identity.subsystem_vendor:04x}"
+        attrs["subsystem-device"] = f"{identity.subsystem_device:04x}"
+    if identity.class_code is not None:
+        attrs["class"] = f"{identity.class_code:06x}"
+    if identity.serial is not None:
+        attrs["serial"] = identity.serial
+    return attrs
+
+
+def pci_identity_from_attributes(
+    attrs: Mapping[str, str], where: Location, missing: Callable[[str], InputError]
+) -> PciIdentity:
+    """The inverse of `pci_identity_attributes`; `missing(name)` is the error for an
+    absent required attribute (the store and the record word the fix differently)."""
+    sv, sd = attrs.get("subsystem-vendor"), attrs.get("subsystem-device")
+    if (sv is None) != (sd is None):
+        raise InputError("subsystem-vendor and subsystem-device go together", where=where)
+    klass, serial = attrs.get("class"), attrs.get("serial")
+    return PciIdentity(
+        vendor=parse_id16(_needed(attrs, "vendor", missing), "vendor", where),
+        device=parse_id16(_needed(attrs, "device", missing), "device", where),
+        subsystem_vendor=parse_id16(sv, "subsystem-vendor", where) if sv is not None else None,
+        subsystem_device=parse_id16(sd, "subsystem-device", where) if sd is not None else None,
+        class_code=parse_class(klass, where) if klass is not None else None,
+        serial=parse_dsn(serial, where) if serial is not None else None,
+    )
+
+
+def placement_attributes(
+    iommu_group: int | None, numa_node: int | None, slot: str | None, port_path: str | None
+) -> dict[str, str]:
+    """Where a PCI device was found: IOMMU group, NUMA node, physical slot, port path."""
+    attrs = {}
+    if iommu_group is not None:
+        attrs["iommu-group"] = str(iommu_group)
+    if numa_node is not None:
+        attrs["numa-node"] = str(numa_node)
+    if slot is not None:
+        attrs["slot"] = slot
+    if port_path is not None:
+        attrs["port-path"] = port_path
+    return attrs
+
+
+def usb_identity_attributes(identity: UsbIdentity) -> dict[str, str]:
+    attrs = {"vendor": f"{identity.vendor:04x}", "product": f"{identity.product:04x}"}
+    if identity.serial is not None:
+        attrs["serial"] = identity.serial
+    return attrs
+
+
+def usb_identity_from_attributes(
+    attrs: Mapping[str, str], where: Location, missing: Callable[[str], InputError]
+) -> UsbIdentity:
+    return UsbIdentity(
+        parse_id16(_needed(attrs, "vendor", missing), "vendor", where),
+        parse_id16(_needed(attrs, "product", missing), "product", where),
+        attrs.get("serial"),
+    )
+
+
+def _needed(attrs: Mapping[str, str], name: str, missing: Callable[[str], InputError]) -> str:
+    value = attrs.get(name)
+    if value is None:
+        raise missing(name)
+    return value

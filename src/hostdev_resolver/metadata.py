@@ -16,7 +16,15 @@ against, where it was found, and for which node.
 from __future__ import annotations
 
 from .errors import InputError
-from .identity import PciIdentity, UsbIdentity, parse_class, parse_dsn, parse_id16
+from .identity import (
+    PciIdentity,
+    UsbIdentity,
+    pci_identity_attributes,
+    pci_identity_from_attributes,
+    placement_attributes,
+    usb_identity_attributes,
+    usb_identity_from_attributes,
+)
 from .pciaddress import PciAddress
 from .records import field, frozen
 from .xmldoc import Document, Element, Node
@@ -46,28 +54,11 @@ class PciRecord:
     kind = "pci"
 
     def to_node(self) -> Node:
-        ident = self.identity
-        attrs = {
-            "map": self.map,
-            "address": str(self.address),
-            "vendor": f"{ident.vendor:04x}",
-            "device": f"{ident.device:04x}",
-        }
-        if ident.subsystem_vendor is not None and ident.subsystem_device is not None:
-            attrs["subsystem-vendor"] = f"{ident.subsystem_vendor:04x}"
-            attrs["subsystem-device"] = f"{ident.subsystem_device:04x}"
-        if ident.class_code is not None:
-            attrs["class"] = f"{ident.class_code:06x}"
-        if ident.serial is not None:
-            attrs["serial"] = ident.serial
-        if self.iommu_group is not None:
-            attrs["iommu-group"] = str(self.iommu_group)
-        if self.numa_node is not None:
-            attrs["numa-node"] = str(self.numa_node)
-        if self.physical_slot is not None:
-            attrs["slot"] = self.physical_slot
-        if self.port_path is not None:
-            attrs["port-path"] = self.port_path
+        attrs = {"map": self.map, "address": str(self.address)}
+        attrs |= pci_identity_attributes(self.identity)
+        attrs |= placement_attributes(
+            self.iommu_group, self.numa_node, self.physical_slot, self.port_path
+        )
         if self.vfio:
             attrs["vfio"] = "yes"
         return Node("hr:pci", attrs)
@@ -85,13 +76,7 @@ class UsbRecord:
     kind = "usb"
 
     def to_node(self) -> Node:
-        attrs = {
-            "map": self.map,
-            "vendor": f"{self.identity.vendor:04x}",
-            "product": f"{self.identity.product:04x}",
-        }
-        if self.identity.serial is not None:
-            attrs["serial"] = self.identity.serial
+        attrs = {"map": self.map} | usb_identity_attributes(self.identity)
         if self.bus is not None and self.device is not None:
             attrs["bus"] = str(self.bus)
             attrs["device"] = str(self.device)
@@ -117,14 +102,18 @@ class Resolution:
         )
 
 
+def _missing(doc: Document, el: Element, name: str) -> InputError:
+    return InputError(
+        f"hr:{el.tag} record has no {name} attribute",
+        where=doc.where(el),
+        fix="re-resolve the domain with 'hostdev-resolver resolve' or 'hostdev-virsh define'",
+    )
+
+
 def _req(doc: Document, el: Element, name: str) -> str:
     value = el.get(name)
     if value is None:
-        raise InputError(
-            f"hr:{el.tag} record has no {name} attribute",
-            where=doc.where(el),
-            fix="re-resolve the domain with 'hostdev-resolver resolve' or 'hostdev-virsh define'",
-        )
+        raise _missing(doc, el, name)
     return value
 
 
@@ -139,20 +128,10 @@ def _opt_int(doc: Document, el: Element, name: str) -> int | None:
 
 def _pci_record(doc: Document, el: Element) -> PciRecord:
     w = doc.where(el)
-    sv, sd, klass, serial = (
-        el.get(k) for k in ("subsystem-vendor", "subsystem-device", "class", "serial")
-    )
     return PciRecord(
         map=_req(doc, el, "map"),
         address=PciAddress.parse(_req(doc, el, "address"), w),
-        identity=PciIdentity(
-            parse_id16(_req(doc, el, "vendor"), "vendor", w),
-            parse_id16(_req(doc, el, "device"), "device", w),
-            parse_id16(sv, "subsystem-vendor", w) if sv is not None else None,
-            parse_id16(sd, "subsystem-device", w) if sd is not None else None,
-            parse_class(klass, w) if klass is not None else None,
-            parse_dsn(serial, w) if serial is not None else None,
-        ),
+        identity=pci_identity_from_attributes(el.attrs, w, lambda n: _missing(doc, el, n)),
         iommu_group=_opt_int(doc, el, "iommu-group"),
         numa_node=_opt_int(doc, el, "numa-node"),
         physical_slot=el.get("slot"),
@@ -166,11 +145,7 @@ def _usb_record(doc: Document, el: Element) -> UsbRecord:
     w = doc.where(el)
     return UsbRecord(
         map=_req(doc, el, "map"),
-        identity=UsbIdentity(
-            parse_id16(_req(doc, el, "vendor"), "vendor", w),
-            parse_id16(_req(doc, el, "product"), "product", w),
-            el.get("serial"),
-        ),
+        identity=usb_identity_from_attributes(el.attrs, w, lambda n: _missing(doc, el, n)),
         bus=_opt_int(doc, el, "bus"),
         device=_opt_int(doc, el, "device"),
         port_path=el.get("port-path"),

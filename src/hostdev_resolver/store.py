@@ -13,7 +13,15 @@ import os
 import stat
 
 from .errors import InputError, Location, UntrustedFileError
-from .identity import PciIdentity, UsbIdentity, parse_class, parse_dsn, parse_id16
+from .identity import (
+    PciIdentity,
+    UsbIdentity,
+    pci_identity_attributes,
+    pci_identity_from_attributes,
+    placement_attributes,
+    usb_identity_attributes,
+    usb_identity_from_attributes,
+)
 from .pciaddress import PciAddress
 from .records import field, frozen
 from .xmldoc import Document, Element, Node, Splicer, parse_bytes
@@ -43,28 +51,11 @@ class PciEntry:
     line: int | None = field(default=None, compare=False)
 
     def to_node(self) -> Node:
-        ident = self.identity
-        attrs = {
-            "name": self.node,
-            "address": str(self.address),
-            "vendor": f"{ident.vendor:04x}",
-            "device": f"{ident.device:04x}",
-        }
-        if ident.subsystem_vendor is not None and ident.subsystem_device is not None:
-            attrs["subsystem-vendor"] = f"{ident.subsystem_vendor:04x}"
-            attrs["subsystem-device"] = f"{ident.subsystem_device:04x}"
-        if ident.class_code is not None:
-            attrs["class"] = f"{ident.class_code:06x}"
-        if self.iommu_group is not None:
-            attrs["iommu-group"] = str(self.iommu_group)
-        if self.numa_node is not None:
-            attrs["numa-node"] = str(self.numa_node)
-        if ident.serial is not None:
-            attrs["serial"] = ident.serial
-        if self.physical_slot is not None:
-            attrs["slot"] = self.physical_slot
-        if self.port_path is not None:
-            attrs["port-path"] = self.port_path
+        attrs = {"name": self.node, "address": str(self.address)}
+        attrs |= pci_identity_attributes(self.identity)
+        attrs |= placement_attributes(
+            self.iommu_group, self.numa_node, self.physical_slot, self.port_path
+        )
         return Node("node", attrs)
 
 
@@ -76,13 +67,7 @@ class UsbEntry:
     line: int | None = field(default=None, compare=False)
 
     def to_node(self) -> Node:
-        attrs = {
-            "name": self.node,
-            "vendor": f"{self.identity.vendor:04x}",
-            "product": f"{self.identity.product:04x}",
-        }
-        if self.identity.serial is not None:
-            attrs["serial"] = self.identity.serial
+        attrs = {"name": self.node} | usb_identity_attributes(self.identity)
         if self.port_path is not None:
             attrs["port-path"] = self.port_path
         return Node("node", attrs)
@@ -214,14 +199,18 @@ class Store:
 # -- reading -------------------------------------------------------------------
 
 
+def _missing(doc: Document, el: Element, name: str) -> InputError:
+    return InputError(
+        f"<{el.tag}> has no {name} attribute",
+        where=doc.where(el),
+        fix=f"add {name}='…' (see schemas/store.xsd)",
+    )
+
+
 def _required(doc: Document, el: Element, name: str) -> str:
     value = el.get(name)
     if value is None:
-        raise InputError(
-            f"<{el.tag}> has no {name} attribute",
-            where=doc.where(el),
-            fix=f"add {name}='…' (see schemas/store.xsd)",
-        )
+        raise _missing(doc, el, name)
     return value
 
 
@@ -236,22 +225,10 @@ def _optional_int(doc: Document, el: Element, name: str) -> int | None:
 
 def _pci_entry(doc: Document, el: Element) -> PciEntry:
     where = doc.where(el)
-    sv, sd, klass, serial = (
-        el.get(k) for k in ("subsystem-vendor", "subsystem-device", "class", "serial")
-    )
-    if (sv is None) != (sd is None):
-        raise InputError("subsystem-vendor and subsystem-device go together", where=where)
     return PciEntry(
         node=_required(doc, el, "name"),
         address=PciAddress.parse(_required(doc, el, "address"), where),
-        identity=PciIdentity(
-            vendor=parse_id16(_required(doc, el, "vendor"), "vendor", where),
-            device=parse_id16(_required(doc, el, "device"), "device", where),
-            subsystem_vendor=parse_id16(sv, "subsystem-vendor", where) if sv is not None else None,
-            subsystem_device=parse_id16(sd, "subsystem-device", where) if sd is not None else None,
-            class_code=parse_class(klass, where) if klass is not None else None,
-            serial=parse_dsn(serial, where) if serial is not None else None,
-        ),
+        identity=pci_identity_from_attributes(el.attrs, where, lambda n: _missing(doc, el, n)),
         iommu_group=_optional_int(doc, el, "iommu-group"),
         numa_node=_optional_int(doc, el, "numa-node"),
         physical_slot=el.get("slot"),
@@ -264,11 +241,7 @@ def _usb_entry(doc: Document, el: Element) -> UsbEntry:
     where = doc.where(el)
     return UsbEntry(
         node=_required(doc, el, "name"),
-        identity=UsbIdentity(
-            parse_id16(_required(doc, el, "vendor"), "vendor", where),
-            parse_id16(_required(doc, el, "product"), "product", where),
-            el.get("serial"),
-        ),
+        identity=usb_identity_from_attributes(el.attrs, where, lambda n: _missing(doc, el, n)),
         port_path=el.get("port-path"),
         line=el.line,
     )
