@@ -117,23 +117,14 @@ def _req(doc: Document, el: Element, name: str) -> str:
     return value
 
 
-def _opt_int(doc: Document, el: Element, name: str) -> int | None:
-    value = el.get(name)
-    if value is None:
-        return None
-    if not value.isdigit():
-        raise InputError(f"hr:{el.tag} {name}={value!r} is not a number", where=doc.where(el))
-    return int(value)
-
-
 def _pci_record(doc: Document, el: Element) -> PciRecord:
     w = doc.where(el)
     return PciRecord(
         map=_req(doc, el, "map"),
         address=PciAddress.parse(_req(doc, el, "address"), w),
         identity=pci_identity_from_attributes(el.attrs, w, lambda n: _missing(doc, el, n)),
-        iommu_group=_opt_int(doc, el, "iommu-group"),
-        numa_node=_opt_int(doc, el, "numa-node"),
+        iommu_group=doc.uint(el, "iommu-group"),
+        numa_node=doc.uint(el, "numa-node"),
         physical_slot=el.get("slot"),
         port_path=el.get("port-path"),
         vfio=el.get("vfio") == "yes",
@@ -146,8 +137,8 @@ def _usb_record(doc: Document, el: Element) -> UsbRecord:
     return UsbRecord(
         map=_req(doc, el, "map"),
         identity=usb_identity_from_attributes(el.attrs, w, lambda n: _missing(doc, el, n)),
-        bus=_opt_int(doc, el, "bus"),
-        device=_opt_int(doc, el, "device"),
+        bus=doc.uint(el, "bus"),
+        device=doc.uint(el, "device"),
         port_path=el.get("port-path"),
         line=el.line,
     )

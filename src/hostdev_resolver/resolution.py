@@ -15,6 +15,7 @@ from .errors import (
     ConflictError,
     InputError,
     Location,
+    RefusedError,
     UnresolvableError,
 )
 from .locate import (
@@ -190,16 +191,41 @@ def _expectation(entry: PciEntry) -> PciExpectation:
     )
 
 
-def _resolve_pci(ctx: _Context, el: Element, mapping: PciMapping) -> tuple[PciRecord, Node]:
+def _no_entry(ctx: _Context, el: Element, kind: str, name: str) -> UnresolvableError:
+    return UnresolvableError(
+        f"mapping {name!r} has no entry for node {ctx.node!r}",
+        where=ctx.doc.where(el),
+        fix=_fix_map_add(kind, name, ctx.node),
+    )
+
+
+def _none_usable(
+    ctx: _Context,
+    el: Element,
+    name: str,
+    pooled: bool,
+    problems: list[str],
+    ambiguous: bool,
+    fix: str,
+) -> RefusedError:
+    """Why no entry of a mapping could be used: one device's problem, or a pool's."""
     where = ctx.doc.where(el)
+    if pooled:
+        return UnresolvableError(
+            f"no free device in pool {name!r} on node {ctx.node}: " + "; ".join(problems),
+            where=where,
+            fix="free one of the pool's devices or add one with 'hostdev-resolver map add'",
+        )
+    error = AmbiguousError if ambiguous else UnresolvableError
+    return error(problems[0], where=where, fix=fix)
+
+
+def _resolve_pci(ctx: _Context, el: Element, mapping: PciMapping) -> tuple[PciRecord, Node]:
     entries = mapping.entries_on(ctx.node)
     if not entries:
-        raise UnresolvableError(
-            f"mapping {mapping.name!r} has no entry for node {ctx.node!r}",
-            where=where,
-            fix=_fix_map_add("pci", mapping.name, ctx.node),
-        )
+        raise _no_entry(ctx, el, "pci", mapping.name)
     problems: list[str] = []
+    ambiguous = False
     for entry in entries:
         loc = locate_pci(_expectation(entry), ctx.inventory)
         if loc.status == Status.OK:
@@ -208,6 +234,7 @@ def _resolve_pci(ctx: _Context, el: Element, mapping: PciMapping) -> tuple[PciRe
             device = loc.found
         else:
             problems.append(describe_pci(mapping.name, ctx.node, loc))
+            ambiguous = loc.status == Status.AMBIGUOUS
             continue
         assert device is not None
         if device.address in ctx.claimed:
@@ -232,32 +259,21 @@ def _resolve_pci(ctx: _Context, el: Element, mapping: PciMapping) -> tuple[PciRe
             vfio=mapping.vfio,
         )
         return record, Node("source", children=[Node("address", device.address.xml_attributes())])
-    error = (
-        AmbiguousError if any("cannot be told apart" in p for p in problems) else UnresolvableError
-    )
-    if len(entries) > 1:
-        raise UnresolvableError(
-            f"no free device in pool {mapping.name!r} on node {ctx.node}: " + "; ".join(problems),
-            where=where,
-            fix="free one of the pool's devices or add one with 'hostdev-resolver map add'",
-        )
-    raise error(problems[0], where=where, fix=_fix_map_add("pci", mapping.name, ctx.node))
+    fix = _fix_map_add("pci", mapping.name, ctx.node)
+    raise _none_usable(ctx, el, mapping.name, len(entries) > 1, problems, ambiguous, fix)
 
 
 def _resolve_usb(ctx: _Context, el: Element, mapping: UsbMapping) -> tuple[UsbRecord, Node]:
-    where = ctx.doc.where(el)
     entries = mapping.entries_on(ctx.node)
     if not entries:
-        raise UnresolvableError(
-            f"mapping {mapping.name!r} has no entry for node {ctx.node!r}",
-            where=where,
-            fix=_fix_map_add("usb", mapping.name, ctx.node),
-        )
+        raise _no_entry(ctx, el, "usb", mapping.name)
     problems: list[str] = []
+    ambiguous = False
     for entry in entries:
         loc = locate_usb(_usb_expectation(entry), ctx.inventory)
         if loc.found is None:
             problems.append(describe_usb(mapping.name, ctx.node, loc))
+            ambiguous = loc.status == Status.AMBIGUOUS
             continue
         dev = loc.found
         key = ("usb", dev.bus, dev.device)
@@ -285,17 +301,8 @@ def _resolve_usb(ctx: _Context, el: Element, mapping: UsbMapping) -> tuple[UsbRe
             port_path=entry.port_path,
         )
         return record, Node("source", children=children)
-    if len(entries) > 1:
-        raise UnresolvableError(
-            f"no free device in pool {mapping.name!r} on node {ctx.node}: " + "; ".join(problems),
-            where=where,
-        )
-    error = AmbiguousError if "cannot be told apart" in problems[0] else UnresolvableError
-    raise error(
-        problems[0],
-        where=where,
-        fix="plug the device in, or re-map it with 'hostdev-resolver map add usb'",
-    )
+    fix = "plug the device in, or re-map it with 'hostdev-resolver map add usb'"
+    raise _none_usable(ctx, el, mapping.name, len(entries) > 1, problems, ambiguous, fix)
 
 
 def _check_conflict(ctx: _Context, el: Element, key: object, name: str, entries: int) -> None:

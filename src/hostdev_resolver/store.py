@@ -214,23 +214,14 @@ def _required(doc: Document, el: Element, name: str) -> str:
     return value
 
 
-def _optional_int(doc: Document, el: Element, name: str) -> int | None:
-    value = el.get(name)
-    if value is None:
-        return None
-    if not value.isdigit():
-        raise InputError(f"{name}={value!r} is not a non-negative integer", where=doc.where(el))
-    return int(value)
-
-
 def _pci_entry(doc: Document, el: Element) -> PciEntry:
     where = doc.where(el)
     return PciEntry(
         node=_required(doc, el, "name"),
         address=PciAddress.parse(_required(doc, el, "address"), where),
         identity=pci_identity_from_attributes(el.attrs, where, lambda n: _missing(doc, el, n)),
-        iommu_group=_optional_int(doc, el, "iommu-group"),
-        numa_node=_optional_int(doc, el, "numa-node"),
+        iommu_group=doc.uint(el, "iommu-group"),
+        numa_node=doc.uint(el, "numa-node"),
         physical_slot=el.get("slot"),
         port_path=el.get("port-path"),
         line=el.line,
@@ -317,7 +308,7 @@ def _wwn_mapping(
         fc_path = FcLunPath(
             Wwn.parse(_required(doc, el, "initiator"), name="initiator", where=where),
             Wwn.parse(_required(doc, el, "target"), name="target", where=where),
-            _optional_int(doc, el, "lun") or 0,
+            doc.uint(el, "lun") or 0,
         )
     mapping = WwnMapping(
         name,

@@ -102,6 +102,17 @@ class Document:
                 return indent
         return self.indent_of(element) + "  "
 
+    def uint(self, element: Element, name: str) -> int | None:
+        """An optional non-negative integer attribute (IOMMU group, NUMA node, bus...)."""
+        value = element.get(name)
+        if value is None:
+            return None
+        if not value.isdigit():
+            raise InputError(
+                f"{name}={value!r} is not a non-negative integer", where=self.where(element)
+            )
+        return int(value)
+
     def attribute_span(self, element: Element, qname: str) -> tuple[int, int] | None:
         """Byte span of ` qname='value'` (with its leading space) in the start tag."""
         tag = self.start_tag(element)
