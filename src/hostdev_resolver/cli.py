@@ -100,9 +100,14 @@ def open_host(args: argparse.Namespace) -> tuple[HostInventory, str]:
     return inventory, node
 
 
-def open_scsi(args: argparse.Namespace) -> ScsiInventory | None:
-    """The SCSI/FC view of the same host, when the host source has one (sysfs does;
-    snapshots and libvirt connections do not, so LUN references then cannot resolve)."""
+def open_scsi(args: argparse.Namespace, inventory: object = None) -> ScsiInventory | None:
+    """The SCSI/FC view of the same host: read from sysfs, or recorded in the snapshot
+    `inventory` came from. libvirt connections have none, so LUN references through
+    --connect cannot resolve."""
+    from .snapshot import HostSnapshot
+
+    if isinstance(inventory, HostSnapshot):
+        return inventory.scsi_inventory()
     if getattr(args, "host", None) or getattr(args, "connect", None):
         return None
     from .scsi import read_scsi_inventory
@@ -157,7 +162,7 @@ def cmd_inventory(args: argparse.Namespace) -> int:
         from .snapshot import inventory_to_json
 
         data = inventory_to_json(inventory, node)
-        scsi = open_scsi(args)
+        scsi = open_scsi(args, inventory)
         if scsi is not None:
             from .scsi import scsi_to_json
 
@@ -203,7 +208,7 @@ def cmd_inventory(args: argparse.Namespace) -> int:
             print(
                 f"{u.bus:>3} {u.device:>3}  {u.port_path:<10} {u.identity.ids:<10} {u.driver or '-':<10} {u.identity.serial or '-':<{width}}  {name}".rstrip()
             )
-    scsi = open_scsi(args)
+    scsi = open_scsi(args, inventory)
     if scsi is not None:
         from .scsi import describe_scsi
 
@@ -458,7 +463,7 @@ def cmd_resolve(args: argparse.Namespace) -> int:
     doc = parse_file(args.file)
     store = open_store(args)
     inventory, node = open_host(args)
-    result = resolve_domain(doc, store, inventory, node, scsi=open_scsi(args))
+    result = resolve_domain(doc, store, inventory, node, scsi=open_scsi(args, inventory))
     for message in result.warnings:
         warn(message)
     write_output(result.data, args.output)
@@ -471,7 +476,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     doc = parse_file(args.file)
     store = open_store(args)
     inventory, node = open_host(args)
-    findings = verify_domain(doc, store, inventory, node, scsi=open_scsi(args))
+    findings = verify_domain(doc, store, inventory, node, scsi=open_scsi(args, inventory))
     if args.format == "json":
         from .records import asdict
 

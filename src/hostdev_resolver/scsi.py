@@ -295,6 +295,7 @@ def scsi_to_json(inventory: ScsiInventory) -> dict[str, Any]:
             {
                 "address": str(d.address),
                 "type": d.kind,
+                "peripheral_type": d.peripheral_type,
                 "block": d.block,
                 "generic": d.generic,
                 "identity": ident(d.identity),
@@ -315,12 +316,92 @@ def scsi_to_json(inventory: ScsiInventory) -> dict[str, Any]:
             }
             for h in inventory.fc_hosts
         ],
+        "fc_targets": [
+            {
+                "target": f"{t.host}:{t.channel}:{t.target}",
+                "wwpn": str(t.wwpn),
+                "wwnn": None if t.wwnn is None else str(t.wwnn),
+            }
+            for t in inventory.fc_targets
+        ],
         "multipath": [
             {"dm": m.dm, "name": m.name, "uuid": m.uuid, "paths": list(m.slaves)}
             for m in inventory.multipaths
         ],
+        "links": None
+        if inventory.links is None
+        else [{"name": link.name, "target": link.target} for link in inventory.links],
         "unreadable": [{"path": u.path, "problem": u.problem} for u in inventory.unreadable],
     }
+
+
+def scsi_from_json(data: Any, where: Location) -> ScsiInventory:
+    """The inverse of `scsi_to_json`: a node's SCSI view from its host snapshot."""
+
+    def wwn(value: Any, name: str) -> Wwn | None:
+        return None if value is None else Wwn.parse(str(value), name=name, where=where)
+
+    def identity(value: Any) -> LunIdentity | None:
+        if value is None:
+            return None
+        return LunIdentity(
+            wwn(value.get("wwn"), "wwn"),
+            value.get("t10_id"),
+            value.get("serial"),
+            value.get("vendor"),
+            value.get("model"),
+        )
+
+    def host_number(adapter: Any) -> int | None:
+        return None if adapter is None else int(str(adapter).removeprefix("scsi_host"))
+
+    try:
+        devices = tuple(
+            ScsiDevice(
+                ScsiAddress.parse(d["address"], where),
+                identity(d.get("identity")),
+                d.get("peripheral_type"),
+                d.get("block"),
+                d.get("generic"),
+                d.get("problem"),
+            )
+            for d in data.get("devices", [])
+        )
+        fc_hosts = tuple(
+            FcHost(
+                int(h["adapter"].removeprefix("scsi_host")),
+                Wwn.parse(h["wwnn"], name="wwnn", where=where),
+                Wwn.parse(h["wwpn"], name="wwpn", where=where),
+                h.get("port_state"),
+                wwn(h.get("fabric"), "fabric"),
+                host_number(h.get("parent")),
+                bool(h.get("npiv_capable")),
+            )
+            for h in data.get("fc_hosts", [])
+        )
+        targets = []
+        for t in data.get("fc_targets", []):
+            host, channel, target = (int(x) for x in str(t["target"]).split(":"))
+            wwpn = Wwn.parse(t["wwpn"], name="wwpn", where=where)
+            targets.append(FcTarget(host, channel, target, wwpn, wwn(t.get("wwnn"), "wwnn")))
+        multipaths = tuple(
+            MultipathMap(m["dm"], m["uuid"], m.get("name"), tuple(m.get("paths", [])))
+            for m in data.get("multipath", [])
+        )
+        links_data = data.get("links")
+        links = (
+            None
+            if links_data is None
+            else tuple(DevLink(str(x["name"]), str(x["target"])) for x in links_data)
+        )
+        unreadable = tuple(
+            Unreadable(str(u["path"]), str(u["problem"])) for u in data.get("unreadable", [])
+        )
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise InputError(
+            f"malformed SCSI part of the host snapshot: {exc!r}", where=where
+        ) from None
+    return ScsiInventory(devices, fc_hosts, tuple(targets), multipaths, links, unreadable)
 
 
 def describe_scsi(inventory: ScsiInventory) -> list[str]:

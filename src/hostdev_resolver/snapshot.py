@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from .inventory import HostInventory
+    from .scsi import ScsiInventory
 
 FORMAT = "hostdev-resolver-host/1"
 
@@ -86,6 +87,7 @@ class HostSnapshot:
     usb: tuple[UsbDevice, ...] = ()
     unobserved_pci: frozenset[str] = frozenset()
     unobserved_usb: frozenset[str] = frozenset()
+    scsi: Any = None  # the snapshot's "scsi" part, parsed when a LUN needs it
     _by_address: dict[PciAddress, PciDevice] = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
@@ -102,6 +104,14 @@ class HostSnapshot:
 
     def usb_devices(self) -> Sequence[UsbDevice]:
         return self.usb
+
+    def scsi_inventory(self) -> ScsiInventory | None:
+        """The node's SCSI/FC view as recorded, or None for a snapshot without one."""
+        if self.scsi is None:
+            return None
+        from .scsi import scsi_from_json
+
+        return scsi_from_json(self.scsi, Location(f"host snapshot of {self.node or 'a node'}"))
 
     @classmethod
     def load(cls, path: Path) -> HostSnapshot:
@@ -145,6 +155,7 @@ class HostSnapshot:
             usb,
             frozenset(str(f) for f in blind.get("pci", ())),
             frozenset(str(f) for f in blind.get("usb", ())),
+            data.get("scsi"),
         )
 
 

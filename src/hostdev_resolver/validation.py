@@ -165,12 +165,16 @@ def validate_files(files: list[str], args: argparse.Namespace, *, all_nodes: boo
     by_node = {node: inv for inv, node in hosts}
     from .cli import open_scsi
 
+    scsi_by_node: dict[str, ScsiInventory] = {}
     try:
-        scsi = open_scsi(args) if len(hosts) == 1 else None
+        for inventory, node in hosts:
+            # several hosts are snapshots (each with its own SCSI view); one may be sysfs
+            scsi = open_scsi(args, inventory)
+            if scsi is not None:
+                scsi_by_node[node] = scsi
     except HostdevError as exc:
         report.add(exc, "host")
         return report
-    scsi_by_node = {hosts[0][1]: scsi} if scsi is not None else {}
     nodes = list(dict.fromkeys([*by_node, *(store.nodes() if all_nodes else [])]))
     claims: dict[tuple[str, str], tuple[str, str]] = {}
     for doc in docs:

@@ -90,3 +90,51 @@ def test_lun_survives_relogin_scsi_hostdev_is_refused(
     refusals = [line for line in stderr.getvalue().splitlines() if ": ok:" not in line]
     assert len(refusals) == 1
     assert "tape" in refusals[0] and "scsi_host7" in refusals[0]
+
+
+def test_a_host_snapshot_carries_the_scsi_view(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`inventory --format json` then `--host`: LUN guests validate away from the node."""
+    store = str(tmp_path / "mappings.xml")
+    before = _host(tmp_path / "before", 5)
+    assert (
+        cli.main(
+            ["map", "add", "lun", "data", "--wwn", f"0x{ISCSI_LUN}", "--store", store, *before]
+        )
+        == 0
+    )
+    assert (
+        cli.main(
+            ["map", "add", "scsi", "tape", "--wwn", f"0x{ISCSI_LUN}", "--store", store, *before]
+        )
+        == 0
+    )
+    (tmp_path / "db1.xml").write_text(DOMAIN)
+    capsys.readouterr()
+    snapshots = {}
+    for name, args in (("before", before), ("after", _host(tmp_path / "after", 7))):
+        assert cli.main(["inventory", "--format", "json", *args]) == 0
+        snapshots[name] = tmp_path / f"{name}.json"
+        snapshots[name].write_text(capsys.readouterr().out)
+    assert cli.main(["resolve", str(tmp_path / "db1.xml"), "--store", store, *before]) == 0
+    from_sysfs = capsys.readouterr().out
+    resolved = tmp_path / "r.xml"
+    host = ["--store", store, "--node", "hv1", "--host"]
+    assert (
+        cli.main(
+            [
+                "resolve",
+                str(tmp_path / "db1.xml"),
+                "-o",
+                str(resolved),
+                *host,
+                str(snapshots["before"]),
+            ]
+        )
+        == 0
+    )
+    assert resolved.read_text() == from_sysfs
+    assert cli.main(["verify", str(resolved), *host, str(snapshots["before"])]) == 0
+    assert cli.main(["verify", str(resolved), *host, str(snapshots["after"])]) == 1
+    assert "scsi_host7" in capsys.readouterr().out
