@@ -185,7 +185,8 @@ def _mapping_for(ctx: _Context, el: Element, name: str, kind: str) -> PciMapping
     return mapping
 
 
-def _expectation(entry: PciEntry) -> PciExpectation:
+def pci_expectation(entry: PciEntry) -> PciExpectation:
+    """What the store says a PCI device is, and where: what locate compares with."""
     return PciExpectation(
         entry.address, entry.identity, entry.iommu_group, entry.physical_slot, entry.port_path
     )
@@ -227,7 +228,7 @@ def _resolve_pci(ctx: _Context, el: Element, mapping: PciMapping) -> tuple[PciRe
     problems: list[str] = []
     ambiguous = False
     for entry in entries:
-        loc = locate_pci(_expectation(entry), ctx.inventory)
+        loc = locate_pci(pci_expectation(entry), ctx.inventory)
         if loc.status == Status.OK:
             device = loc.at_address
         elif loc.status == Status.SHIFTED:

@@ -10,7 +10,6 @@ not shifted. One `Finding` per device; pure, no I/O.
 from __future__ import annotations
 
 from .locate import (
-    PciExpectation,
     Status,
     UsbExpectation,
     describe_pci,
@@ -20,17 +19,21 @@ from .locate import (
 )
 from .metadata import PciRecord, UsbRecord, read_resolution
 from .records import frozen
-from .resolution import domain_name, element_of_record
+from .resolution import domain_name, element_of_record, pci_expectation
 from .store import Mapping, PciMapping, Store, UsbMapping, VhbaMapping, WwnMapping
 
 # Not typing.TYPE_CHECKING: the hook avoids importing typing (see records.py).
 TYPE_CHECKING = False
 
 if TYPE_CHECKING:
-    from .inventory import HostInventory
+    from typing import Any
+
+    from .inventory import HostInventory, PciDevice
+    from .locate import PciLocation
     from .metadata import Record
     from .scsi import ScsiInventory
     from .scsiresolve import ScsiRecord
+    from .store import PciEntry, UsbEntry
     from .xmldoc import Document
 
 
@@ -204,7 +207,8 @@ def _verify_record(
             message=f"{record.map}: the mapping does not allow domain {domain!r}",
             fix=f"add <allow domain='{domain}'/> to mapping {record.map!r}",
         )
-    if not _in_store(mapping, record, node):
+    entries = _store_entries(mapping, record, node)
+    if not entries:
         return base.finding(
             status="stale",
             message=f"{record.map}: the store's entry for node {node} no longer matches what {domain} was resolved against",
@@ -217,46 +221,87 @@ def _verify_record(
             fix=_redefine(domain),
         )
     if isinstance(record, PciRecord):
-        return _verify_pci(base, inventory, node, domain, record)
-    return _verify_usb(base, inventory, node, domain, record)
+        return _verify_pci(base, inventory, node, domain, record, entries)
+    return _verify_usb(base, inventory, node, domain, record, entries)
 
 
-def _in_store(mapping: PciMapping | UsbMapping | object, record: Record, node: str) -> bool:
+def _store_entries(mapping: Mapping, record: Record, node: str) -> list[Any]:
+    """The store's entries on this node that the record says it was resolved from."""
     if isinstance(mapping, PciMapping) and isinstance(record, PciRecord):
-        return any(
-            e.identity == record.identity
+        return [
+            e
+            for e in mapping.entries_on(node)
+            if e.identity == record.identity
             and e.physical_slot == record.physical_slot
             and e.port_path == record.port_path
-            for e in mapping.entries_on(node)
-        )
+        ]
     if isinstance(mapping, UsbMapping) and isinstance(record, UsbRecord):
-        return any(e.identity == record.identity for e in mapping.entries_on(node))
-    return False
+        return [e for e in mapping.entries_on(node) if e.identity == record.identity]
+    return []
+
+
+def _landing(loc: PciLocation) -> PciDevice | None:
+    """Where a located device is now, if it was found at all."""
+    if loc.status == Status.OK:
+        return loc.at_address
+    if loc.status == Status.SHIFTED:
+        return loc.found
+    return None
 
 
 def _verify_pci(
-    base: _Subject, inventory: HostInventory, node: str, domain: str, record: PciRecord
+    base: _Subject,
+    inventory: HostInventory,
+    node: str,
+    domain: str,
+    record: PciRecord,
+    entries: list[PciEntry],
 ) -> Finding:
-    expected = PciExpectation(
-        record.address, record.identity, record.iommu_group, record.physical_slot, record.port_path
-    )
-    loc = locate_pci(expected, inventory)
-    message = describe_pci(record.map, node, loc)
-    fix = None
+    """The store's entry, located on this host now, must land on the domain's device.
+
+    The entry is located, not the record: the domain file is written by whoever may
+    define domains, so the address, IOMMU group and the rest come from the root-owned
+    store. A domain naming an identical card the store never gave it is refused.
+    """
+    located = [(e, locate_pci(pci_expectation(e), inventory)) for e in entries]
+    for entry, loc in located:
+        device = _landing(loc)
+        if device is not None and device.address == record.address:
+            message = describe_pci(record.map, node, loc)
+            if loc.status == Status.SHIFTED:  # resolved after the move; the store lags
+                message = (
+                    f"{record.map}: {device.address} on node {node} is the mapped device (the "
+                    f"store still records {entry.address}; refresh it with 'hostdev-resolver "
+                    f"map add pci {record.map} --node {node} --address {device.address}')"
+                )
+            return base.finding(status=Status.OK, message=message, address=str(record.address))
+    _entry, loc = next(((e, lc) for e, lc in located if e.address == record.address), located[0])
+    device = _landing(loc)
+    if device is not None and loc.status == Status.OK:
+        return base.finding(
+            status="stale",
+            message=(
+                f"{record.map}: {domain} uses {record.address} on node {node}, but the store's "
+                f"{record.map} there is the device at {device.address}"
+            ),
+            fix=_redefine(domain),
+            address=str(record.address),
+            found_at=str(device.address),
+        )
     found_at = None
-    if loc.status == Status.SHIFTED and loc.found is not None:
-        found_at = str(loc.found.address)
+    if device is not None:  # SHIFTED: the device left the address the domain uses
+        found_at = str(device.address)
         fix = (
             f"{_redefine(domain)} to follow it, or re-map it with "
             f"'hostdev-resolver map add pci {record.map} --node {node} --address {found_at}'"
         )
     elif loc.status == Status.AMBIGUOUS:
         fix = f"record a distinguishing slot or serial: 'hostdev-resolver map add pci {record.map} --node {node} --address BDF'"
-    elif loc.status != Status.OK:
+    else:
         fix = f"put the device back, or re-map it with 'hostdev-resolver map add pci {record.map} --node {node} --address BDF'"
     return base.finding(
         status=loc.status,
-        message=message,
+        message=describe_pci(record.map, node, loc),
         fix=fix,
         address=str(record.address),
         found_at=found_at,
@@ -264,10 +309,18 @@ def _verify_pci(
 
 
 def _verify_usb(
-    base: _Subject, inventory: HostInventory, node: str, domain: str, record: UsbRecord
+    base: _Subject,
+    inventory: HostInventory,
+    node: str,
+    domain: str,
+    record: UsbRecord,
+    entries: list[UsbEntry],
 ) -> Finding:
+    # Identity and port come from the store; bus/device from the domain only say which
+    # position the domain pinned (they change on replug, which is what is checked).
     loc = locate_usb(
-        UsbExpectation(record.identity, record.bus, record.device, record.port_path), inventory
+        UsbExpectation(entries[0].identity, record.bus, record.device, entries[0].port_path),
+        inventory,
     )
     fix = None
     found_at = None
