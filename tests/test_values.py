@@ -66,10 +66,40 @@ def test_malformed_addresses_are_refused(text: str) -> None:
     assert "PCI address" in err.value.message
 
 
-@pytest.mark.parametrize("value", ["08", "0x", "-1", "1e3", "zz", ""])
+@pytest.mark.parametrize(
+    "value",
+    # the last ones int() or str.isdigit() would take: signs, '_', other scripts' digits
+    [
+        "08",
+        "0x",
+        "-1",
+        "1e3",
+        "zz",
+        "",
+        "0x-1",
+        "0-7",
+        "0x1_f",
+        "0x+1f",
+        "01_7",
+        "+1",
+        "\u0661\u0662",
+        "0x\u0661",
+        "\u00b2",
+    ],
+)
 def test_malformed_xml_numbers_are_refused(value: str) -> None:
     with pytest.raises(InputError):
         parse_xml_uint(value, "bus")
+
+
+def test_record_integers_are_ascii_decimal() -> None:
+    from hostdev_resolver.xmldoc import parse_bytes
+
+    doc = parse_bytes("<a g='\u00b2' h='\u0661\u0662' i='12' j='-1'/>".encode(), "x.xml")
+    assert doc.uint(doc.root, "i") == 12
+    for name in ("g", "h", "j"):
+        with pytest.raises(InputError):
+            doc.uint(doc.root, name)
 
 
 def test_ids_and_serials() -> None:

@@ -111,3 +111,12 @@ def main(
             return 0
         log.problem(f"hostdev-resolver: {exc.message}")
         return exc.exit_code
+    except Exception as exc:  # noqa: BLE001 - the hook's boundary: one line, never a traceback
+        # A bug of ours. libvirt kills a guest whose reconnect hook fails, so reconnect
+        # only logs; other operations fail closed (a start is refused, not let through).
+        what = f"internal error: {type(exc).__name__}: {exc}"
+        if op == _RECONNECT:
+            log.warning(f"reconnect: {what}")
+            return 0
+        log.problem(f"hostdev-resolver: {what}; please report it")
+        return 1

@@ -110,6 +110,9 @@ def _full_toml(text: str, path: str) -> dict[str, object]:
         ) from None
 
 
+_BARE_KEY = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
+
+
 def flat_toml(text: str) -> dict[str, object] | None:
     """The flat `key = "string" | 'string' | true | false` TOML the hook config is made of.
 
@@ -119,14 +122,22 @@ def flat_toml(text: str) -> dict[str, object] | None:
     every valid TOML file means the same as it would to tomllib, and every error is
     tomllib's.
     """
+    # TOML's own rules, narrowed: lines end at "\n" (or "\r\n") only, whitespace is
+    # space and tab only, keys are ASCII, and a control character anywhere (tomllib
+    # refuses them) or any other line separator sends the file to tomllib instead.
     table: dict[str, object] = {}
-    for raw in text.splitlines():
-        line = raw.strip()
+    for raw in text.split("\n"):
+        line = raw[:-1] if raw.endswith("\r") else raw
+        if any((ord(c) < 0x20 and c != "\t") or ord(c) == 0x7F for c in line):
+            return None
+        if any(c in line for c in "\x85\u2028\u2029"):
+            return None  # valid TOML, but splitlines()-style readers disagree: be sure
+        line = line.strip(" \t")
         if not line or line.startswith("#"):
             continue
         key, sep, rest = line.partition("=")
-        key, rest = key.strip(), rest.strip()
-        if not sep or not key or not all(c.isalnum() or c in "_-" for c in key) or key in table:
+        key, rest = key.strip(" \t"), rest.strip(" \t")
+        if not sep or not key or not all(c in _BARE_KEY for c in key) or key in table:
             return None
         if rest[:1] in ('"', "'"):
             quote = rest[0]
@@ -134,10 +145,10 @@ def flat_toml(text: str) -> dict[str, object] | None:
             if end < 0 or (quote == '"' and "\\" in rest[:end]):
                 return None
             value: object = rest[1:end]
-            tail = rest[end + 1 :].strip()
+            tail = rest[end + 1 :].strip(" \t")
         else:
             word, _, tail = rest.partition("#")
-            word = word.strip()
+            word = word.strip(" \t")
             if word not in ("true", "false"):
                 return None
             value = word == "true"

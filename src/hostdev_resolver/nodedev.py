@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 from .errors import HostAccessError, InputError, Location
 from .identity import PciIdentity, UsbIdentity, parse_class, parse_id16
 from .inventory import PciDevice, UsbDevice
-from .pciaddress import PciAddress, parse_xml_uint
+from .pciaddress import PciAddress, decimal_digits, parse_xml_uint
 from .records import field, frozen
 from .sysfs import port_path_of
 
@@ -165,7 +165,7 @@ def _parse_pci(dev: Any, cap: Any, where: Location) -> _Parsed:
     if numa_el is not None:
         raw = numa_el.get("node", "")
         # The kernel's numa_node is -1 on non-NUMA hosts; libvirt passes it through.
-        numa = int(raw) if raw.lstrip("-").isdigit() and int(raw) >= 0 else None
+        numa = int(raw) if decimal_digits(raw.removeprefix("-")) and int(raw) >= 0 else None
     path = _text(dev, "path")
     device = PciDevice(
         address=address,
@@ -236,7 +236,7 @@ def _parse_scsi_host(dev: Any, cap: Any, where: Location) -> _Parsed:
     parent_name = _text(dev, "parent") or ""
     parent = (
         int(parent_name.removeprefix("scsi_host"))
-        if parent_name.startswith("scsi_host") and parent_name[9:].isdigit()
+        if parent_name.startswith("scsi_host") and decimal_digits(parent_name[9:])
         else None
     )
     vport = any(c.get("type") == "vport_ops" for c in cap.findall("capability"))

@@ -14,6 +14,16 @@ if TYPE_CHECKING:
 _HEX = frozenset("0123456789abcdefABCDEF")
 
 
+_DECIMAL = frozenset("0123456789")
+
+
+def decimal_digits(text: str) -> bool:
+    """Only ASCII 0-9, at least one. (str.isdigit() also takes superscripts and other
+    scripts' digits, which int() then refuses or reads; int() itself takes signs, '_'
+    and surrounding spaces.)"""
+    return bool(text) and all(c in _DECIMAL for c in text)
+
+
 def hex_digits(text: str, least: int, most: int) -> bool:
     """Is `text` between `least` and `most` hex digits? (No regular expressions here:
     importing re costs the hook a third of the interpreter's start-up.)"""
@@ -59,14 +69,14 @@ def parse_xml_uint(value: str, name: str, where: Location | None = None) -> int:
     """
     text = value.strip()
     try:
-        if text.lower().startswith("0x"):
-            if len(text) == 2:
+        if text[:2] in ("0x", "0X"):
+            if not hex_digits(text[2:], 1, 16):
                 raise ValueError(text)
             return int(text[2:], 16)
-        if len(text) > 1 and text.startswith("0"):
-            return int(text[1:], 8)
-        if not text.isdigit():
+        if not decimal_digits(text):
             raise ValueError(text)
+        if len(text) > 1 and text.startswith("0"):
+            return int(text[1:], 8)  # ValueError for 8 and 9, as strtoul stops there
         return int(text, 10)
     except ValueError:
         raise InputError(

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .errors import InputError, Location
+from .pciaddress import decimal_digits
 from .records import frozen
 from .sysfs import SysfsReader
 from .vpd import parse_pg80, parse_pg83, parse_wwid
@@ -54,7 +55,7 @@ class ScsiAddress:
         if value.startswith("scsi_host"):
             value = value[len("scsi_host") :]
         parts = value.split(":")
-        if len(parts) != 4 or not all(p.isdigit() for p in parts):
+        if len(parts) != 4 or not all(decimal_digits(p) for p in parts):
             raise InputError(
                 f"{text!r} is not a SCSI address",
                 where=where,
@@ -428,11 +429,11 @@ def describe_scsi(inventory: ScsiInventory) -> list[str]:
 
 
 def _int_or_none(text: str | None) -> int | None:
-    return int(text) if text is not None and text.isdigit() else None
+    return int(text) if text is not None and decimal_digits(text) else None
 
 
 def _host_number(name: str) -> int | None:
-    return int(name[4:]) if name.startswith("host") and name[4:].isdigit() else None
+    return int(name[4:]) if name.startswith("host") and decimal_digits(name[4:]) else None
 
 
 def _read_identity(r: SysfsReader, dev: Path) -> LunIdentity:
@@ -547,7 +548,11 @@ def _read_fc_targets(r: SysfsReader) -> tuple[list[FcTarget], list[Unreadable]]:
     base = Path(r.path("class", "fc_transport"))
     for name in r.listdir(base):
         parts = name.removeprefix("target").split(":")
-        if not name.startswith("target") or len(parts) != 3 or not all(p.isdigit() for p in parts):
+        if (
+            not name.startswith("target")
+            or len(parts) != 3
+            or not all(decimal_digits(p) for p in parts)
+        ):
             continue
         d = base / name
         try:

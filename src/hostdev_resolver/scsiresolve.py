@@ -38,7 +38,7 @@ from .errors import (
     RefusedError,
     UnresolvableError,
 )
-from .pciaddress import parse_xml_uint
+from .pciaddress import decimal_digits, parse_xml_uint
 from .records import field, frozen
 from .scsi import (
     FcHost,
@@ -232,7 +232,7 @@ def scsi_record(doc: Document, el: Element) -> ScsiRecord:
     fc_path = None
     if all(v is not None for v in fc):
         lun = fc[2] or ""
-        if not lun.isdigit():
+        if not decimal_digits(lun):
             raise InputError(f"hr:{el.tag} lun={lun!r} is not a number", where=where)
         fc_path = FcLunPath(
             Wwn.parse(fc[0] or "", name="initiator", where=where),
@@ -678,7 +678,7 @@ def capture_lun(
 
 def _device_identity(inventory: ScsiInventory, text: str) -> LunIdentity:
     value = posixpath.basename(text.strip())
-    if value[:1].isdigit() or value.startswith("scsi_host"):
+    if decimal_digits(value[:1]) or value.startswith("scsi_host"):
         dev = inventory.device(ScsiAddress.parse(value))
     else:
         dev = next(

@@ -12,7 +12,7 @@ import os
 from .errors import HostAccessError, InputError, Location
 from .identity import PciIdentity, UsbIdentity, format_dsn, parse_class, parse_id16
 from .inventory import PciDevice, UsbDevice
-from .pciaddress import PciAddress
+from .pciaddress import PciAddress, decimal_digits
 
 # Not typing.TYPE_CHECKING: the hook avoids importing typing (see records.py).
 TYPE_CHECKING = False
@@ -164,10 +164,8 @@ class SysfsInventory:
         return PciDevice(
             address=address,
             identity=identity,
-            iommu_group=int(group) if group is not None and group.isdigit() else None,
-            numa_node=int(numa)
-            if numa is not None and numa.lstrip("-").isdigit() and int(numa) >= 0
-            else None,
+            iommu_group=int(group) if group is not None and decimal_digits(group) else None,
+            numa_node=int(numa) if numa is not None and decimal_digits(numa) else None,
             driver=r.link_name(os.path.join(base, "driver")),
             physical_slot=self._slot_of(address),
             port_path=port_path_of(real),

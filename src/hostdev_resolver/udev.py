@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from .errors import HostAccessError, InputError, Location
 from .identity import PciIdentity, UsbIdentity, parse_class, parse_id16
 from .inventory import PciDevice, UsbDevice
-from .pciaddress import PciAddress
+from .pciaddress import PciAddress, decimal_digits
 from .records import field, frozen
 from .sysfs import SysfsReader, port_path_of, read_dsn
 
@@ -195,7 +195,7 @@ class UdevInventory:
         record = PciDevice(
             address=address,
             identity=identity,
-            iommu_group=int(group) if group is not None and group.isdigit() else None,
+            iommu_group=int(group) if group is not None and decimal_digits(group) else None,
             numa_node=_numa_node(device.attribute("numa_node")),
             driver=device.driver(),
             physical_slot=self._slot_of(address),
@@ -348,12 +348,12 @@ def _id_pair(device: _Device, name: str, where: Location) -> tuple[int, int] | N
 
 def _numa_node(value: str | None) -> int | None:
     # -1 means the platform reported no NUMA affinity.
-    if value is None or not value.lstrip("-").isdigit() or int(value) < 0:
+    if value is None or not decimal_digits(value):
         return None
     return int(value)
 
 
 def _decimal(value: str, name: str, where: Location) -> int:
-    if not value.isdigit():
+    if not decimal_digits(value):
         raise InputError(f"{name} {value!r} is not a number", where=where, fix="check the device")
     return int(value)

@@ -405,18 +405,23 @@ def bind_plan(plan: BindingPlan, writer: Writer, reader: SysfsReader, state: Sta
                     f"{now or 'none'}, not {VFIO_DRIVER}",
                     fix="load the module (modprobe vfio-pci) and check the IOMMU is on",
                 )
-    except HostAccessError as failure:
+    except BaseException as failure:
+        # Any failure, expected (a write refused) or not (a bug, an interrupt), leaves no
+        # device half-bound: everything touched is put back before the error goes on.
         problems = []
         for change in reversed(touched):
             try:
                 restore_device(change, writer, reader)
             except HostAccessError as exc:
                 problems.append(exc.message)
+            except Exception as exc:  # noqa: BLE001 - undo the other devices regardless
+                problems.append(f"{change.address}: {exc!r}")
         if problems:
             # Keep the state file: a later `release end` retries from it.
+            what = failure.message if isinstance(failure, HostAccessError) else repr(failure)
             raise HostAccessError(
-                f"{failure.message}; undoing it also failed: {'; '.join(problems)}",
-                where=failure.where,
+                f"{what}; undoing it also failed: {'; '.join(problems)}",
+                where=failure.where if isinstance(failure, HostAccessError) else None,
             ) from None
         state.save(earlier)
         raise

@@ -29,6 +29,7 @@ from .errors import HostAccessError, HostdevError, InputError, Location, Refused
 from .hostsource import default_store
 from .metadata import HR_NS, PciRecord, Resolution, UsbRecord, read_resolution
 from .nodedev import quiet_libvirt, read_inventory
+from .pciaddress import decimal_digits
 from .records import field, frozen, mutable, replace
 from .resolution import (
     devices_of,
@@ -453,7 +454,7 @@ def _allocate(data: bytes, source: str, session: Session) -> bytes:
     from .allocation.command import policy_from_args, recorded_host_numa
 
     spare = session.ours.get("--spare-ports")
-    if spare is not None and not str(spare).isdigit():
+    if spare is not None and not decimal_digits(str(spare)):
         raise UsageError(f"{PROG}: --spare-ports {spare!r} is not a number")
     args = argparse.Namespace(
         policy=str(policy_name),
@@ -490,7 +491,7 @@ def _lookup(session: Session, name: str) -> Any:
             return how(name)
         except libvirt.libvirtError:
             continue
-    if name.isdigit():
+    if decimal_digits(name):
         try:
             return conn.lookupByID(int(name))
         except libvirt.libvirtError:

@@ -15,6 +15,7 @@ from __future__ import annotations
 from xml.parsers import expat
 
 from .errors import InputError, Location
+from .pciaddress import decimal_digits
 from .records import field, mutable
 
 # Not typing.TYPE_CHECKING: the hook avoids importing typing (see records.py).
@@ -107,7 +108,7 @@ class Document:
         value = element.get(name)
         if value is None:
             return None
-        if not value.isdigit():
+        if not decimal_digits(value):
             raise InputError(
                 f"{name}={value!r} is not a non-negative integer", where=self.where(element)
             )

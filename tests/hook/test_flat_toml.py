@@ -34,6 +34,22 @@ CASES = [
     '"quoted key" = 1\n',
     "empty = ''\n",
     'multi = """\nline\n"""\n',
+    # Found in review: other line separators and whitespace that str.splitlines() and
+    # str.strip() honour but TOML does not; a comment must stay a comment.
+    "store = '/etc/x.xml' # default\u2028trust_any_owner = true\n",
+    "# c\x85store = '/tmp/evil.xml'\n",
+    "# c\u2029node = 'hv2'\n",
+    "store = '/a'\rnode = 'b'\n",
+    "store = '/a'\x0cnode = 'b'\n",
+    "store = '/a'\r\nnode = 'b'\r\n",
+    "\u00a0store = '/a'\n",
+    "\u3000store = '/a'\n",
+    "store = '/a\x01'\n",
+    "store = '/a\x7f'\n",
+    "# \x01\n",
+    "st\u00f6re = '/a'\n",
+    "store = '/caf\u00e9'\n",
+    "\tstore\t=\t'/a'\t#\tc\n",
 ]
 
 

@@ -244,3 +244,41 @@ def test_hook_start_path_imports_nothing_heavy(tmp_path: Path) -> None:
         "hostdev_resolver.cli",
     }
     assert modules & heavy == set()
+
+
+class _BuggyKernel(SimKernel):
+    """A writer that fails once with an unexpected exception (a bug, not a refused
+    write) at its fourth write: mid-way through a group."""
+
+    failed = False
+
+    def write(self, write: object) -> None:  # type: ignore[override]
+        if len(self.writes) == 3 and not self.failed:
+            self.failed = True
+            raise RuntimeError("simulated bug")
+        super().write(write)  # type: ignore[arg-type]
+
+
+def test_an_unexpected_error_is_one_line_and_leaves_no_device_half_bound(
+    tmp_path: Path,
+) -> None:
+    host = make_host(tmp_path, gpu_host(usb_driver=None))
+    xml = host.resolve(domain_xml("hook-b", mapped("gpu0") + "\n" + mapped("gpu0-audio")))
+    before = pci_state(host.root)
+    err = io.StringIO()
+    rc = hook.main(
+        ["hook-b", "prepare", "begin", "-"],
+        io.BytesIO(xml),
+        stdout=io.BytesIO(),
+        stderr=err,
+        environ={"HOSTDEV_RESOLVER_CONFIG": str(host.config)},
+        writer_factory=lambda root: _BuggyKernel(Path(root), NATIVE),
+    )
+    assert rc == 1
+    problems = [line for line in err.getvalue().splitlines() if "internal error" in line]
+    assert problems == [
+        "hostdev-resolver: internal error: RuntimeError: simulated bug; please report it"
+    ]
+    assert "Traceback" not in err.getvalue()
+    assert pci_state(host.root) == before
+    assert not (host.state / "hook-b.json").exists()
