@@ -132,3 +132,22 @@ def test_identity_never_matches_by_accident() -> None:
     assert not recorded.matches(same_card_other_serial)
     assert not recorded.matches(no_serial)  # a serial that vanished is not a match
     assert PciIdentity(0x10DE, 0x20B5).matches(no_serial)  # unrecorded fields are not compared
+
+
+def test_attributes_are_known_by_the_name_they_were_written_with() -> None:
+    """A look-alike namespace ('…/1-ext') is not the hr namespace; a prefix other than
+    hr and a namespace written with a character reference still are."""
+    from hostdev_resolver.metadata import HR_MAP
+    from hostdev_resolver.xmldoc import Splicer, parse_bytes
+
+    doc = parse_bytes(
+        b"<d xmlns:x='http://hostdev-resolver.org/xmlns/domain/1-ext' "
+        b"xmlns:m='http://hostdev-resolver.org/xmlns/domain&#47;1'>"
+        b"<h x:map='keep' m:map='gpu0'/></d>",
+        "d.xml",
+    )
+    (h,) = doc.root.children
+    assert h.attrs[HR_MAP] == "gpu0" and h.qnames[HR_MAP] == "m:map"
+    splicer = Splicer(doc)
+    splicer.remove_attribute(h, h.qnames[HR_MAP])
+    assert b"<h x:map='keep'/>" in splicer.apply()

@@ -29,7 +29,6 @@ from .locate import (
 )
 from .metadata import (
     HR_MAP,
-    HR_NS,
     HR_WWN,
     PciRecord,
     Resolution,
@@ -436,13 +435,7 @@ def _resolve_scsi_element(
     ctx.owner[key] = el
     for attr in (HR_MAP, HR_WWN):
         if attr in el.attrs:
-            local = ":" + attr.rsplit("}", 1)[1]
-            qname = next(
-                q
-                for q in ctx.doc.attribute_qnames(el)
-                if q.endswith(local) and _is_hr(ctx.doc, el, q)
-            )
-            splicer.remove_attribute(el, qname)
+            splicer.remove_attribute(el, el.qnames[attr])
     if not record.matches_element(ctx.doc, el):
         old = el.find("source")
         if old is None:
@@ -507,10 +500,7 @@ def resolve_domain(
             record, source = _resolve_usb(ctx, el, mapping)
         records.append(record)
         if HR_MAP in el.attrs:
-            qname = next(
-                q for q in doc.attribute_qnames(el) if q.endswith(":map") and _is_hr(doc, el, q)
-            )
-            splicer.remove_attribute(el, qname)
+            splicer.remove_attribute(el, el.qnames[HR_MAP])
         if not _same_source(ctx, el, record):
             old = el.find("source")
             if old is not None:
@@ -522,18 +512,6 @@ def resolve_domain(
     if resolution != previous:
         _write_resolution(doc, splicer, resolution)
     return Resolved(splicer.apply(), resolution, tuple(ctx.warnings))
-
-
-def _is_hr(doc: Document, el: Element, qname: str) -> bool:
-    prefix = qname.split(":", 1)[0]
-    node: Element | None = el
-    while node is not None:
-        declared = f"xmlns:{prefix}"
-        span = doc.attribute_span(node, declared)
-        if span is not None:
-            return HR_NS.encode() in doc.data[span[0] : span[1]]
-        node = node.parent
-    return False
 
 
 def _write_resolution(doc: Document, splicer: Splicer, resolution: Resolution) -> None:

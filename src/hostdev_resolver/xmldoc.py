@@ -55,6 +55,7 @@ class Element:
     parent: Element | None = None
     children: list[Element] = field(default_factory=list)
     text: str = ""  # character data directly inside (not in children)
+    qnames: dict[str, str] = field(default_factory=dict)  # attrs key -> name as written
 
     def get(self, name: str, default: str | None = None) -> str | None:
         return self.attrs.get(name, default)
@@ -122,9 +123,6 @@ class Document:
                 return element.start + match.start(), element.start + match.end()
         return None
 
-    def attribute_qnames(self, element: Element) -> list[str]:
-        return [m.group(1).decode() for m in _attributes(self.start_tag(element))]
-
 
 def _tag_end(data: bytes, start: int) -> int:
     """Offset just past the '>' closing the tag that begins at `start`."""
@@ -144,16 +142,22 @@ def _tag_end(data: bytes, start: int) -> int:
     return n
 
 
-def _split(name: str) -> tuple[str | None, str]:
-    if " " in name:
-        ns, local = name.split(" ", 1)
-        return ns, local
-    return None, name
+def _split(name: str) -> tuple[str | None, str, str | None]:
+    """expat's "uri local prefix" (namespace_prefixes on) -> (namespace, local, prefix)."""
+    parts = name.split(" ")
+    if len(parts) == 3:
+        return parts[0], parts[1], parts[2]
+    if len(parts) == 2:
+        return parts[0], parts[1], None
+    return None, name, None
 
 
 def parse_bytes(data: bytes, source: str) -> Document:
     """Parse `data` (named `source` in errors). Raises InputError with file:line."""
     parser = expat.ParserCreate(namespace_separator=" ")
+    # Report each name's prefix too, so an attribute is removed by the name it was
+    # written with, whatever prefix (or character reference) declared its namespace.
+    parser.namespace_prefixes = True
     parser.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)
     stack: list[Element] = []
     roots: list[Element] = []
@@ -166,17 +170,22 @@ def parse_bytes(data: bytes, source: str) -> Document:
         )
 
     def start(name: str, attrs: dict[str, str]) -> None:
-        ns, tag = _split(name)
+        ns, tag, _ = _split(name)
         offset = parser.CurrentByteIndex
+        values: dict[str, str] = {}
+        qnames: dict[str, str] = {}
+        for key, value in attrs.items():
+            a_ns, local, prefix = _split(key)
+            expanded = f"{{{a_ns}}}{local}" if a_ns else local
+            values[expanded] = value
+            qnames[expanded] = f"{prefix}:{local}" if prefix else local
         el = Element(
             ns=ns,
             tag=tag,
-            attrs={
-                (f"{{{a[0]}}}{a[1]}" if a[0] else a[1]): v
-                for a, v in ((_split(k), v) for k, v in attrs.items())
-            },
+            attrs=values,
             line=parser.CurrentLineNumber,
             start=offset,
+            qnames=qnames,
         )
         el.start_end = _tag_end(data, offset)
         el.self_closing = data[el.start_end - 2 : el.start_end] == b"/>"
