@@ -154,6 +154,12 @@ def _split(name: str) -> tuple[str | None, str, str | None]:
 
 def parse_bytes(data: bytes, source: str) -> Document:
     """Parse `data` (named `source` in errors). Raises InputError with file:line."""
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff") or data[:4] in (b"\x00\x00\xfe\xff",):
+        raise InputError(
+            "the document is UTF-16 or UTF-32; only UTF-8 is read",
+            where=Location(source, 1),
+            fix="convert it with 'iconv -t UTF-8' (libvirt writes UTF-8)",
+        )
     parser = expat.ParserCreate(namespace_separator=" ")
     # Report each name's prefix too, so an attribute is removed by the name it was
     # written with, whatever prefix (or character reference) declared its namespace.
@@ -210,6 +216,17 @@ def parse_bytes(data: bytes, source: str) -> Document:
     parser.StartElementHandler = start
     parser.EndElementHandler = end
     parser.CharacterDataHandler = chars
+
+    def declaration(version: str, encoding: str | None, standalone: int) -> None:
+        # Edits splice UTF-8 bytes into the original: another encoding would be mixed.
+        if encoding is not None and encoding.lower() not in ("utf-8", "utf8", "us-ascii", "ascii"):
+            raise InputError(
+                f"the document declares encoding {encoding!r}; only UTF-8 is read",
+                where=Location(source, parser.CurrentLineNumber),
+                fix="convert it with 'iconv -t UTF-8' and declare encoding='UTF-8'",
+            )
+
+    parser.XmlDeclHandler = declaration
     parser.StartDoctypeDeclHandler = lambda *a: refuse("DOCTYPE declarations are not allowed")
     parser.EntityDeclHandler = lambda *a: refuse("entity declarations are not allowed")
     try:
