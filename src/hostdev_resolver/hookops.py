@@ -57,8 +57,15 @@ def load_config(environ: dict[str, str] | os._Environ[str]) -> HookConfig:
 
     path = environ.get(CONFIG_ENV) or CONFIG_PATH
     try:
-        with open(path, "rb") as handle:
-            data = handle.read()
+        if os.geteuid() == 0:
+            # The config decides what the hook trusts (trust_any_owner relaxes only the
+            # store), so as root it is always read the trusted way.
+            from .store import read_trusted
+
+            data = read_trusted(path, "hook config")
+        else:
+            with open(path, "rb") as handle:
+                data = handle.read()
     except FileNotFoundError:
         return HookConfig()
     except OSError as exc:
@@ -226,24 +233,23 @@ def has_resolution(data: bytes, domain: str) -> bool:
 def context(config: HookConfig, data: bytes, domain: str) -> _Context:
     from .errors import InputError, Location
     from .hostsource import this_node
-    from .store import check_trusted, load_store
+    from .store import parse_store, read_store_bytes, read_trusted
     from .sysfs import SysfsInventory
     from .xmldoc import parse_bytes
 
-    if config.path is not None and os.geteuid() == 0:
-        # The config decides what the hook trusts, so it is always checked when the
-        # hook runs as root; trust_any_owner relaxes only the store.
-        check_trusted(config.path, "hook config")
-    if not config.trust_any_owner:
-        check_trusted(config.store, "mapping store")
-    if not os.path.exists(config.store):
+    try:
+        if config.trust_any_owner:
+            store_data = read_store_bytes(config.store)
+        else:
+            store_data = read_trusted(config.store, "mapping store")
+    except FileNotFoundError:
         raise InputError(
             "mapping store not found",
             where=Location(config.store),
             fix="set 'store' in the hook config, or create it with 'hostdev-resolver map add'",
-        )
+        ) from None
     doc = parse_bytes(data, f"domain {domain} (hook stdin)")
-    store = load_store(config.store, schema=False)
+    store = parse_store(parse_bytes(store_data, config.store))
     return _Context(config, doc, store, SysfsInventory(config.sysfs), config.node or this_node())
 
 

@@ -438,28 +438,72 @@ def load_store(path: str, *, schema: bool = True) -> Store:
     return store
 
 
-def check_trusted(path: str, what: str = "mapping store") -> None:
-    """The hook runs as root: refuse a file another user could have written."""
+def _untrusted_mode(info: os.stat_result) -> bool:
+    return bool(info.st_mode & (stat.S_IWGRP | stat.S_IWOTH))
+
+
+def read_trusted(path: str, what: str = "mapping store") -> bytes:
+    """Read a file the hook, running as root, may act on.
+
+    The file must be root's and not group/world-writable, and so must every directory
+    above it (a sticky one such as /tmp protects entries it does not own), or another
+    user could swap it. It is checked on the open descriptor (no symlink followed),
+    so it cannot change between the check and the read. FileNotFoundError is left to
+    the caller: a missing config means defaults, a missing store is an error.
+    """
+    where = Location(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    while True:
+        try:
+            info = os.stat(directory)
+        except OSError as exc:
+            raise UntrustedFileError(
+                f"cannot stat {directory}: {exc.strerror}", where=where
+            ) from None
+        sticky = bool(info.st_mode & stat.S_ISVTX)
+        if info.st_uid != 0 or (_untrusted_mode(info) and not sticky):
+            raise UntrustedFileError(
+                f"the {what} is in {directory}, which another user can change "
+                f"(owner uid {info.st_uid}, mode {stat.S_IMODE(info.st_mode):o}); not trusted",
+                where=where,
+                fix=f"keep it in a directory only root can write, e.g. chown root {directory}; chmod go-w {directory}",
+            )
+        parent = os.path.dirname(directory)
+        if parent == directory:
+            break
+        directory = parent
     try:
-        info = os.stat(path)
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
     except FileNotFoundError:
-        return
+        raise
     except OSError as exc:
         raise UntrustedFileError(
-            f"cannot stat the {what}: {exc.strerror}", where=Location(path)
+            f"cannot open the {what}: {exc.strerror} (a symlink is not followed)",
+            where=where,
+            fix="point the hook config at the file itself",
         ) from None
-    if info.st_uid != 0:
-        raise UntrustedFileError(
-            f"the {what} is owned by uid {info.st_uid}, not root; not trusted",
-            where=Location(path),
-            fix=f"chown root {path}",
-        )
-    if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-        raise UntrustedFileError(
-            f"the {what} is group- or world-writable (mode {stat.S_IMODE(info.st_mode):o}); not trusted",
-            where=Location(path),
-            fix=f"chmod go-w {path}",
-        )
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise UntrustedFileError(f"the {what} is not a regular file", where=where)
+        if info.st_uid != 0:
+            raise UntrustedFileError(
+                f"the {what} is owned by uid {info.st_uid}, not root; not trusted",
+                where=where,
+                fix=f"chown root {path}",
+            )
+        if _untrusted_mode(info):
+            raise UntrustedFileError(
+                f"the {what} is group- or world-writable (mode {stat.S_IMODE(info.st_mode):o}); not trusted",
+                where=where,
+                fix=f"chmod go-w {path}",
+            )
+        chunks = []
+        while chunk := os.read(fd, 1 << 16):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
 
 
 # -- writing -------------------------------------------------------------------
