@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from hostdev_resolver.errors import InputError
@@ -151,3 +153,22 @@ def test_attributes_are_known_by_the_name_they_were_written_with() -> None:
     splicer = Splicer(doc)
     splicer.remove_attribute(h, h.qnames[HR_MAP])
     assert b"<h x:map='keep'/>" in splicer.apply()
+
+
+def test_edits_keep_a_documents_crlf_line_endings(tmp_path: Path) -> None:
+    from hostdev_resolver import cli
+    from tests.support.hosttree import HostSpec, HostTree
+
+    golden = Path(__file__).parent / "golden"
+    HostTree.build(tmp_path / "sys", HostSpec.load(golden / "hosts" / "hv1.json"))
+    domain = (golden / "resolve-pci-usb" / "domain.xml").read_bytes().replace(b"\n", b"\r\n")
+    (tmp_path / "d.xml").write_bytes(domain)
+    out = tmp_path / "out.xml"
+    args = ["--store", str(golden / "stores" / "hv1.xml"), "--sysfs", str(tmp_path / "sys")]
+    assert (
+        cli.main(["resolve", str(tmp_path / "d.xml"), "-o", str(out), *args, "--node", "hv1"]) == 0
+    )
+    lines = out.read_bytes().split(b"\n")[:-1]
+    assert len(lines) > 20 and all(line.endswith(b"\r") for line in lines)
+    expected = (golden / "resolve-pci-usb" / "expected.out").read_bytes().replace(b"\n", b"\r\n")
+    assert out.read_bytes() == expected

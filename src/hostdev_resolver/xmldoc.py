@@ -300,9 +300,16 @@ class Splicer:
     def __init__(self, doc: Document) -> None:
         self.doc = doc
         self._edits: list[tuple[int, int, bytes]] = []
+        # New lines follow the document's own line endings (files edited on Windows).
+        self._newline = "\r\n" if b"\r\n" in doc.data else "\n"
 
     def replace(self, start: int, end: int, text: str | bytes) -> None:
-        payload = text.encode() if isinstance(text, str) else text
+        if isinstance(text, str):
+            if self._newline != "\n":
+                text = text.replace("\n", self._newline)
+            payload = text.encode()
+        else:
+            payload = text
         self._edits.append((start, end, payload))
 
     def insert(self, offset: int, text: str) -> None:
