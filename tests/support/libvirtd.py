@@ -44,15 +44,14 @@ class DaemonUnavailable(Exception):
 
 
 def _pid_alive(pidfile: Path) -> bool:
+    """Is the daemon of this PID file running? A stale file (left by a machine reboot or a
+    killed session) may name a PID now used by another program: check its name too."""
     try:
         pid = int(pidfile.read_text().strip())
+        comm = Path(f"/proc/{pid}/comm").read_text().strip()
     except (OSError, ValueError):
         return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
+    return comm == pidfile.stem
 
 
 def _configure_qemu_conf() -> None:
