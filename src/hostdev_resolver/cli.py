@@ -37,7 +37,9 @@ class _Parser(argparse.ArgumentParser):
     """argparse that reports usage errors as one line and exit code 2 (SPEC §5)."""
 
     def error(self, message: str) -> Any:
-        raise UsageError(f"{self.prog}: {message}", fix=f"see '{self.prog} --help'")
+        # main() prefixes "hostdev-resolver: "; name only the subcommand, if any.
+        sub = self.prog.partition(" ")[2]
+        raise UsageError(f"{sub}: {message}" if sub else message, fix=f"see '{self.prog} --help'")
 
 
 def _common(parser: argparse.ArgumentParser) -> None:

@@ -50,22 +50,19 @@ if TYPE_CHECKING:
 
 PROG = "hostdev-virsh"
 
-# virsh's global options that take a value (virsh(1), libvirt 9.0 tools/virsh.c).
-_VIRSH_VALUED = {
-    "-c": "connect",
-    "--connect": "connect",
-    "-d": "debug",
-    "--debug": "debug",
-    "-e": "escape",
-    "--escape": "escape",
-    "-k": "keepalive-interval",
-    "--keepalive-interval": "keepalive-interval",
-    "-K": "keepalive-count",
-    "--keepalive-count": "keepalive-count",
-    "-l": "log",
-    "--log": "log",
-}
-_VIRSH_FLAGS = {"-r", "--readonly", "-q", "--quiet", "-t", "--timing", "-h", "--help", "-v", "-V"}
+# virsh's global options, as its getopt_long reads them (libvirt 9.0 tools/virsh.c,
+# "+:c:d:e:hk:K:l:qrtvV"): short ones may be bundled (-qc URI), long ones abbreviated
+# to any unique prefix (--conn URI). True: takes a value.
+_VIRSH_SHORT = {
+    "c": True, "d": True, "e": True, "k": True, "K": True, "l": True,
+    "h": False, "q": False, "r": False, "t": False, "v": False, "V": False,
+}  # fmt: skip
+_VIRSH_LONG = {
+    "connect": True, "debug": True, "escape": True, "keepalive-interval": True,
+    "keepalive-count": True, "log": True,
+    "help": False, "quiet": False, "readonly": False, "timing": False, "version": False,
+}  # fmt: skip
+_LONG_FOR = {"c": "connect", "q": "quiet", "r": "readonly"}
 
 # Ours, with whether they take a value.
 _OURS = {
@@ -104,17 +101,28 @@ def _take_ours(argv: Sequence[str], i: int, ours: dict[str, str | bool]) -> int 
         ours[name] = value
         return i + 1
     if i + 1 >= len(argv):
-        raise UsageError(f"{PROG}: {name} needs a value")
+        raise UsageError(f"{name} needs a value")
     ours[name] = argv[i + 1]
     return i + 2
+
+
+def _virsh_long(token: str) -> str:
+    """The full name of a long virsh option given by any unique prefix, as getopt_long."""
+    name = token[2:].partition("=")[0]
+    if name in _VIRSH_LONG:
+        return name
+    matches = [long for long in _VIRSH_LONG if long.startswith(name)]
+    if len(matches) != 1:
+        what = "ambiguous" if matches else "unknown"
+        raise UsageError(f"{what} option --{name}", fix="see 'virsh --help'")
+    return matches[0]
 
 
 def split_command_line(argv: Sequence[str]) -> Invocation:
     """Pure: virsh globals, our options, the command and its arguments."""
     ours: dict[str, str | bool] = {}
     globals_: list[str] = []
-    uri: str | None = None
-    readonly = quiet = False
+    seen: dict[str, str | bool] = {}  # virsh's long option name -> value (True for flags)
     i = 0
     while i < len(argv):
         token = argv[i]
@@ -122,42 +130,49 @@ def split_command_line(argv: Sequence[str]) -> Invocation:
         if nxt is not None:
             i = nxt
             continue
-        name, eq, value = token.partition("=")
-        if name in _VIRSH_VALUED and name.startswith("--"):
-            if not eq:
-                if i + 1 >= len(argv):
-                    raise UsageError(f"{PROG}: {name} needs a value")
-                value = argv[i + 1]
-                globals_.extend(argv[i : i + 2])
-                i += 2
-            else:
-                globals_.append(token)
-                i += 1
-            if _VIRSH_VALUED[name] == "connect":
-                uri = value
-            continue
-        if token[:2] in _VIRSH_VALUED and not token.startswith("--"):
-            # -c URI or -cURI
-            if len(token) > 2:
-                value = token[2:]
-                globals_.append(token)
-                i += 1
-            else:
-                if i + 1 >= len(argv):
-                    raise UsageError(f"{PROG}: {token} needs a value")
-                value = argv[i + 1]
-                globals_.extend(argv[i : i + 2])
-                i += 2
-            if _VIRSH_VALUED[token[:2]] == "connect":
-                uri = value
-            continue
-        if token in _VIRSH_FLAGS or token.startswith("--version"):
-            readonly = readonly or token in ("-r", "--readonly")
-            quiet = quiet or token in ("-q", "--quiet")
+        if token == "--":
             globals_.append(token)
             i += 1
+            break
+        if token.startswith("--"):
+            long = _virsh_long(token)
+            _, eq, value = token.partition("=")
+            globals_.append(token)
+            i += 1
+            if _VIRSH_LONG[long] and not eq:
+                if i >= len(argv):
+                    raise UsageError(f"--{long} needs a value", fix="see 'virsh --help'")
+                value = argv[i]
+                globals_.append(value)
+                i += 1
+            seen[long] = value if _VIRSH_LONG[long] else True
+            continue
+        if token.startswith("-") and len(token) > 1:
+            globals_.append(token)
+            i += 1
+            j = 1
+            while j < len(token):
+                letter = token[j]
+                if letter not in _VIRSH_SHORT:
+                    raise UsageError(f"unknown option -{letter}", fix="see 'virsh --help'")
+                if _VIRSH_SHORT[letter]:  # the rest of the token, or the next one
+                    value = token[j + 1 :]
+                    if not value:
+                        if i >= len(argv):
+                            raise UsageError(f"-{letter} needs a value", fix="see 'virsh --help'")
+                        value = argv[i]
+                        globals_.append(value)
+                        i += 1
+                    seen[_LONG_FOR.get(letter, letter)] = value
+                    break
+                seen[_LONG_FOR.get(letter, letter)] = True
+                j += 1
             continue
         break
+    uri = seen.get("connect")
+    uri = uri if isinstance(uri, str) else None
+    readonly = "readonly" in seen
+    quiet = "quiet" in seen
     command = argv[i] if i < len(argv) else None
     rest = list(argv[i + 1 :])
     if command in _HANDLED:
@@ -192,7 +207,9 @@ def exec_virsh(inv: Invocation, *, strip_ours: bool = True) -> NoReturn:
 
 class _ArgParser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
-        raise UsageError(f"{self.prog}: {message}", fix=f"see 'virsh help {self.prog.split()[-1]}'")
+        # main() prefixes the program's name; say only which command.
+        command = self.prog.split()[-1]
+        raise UsageError(f"{command}: {message}", fix=f"see 'virsh help {command}'")
 
 
 def _command_parser(command: str) -> argparse.ArgumentParser:
@@ -206,6 +223,7 @@ def _command_parser(command: str) -> argparse.ArgumentParser:
             p.add_argument("--autodestroy", action="store_true")
             p.add_argument("--reset-nvram", action="store_true")
             p.add_argument("--console", action="store_true")
+            p.add_argument("--pass-fds", metavar="FDS")
     elif command in ("attach-device", "update-device"):
         p.add_argument("domain", nargs="?")
         p.add_argument("file", nargs="?")
@@ -218,7 +236,10 @@ def _command_parser(command: str) -> argparse.ArgumentParser:
     elif command in ("edit", "start"):
         p.add_argument("domain", nargs="?")
         p.add_argument("--domain", dest="domain_opt")
+        if command == "edit":
+            p.add_argument("--skip-validate", action="store_true")
         if command == "start":
+            p.add_argument("--pass-fds", metavar="FDS")
             p.add_argument("--paused", action="store_true")
             p.add_argument("--autodestroy", action="store_true")
             p.add_argument("--bypass-cache", action="store_true")
@@ -228,9 +249,26 @@ def _command_parser(command: str) -> argparse.ArgumentParser:
     return p
 
 
+def _pass_fds(value: str | None) -> list[int]:
+    """virsh's --pass-fds N,M: open descriptors handed to the guest (virDomainCreateWithFiles)."""
+    if not value:
+        return []
+    fds = []
+    for part in value.split(","):
+        if not decimal_digits(part.strip()):
+            raise UsageError(f"--pass-fds {value!r}: {part!r} is not a file descriptor number")
+        fd = int(part)
+        try:
+            os.fstat(fd)
+        except OSError:
+            raise UsageError(f"--pass-fds: descriptor {fd} is not open") from None
+        fds.append(fd)
+    return fds
+
+
 def _required(value: str | None, what: str, command: str) -> str:
     if not value:
-        raise UsageError(f"{PROG} {command}: {what} is required")
+        raise UsageError(f"{command}: {what} is required")
     return value
 
 
@@ -392,11 +430,26 @@ def _running_documents(session: Session) -> list[Document]:
     return docs
 
 
+def uses_hostdev_resolver(doc: Document) -> bool:
+    """Does the domain reference a mapping or carry a resolution record?"""
+    hr = (f"{{{HR_NS}}}map", f"{{{HR_NS}}}wwn")
+    return read_resolution(doc) is not None or any(
+        name in el.attrs for el in doc.root.iter() for name in hr
+    )
+
+
 def resolve_for_node(
     data: bytes, source: str, session: Session, claimed: Iterable[object] = ()
 ) -> bytes:
-    """Resolve a domain document for the session's node; warnings go to stderr."""
+    """Resolve a domain document for the session's node; warnings go to stderr.
+
+    A document with no hr reference and no record is not ours: it goes through as it
+    is, without reading the store or the host (a drop-in for virsh must not block
+    unrelated guests, even on a host with no store).
+    """
     doc = parse_bytes(data, source)
+    if not uses_hostdev_resolver(doc):
+        return _allocate(data, source, session)
     inventory = session.inventory
     store = session.store
     scsi = session.scsi(doc)
@@ -448,14 +501,14 @@ def _allocate(data: bytes, source: str, session: Session) -> bytes:
     policy_name = session.ours.get("--policy")
     if not policy_name:
         if session.ours.get("--spare-ports") or session.ours.get("--numa-aware"):
-            raise UsageError(f"{PROG}: --spare-ports and --numa-aware need --policy tuned")
+            raise UsageError("--spare-ports and --numa-aware need --policy tuned")
         return data
     from .allocation import allocate_domain_xml
     from .allocation.command import policy_from_args, recorded_host_numa
 
     spare = session.ours.get("--spare-ports")
     if spare is not None and not decimal_digits(str(spare)):
-        raise UsageError(f"{PROG}: --spare-ports {spare!r} is not a number")
+        raise UsageError(f"--spare-ports {spare!r} is not a number")
     args = argparse.Namespace(
         policy=str(policy_name),
         spare_ports=int(str(spare)) if spare is not None else None,
@@ -465,7 +518,7 @@ def _allocate(data: bytes, source: str, session: Session) -> bytes:
         no_group_functions=False,
     )
     if args.policy not in ("libvirt", "tuned"):
-        raise UsageError(f"{PROG}: --policy {args.policy!r}: choose libvirt or tuned")
+        raise UsageError(f"--policy {args.policy!r}: choose libvirt or tuned")
     policy = policy_from_args(args)
     numa = recorded_host_numa(data, source)
     return allocate_domain_xml(data, source, replace(policy, host_devices=numa) if numa else policy)
@@ -524,7 +577,11 @@ def cmd_create(session: Session, args: argparse.Namespace) -> int:
     ):
         if wanted:
             flags |= flag
-    dom = _call(lambda: session.conn.createXML(xml.decode(), flags))
+    files = _pass_fds(args.pass_fds)
+    if files:
+        dom = _call(lambda: session.conn.createXMLWithFiles(xml.decode(), files, flags))
+    else:
+        dom = _call(lambda: session.conn.createXML(xml.decode(), flags))
     session.say(f"Domain '{dom.name()}' created from {path}")
     return _console(session, dom.name()) if args.console else 0
 
@@ -652,13 +709,20 @@ def cmd_edit(session: Session, args: argparse.Namespace) -> int:
     import subprocess
     import tempfile
 
+    editor = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi"
+    try:
+        command = shlex.split(editor)
+    except ValueError as exc:
+        raise UsageError(f"$EDITOR {editor!r} cannot be read: {exc}", fix="fix $EDITOR") from None
+    # The file holds the domain's secure XML (passwords included): mkstemp makes it 0600,
+    # and it is removed on every way out except a failed define, where the edit is kept.
     fd, path = tempfile.mkstemp(prefix=f"{PROG}-{dom.name()}-", suffix=".xml")
     with os.fdopen(fd, "wb") as handle:
         handle.write(original)
-    editor = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi"
     try:
-        status = subprocess.run([*shlex.split(editor), path], check=False).returncode
+        status = subprocess.run([*command, path], check=False).returncode
     except OSError as exc:
+        os.unlink(path)
         raise HostAccessError(
             f"cannot run editor {editor!r}: {exc.strerror}", fix="set $EDITOR"
         ) from None
@@ -674,7 +738,9 @@ def cmd_edit(session: Session, args: argparse.Namespace) -> int:
         xml = resolve_for_node(
             edited, path, session, claims_of(_running_documents(session), dom.name())
         )
-        new = _call(lambda: session.conn.defineXML(xml.decode()))
+        # virsh edit validates against libvirt's schema unless told --skip-validate.
+        validate = 0 if args.skip_validate else libvirt.VIR_DOMAIN_DEFINE_VALIDATE
+        new = _call(lambda: session.conn.defineXMLFlags(xml.decode(), validate))
     except HostdevError as exc:
         exc.fix = f"{exc.fix + '; ' if exc.fix else ''}your edit is kept in {path}"
         raise
@@ -702,7 +768,7 @@ def cmd_start(session: Session, args: argparse.Namespace) -> int:
         lambda: dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE | libvirt.VIR_DOMAIN_XML_SECURE)
     )
     doc = parse_bytes(xml.encode(), f"domain {domain}")
-    if pooled(doc, session.store, session.node):
+    if read_resolution(doc) is not None and pooled(doc, session.store, session.node):
         claimed = claims_of(_running_documents(session), dom.name())
         resolved = resolve_for_node(doc.data, doc.source, session, claimed)
         if resolved != doc.data:
@@ -717,12 +783,25 @@ def cmd_start(session: Session, args: argparse.Namespace) -> int:
     ):
         if wanted:
             flags |= flag
-    _call(lambda: dom.createWithFlags(flags))
+    files = _pass_fds(args.pass_fds)
+    if files:
+        _call(lambda: dom.createWithFiles(files, flags))
+    else:
+        _call(lambda: dom.createWithFlags(flags))
     session.say(f"Domain '{dom.name()}' started")
     return _console(session, dom.name()) if args.console else 0
 
 
 def run(inv: Invocation) -> int:
+    if inv.command is None:
+        if inv.ours:
+            raise UsageError(
+                f"{', '.join(inv.ours)}: only with a command such as define or start",
+                fix="virsh's interactive shell does not resolve hr:map references",
+            )
+        if any(g in ("-h", "--help") for g in inv.virsh_globals):
+            # Ours first, then virsh's own help (everything else is virsh's).
+            print(build_parser().format_help(), flush=True)
     if inv.command is None or inv.command not in _HANDLED:
         exec_virsh(inv)
     command = inv.command
