@@ -129,3 +129,40 @@ def test_concurrent_map_add_loses_nothing(tmp_path: Path) -> None:
         assert proc.returncode == 0, err.decode()
     names = set(load_store(str(store)).mappings)
     assert names == {f"nic{i}" for i in range(count)}
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--description", "a\x01b"], "--description 'a\\x01b' has a control character"),
+        (["--allow", ""], "--allow needs a domain name pattern"),
+    ],
+)
+def test_bad_map_add_text_names_the_option_and_writes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: list[str], message: str
+) -> None:
+    sys_root = _tree(tmp_path / "sys", 1)
+    store = tmp_path / "m.xml"
+    common = ["--store", str(store), "--sysfs", str(sys_root), "--node", "hv1"]
+    assert cli.main(["map", "add", "pci", "nic", "--address", "10:00.0", *common]) == 0
+    before = store.read_bytes()
+    capsys.readouterr()
+    assert cli.main(["map", "add", "pci", "nic2", "--address", "10:00.0", *extra, *common]) == 2
+    assert cli.main(["map", "add", "pci", "bad name", "--address", "10:00.0", *common]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert message in err[0] and "NAME 'bad name' is not a mapping name" in err[1]
+    assert store.read_bytes() == before
+
+
+def test_descriptions_keep_tabs_and_newlines(tmp_path: Path) -> None:
+    sys_root = _tree(tmp_path / "sys", 1)
+    store = tmp_path / "m.xml"
+    common = ["--store", str(store), "--sysfs", str(sys_root), "--node", "hv1"]
+    text = "line one\ttabbed\nline two"
+    assert (
+        cli.main(
+            ["map", "add", "pci", "nic", "--address", "10:00.0", "--description", text, *common]
+        )
+        == 0
+    )
+    assert load_store(str(store)).get("nic").description == text  # type: ignore[union-attr]

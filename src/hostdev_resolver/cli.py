@@ -286,7 +286,36 @@ def _capture_usb(inventory: HostInventory, node: str, args: argparse.Namespace) 
     return UsbEntry(node, dev.identity, port)
 
 
+_NAME_FIRST = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789")
+_NAME_REST = _NAME_FIRST | frozenset("_.:+-")
+
+
+def _check_map_add_text(args: argparse.Namespace) -> None:
+    """Refuse what the store cannot hold, naming the option, before anything is written
+    (the store's schema would refuse it too, but as a broken store line)."""
+    name = args.name
+    if not (0 < len(name) <= 128 and name[0] in _NAME_FIRST and all(c in _NAME_REST for c in name)):
+        raise UsageError(
+            f"NAME {name!r} is not a mapping name",
+            fix="use letters, digits and _ . : + - (starting with a letter or digit), at most 128",
+        )
+    texts = [("--description", args.description), *(("--allow", a) for a in args.allow or ())]
+    for option, value in texts:
+        if value is None:
+            continue
+        if option == "--allow" and not value:
+            raise UsageError("--allow needs a domain name pattern, not an empty string")
+        if any(
+            (ord(c) < 0x20 and c not in "\t\n\r")
+            or 0xD800 <= ord(c) <= 0xDFFF
+            or c in "\ufffe\uffff"
+            for c in value
+        ):
+            raise UsageError(f"{option} {value!r} has a control character an XML file cannot hold")
+
+
 def cmd_map_add(args: argparse.Namespace) -> int:
+    _check_map_add_text(args)
     path = store_path(args)
     entry: PciEntry | UsbEntry
     if args.kind in ("pci", "usb"):

@@ -255,14 +255,28 @@ def rows_to_json(rows: Sequence[CheckRow]) -> list[dict[str, Any]]:
 
 
 def cmd_map_check(args: argparse.Namespace) -> int:
+    """Exit 0 all ok; 1 a device is wrong somewhere; 3 nothing was wrong but some node
+    could not be looked at (SPEC §5: libvirt unreachable), so scripts can tell apart
+    "the devices are wrong" from "we could not look"."""
     store = load_store(str(args.store or default_store()))
     views = open_nodes(sources_of(args))
+    names = [v.node for v in views]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise UsageError(
+            f"node {', '.join(twice)} is given more than once",
+            fix="give each node one source (--connect NODE=URI, --host, --sysfs --node)",
+        )
     rows = check_mappings(store, views)
     if args.format == "json":
         print(json.dumps(rows_to_json(rows), indent=2))
     else:
         print(render_text(rows), end="")
-    return 0 if all(r.ok for r in rows) else 1
+    if all(r.ok for r in rows):
+        return 0
+    if all(r.ok or r.status == UNREACHABLE for r in rows):
+        return 3
+    return 1
 
 
 def register_map_check(map_subparsers: Any, common: argparse.ArgumentParser) -> None:

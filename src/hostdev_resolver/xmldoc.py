@@ -268,6 +268,8 @@ def escape_attr(value: str) -> str:
         .replace(">", "&gt;")
         .replace("'", "&apos;")
         .replace("\n", "&#10;")
+        .replace("\r", "&#13;")
+        .replace("\t", "&#9;")
     )
 
 

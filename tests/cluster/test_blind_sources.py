@@ -91,3 +91,19 @@ def test_fields_a_source_does_show_are_still_compared(
         == 1
     )
     assert "has class 030200 (expected 030000)" in capsys.readouterr().err
+
+
+def test_map_check_exit_codes_tell_wrong_devices_from_unreachable_nodes(
+    files: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = ["--store", str(files / "mappings.xml")]
+    bogus = "hv9=bogus:///nowhere"
+    # nothing could be looked at: environment (3), not "devices are wrong" (1)
+    assert cli.main(["map", "check", *store, "--connect", bogus]) == 3
+    assert "unreachable" in capsys.readouterr().out
+    # one node given twice would give two contradicting rows for it
+    assert (
+        cli.main(["map", "check", *store, "--connect", f"hv1={HV1}", "--connect", f"hv1={HV1}"])
+        == 2
+    )
+    assert "node hv1 is given more than once" in capsys.readouterr().err
