@@ -98,3 +98,20 @@ def test_bad_snapshot_is_one_clear_error(
     bad.write_text("{not json")
     assert cli.main(["inventory", "--host", str(bad)]) == 2
     assert f"{bad}:1: not JSON" in capsys.readouterr().err
+
+
+def test_attributes_that_cannot_be_read_are_absent_not_a_traceback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """EIO/ENODEV from a device going away, simulated by an attribute that is a directory."""
+    HostTree.build(tmp_path / "sys", HostSpec.load(GOLDEN_HOST))
+    config = tmp_path / "sys" / "bus" / "pci" / "devices" / "0000:41:00.0" / "config"
+    config.unlink()
+    config.mkdir()
+    dangling = tmp_path / "sys" / "class" / "scsi_device" / "3:0:0:0"
+    dangling.parent.mkdir(parents=True)
+    dangling.symlink_to(tmp_path / "gone")
+    assert cli.main(["inventory", "--sysfs", str(tmp_path / "sys"), "--node", "hv1"]) == 0
+    out = capsys.readouterr().out
+    assert "0000:41:00.0" in out and "48-b0-2d-ff-ff-12-34-56" not in out  # no DSN read
+    assert "3:0:0:0" not in out

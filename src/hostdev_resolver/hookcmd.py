@@ -72,7 +72,7 @@ def install_hook(
         raise HostAccessError(
             f"cannot write the hook: {exc.strerror}",
             where=Location(str(target)),
-            fix="run as root",
+            fix=_fix_for(exc),
         ) from None
     try:
         try:
@@ -89,9 +89,15 @@ def install_hook(
         raise HostAccessError(
             f"cannot install the hook: {exc.strerror}",
             where=Location(str(target)),
-            fix="run as root",
+            fix=_fix_for(exc),
         ) from None
     return target, not existed
+
+
+def _fix_for(exc: OSError) -> str:
+    if isinstance(exc, PermissionError) or os.geteuid() != 0:
+        return "run as root"
+    return "check that --hooks-dir is a directory (not a file) on a writable file system"
 
 
 def cmd_hook_install(args: argparse.Namespace) -> int:

@@ -474,6 +474,8 @@ def _read_device(r: SysfsReader, name: str) -> ScsiDevice | None:
     except InputError:
         return None
     dev = Path(r.path("class", "scsi_device", name, "device"))
+    if not dev.is_dir():
+        return None  # a dangling class entry: the device went away while we listed them
     # CONFIG_SYSFS_DEPRECATED kernels used `block:sdX` links instead of a `block/` dir;
     # gone since 2.6.38, not supported.
     blocks = r.listdir(dev / "block")

@@ -50,23 +50,25 @@ class SysfsReader:
         try:
             with open(path, encoding="utf-8", errors="replace") as handle:
                 return handle.read().strip()
-        except (FileNotFoundError, NotADirectoryError):
-            return None
         except PermissionError as exc:
             raise HostAccessError(
                 f"cannot read {os.fspath(path)}: permission denied", fix="run as root"
             ) from exc
+        except OSError:
+            # Absent, or unreadable as a device goes away (ENODEV, ENXIO, EIO): the kernel
+            # has no value for us, which callers treat like an attribute the device lacks.
+            return None
 
     def bytes(self, path: str | os.PathLike[str]) -> bytes | None:
         try:
             with open(path, "rb") as handle:
                 return handle.read()
-        except (FileNotFoundError, NotADirectoryError):
-            return None
         except PermissionError as exc:
             raise HostAccessError(
                 f"cannot read {os.fspath(path)}: permission denied", fix="run as root"
             ) from exc
+        except OSError:  # absent or unreadable now: as in text()
+            return None
 
     def link_name(self, path: str | os.PathLike[str]) -> str | None:
         """The last component of a symlink's target (driver, iommu_group...)."""
@@ -78,7 +80,11 @@ class SysfsReader:
     def listdir(self, path: str | os.PathLike[str]) -> list[str]:
         try:
             return sorted(os.listdir(path))
-        except (FileNotFoundError, NotADirectoryError):
+        except PermissionError as exc:
+            raise HostAccessError(
+                f"cannot list {os.fspath(path)}: permission denied", fix="run as root"
+            ) from exc
+        except OSError:  # absent, or gone while we looked
             return []
 
 
