@@ -51,6 +51,15 @@ class PciLocation:
     found: PciDevice | None = None  # the expected device, where it is now
     candidates: tuple[PciDevice, ...] = ()  # when several fit and nothing tells them apart
 
+    @property
+    def device(self) -> PciDevice | None:
+        """The expected device where it is now (at its address, or moved), if found."""
+        if self.status == Status.OK:
+            return self.at_address
+        if self.status == Status.SHIFTED:
+            return self.found
+        return None
+
 
 # -- what a source can observe ------------------------------------------------------
 # Some sources cannot show every recorded field (libvirt's node-device XML has no PCI

@@ -228,15 +228,11 @@ def _resolve_pci(ctx: _Context, el: Element, mapping: PciMapping) -> tuple[PciRe
     ambiguous = False
     for entry in entries:
         loc = locate_pci(pci_expectation(entry), ctx.inventory)
-        if loc.status == Status.OK:
-            device = loc.at_address
-        elif loc.status == Status.SHIFTED:
-            device = loc.found
-        else:
+        device = loc.device
+        if device is None:
             problems.append(describe_pci(mapping.name, ctx.node, loc))
             ambiguous = loc.status == Status.AMBIGUOUS
             continue
-        assert device is not None
         if device.address in ctx.claimed:
             _check_conflict(ctx, el, device.address, mapping.name, len(entries))
             problems.append(f"{mapping.name}: {device.address} is already in use")

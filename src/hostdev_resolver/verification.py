@@ -28,8 +28,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-    from .inventory import HostInventory, PciDevice
-    from .locate import PciLocation
+    from .inventory import HostInventory
     from .metadata import Record
     from .scsi import ScsiInventory
     from .scsiresolve import ScsiRecord
@@ -240,15 +239,6 @@ def _store_entries(mapping: Mapping, record: Record, node: str) -> list[Any]:
     return []
 
 
-def _landing(loc: PciLocation) -> PciDevice | None:
-    """Where a located device is now, if it was found at all."""
-    if loc.status == Status.OK:
-        return loc.at_address
-    if loc.status == Status.SHIFTED:
-        return loc.found
-    return None
-
-
 def _verify_pci(
     base: _Subject,
     inventory: HostInventory,
@@ -265,7 +255,7 @@ def _verify_pci(
     """
     located = [(e, locate_pci(pci_expectation(e), inventory)) for e in entries]
     for entry, loc in located:
-        device = _landing(loc)
+        device = loc.device
         if device is not None and device.address == record.address:
             message = describe_pci(record.map, node, loc)
             if loc.status == Status.SHIFTED:  # resolved after the move; the store lags
@@ -276,7 +266,7 @@ def _verify_pci(
                 )
             return base.finding(status=Status.OK, message=message, address=str(record.address))
     _entry, loc = next(((e, lc) for e, lc in located if e.address == record.address), located[0])
-    device = _landing(loc)
+    device = loc.device
     if device is not None and loc.status == Status.OK:
         return base.finding(
             status="stale",
