@@ -51,6 +51,7 @@ if TYPE_CHECKING:
     from .metadata import Record
     from .scsi import ScsiInventory
     from .scsiresolve import ScsiRecord, ScsiReference
+    from .store import Mapping
 
 # Elements that conventionally open a domain; <metadata> goes after them.
 _HEAD = ("name", "uuid", "genid", "title", "description")
@@ -174,14 +175,19 @@ def _mapping_for(ctx: _Context, el: Element, name: str, kind: str) -> PciMapping
             where=where,
             fix="reference a mapping of the right kind",
         )
+    _check_allowed(ctx, mapping, where)
+    assert isinstance(mapping, PciMapping | UsbMapping)
+    return mapping
+
+
+def _check_allowed(ctx: _Context, mapping: Mapping, where: Location) -> None:
+    """The mapping's <allow> list must admit this domain (none = any domain)."""
     if not mapping.allows(ctx.domain):
         raise AccessDeniedError(
-            f"mapping {name!r} does not allow domain {ctx.domain!r} (allowed: {', '.join(mapping.allow)})",
+            f"mapping {mapping.name!r} does not allow domain {ctx.domain!r} (allowed: {', '.join(mapping.allow)})",
             where=where,
             fix=f"add <allow domain='{ctx.domain}'/> to the mapping, or use another device",
         )
-    assert isinstance(mapping, PciMapping | UsbMapping)
-    return mapping
 
 
 def pci_expectation(entry: PciEntry) -> PciExpectation:
@@ -414,12 +420,7 @@ def _resolve_scsi_element(
                 where=where,
                 fix=f"run 'hostdev-resolver map add {ref.element} {ref.map_name} --wwn WWN'",
             )
-        if not mapping.allows(ctx.domain):
-            raise AccessDeniedError(
-                f"mapping {ref.map_name!r} does not allow domain {ctx.domain!r} (allowed: {', '.join(mapping.allow)})",
-                where=where,
-                fix=f"add <allow domain='{ctx.domain}'/> to the mapping, or use another device",
-            )
+        _check_allowed(ctx, mapping, where)
     from .scsiresolve import resolve_scsi
 
     result = resolve_scsi(ref, mapping, scsi)

@@ -78,6 +78,14 @@ class _Subject:
         )
 
 
+def _denied(base: _Subject, name: str, domain: str) -> Finding:
+    return base.finding(
+        status="denied",
+        message=f"{name}: the mapping does not allow domain {domain!r}",
+        fix=f"add <allow domain='{domain}'/> to mapping {name!r}",
+    )
+
+
 def _redefine(domain: str) -> str:
     return f"run 'hostdev-virsh define' for {domain} again (or 'hostdev-resolver resolve')"
 
@@ -148,11 +156,7 @@ def _verify_scsi_record(
                 fix=f"re-add it with 'hostdev-resolver map add {record.kind} {record.map} --wwn WWN' or drop the device from {domain}",
             )
         if not mapping.allows(domain):
-            return base.finding(
-                status="denied",
-                message=f"{record.map}: the mapping does not allow domain {domain!r}",
-                fix=f"add <allow domain='{domain}'/> to mapping {record.map!r}",
-            )
+            return _denied(base, record.map, domain)
         if not _scsi_in_store(mapping, record):
             return base.finding(
                 status="stale",
@@ -201,11 +205,7 @@ def _verify_record(
             fix=f"re-add it with 'hostdev-resolver map add {record.kind} {record.map} …' or drop the device from {domain}",
         )
     if not mapping.allows(domain):
-        return base.finding(
-            status="denied",
-            message=f"{record.map}: the mapping does not allow domain {domain!r}",
-            fix=f"add <allow domain='{domain}'/> to mapping {record.map!r}",
-        )
+        return _denied(base, record.map, domain)
     entries = _store_entries(mapping, record, node)
     if not entries:
         return base.finding(
