@@ -175,8 +175,3 @@ def read_resolution(doc: Document) -> Resolution | None:
                 fix="this domain was resolved by a newer hostdev-resolver; upgrade, or re-resolve",
             )
     return Resolution(_req(doc, el, "node"), tuple(records))
-
-
-def has_resolution_bytes(data: bytes) -> bool:
-    """Cheap pre-check used by the hook before parsing anything: does the namespace occur?"""
-    return HR_NS.encode() in data

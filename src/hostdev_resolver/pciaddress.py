@@ -151,6 +151,3 @@ class PciAddress:
             "slot": f"0x{self.slot:02x}",
             "function": f"0x{self.function:x}",
         }
-
-    def with_function(self, function: int) -> PciAddress:
-        return PciAddress(self.domain, self.bus, self.slot, function)

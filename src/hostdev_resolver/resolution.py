@@ -527,7 +527,3 @@ def _write_resolution(doc: Document, splicer: Splicer, resolution: Resolution) -
         splicer.insert_after(head[-1], wrapper)
     else:
         splicer.insert_first_child(doc.root, wrapper)
-
-
-def record_location(doc: Document, record: Record) -> Location:
-    return Location(doc.source, record.line)

@@ -261,9 +261,6 @@ class ScsiInventory:
         blocks = {d.block for d in paths if d.block}
         return next((m for m in self.multipaths if blocks & set(m.slaves)), None)
 
-    def multipath_by_uuid(self, uuid: str) -> MultipathMap | None:
-        return next((m for m in self.multipaths if m.uuid == uuid), None)
-
     def link_target(self, name: str) -> str | None:
         if self.links is None:
             return None

@@ -13,7 +13,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING
 
 from ..errors import ConflictError, Location, RefusedError
-from ..records import field, frozen, replace
+from ..records import field, frozen
 
 if TYPE_CHECKING:
     from ..pciaddress import PciAddress
@@ -124,9 +124,6 @@ class Device:
         if self.ref is None:
             return f"{name} (added)"
         return name
-
-    def with_address(self, address: PciAddress | None, multifunction: bool | None) -> Device:
-        return replace(self, address=address, multifunction=multifunction)
 
 
 @frozen
