@@ -503,7 +503,7 @@ def _allocate(data: bytes, source: str, session: Session) -> bytes:
         if session.ours.get("--spare-ports") or session.ours.get("--numa-aware"):
             raise UsageError("--spare-ports and --numa-aware need --policy tuned")
         return data
-    from .allocation import allocate_domain_xml
+    from .allocation import UnmodeledMachineError, allocate_domain_xml
     from .allocation.command import policy_from_args, recorded_host_numa
 
     spare = session.ours.get("--spare-ports")
@@ -521,7 +521,17 @@ def _allocate(data: bytes, source: str, session: Session) -> bytes:
         raise UsageError(f"--policy {args.policy!r}: choose libvirt or tuned")
     policy = policy_from_args(args)
     numa = recorded_host_numa(data, source)
-    return allocate_domain_xml(data, source, replace(policy, host_devices=numa) if numa else policy)
+    try:
+        return allocate_domain_xml(
+            data, source, replace(policy, host_devices=numa) if numa else policy
+        )
+    except UnmodeledMachineError as exc:
+        if policy.name != "libvirt":
+            raise
+        # libvirt's own assignment is what `--policy libvirt` promises: for a machine the
+        # allocator does not model, leaving the addresses to libvirt gives exactly that.
+        print(f"{PROG}: note: {exc.what}; libvirt assigns its addresses", file=sys.stderr)
+        return data
 
 
 # -- the commands ---------------------------------------------------------------------------

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import argparse
 from pathlib import Path
 
@@ -135,7 +137,7 @@ def test_tuned_numa_without_guest_cells_is_noted_not_refused() -> None:
             Q35.format(devices="").replace("q35", "virt"),
             (),
             1,
-            "machine type 'virt' is not supported",
+            "guest.xml:3: machine type 'virt' is not modelled",
         ),
         (
             Q35.format(
@@ -160,6 +162,8 @@ def test_command_errors_are_one_line_with_exit_code(
     assert got == code
     assert message in err
     assert err.count("\n") == 1 and "Traceback" not in err
+    # every refusal says which line of the domain it is about
+    assert code != 1 or re.search(r"guest\.xml:\d+: ", err), err
 
 
 def test_command_writes_output_file(tmp_path: Path) -> None:

@@ -21,7 +21,7 @@ from .model import (
     DomainDevices,
     MachineType,
     PciControllerOptions,
-    UnsupportedDomainError,
+    UnmodeledMachineError,
 )
 
 _KINDS = {k.value: k for k in DeviceKind if k is not DeviceKind.OTHER}
@@ -42,7 +42,7 @@ class DomainFile:
     doc: xmldoc.Document
     domain: DomainDevices
     elements: tuple[xmldoc.Element, ...]
-    devices_element: xmldoc.Element
+    devices_element: xmldoc.Element | None  # None: the domain has no <devices> yet
 
 
 def _uint(el: xmldoc.Element, name: str, doc: xmldoc.Document) -> int | None:
@@ -60,17 +60,29 @@ def _switch(el: xmldoc.Element | None, name: str) -> bool | None:
 
 
 def _nodeset(text: str, where: Location) -> frozenset[int]:
+    """virBitmapParse(): 'N', 'N-M' and '^N' (exclusion), comma-separated, in order."""
     nodes: set[int] = set()
     for part in text.split(","):
         part = part.strip()
-        match = re.fullmatch(r"(\d+)(?:-(\d+))?", part)
+        match = re.fullmatch(r"(\^)?\s*(\d+)(?:\s*-\s*(\d+))?", part)
         if match is None:
             raise InputError(
-                f"nodeset {text!r} is not a list of NUMA nodes", where=where, fix="write e.g. 0-1,3"
+                f"nodeset {text!r} is not a list of NUMA nodes",
+                where=where,
+                fix="write e.g. 0-1,3 or 1-7,^6",
             )
-        low = int(match.group(1))
-        high = int(match.group(2) or low)
-        nodes.update(range(low, high + 1))
+        low = int(match.group(2))
+        high = int(match.group(3) or low)
+        if high < low:
+            raise InputError(
+                f"nodeset {text!r}: range {part!r} runs backwards",
+                where=where,
+                fix="write LOW-HIGH",
+            )
+        if match.group(1):
+            nodes.difference_update(range(low, high + 1))
+        else:
+            nodes.update(range(low, high + 1))
     return frozenset(nodes)
 
 
@@ -230,29 +242,31 @@ def read_domain(data: bytes, source: str) -> DomainFile:
     type_el = os_el.find("type") if os_el is not None else None
     machine = type_el.get("machine") if type_el is not None else None
     arch = type_el.get("arch") if type_el is not None else None
+    line = next(e for e in (type_el, os_el, root) if e is not None).line
     if arch not in (None, "x86_64", "i686"):
-        raise UnsupportedDomainError(
-            f"architecture {arch!r} is not supported (x86_64 pc and q35 only)",
+        raise UnmodeledMachineError(
+            f"architecture {arch!r} is not modelled: the allocator knows libvirt 9.0's PCI "
+            "layout of x86_64/i686 pc and q35 machines only",
             source,
-            type_el.line if type_el is not None else None,
+            line,
+            fix=_UNMODELLED_FIX.get(arch or "", _UNMODELLED_FIX[""]),
         )
     family = MachineType.from_machine(machine)
     if family is None:
-        raise UnsupportedDomainError(
-            f"machine type {machine!r} is not supported (x86_64 pc and q35 only)",
+        raise UnmodeledMachineError(
+            f"machine type {machine!r} is not modelled: the allocator knows libvirt 9.0's PCI "
+            "layout of pc (i440fx) and q35 machines only",
             source,
-            type_el.line if type_el is not None else None,
+            line,
+            fix="let libvirt assign the addresses (virsh define), or use a pc or q35 machine",
         )
     devices_el = root.find("devices")
-    if devices_el is None:
-        raise InputError(
-            "the domain has no <devices> element",
-            where=doc.where(root),
-            fix="add <devices> with the guest's devices",
-        )
+    features = root.find("features")
+    acpi = features is not None and features.find("acpi") is not None
     elements: list[xmldoc.Element] = []
     devices: list[Device] = []
-    for el in devices_el.children:
+    # A domain without <devices> is valid: libvirt adds the implicit ones.
+    for el in devices_el.children if devices_el is not None else ():
         dev = _device(el, len(elements), doc)
         if dev is None:
             continue
@@ -279,8 +293,27 @@ def read_domain(data: bytes, source: str) -> DomainFile:
         numa_cells=tuple(cells),
         cell_host_nodes=tuple(cell_nodes),
         source=source,
+        acpi=acpi,
+        line=(devices_el if devices_el is not None else root).line,
     )
     return DomainFile(doc, domain, tuple(elements), devices_el)
+
+
+# What modelling another architecture would take (the libvirt 9.0 code to follow).
+_UNMODELLED_FIX = {
+    "aarch64": "aarch64 'virt' needs its pcie-root with virtio-mmio fallback "
+    "(qemuDomainPrimeVirtioDeviceAddresses) and no PIIX3/ICH9 reservations; "
+    "until then let libvirt assign the addresses (virsh define)",
+    "ppc64": "pSeries needs spapr-pci-host-bridge PHBs, spapr-vio addresses and "
+    "targetIndex defaults; until then let libvirt assign the addresses (virsh define)",
+    "ppc64le": "pSeries needs spapr-pci-host-bridge PHBs, spapr-vio addresses and "
+    "targetIndex defaults; until then let libvirt assign the addresses (virsh define)",
+    "s390x": "s390x needs CCW addresses and zPCI uid/fid extensions; "
+    "until then let libvirt assign the addresses (virsh define)",
+    "": "let libvirt assign the addresses (virsh define); modelling this architecture "
+    "needs its root bus, chipset reservations and virtio transport rules from "
+    "libvirt's qemu_domain_address.c",
+}
 
 
 # -- writing ---------------------------------------------------------------------
@@ -421,6 +454,11 @@ def write_allocation(domain_file: DomainFile, allocation: Allocation) -> bytes:
                 pending.append(node)
         _add_children(splicer, doc, el, pending)
     devices_el = domain_file.devices_element
+    if devices_el is None:
+        added = [device_node(dev) for dev in allocation.added]
+        if added:
+            _add_children(splicer, doc, doc.root, [xmldoc.Node("devices", {}, added)])
+        return splicer.apply()
     controllers = devices_el.findall("controller")
     tail: list[xmldoc.Node] = []
     for dev in allocation.added:

@@ -36,6 +36,7 @@ from .model import (
     DeviceKind,
     DomainDevices,
     InvalidAddressError,
+    LibvirtRefusalError,
     MachineType,
     PciControllerOptions,
     UnsatisfiableError,
@@ -43,7 +44,7 @@ from .model import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Callable, Iterable
 
 # virDomainPCIConnectFlags (src/conf/domain_addr.h). Plain ints: this code runs
 # per device per bus, and enum.Flag arithmetic is an order of magnitude slower.
@@ -128,9 +129,42 @@ _VIDEO_PCI = {"vga", "cirrus", "vmvga", "xen", "vbox", "qxl", "parallels"}
 _SOUND_PCI = {"es1370", "ac97", "ich6", "ich9"}
 _VIRTIO = {"virtio", "virtio-non-transitional", ""}
 
-# PCI-capable devices we do not model; libvirt would place them, so we refuse
-# rather than produce a layout libvirt would not.
-_UNSUPPORTED_ELEMENTS = {"panic", "iommu", "memory", "crypto"}
+# virDomainNetModel of libvirt 9.0 (src/conf/domain_conf.c), parsed case-insensitively.
+# A model outside this list is kept as a plain string with the enum value UNKNOWN, and
+# qemuDomainDeviceCalculatePCIConnectFlags() gives UNKNOWN the *PCI Express* flags (it
+# stands for hostdev network pools). So on q35 ne2k_pci, pcnet, i82559er or igb (added
+# in 9.3) get their own pcie-root-port, while rtl8139, e1000, vmxnet3... need a
+# conventional PCI slot behind a pcie-to-pci-bridge.
+_NET_MODELS_9_0 = frozenset(
+    m.casefold()
+    for m in (
+        "netfront",
+        "rtl8139",
+        "virtio",
+        "e1000",
+        "e1000e",
+        "virtio-transitional",
+        "virtio-non-transitional",
+        "usb-net",
+        "spapr-vlan",
+        "lan9118",
+        "scm91c111",
+        "vlance",
+        "vmxnet",
+        "vmxnet2",
+        "vmxnet3",
+        "Am79C970A",
+        "Am79C973",
+        "82540EM",
+        "82545EM",
+        "82543GC",
+    )
+)
+# qemuDomainAssignDevicePCISlots() skips these sound models (ISA, PC speaker, USB);
+# every other one is given a slot, ich7 included although its connect flags are 0,
+# which is why libvirt 9.0 refuses an ich7 sound device on every x86 machine.
+_SOUND_NOT_PCI = {"sb16", "pcspk", "usb"}
+_MEMORY_PCI = {"virtio-pmem", "virtio-mem"}
 
 
 @frozen
@@ -250,13 +284,13 @@ class _AddressSet:
         self.engine = engine
         self.buses = [_Bus() for _ in range(nbuses)]
         self.dry_run = dry_run
-        self.owners: dict[tuple[int, int, int], str] = {}
+        self.owners: dict[tuple[int, int, int], tuple[str, int | None]] = {}
         # (flags, function) -> (bus, slot) before which nothing can fit any more:
         # slots only ever fill up, so a search may resume where the last one stopped.
         self._resume: dict[tuple[int, int], tuple[int, int]] = {}
 
     # virDomainPCIAddressSetGrow()
-    def grow(self, bus: int, flags: int) -> int:
+    def grow(self, bus: int, flags: int, asker: Device | None = None) -> int:
         add = bus - len(self.buses) + 1
         if add <= 0:
             return bus
@@ -273,10 +307,7 @@ class _AddressSet:
         elif flags & (PCIE_DEVICE | PCIE_SWITCH_UPSTREAM_PORT):
             model = "pcie-root-port"
         else:
-            raise UnsatisfiableError(
-                "no PCI slot is left for a PCI controller, and libvirt cannot add one automatically",
-                self.engine.source,
-            )
+            raise self.engine.cannot_grow(flags, asker)
         first = len(self.buses)
         self.buses.extend(_Bus() for _ in range(add))
         i = first
@@ -320,28 +351,34 @@ class _AddressSet:
     ) -> None:
         """virDomainPCIAddressReserveAddrInternal()."""
         if self.dry_run:
-            self.grow(addr.bus, flags)
+            self.grow(addr.bus, flags, device)
         why = self.validate(addr, flags, from_config)
         if why is not None:
-            if device is not None:
+            if device is not None and from_config:
                 raise InvalidAddressError(device, why, self.engine.source)
-            raise UnsatisfiableError(f"{owner}: {why}", self.engine.source)
+            raise UnsatisfiableError(
+                f"{owner}: {why}",
+                self.engine.source,
+                device.line if device is not None else self.engine.line,
+            )
         bus = self.buses[addr.bus]
         key = (addr.bus, addr.slot, addr.function)
         if bus.functions[addr.slot] & (1 << addr.function):
+            first, first_line = self.owners.get(key, ("another device", None))
+            line = device.line if device is not None else None
             raise AddressConflictError(
                 addr,
-                self.owners.get(key, "another device"),
+                first,
                 owner,
                 self.engine.source,
-                device.line if device is not None else None,
+                next((n for n in (line, first_line, self.engine.line) if n is not None), None),
             )
         if not bus.functions[addr.slot] and flags & AGGREGATE_SLOT:
             bus.aggregate[addr.slot] = True
         bus.functions[addr.slot] |= 1 << addr.function
-        self.owners[key] = owner
+        self.owners[key] = (owner, device.line if device is not None else None)
 
-    def next_address(self, flags: int, function: int) -> PciAddress:
+    def next_address(self, flags: int, function: int, asker: Device | None = None) -> PciAddress:
         """virDomainPCIAddressGetNextAddr() (isolation groups are all 0 on x86)."""
         want = 0 if function == -1 else function
         start_bus, start_slot = self._resume.get((flags, function), (0, -1))
@@ -371,15 +408,22 @@ class _AddressSet:
                                 return PciAddress(0, bus_index, slot, fn)
                 slot += 1
         if not self.dry_run:
-            raise UnsatisfiableError("no more free guest PCI slots", self.engine.source)
+            what = asker.label if asker is not None else "a device"
+            raise UnsatisfiableError(
+                f"no free guest PCI slot is left for {what}",
+                self.engine.source,
+                asker.line if asker is not None else self.engine.line,
+            )
         self._resume[(flags, function)] = (len(self.buses), -1)
-        bus_index = self.grow(len(self.buses), flags)
+        bus_index = self.grow(len(self.buses), flags, asker)
         return PciAddress(0, bus_index, self.buses[bus_index].min_slot, want)
 
-    def reserve_next(self, flags: int, owner: str, function: int = -1) -> PciAddress:
+    def reserve_next(
+        self, flags: int, owner: str, function: int = -1, asker: Device | None = None
+    ) -> PciAddress:
         """virDomainPCIAddressReserveNextAddr()."""
-        addr = self.next_address(flags, function)
-        self.reserve(addr, flags, owner, False)
+        addr = self.next_address(flags, function, asker)
+        self.reserve(addr, flags, owner, False, asker)
         return addr
 
 
@@ -404,6 +448,8 @@ class _Engine:
     def __init__(self, domain: DomainDevices, options: EngineOptions) -> None:
         self.machine = domain.machine
         self.source = domain.source
+        self.line = domain.line
+        self.acpi = domain.acpi
         self.options = options
         q35 = self.machine is MachineType.Q35
         auto = AUTOASSIGN
@@ -491,15 +537,19 @@ class _Engine:
     def _post_parse(self, domain: DomainDevices) -> None:
         q35 = self.machine is MachineType.Q35
         disks: list[_Work] = []
+        has_serial = any(d.kind is DeviceKind.SERIAL for d in domain.devices)
+        first_console = True
         for dev in domain.devices:
-            if (
-                dev.kind is DeviceKind.OTHER
-                and dev.model in _UNSUPPORTED_ELEMENTS
-                and dev.address is None
-            ):
-                raise UnsupportedDomainError(
-                    f"<{dev.model}> devices are not placed by this allocator", self.source, dev.line
-                )
+            if dev.kind is DeviceKind.IOMMU:
+                self._validate_iommu(dev)
+            if dev.kind is DeviceKind.CONSOLE:
+                # virDomainSkipBackcompatConsole(): the first <console> of target type
+                # serial *is* serial 0 (libvirt copies serial 0 into it), so its address
+                # is serial 0's and is neither collected nor assigned a second time.
+                backcompat = first_console and has_serial and dev.type in ("", "serial")
+                first_console = False
+                if backcompat:
+                    continue
             work = _Work(dev, self._normalized_model(dev))
             if dev.kind is DeviceKind.DISK:
                 self._insert_parsed_disk(disks, work)
@@ -588,11 +638,14 @@ class _Engine:
                 return pci if model == "virtio-transitional" else virtio
             return 0
         if kind is DeviceKind.INTERFACE:
-            if model == "usb-net":
+            net = model.casefold()
+            if net not in _NET_MODELS_9_0:
+                return pcie  # VIR_DOMAIN_NET_MODEL_UNKNOWN
+            if net == "usb-net":
                 return 0
-            if model in ("virtio", "virtio-non-transitional"):
+            if net in ("virtio", "virtio-non-transitional"):
                 return virtio
-            if model in ("e1000e", "igb"):
+            if net == "e1000e":
                 return pcie
             return pci
         if kind is DeviceKind.SOUND:
@@ -631,6 +684,13 @@ class _Engine:
             return pci if dev.type == "virtio-transitional" else virtio
         if kind is DeviceKind.SERIAL:
             return pci if model == "pci-serial" else 0
+        if kind is DeviceKind.IOMMU:
+            # virtio-iommu-pci must sit on the root bus (INTEGRATED): 00:02.0 and up
+            return virtio | INTEGRATED if model == "virtio" else 0
+        if kind is DeviceKind.MEMORY:
+            return virtio if model in _MEMORY_PCI else 0
+        # <panic>: libvirt 9.0 has no PCI panic model (pvpanic-pci came in 9.1);
+        # <crypto>: libvirt 9.0's parser does not know the element and drops it.
         return 0
 
     # -- the passes ------------------------------------------------------------
@@ -791,7 +851,7 @@ class _Engine:
                     break
 
     def _reserve_next(self, addrs: _AddressSet, w: _Work, function: int = -1) -> PciAddress:
-        addr = addrs.reserve_next(w.flags, w.label, function)
+        addr = addrs.reserve_next(w.flags, w.label, function, w.dev)
         if not addrs.dry_run:
             w.address = addr
         return addr
@@ -801,33 +861,49 @@ class _Engine:
         for c in self.controllers:
             if c.dev.type == "pci" and c.model not in ("pci-root", "pcie-root") and c.wanted:
                 self._reserve_next(addrs, c)
+        # Unlike the connect flags, these filters are libvirt's own skip lists: a device
+        # that passes one is given a slot even when its connect flags are 0, and then
+        # libvirt refuses the domain (see cannot_grow()).
         self._assign_kind(addrs, DeviceKind.FILESYSTEM)
-        self._assign_kind(addrs, DeviceKind.INTERFACE)
-        for s in self._of(DeviceKind.SOUND):
-            if s.wanted and s.flags:
-                self._reserve_next(addrs, s)
+        # spapr-vlan NICs get a spapr-vio address on every architecture
+        # (qemuDomainAssignSpaprVIOAddresses), so they never want a PCI one
+        self._assign_kind(addrs, DeviceKind.INTERFACE, lambda w: w.model != "spapr-vlan")
+        self._assign_kind(addrs, DeviceKind.SOUND, lambda w: w.model not in _SOUND_NOT_PCI)
         for c in self.controllers:
             self._assign_device_controller(addrs, c)
-        self._assign_kind(addrs, DeviceKind.DISK)
+        for d in self._of(DeviceKind.DISK):
+            if d.dev.model != "virtio" or d.address is not None:
+                continue
+            if d.dev.other_address not in (None, "ccw", "virtio-mmio"):
+                raise LibvirtRefusalError(
+                    f"{d.label}: virtio disk cannot have an address of type '{d.dev.other_address}'",
+                    self.source,
+                    d.dev.line,
+                    "remove the <address> or give it type='pci'",
+                )
+            if d.wanted:
+                self._reserve_next(addrs, d)
         hostdevs = [w for w in self._of(DeviceKind.HOSTDEV) if w.dev.model == "interface"]
         hostdevs += [w for w in self._of(DeviceKind.HOSTDEV) if w.dev.model != "interface"]
         for h in hostdevs:
             if h.dev.ref is not None and h.dev.ref in self.followers:
                 continue
-            if h.wanted and h.flags:
+            pci_kind = h.dev.type in ("pci", "scsi_host") or (
+                h.dev.type == "mdev" and h.dev.model == "vfio-pci"
+            )
+            if h.wanted and pci_kind:
                 leader = self._reserve_next(addrs, h)
                 self._place_followers(addrs, h, leader)
-        for kind in (
-            DeviceKind.MEMBALLOON,
-            DeviceKind.RNG,
-            DeviceKind.WATCHDOG,
-            DeviceKind.VIDEO,
-            DeviceKind.SHMEM,
-            DeviceKind.INPUT,
-            DeviceKind.SERIAL,
-            DeviceKind.VSOCK,
-        ):
-            self._assign_kind(addrs, kind)
+        self._assign_kind(addrs, DeviceKind.MEMBALLOON, lambda w: w.model != "none")
+        self._assign_kind(addrs, DeviceKind.RNG)
+        self._assign_kind(addrs, DeviceKind.WATCHDOG, lambda w: w.model == "i6300esb")
+        self._assign_kind(addrs, DeviceKind.VIDEO, lambda w: w.model not in ("none", "ramfb"))
+        self._assign_kind(addrs, DeviceKind.SHMEM)
+        self._assign_kind(addrs, DeviceKind.INPUT, lambda w: w.dev.model == "virtio")
+        self._assign_kind(addrs, DeviceKind.SERIAL, lambda w: w.model == "pci-serial")
+        self._assign_kind(addrs, DeviceKind.IOMMU, lambda w: w.model == "virtio")
+        self._assign_kind(addrs, DeviceKind.VSOCK)
+        self._assign_kind(addrs, DeviceKind.MEMORY, lambda w: w.model in _MEMORY_PCI)
 
     def _place_followers(self, addrs: _AddressSet, leader: _Work, addr: PciAddress) -> None:
         for follower, function in self.leaders.get(id(leader), ()):
@@ -836,14 +912,60 @@ class _Engine:
             if not addrs.dry_run:
                 follower.address = target
 
-    def _assign_kind(self, addrs: _AddressSet, kind: DeviceKind) -> None:
+    def _assign_kind(
+        self, addrs: _AddressSet, kind: DeviceKind, placed: Callable[[_Work], bool] | None = None
+    ) -> None:
         for w in self._of(kind):
-            if w.wanted and w.flags:
+            if w.wanted and (placed is None or placed(w)):
                 self._reserve_next(addrs, w)
+
+    def cannot_grow(self, flags: int, asker: Device | None) -> LibvirtRefusalError:
+        """virDomainPCIAddressSetGrow()'s refusal, in libvirt's words.
+
+        libvirt only grows buses for PCI and PCIe endpoints (and upstream switch ports);
+        anything else that finds no slot, a device whose connect flags are 0 or a PCI
+        controller with nothing to plug into, ends the define. The flags are printed in
+        libvirt's numbering (domain_addr.h: AUTOASSIGN 0x1, HOTPLUGGABLE 0x2, the
+        connection types from 0x10 up): 00 for a device with no PCI connection, 2000
+        for a pcie-to-pci-bridge.
+        """
+        theirs = (flags & TYPES_MASK) << 4
+        theirs |= (1 if flags & AUTOASSIGN else 0) | (2 if flags & HOTPLUGGABLE else 0)
+        who = f"{asker.label}: " if asker is not None else ""
+        controller = flags & TYPES_MASK & ~TYPES_ENDPOINT
+        return LibvirtRefusalError(
+            f"{who}libvirt 9.0 refuses the domain: Cannot automatically add a new PCI bus "
+            f"for a device with connect flags {theirs:02x}",
+            self.source,
+            asker.line if asker is not None else self.line,
+            "add the controller it plugs into (e.g. a pcie-root-port) or free a slot"
+            if controller
+            else "libvirt 9.0 gives this device model no PCI connection: choose another "
+            "model or remove the device",
+        )
+
+    def _validate_iommu(self, dev: Device) -> None:
+        """qemuValidateDomainDeviceDefIOMMU() for the x86 machines."""
+        why = None
+        if dev.model == "virtio" and self.machine is not MachineType.Q35:
+            why = "IOMMU device: 'virtio' is only supported with Q35 and ARM Virt machines"
+        elif dev.model == "virtio" and not self.acpi:
+            why = "IOMMU device: 'virtio' requires ACPI"
+        elif dev.model == "intel" and self.machine is not MachineType.Q35:
+            why = "IOMMU device: 'intel' is only supported with Q35 machines"
+        if why is not None:
+            raise LibvirtRefusalError(
+                f"libvirt 9.0 refuses the domain: {why}",
+                self.source,
+                dev.line,
+                "use a q35 machine with <features><acpi/></features>, or remove the <iommu>",
+            )
 
     def _assign_device_controller(self, addrs: _AddressSet, c: _Work) -> None:
         t = c.dev.type
-        if t in ("pci", "fdc", "ccid") or not c.flags or not c.wanted:
+        if t in ("pci", "fdc", "ccid") or not c.wanted:
+            return
+        if t == "scsi" and c.model == "ncr53c90":
             return
         if t == "usb" and c.model == "none":
             return

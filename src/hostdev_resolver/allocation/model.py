@@ -61,6 +61,10 @@ class DeviceKind(StrEnum):
     CHANNEL = "channel"
     CONSOLE = "console"
     VSOCK = "vsock"
+    IOMMU = "iommu"
+    MEMORY = "memory"  # <memory model='virtio-mem|virtio-pmem|dimm|nvdimm'>
+    PANIC = "panic"
+    CRYPTO = "crypto"
     GRAPHICS = "graphics"
     OTHER = "other"
 
@@ -136,6 +140,8 @@ class DomainDevices:
     # guest cell id -> host NUMA nodes its memory is bound to (<numatune><memnode>)
     cell_host_nodes: tuple[tuple[int, frozenset[int]], ...] = ()
     source: str | None = None  # file name for messages
+    acpi: bool = False  # <features><acpi/></features>
+    line: int | None = None  # line of <devices> (or <domain>) for domain-wide messages
 
 
 @frozen
@@ -238,9 +244,27 @@ class UnsatisfiableError(RefusedError):
 class UnsupportedDomainError(RefusedError):
     """The domain uses something this allocator does not model (exit 1)."""
 
-    def __init__(self, what: str, source: str | None, line: int | None = None) -> None:
+    def __init__(
+        self, what: str, source: str | None, line: int | None = None, fix: str | None = None
+    ) -> None:
         super().__init__(
             what,
             where=Location(source, line),
-            fix="let libvirt assign this domain's addresses (virsh define), or give the device an <address>",
+            fix=fix
+            or "let libvirt assign this domain's addresses (virsh define), or give the device an <address>",
         )
+
+
+class UnmodeledMachineError(UnsupportedDomainError):
+    """An architecture or machine type whose PCI layout this allocator does not know (exit 1).
+
+    For `--policy libvirt` called implicitly (hostdev-virsh), the caller may leave the
+    domain to libvirt untouched: that is exactly what libvirt would do with it.
+    """
+
+
+class LibvirtRefusalError(RefusedError):
+    """libvirt 9.0 itself refuses to define this domain; the message is libvirt's (exit 1)."""
+
+    def __init__(self, what: str, source: str | None, line: int | None, fix: str) -> None:
+        super().__init__(what, where=Location(source, line), fix=fix)
