@@ -540,8 +540,6 @@ class _Engine:
         has_serial = any(d.kind is DeviceKind.SERIAL for d in domain.devices)
         first_console = True
         for dev in domain.devices:
-            if dev.kind is DeviceKind.IOMMU:
-                self._validate_iommu(dev)
             if dev.kind is DeviceKind.CONSOLE:
                 # virDomainSkipBackcompatConsole(): the first <console> of target type
                 # serial *is* serial 0 (libvirt copies serial 0 into it), so its address
@@ -1045,7 +1043,53 @@ class _Engine:
         self._assign_slots(addrs)
         self._set_multifunction()
         self._controller_defaults()
+        self._validate()
         return self.works
+
+    def _validate(self) -> None:
+        """The refusals of libvirt 9.0's define-time validation that domains with PCI
+        devices run into; they come after address assignment (post-parse), so a
+        domain libvirt cannot address is refused for that first."""
+        usb_off = any(c.dev.type == "usb" and c.model == "none" for c in self.controllers)
+        videos = [w for w in self._of(DeviceKind.VIDEO)]
+        primary = next((v for v in videos if v.dev.primary), videos[0] if videos else None)
+        for w in self.works:
+            dev = w.dev
+            if dev.kind is DeviceKind.IOMMU:
+                self._validate_iommu(dev)
+            elif dev.kind is DeviceKind.VIDEO and w is not primary:
+                # qemuValidateDomainDeviceDefVideo(): QEMU has no secondary VGA devices
+                if w.model not in ("qxl", "virtio"):
+                    raise LibvirtRefusalError(
+                        f"{w.label}: libvirt 9.0 refuses the domain: video type "
+                        f"'{w.model}' is only valid as primary video device",
+                        self.source,
+                        dev.line,
+                        "make it the first <video> (or primary='yes'), or use qxl or virtio",
+                    )
+            elif usb_off and self._is_usb_device(w):
+                # virDomainDefValidateInternal() -> virDomainDefCheckUSB...
+                raise LibvirtRefusalError(
+                    f"{w.label}: libvirt 9.0 refuses the domain: USB is disabled for this "
+                    "domain, but USB devices are present in the domain XML",
+                    self.source,
+                    dev.line,
+                    "remove <controller type='usb' model='none'/> or the USB device",
+                )
+
+    @staticmethod
+    def _is_usb_device(w: _Work) -> bool:
+        dev = w.dev
+        kind = dev.kind
+        if kind is DeviceKind.INPUT or kind is DeviceKind.DISK:
+            return dev.model == "usb"  # the input's or disk's bus
+        if kind is DeviceKind.SOUND:
+            return w.model == "usb"
+        if kind is DeviceKind.INTERFACE:
+            return w.model.casefold() == "usb-net"
+        if kind is DeviceKind.HOSTDEV:
+            return dev.type == "usb"
+        return kind is DeviceKind.OTHER and dev.model in ("redirdev", "hub")
 
     def _set_multifunction(self) -> None:
         """virDomainPCIAddressSetAllMulti()."""
