@@ -20,6 +20,7 @@ import argparse
 import difflib
 import io
 import os
+import re
 import shlex
 import sys
 from collections.abc import Iterator
@@ -166,3 +167,26 @@ def test_stdout_when_no_output_file(
     assert run_allocate(_args(case)) == 0
     sys.stdout.flush()
     assert buffer.getvalue() == (case / "expected.xml").read_bytes()
+
+
+def _libvirt_refusal_cases() -> list[str]:
+    return [
+        c
+        for c in CASES
+        if (GOLDEN / c / "expected.err").exists()
+        and "libvirt 9.0 refuses the domain" in (GOLDEN / c / "expected.err").read_text()
+    ]
+
+
+@pytest.mark.daemon
+@pytest.mark.parametrize("name", _libvirt_refusal_cases())
+def test_golden_refusals_are_libvirts(name: str, conn: object) -> None:
+    """A domain we refuse "because libvirt does" is one libvirtd refuses, for that reason."""
+    import libvirt
+
+    source = (GOLDEN / name / "input.xml").read_text()
+    with pytest.raises(libvirt.libvirtError) as refused:
+        dom = conn.defineXML(source)  # type: ignore[attr-defined]
+        dom.undefine()
+    reason = re.sub(r"^[a-z ]+: ", "", str(refused.value))
+    assert reason in (GOLDEN / name / "expected.err").read_text()
