@@ -204,6 +204,21 @@ class _Work:
         return self.dev.label
 
 
+def _slot_address(bus: int, slot: int, function: int) -> PciAddress:
+    """A domain-0 address the search found: slot <= 31 and function <= 7 by construction,
+    so only the bus needs PciAddress's range check. Building it without the check is
+    most of what an address costs in a 256-device guest."""
+    if bus > 0xFF:
+        return PciAddress(0, bus, slot, function)  # raises: out of range
+    address = object.__new__(PciAddress)
+    address.__dict__.update(domain=0, bus=bus, slot=slot, function=function)
+    return address
+
+
+def _name(owner: str | _Work) -> str:
+    return owner if isinstance(owner, str) else owner.label
+
+
 class _Bus:
     __slots__ = ("aggregate", "flags", "functions", "max_slot", "min_slot", "model")
 
@@ -284,7 +299,8 @@ class _AddressSet:
         self.engine = engine
         self.buses = [_Bus() for _ in range(nbuses)]
         self.dry_run = dry_run
-        self.owners: dict[tuple[int, int, int], tuple[str, int | None]] = {}
+        # who holds each function; labels are made only for a message (they cost)
+        self.owners: dict[tuple[int, int, int], str | _Work] = {}
         # (flags, function) -> (bus, slot) before which nothing can fit any more:
         # slots only ever fill up, so a search may resume where the last one stopped.
         self._resume: dict[tuple[int, int], tuple[int, int]] = {}
@@ -345,7 +361,7 @@ class _AddressSet:
         self,
         addr: PciAddress,
         flags: int,
-        owner: str,
+        owner: str | _Work,
         from_config: bool,
         device: Device | None = None,
     ) -> None:
@@ -357,26 +373,27 @@ class _AddressSet:
             if device is not None and from_config:
                 raise InvalidAddressError(device, why, self.engine.source)
             raise UnsatisfiableError(
-                f"{owner}: {why}",
+                f"{_name(owner)}: {why}",
                 self.engine.source,
                 device.line if device is not None else self.engine.line,
             )
         bus = self.buses[addr.bus]
         key = (addr.bus, addr.slot, addr.function)
         if bus.functions[addr.slot] & (1 << addr.function):
-            first, first_line = self.owners.get(key, ("another device", None))
+            first = self.owners.get(key, "another device")
+            first_line = first.dev.line if isinstance(first, _Work) else None
             line = device.line if device is not None else None
             raise AddressConflictError(
                 addr,
-                first,
-                owner,
+                _name(first),
+                _name(owner),
                 self.engine.source,
                 next((n for n in (line, first_line, self.engine.line) if n is not None), None),
             )
         if not bus.functions[addr.slot] and flags & AGGREGATE_SLOT:
             bus.aggregate[addr.slot] = True
         bus.functions[addr.slot] |= 1 << addr.function
-        self.owners[key] = (owner, device.line if device is not None else None)
+        self.owners[key] = owner
 
     def next_address(self, flags: int, function: int, asker: Device | None = None) -> PciAddress:
         """virDomainPCIAddressGetNextAddr() (isolation groups are all 0 on x86)."""
@@ -396,16 +413,16 @@ class _AddressSet:
                 used = functions[slot]
                 if not used:
                     self._resume[(flags, function)] = (bus_index, slot)
-                    return PciAddress(0, bus_index, slot, want)
+                    return _slot_address(bus_index, slot, want)
                 if flags & AGGREGATE_SLOT and aggregate[slot]:
                     if not used & (1 << want):
                         self._resume[(flags, function)] = (bus_index, slot)
-                        return PciAddress(0, bus_index, slot, want)
+                        return _slot_address(bus_index, slot, want)
                     if function == -1:
                         for fn in range(8):
                             if not used & (1 << fn):
                                 self._resume[(flags, function)] = (bus_index, slot)
-                                return PciAddress(0, bus_index, slot, fn)
+                                return _slot_address(bus_index, slot, fn)
                 slot += 1
         if not self.dry_run:
             what = asker.label if asker is not None else "a device"
@@ -416,10 +433,10 @@ class _AddressSet:
             )
         self._resume[(flags, function)] = (len(self.buses), -1)
         bus_index = self.grow(len(self.buses), flags, asker)
-        return PciAddress(0, bus_index, self.buses[bus_index].min_slot, want)
+        return _slot_address(bus_index, self.buses[bus_index].min_slot, want)
 
     def reserve_next(
-        self, flags: int, owner: str, function: int = -1, asker: Device | None = None
+        self, flags: int, owner: str | _Work, function: int = -1, asker: Device | None = None
     ) -> PciAddress:
         """virDomainPCIAddressReserveNextAddr()."""
         addr = self.next_address(flags, function, asker)
@@ -463,6 +480,7 @@ class _Engine:
         self.followers = {f: (leader, fn) for f, leader, fn in options.followers}
         self.leaders: dict[int, list[tuple[_Work, int]]] = {}
         self._disk_keys: dict[int, int | None] = {}
+        self._by_kind: dict[DeviceKind, list[_Work]] | None = None
         self._post_parse(domain)
 
     # -- post-parse: what libvirt adds and defaults before addresses ---------
@@ -519,6 +537,7 @@ class _Engine:
     def _add(self, dev: Device) -> _Work:
         work = _Work(dev, self._normalized_model(dev))
         self.works.append(work)
+        self._by_kind = None
         if dev.kind is DeviceKind.CONTROLLER:
             self.controllers.append(work)
         return work
@@ -599,6 +618,7 @@ class _Engine:
                 self._maybe_add_controller("virtio-serial", w.dev.attach_controller or 0)
         for w in self.works:
             w.flags = self._connect_flags(w)
+        self._by_kind = None
 
     def _disk_controller(self, dev: Device) -> int:
         if dev.attach_controller is not None:
@@ -694,7 +714,12 @@ class _Engine:
     # -- the passes ------------------------------------------------------------
 
     def _of(self, kind: DeviceKind) -> Iterable[_Work]:
-        return (w for w in self.works if w.dev.kind is kind)
+        if self._by_kind is None:
+            by_kind: dict[DeviceKind, list[_Work]] = {}
+            for w in self.works:
+                by_kind.setdefault(w.dev.kind, []).append(w)
+            self._by_kind = by_kind
+        return self._by_kind.get(kind, ())
 
     def _iterate_order(self) -> list[_Work]:
         """virDomainDeviceInfoIterate() order (used when collecting given addresses)."""
@@ -761,7 +786,7 @@ class _Engine:
                 continue
             if self._piix3_integrated(w):
                 continue
-            addrs.reserve(w.address, w.flags or PCI_DEVICE, w.label, True, w.dev)
+            addrs.reserve(w.address, w.flags or PCI_DEVICE, w, True, w.dev)
         return addrs
 
     def _place_fixed(self, w: _Work, addr: PciAddress, must: str) -> None:
@@ -786,7 +811,7 @@ class _Engine:
         if addrs.slot_in_use(0, slot):
             self._reserve_next(addrs, primary)
         else:
-            addrs.reserve(tmp, flags, primary.label, True)
+            addrs.reserve(tmp, flags, primary, True)
             primary.address = tmp
 
     def _validate_chipset(self, addrs: _AddressSet) -> None:
@@ -807,7 +832,7 @@ class _Engine:
                 self._place_fixed(c, addr, "the PIIX3 USB controller")
             else:
                 continue
-            addrs.reserve(addr, flags, c.label, True, c.dev)
+            addrs.reserve(addr, flags, c, True, c.dev)
         addrs.reserve(PciAddress(0, 0, 1, 0), flags, "the PIIX3 ISA bridge (00:01.0)", True)
         addrs.reserve(PciAddress(0, 0, 1, 3), flags, "the PIIX3 ACPI bridge (00:01.3)", True)
         # QEMU puts the first VGA in the first free slot after the PIIX3: slot 2
@@ -824,7 +849,7 @@ class _Engine:
                 for slot in (0x1D, 0x1A):  # where real ICH9 hardware has its USB2 controllers
                     if not addrs.slot_in_use(0, slot):
                         addr = PciAddress(0, 0, slot, 0)
-                        addrs.reserve(addr, flags, c.label, True)
+                        addrs.reserve(addr, flags, c, True)
                         c.address, c.multi = addr, True
                         break
             elif (
@@ -834,7 +859,7 @@ class _Engine:
                 and not addrs.slot_in_use(0, 0x1E)
             ):
                 addr = PciAddress(0, 0, 0x1E, 0)
-                addrs.reserve(addr, flags, c.label, True)
+                addrs.reserve(addr, flags, c, True)
                 c.address = addr
         addrs.reserve(PciAddress(0, 0, 0x1F, 0), flags, "the ICH9 LPC/ISA bridge (00:1f.0)", True)
         addrs.reserve(PciAddress(0, 0, 0x1F, 3), flags, "the ICH9 SMBus controller (00:1f.3)", True)
@@ -844,12 +869,12 @@ class _Engine:
             for s in self._of(DeviceKind.SOUND):
                 if s.model == "ich9" and s.wanted:
                     addr = PciAddress(0, 0, 0x1B, 0)
-                    addrs.reserve(addr, flags, s.label, True)
+                    addrs.reserve(addr, flags, s, True)
                     s.address = addr
                     break
 
     def _reserve_next(self, addrs: _AddressSet, w: _Work, function: int = -1) -> PciAddress:
-        addr = addrs.reserve_next(w.flags, w.label, function, w.dev)
+        addr = addrs.reserve_next(w.flags, w, function, w.dev)
         if not addrs.dry_run:
             w.address = addr
         return addr
@@ -906,7 +931,7 @@ class _Engine:
     def _place_followers(self, addrs: _AddressSet, leader: _Work, addr: PciAddress) -> None:
         for follower, function in self.leaders.get(id(leader), ()):
             target = PciAddress(addr.domain, addr.bus, addr.slot, function)
-            addrs.reserve(target, follower.flags, follower.label, False)
+            addrs.reserve(target, follower.flags, follower, False)
             if not addrs.dry_run:
                 follower.address = target
 
@@ -985,7 +1010,7 @@ class _Engine:
                 addr = PciAddress(
                     other.address.domain, other.address.bus, other.address.slot, function
                 )
-                addrs.reserve(addr, c.flags, c.label, True)
+                addrs.reserve(addr, c.flags, c, True)
                 c.address = addr
                 c.multi = multi
                 return
@@ -1035,7 +1060,7 @@ class _Engine:
             c = self._add(Device(DeviceKind.CONTROLLER, model=model, type="pci", index=i))
             c.flags = self._connect_flags(c)
             if model not in ("pci-root", "pcie-root"):
-                addrs.reserve_next(c.flags, c.label)
+                addrs.reserve_next(c.flags, c)
         nbuses = len(addrs.buses)
         # 2nd pass: the real assignment on the buses found above
         addrs = self._create_set(nbuses, False)
@@ -1178,8 +1203,7 @@ def assign(domain: DomainDevices, options: EngineOptions | None = None) -> Alloc
             or w.pci != dev.pci
             or (dev.ref is None and w.model != dev.model)
         ):
-            dev = replace(dev, address=w.address, multifunction=w.multi, pci=w.pci)
-            if dev.ref is None:
-                dev = replace(dev, model=w.model)
+            model = w.model if dev.ref is None else dev.model
+            dev = replace(dev, address=w.address, multifunction=w.multi, pci=w.pci, model=model)
         devices.append(dev)
     return Allocation(domain.machine, tuple(devices))
