@@ -375,7 +375,7 @@ class _AddressSet:
             raise UnsatisfiableError(
                 f"{_name(owner)}: {why}",
                 self.engine.source,
-                device.line if device is not None else self.engine.line,
+                self.engine.line_of(device),
             )
         bus = self.buses[addr.bus]
         key = (addr.bus, addr.slot, addr.function)
@@ -429,7 +429,7 @@ class _AddressSet:
             raise UnsatisfiableError(
                 f"no free guest PCI slot is left for {what}",
                 self.engine.source,
-                asker.line if asker is not None else self.engine.line,
+                self.engine.line_of(asker),
             )
         self._resume[(flags, function)] = (len(self.buses), -1)
         bus_index = self.grow(len(self.buses), flags, asker)
@@ -807,7 +807,9 @@ class _Engine:
         tmp = PciAddress(0, 0, slot, 0)
         why = addrs.validate(tmp, flags, True)
         if why is not None:
-            raise UnsatisfiableError(f"primary video: {why}", self.source)
+            raise UnsatisfiableError(
+                f"{primary.label}: {why}", self.source, self.line_of(primary.dev)
+            )
         if addrs.slot_in_use(0, slot):
             self._reserve_next(addrs, primary)
         else:
@@ -942,6 +944,12 @@ class _Engine:
             if w.wanted and (placed is None or placed(w)):
                 self._reserve_next(addrs, w)
 
+    def line_of(self, dev: Device | None) -> int | None:
+        """The device's line, or for a device libvirt adds, the line of <devices>."""
+        if dev is not None and dev.line is not None:
+            return dev.line
+        return self.line
+
     def cannot_grow(self, flags: int, asker: Device | None) -> LibvirtRefusalError:
         """virDomainPCIAddressSetGrow()'s refusal, in libvirt's words.
 
@@ -960,7 +968,7 @@ class _Engine:
             f"{who}libvirt 9.0 refuses the domain: Cannot automatically add a new PCI bus "
             f"for a device with connect flags {theirs:02x}",
             self.source,
-            asker.line if asker is not None else self.line,
+            self.line_of(asker),
             "add the controller it plugs into (e.g. a pcie-root-port) or free a slot"
             if controller
             else "libvirt 9.0 gives this device model no PCI connection: choose another "
@@ -1150,10 +1158,14 @@ class _Engine:
                 if chassis_nr is None:
                     chassis_nr = idx
                 if addr is not None and idx <= addr.bus:
-                    raise UnsatisfiableError(
-                        f"{c.label}: a pci-bridge's index must be larger than the bus it sits on ({addr.bus})",
+                    # qemuValidateDomainDeviceDefControllerPCI() words it so
+                    raise LibvirtRefusalError(
+                        f"{c.label}: libvirt 9.0 refuses the domain: PCI controller at index "
+                        f"{idx} ({idx:#04x}) has bus='{addr.bus:#04x}', but index must be "
+                        "larger than bus",
                         self.source,
-                        c.dev.line,
+                        self.line_of(c.dev),
+                        "remove fixed addresses that fill the buses, or add PCI controllers",
                     )
             elif c.model == "pcie-root-port" and addr is not None:
                 chassis = idx if chassis is None else chassis
@@ -1185,7 +1197,7 @@ class _Engine:
             raise UnsatisfiableError(
                 f"{c.label}: no free busNr below the lowest one in use; give <target busNr=/> yourself",
                 self.source,
-                c.dev.line,
+                self.line_of(c.dev),
             )
         return lowest - 2
 
