@@ -277,6 +277,51 @@ class _Builder:
                         f"</source><target><size unit='KiB'>131072</size></target>{self.fixed()}</memory>"
                     )
         self._hostdevs()
+        if rng.random() < 0.06:
+            self._refused()
+
+    def _refused(self) -> None:
+        """One thing libvirt 9.0 refuses at define (the test wants its reason from us)."""
+        rng = self.rng
+        choice = rng.randrange(7)
+        if choice == 0:
+            # a controller with nothing to plug into: dmi-to-pci-bridge on pc, a
+            # downstream port without an upstream port
+            model = "dmi-to-pci-bridge" if not self.q35 else "pcie-switch-downstream-port"
+            self.controller(self.index(), model)
+        elif choice == 1:
+            # expander buses belong to one chipset
+            model = "pci-expander-bus" if self.q35 else "pcie-expander-bus"
+            self.controller(self.index(), model)
+        elif choice == 2:
+            self.controllers = [c for c in self.controllers if "type='usb'" not in c]
+            self.controllers.append("<controller type='usb' index='0' model='none'/>")
+            self.devices.append(
+                rng.choice(
+                    [
+                        "<input type='tablet' bus='usb'/>",
+                        "<hub type='usb'/>",
+                        "<redirdev bus='usb' type='spicevmc'/>",
+                        "<sound model='usb'/>",
+                    ]
+                )
+            )
+        elif choice == 3:
+            self.devices.append(
+                "<filesystem type='mount'><driver type='loop'/><source dir='/tmp'/>"
+                "<target dir='loop'/></filesystem>"
+            )
+        elif choice == 4:
+            self.devices.append("<memballoon model='xen'/>")
+        elif choice == 5:
+            self.devices.append(
+                _disk("vdz", "virtio", "<address type='drive' controller='0' bus='0' unit='0'/>")
+            )
+        else:
+            # a secondary video device QEMU cannot have
+            self.devices.append("<graphics type='vnc' port='-1'/>")
+            self.devices.append("<video><model type='qxl' primary='yes'/></video>")
+            self.devices.append("<video><model type='vga'/></video>")
 
     def _disks(self) -> None:
         rng = self.rng
@@ -373,6 +418,12 @@ class _Builder:
                     f"{where}</hostdev>"
                 )
             host_bus += 1
+        if rng.random() < 0.05:
+            self.devices.append(
+                "<hostdev mode='subsystem' type='mdev' model='vfio-pci'><source>"
+                f"<address uuid='c2177883-f1bb-47f0-914d-32a22e3a88{rng.randrange(256):02x}'/>"
+                f"</source>{self.fixed()}</hostdev>"
+            )
         if rng.random() < 0.08:
             model = rng.choice(["", " model='virtio-transitional'"])
             self.devices.append(

@@ -81,6 +81,16 @@ _CONTROLLER_CONNECT = {
     "pcie-switch-downstream-port": PCIE_SWITCH_DOWNSTREAM_PORT,
 }
 
+_CONNECT_MODELS = (
+    (PCIE_ROOT_PORT, "pcie-root-port"),
+    (PCIE_SWITCH_UPSTREAM_PORT, "pcie-switch-upstream-port"),
+    (PCIE_SWITCH_DOWNSTREAM_PORT, "pcie-switch-downstream-port"),
+    (DMI_TO_PCI_BRIDGE, "dmi-to-pci-bridge"),
+    (PCIE_EXPANDER_BUS, "pcie-expander-bus"),
+    (PCI_EXPANDER_BUS, "pci-expander-bus"),
+    (PCI_BRIDGE, "pci-bridge"),
+)
+
 # qemuDomainPCIControllerSetDefaultModelName()
 _MODEL_NAMES = {
     "pci-bridge": "pci-bridge",
@@ -557,8 +567,20 @@ class _Engine:
         q35 = self.machine is MachineType.Q35
         disks: list[_Work] = []
         has_serial = any(d.kind is DeviceKind.SERIAL for d in domain.devices)
+        balloons = [d for d in domain.devices if d.kind is DeviceKind.MEMBALLOON]
+        if len(balloons) > 1:
+            # virDomainDefParseXML(): def->memballoon is one device
+            raise LibvirtRefusalError(
+                f"{balloons[1].label}: libvirt 9.0 refuses the domain: only a single memory "
+                "balloon device is supported",
+                self.source,
+                balloons[1].line,
+                "keep one <memballoon>",
+            )
         first_console = True
         for dev in domain.devices:
+            if dev.is_pci_controller:
+                self._check_expander(dev)
             if dev.kind is DeviceKind.CONSOLE:
                 # virDomainSkipBackcompatConsole(): the first <console> of target type
                 # serial *is* serial 0 (libvirt copies serial 0 into it), so its address
@@ -964,6 +986,18 @@ class _Engine:
         theirs |= (1 if flags & AUTOASSIGN else 0) | (2 if flags & HOTPLUGGABLE else 0)
         who = f"{asker.label}: " if asker is not None else ""
         controller = flags & TYPES_MASK & ~TYPES_ENDPOINT
+        # virDomainPCIControllerConnectTypeToModel() of 9.0 knows every controller
+        # connection but the pcie-to-pci-bridge's, which gets the generic message
+        model = next((m for f, m in _CONNECT_MODELS if controller & f), None)
+        if model is not None:
+            return LibvirtRefusalError(
+                f"{who}libvirt 9.0 refuses the domain: a PCI slot is needed to connect a PCI "
+                f"controller model='{model}', but none is available, and it cannot be "
+                "automatically added",
+                self.source,
+                self.line_of(asker),
+                "add the controller it plugs into (e.g. a pcie-root-port) or free a slot",
+            )
         return LibvirtRefusalError(
             f"{who}libvirt 9.0 refuses the domain: Cannot automatically add a new PCI bus "
             f"for a device with connect flags {theirs:02x}",
@@ -974,6 +1008,21 @@ class _Engine:
             else "libvirt 9.0 gives this device model no PCI connection: choose another "
             "model or remove the device",
         )
+
+    def _check_expander(self, dev: Device) -> None:
+        """qemuDomainControllerDefPostParse(): expander buses belong to one chipset."""
+        why = None
+        if dev.model == "pcie-expander-bus" and self.machine is not MachineType.Q35:
+            why = "pcie-expander-bus controllers are not supported with this machine type"
+        elif dev.model == "pci-expander-bus" and self.machine is not MachineType.PC:
+            why = "pci-expander-bus controllers are only supported on 440fx-based machinetypes"
+        if why is not None:
+            raise LibvirtRefusalError(
+                f"libvirt 9.0 refuses the domain: {why}",
+                self.source,
+                dev.line,
+                "use pcie-expander-bus on q35 and pci-expander-bus on pc",
+            )
 
     def _validate_iommu(self, dev: Device) -> None:
         """qemuValidateDomainDeviceDefIOMMU() for the x86 machines."""
@@ -1084,9 +1133,39 @@ class _Engine:
         devices run into; they come after address assignment (post-parse), so a
         domain libvirt cannot address is refused for that first."""
         usb_off = any(c.dev.type == "usb" and c.model == "none" for c in self.controllers)
-        videos = [w for w in self._of(DeviceKind.VIDEO)]
+        videos = list(self._of(DeviceKind.VIDEO))
         primary = next((v for v in videos if v.dev.primary), videos[0] if videos else None)
-        for w in self.works:
+        if len(videos) > 1 and any(v.model == "none" for v in videos):
+            none = next(v for v in videos if v.model == "none")
+            raise LibvirtRefusalError(
+                f"{none.label}: libvirt 9.0 refuses the domain: a 'none' video type must be "
+                "the only video device defined for the domain",
+                self.source,
+                none.dev.line,
+                "remove the other <video> devices or this one",
+            )
+        # USB inputs and hubs are refused while the implicit devices are added,
+        # before the validation of single devices
+        for w in self.works if usb_off else ():
+            dev = w.dev
+            if dev.kind is DeviceKind.OTHER and dev.model == "hub":
+                raise LibvirtRefusalError(
+                    f"{w.label}: libvirt 9.0 refuses the domain: Can't add USB hub: USB is "
+                    "disabled for this domain",
+                    self.source,
+                    dev.line,
+                    "remove <controller type='usb' model='none'/> or the <hub>",
+                )
+            if dev.kind is DeviceKind.INPUT and dev.model == "usb":
+                raise LibvirtRefusalError(
+                    f"{w.label}: libvirt 9.0 refuses the domain: Can't add USB input device. "
+                    "USB bus is disabled",
+                    self.source,
+                    dev.line,
+                    "remove <controller type='usb' model='none'/> or use a ps2/virtio input",
+                )
+        # per device, in virDomainDeviceInfoIterate() order, as libvirt validates them
+        for w in self._iterate_order():
             dev = w.dev
             if dev.kind is DeviceKind.IOMMU:
                 self._validate_iommu(dev)
@@ -1122,7 +1201,7 @@ class _Engine:
             return w.model.casefold() == "usb-net"
         if kind is DeviceKind.HOSTDEV:
             return dev.type == "usb"
-        return kind is DeviceKind.OTHER and dev.model in ("redirdev", "hub")
+        return kind is DeviceKind.OTHER and dev.model == "redirdev"
 
     def _set_multifunction(self) -> None:
         """virDomainPCIAddressSetAllMulti()."""

@@ -119,6 +119,8 @@ class Device:
             name += f" model='{self.model}'>" if self.model else ">"
         elif self.kind is DeviceKind.HOSTDEV and self.host_address is not None:
             name = f"<hostdev> for host {self.host_address}"
+        elif self.kind is DeviceKind.OTHER:
+            name = f"<{self.model}>"  # the element name
         elif self.model:
             name = f"<{self.kind.value} {self.model}>"
         else:
