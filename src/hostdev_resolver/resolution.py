@@ -26,6 +26,7 @@ from .locate import (
     describe_usb,
     locate_pci,
     locate_usb,
+    lookalike_fix,
 )
 from .metadata import (
     HR_MAP,
@@ -232,12 +233,14 @@ def _resolve_pci(ctx: _Context, el: Element, mapping: PciMapping) -> tuple[PciRe
         raise _no_entry(ctx, el, "pci", mapping.name)
     problems: list[str] = []
     ambiguous = False
+    fix = _fix_map_add("pci", mapping.name, ctx.node)
     for entry in entries:
         loc = locate_pci(pci_expectation(entry), ctx.inventory)
         device = loc.device
         if device is None:
             problems.append(describe_pci(mapping.name, ctx.node, loc))
             ambiguous = loc.status == Status.AMBIGUOUS
+            fix = lookalike_fix(mapping.name, ctx.node, loc) or fix
             continue
         if device.address in ctx.claimed:
             _check_conflict(ctx, el, device.address, mapping.name, len(entries))
@@ -261,7 +264,6 @@ def _resolve_pci(ctx: _Context, el: Element, mapping: PciMapping) -> tuple[PciRe
             vfio=mapping.vfio,
         )
         return record, Node("source", children=[Node("address", device.address.xml_attributes())])
-    fix = _fix_map_add("pci", mapping.name, ctx.node)
     raise _none_usable(ctx, el, mapping.name, len(entries) > 1, problems, ambiguous, fix)
 
 

@@ -16,6 +16,7 @@ from .locate import (
     describe_usb,
     locate_pci,
     locate_usb,
+    lookalike_fix,
 )
 from .metadata import PciRecord, UsbRecord, read_resolution
 from .records import frozen
@@ -287,6 +288,8 @@ def _verify_pci(
         )
     elif loc.status == Status.AMBIGUOUS:
         fix = f"record a distinguishing slot or serial: 'hostdev-resolver map add pci {record.map} --node {node} --address BDF'"
+    elif (remap := lookalike_fix(record.map, node, loc)) is not None:
+        fix = f"{remap}; otherwise put the device back"
     else:
         fix = f"put the device back, or re-map it with 'hostdev-resolver map add pci {record.map} --node {node} --address BDF'"
     return base.finding(
