@@ -29,6 +29,7 @@ from .xmldoc import parse_file
 if TYPE_CHECKING:
     from .inventory import HostInventory, PciDevice
     from .scsi import ScsiInventory
+    from .xmldoc import Document
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -124,6 +125,13 @@ def store_path(args: argparse.Namespace) -> str:
 
 def open_store(args: argparse.Namespace) -> Store:
     return load_store(store_path(args))
+
+
+def store_for(args: argparse.Namespace, doc: Document) -> Store:
+    """The store, read only when the domain names a mapping (`hr:wwn` needs none)."""
+    from .resolution import needs_store, without_store
+
+    return open_store(args) if needs_store(doc) else without_store(store_path(args))
 
 
 def write_output(data: bytes, out: str | None) -> None:
@@ -492,7 +500,7 @@ def cmd_resolve(args: argparse.Namespace) -> int:
     from .resolution import resolve_domain
 
     doc = parse_file(args.file)
-    store = open_store(args)
+    store = store_for(args, doc)
     inventory, node = open_host(args)
     result = resolve_domain(doc, store, inventory, node, scsi=open_scsi(args, inventory))
     for message in result.warnings:
@@ -505,7 +513,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     from .verification import verify_domain
 
     doc = parse_file(args.file)
-    store = open_store(args)
+    store = store_for(args, doc)
     inventory, node = open_host(args)
     findings = verify_domain(doc, store, inventory, node, scsi=open_scsi(args, inventory))
     if args.format == "json":

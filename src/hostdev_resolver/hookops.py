@@ -233,10 +233,17 @@ def has_resolution(data: bytes, domain: str) -> bool:
 def context(config: HookConfig, data: bytes, domain: str) -> _Context:
     from .errors import InputError, Location
     from .hostsource import this_node
+    from .resolution import needs_store, without_store
     from .store import parse_store, read_store_bytes, read_trusted
     from .sysfs import SysfsInventory
     from .xmldoc import parse_bytes
 
+    doc = parse_bytes(data, f"domain {domain} (hook stdin)")
+    node = config.node or this_node()
+    if not needs_store(doc):  # hr:wwn only: the records name their LUNs themselves
+        return _Context(
+            config, doc, without_store(config.store), SysfsInventory(config.sysfs), node
+        )
     try:
         if config.trust_any_owner:
             store_data = read_store_bytes(config.store)
@@ -248,9 +255,8 @@ def context(config: HookConfig, data: bytes, domain: str) -> _Context:
             where=Location(config.store),
             fix="set 'store' in the hook config, or create it with 'hostdev-resolver map add'",
         ) from None
-    doc = parse_bytes(data, f"domain {domain} (hook stdin)")
     store = parse_store(parse_bytes(store_data, config.store))
-    return _Context(config, doc, store, SysfsInventory(config.sysfs), config.node or this_node())
+    return _Context(config, doc, store, SysfsInventory(config.sysfs), node)
 
 
 def scsi_inventory(ctx: _Context) -> ScsiInventory | None:

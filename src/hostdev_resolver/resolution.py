@@ -98,6 +98,28 @@ def devices_of(doc: Document) -> list[Element]:
     return devices.children if devices is not None else []
 
 
+def needs_store(doc: Document) -> bool:
+    """Does resolving or verifying this domain need the mapping store?
+
+    Only `hr:map` references and the records made from them name mappings. An `hr:wwn`
+    reference, and its record, describe the LUN themselves: a domain with nothing else
+    is resolved and verified without a store (none may exist on the host).
+    """
+    if any(HR_MAP in el.attrs for el in devices_of(doc)):
+        return True
+    # The record elements themselves, not read_resolution(): a malformed record is
+    # reported by resolve/verify, not hidden behind a missing store.
+    record = find_resolution_element(doc)
+    return record is not None and any(
+        child.tag in ("pci", "usb") or "map" in child.attrs for child in record.children
+    )
+
+
+def without_store(path: str) -> Store:
+    """The store of a domain that needs none (see `needs_store`): no mappings."""
+    return Store(path, {})
+
+
 # -- reading the sources libvirt understands ------------------------------------
 
 

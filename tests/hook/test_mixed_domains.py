@@ -265,3 +265,76 @@ def test_a_record_without_its_element_is_that_records_problem(
     rc, refusals, kernels = prepare(san, broken)
     assert rc == 1 and len(refusals) == 1 and "no longer has" in refusals[0]
     assert kernels == []
+
+
+# -- hr:wwn names its LUN itself: no store needed -----------------------------------------
+
+WWN_ONLY = [*OTHERS, WWN_DISK, WWN_HOSTDEV]
+
+
+def _hook(san: San, op: str, xml: str) -> tuple[int, str, str]:
+    stdout, stderr = io.BytesIO(), io.StringIO()
+    rc = hook.main(
+        ["db1", op, "begin", "-"],
+        io.BytesIO(xml.encode()),
+        stdout=stdout,
+        stderr=stderr,
+        environ={"HOSTDEV_RESOLVER_CONFIG": str(san.hook_config())},
+    )
+    return rc, stdout.getvalue().decode(), stderr.getvalue()
+
+
+def test_a_domain_with_only_hr_wwn_needs_no_store(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    san = san_host(tmp_path)
+    san.store.unlink()  # a SAN-only host: nobody ever ran 'map add'
+    resolved = resolve(san, domain(WWN_ONLY), capsys)
+    assert f"wwn-0x{LUNS['sdd']}" in resolved and "<adapter name='scsi_host5'/>" in resolved
+
+    rc, out = verify(san, resolved, capsys)
+    assert rc == 0 and len(out) == 2 and all(line.startswith("ok: ") for line in out), out
+
+    (san.base / "v.xml").write_text(domain(WWN_ONLY))
+    assert cli.main(["validate", str(san.base / "v.xml"), *san.args]) == 0
+    assert "mapping store" not in capsys.readouterr().err
+
+    rc, refusals, _ = prepare(san, resolved)
+    assert (rc, refusals) == (0, [])
+    rc, stdout, stderr = _hook(san, "restore", resolved)
+    assert rc == 0 and stdout == "", stderr  # re-resolved for this node: unchanged
+
+
+def test_a_missing_store_is_still_an_error_where_a_mapping_is_named(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    san = san_host(tmp_path)
+    mixed = [*WWN_ONLY, "data"]
+    resolved = resolve(san, domain(mixed), capsys)
+    san.store.unlink()
+    unresolved = san.base / "db1.xml"
+    unresolved.write_text(domain(mixed))
+
+    assert cli.main(["resolve", str(unresolved), *san.args]) == 2
+    assert "mapping store not found" in capsys.readouterr().err
+    assert cli.main(["validate", str(unresolved), *san.args]) == 2
+    assert "mapping store not found" in capsys.readouterr().out
+    # A resolved domain no longer has hr:map: its record names the mapping.
+    (san.base / "r.xml").write_text(resolved)
+    assert cli.main(["verify", str(san.base / "r.xml"), *san.args]) == 2
+    assert "mapping store not found" in capsys.readouterr().err
+    rc, refusals, _ = prepare(san, resolved)
+    assert rc != 0 and len(refusals) == 1 and "mapping store not found" in refusals[0]
+
+
+def test_hostdev_virsh_resolves_hr_wwn_without_a_store(tmp_path: Path) -> None:
+    from hostdev_resolver.wrapper import Session, resolve_for_node
+
+    san = san_host(tmp_path)
+    san.store.unlink()
+    ours: dict[str, str | bool] = {"--store": str(san.store), "--node": NODE}
+    ours["--sysfs"] = str(san.sysfs)
+    session = Session(None, "test:///default", ours, True)
+    xml = domain([*OTHERS, WWN_HOSTDEV]).encode()
+    out = resolve_for_node(xml, "db1.xml", session).decode()
+    assert "<adapter name='scsi_host5'/>" in out and "hr:wwn=" not in out
