@@ -338,3 +338,16 @@ def test_hostdev_virsh_resolves_hr_wwn_without_a_store(tmp_path: Path) -> None:
     xml = domain([*OTHERS, WWN_HOSTDEV]).encode()
     out = resolve_for_node(xml, "db1.xml", session).decode()
     assert "<adapter name='scsi_host5'/>" in out and "hr:wwn=" not in out
+
+
+def test_reconnect_checks_luns_against_the_hosts_scsi_view(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A running SAN guest's reconnect logs ok for its LUNs, not 'no SCSI inventory'."""
+    san = san_host(tmp_path)
+    resolved = resolve(san, domain([*OTHERS, *REFERENCES]), capsys)
+    rc, stdout, stderr = _hook(san, "reconnect", resolved)
+    assert (rc, stdout) == (0, "")
+    lines = stderr.splitlines()
+    assert len(lines) == len(REFERENCES) and all(": reconnect: " in line for line in lines)
+    assert all(line.endswith(": ok") for line in lines), lines
