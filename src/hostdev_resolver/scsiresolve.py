@@ -214,11 +214,15 @@ class ScsiRecord:
         adapter, addr = source.find("adapter"), source.find("address")
         if adapter is None or addr is None or self.address is None:
             return False
-        return adapter.get("name") == self.address.adapter and (
-            addr.get("bus"),
-            addr.get("target"),
-            addr.get("unit"),
-        ) == (str(self.address.channel), str(self.address.target), str(self.address.lun))
+        # libvirt reads bus/target/unit with strtoul base 0: unit='0x1' is unit 1.
+        try:
+            position = tuple(
+                parse_xml_uint(addr.get(k) or "", k) for k in ("bus", "target", "unit")
+            )
+        except InputError:
+            return False  # not a position this record could have written
+        recorded = (self.address.channel, self.address.target, self.address.lun)
+        return adapter.get("name") == self.address.adapter and position == recorded
 
     def reference(self, where: Location) -> ScsiReference:
         """The reference that re-resolves this record (another node, a rescan)."""

@@ -351,3 +351,19 @@ def test_reconnect_checks_luns_against_the_hosts_scsi_view(
     lines = stderr.splitlines()
     assert len(lines) == len(REFERENCES) and all(": reconnect: " in line for line in lines)
     assert all(line.endswith(": ok") for line in lines), lines
+
+
+def test_a_scsi_hostdev_position_means_what_it_means_to_libvirt(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """libvirt reads bus/target/unit with strtoul base 0: unit='0x1' is the recorded unit 1."""
+    san = san_host(tmp_path)
+    resolved = resolve(san, domain([*OTHERS, "tape"]), capsys)
+    hex_unit = resolved.replace(
+        "<address bus='0' target='0' unit='1'/>", "<address bus='0' target='0x0' unit='0x1'/>"
+    )
+    assert hex_unit != resolved
+    rc, out = verify(san, hex_unit, capsys)
+    assert (rc, len(out)) == (0, 1) and out[0].startswith("ok: tape"), out
+    rc, out = verify(san, resolved.replace("unit='1'", "unit='2'"), capsys)
+    assert rc == 1 and out[0].startswith("STALE: "), out
