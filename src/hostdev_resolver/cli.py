@@ -528,14 +528,12 @@ def cmd_verify(args: argparse.Namespace) -> int:
     refusal = decision.refusal
     if args.format == "json":
         from .records import asdict
+        from .verification import Finding
 
-        out = [asdict(f) | {"ok": f.ok} for f in decision.findings]
-        if refusal is not None:
-            out.append(
-                {"map": "*", "node": node, "status": "refused", "message": refusal.what}
-                | {"fix": refusal.fix, "source": doc.source, "ok": False}
-            )
-        print(json.dumps(out, indent=2))
+        findings = list(decision.findings)
+        if refusal is not None:  # binding refused: the domain's, not one device's
+            findings.append(Finding("*", node, "refused", refusal.what, refusal.fix, doc.source))
+        print(json.dumps([asdict(f) | {"ok": f.ok} for f in findings], indent=2))
     else:
         if not decision.findings:
             print(f"{args.file}: no mapped devices to verify")
