@@ -144,3 +144,21 @@ def test_verify_of_a_domain_never_resolved_says_so(tmp_path: Path) -> None:
     path.write_bytes(host.resolve(path.read_text()))
     rc, out, _err = _verify(host, path)
     assert rc == 0, out
+
+
+def test_verify_from_a_snapshot_sees_the_iommu_off(tmp_path: Path) -> None:
+    """Away from the node (`--host SNAPSHOT`), the IOMMU is off when no device has a group."""
+    host = make_host(tmp_path, _no_iommu())
+    path = tmp_path / "vs.xml"
+    path.write_bytes(host.resolve(domain_xml("vs", mapped("nvme0"))))
+    assert cli.main(["inventory", "--format", "json", "--sysfs", str(host.root)]) == 0
+    snapshot = tmp_path / "hv1.json"
+    snapshot.write_text(_captured()[0])
+    args = ["verify", str(path), "--store", str(host.store), "--node", "hv1"]
+    assert cli.main([*args, "--host", str(snapshot)]) == 1
+    out = _captured()[0].splitlines()
+    assert out[-1] == (
+        "REFUSED: vs: the IOMMU is off on this host (no PCI device has an IOMMU group); PCI "
+        "devices cannot be given to guests; enable VT-d/AMD-Vi in the firmware and boot with "
+        "intel_iommu=on or amd_iommu=on"
+    )
