@@ -10,6 +10,7 @@ import pytest
 
 from hostdev_resolver import cli
 from hostdev_resolver.rng import domain_rng_errors
+from tests.scsi.hosts import iscsi_tree
 from tests.support.hosttree import HostSpec, HostTree
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -54,6 +55,9 @@ def test_golden(
     args = list(case["args"])
     if "host" in case:
         HostTree.build(work / "sys", _host_spec(case))
+    if "iscsi_host" in case:  # an iSCSI session's LUN in the same sys/ (and dev/)
+        iscsi_tree(work, host=int(case["iscsi_host"]))
+        args += ["--dev-root", "dev"]
     if "store" in case:
         shutil.copy(GOLDEN / "stores" / f"{case['store']}.xml", work / "mappings.xml")
     if not case.get("no_defaults"):

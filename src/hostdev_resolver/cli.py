@@ -29,6 +29,7 @@ from .xmldoc import parse_file
 if TYPE_CHECKING:
     from .inventory import HostInventory, PciDevice
     from .scsi import ScsiInventory
+    from .xmldoc import Document
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -124,6 +125,13 @@ def store_path(args: argparse.Namespace) -> str:
 
 def open_store(args: argparse.Namespace) -> Store:
     return load_store(store_path(args))
+
+
+def store_for(args: argparse.Namespace, doc: Document) -> Store:
+    """The store, read only when the domain names a mapping (`hr:wwn` needs none)."""
+    from .resolution import needs_store, without_store
+
+    return open_store(args) if needs_store(doc) else without_store(store_path(args))
 
 
 def write_output(data: bytes, out: str | None) -> None:
@@ -492,7 +500,7 @@ def cmd_resolve(args: argparse.Namespace) -> int:
     from .resolution import resolve_domain
 
     doc = parse_file(args.file)
-    store = open_store(args)
+    store = store_for(args, doc)
     inventory, node = open_host(args)
     result = resolve_domain(doc, store, inventory, node, scsi=open_scsi(args, inventory))
     for message in result.warnings:
@@ -502,32 +510,43 @@ def cmd_resolve(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from .verification import verify_domain
+    """The hook's `prepare begin` decision for this file, made by the same code without
+    a single write; --dry-run adds the sysfs writes the hook would then make."""
+    from .hookops import decide_start
 
     doc = parse_file(args.file)
-    store = open_store(args)
+    store = store_for(args, doc)
     inventory, node = open_host(args)
-    findings = verify_domain(doc, store, inventory, node, scsi=open_scsi(args, inventory))
-    if args.format == "json":
-        from .records import asdict
-
-        print(json.dumps([asdict(f) | {"ok": f.ok} for f in findings], indent=2))
-    else:
-        if not findings:
-            print(f"{args.file}: no mapped devices to verify")
-        for f in findings:
-            print(f"{'ok' if f.ok else f.status.upper()}: {f}" if not f.ok else f"ok: {f.message}")
-    if args.dry_run and all(f.ok for f in findings):
+    sysfs_root = None
+    if args.dry_run:
         from .sysfs import SysfsInventory
-        from .vfio import planned_writes
 
         if not isinstance(inventory, SysfsInventory):
             raise UsageError("--dry-run needs a sysfs host (the live host or --sysfs ROOT)")
-        writes = planned_writes(doc, store, inventory, inventory.reader.root)
+        sysfs_root = inventory.reader.root
+    decision = decide_start(doc, store, inventory, node, open_scsi(args, inventory))
+    refusal = decision.refusal
+    if args.format == "json":
+        from .records import asdict
+        from .verification import Finding
+
+        findings = list(decision.findings)
+        if refusal is not None:  # binding refused: the domain's, not one device's
+            findings.append(Finding("*", node, "refused", refusal.what, refusal.fix, doc.source))
+        print(json.dumps([asdict(f) | {"ok": f.ok} for f in findings], indent=2))
+    else:
+        if not decision.findings:
+            print(f"{args.file}: no mapped devices to verify")
+        for f in decision.findings:
+            print(f"ok: {f.message}" if f.ok else f"{f.status.upper()}: {f}")
+        if refusal is not None:
+            print(f"REFUSED: {refusal.message}")
+    if sysfs_root is not None and decision.plan is not None:
+        writes = [w.render(sysfs_root) for w in decision.plan.writes()]
         print(f"vfio-pci: {len(writes)} sysfs writes at start" + (":" if writes else ""))
         for line in writes:
             print(f"  {line}")
-    return 0 if all(f.ok for f in findings) else 1
+    return 0 if decision.ok else 1
 
 
 def cmd_validate(args: argparse.Namespace) -> int:

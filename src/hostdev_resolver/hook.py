@@ -95,9 +95,11 @@ def main(
         if op == _PREPARE:
             return prepare(ctx, log, make_writer)
         if op == _RECONNECT:
+            from .hookops import scsi_inventory
             from .verification import verify_domain
 
-            for f in verify_domain(ctx.doc, ctx.store, ctx.inventory, ctx.node):
+            scsi = scsi_inventory(ctx)
+            for f in verify_domain(ctx.doc, ctx.store, ctx.inventory, ctx.node, scsi=scsi):
                 if f.ok:
                     log.info(f"reconnect: {f.map}: ok")
                 else:

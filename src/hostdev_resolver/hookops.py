@@ -17,10 +17,13 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import BinaryIO, TextIO
 
+    from .errors import RefusedError
+    from .inventory import HostInventory
     from .scsi import ScsiInventory
     from .store import Store
     from .sysfs import SysfsInventory
-    from .vfio import Writer
+    from .verification import Finding
+    from .vfio import BindingPlan, Writer
     from .xmldoc import Document
 
 CONFIG_PATH = "/etc/hostdev-resolver/hook.toml"
@@ -233,10 +236,17 @@ def has_resolution(data: bytes, domain: str) -> bool:
 def context(config: HookConfig, data: bytes, domain: str) -> _Context:
     from .errors import InputError, Location
     from .hostsource import this_node
+    from .resolution import needs_store, without_store
     from .store import parse_store, read_store_bytes, read_trusted
     from .sysfs import SysfsInventory
     from .xmldoc import parse_bytes
 
+    doc = parse_bytes(data, f"domain {domain} (hook stdin)")
+    node = config.node or this_node()
+    if not needs_store(doc):  # hr:wwn only: the records name their LUNs themselves
+        return _Context(
+            config, doc, without_store(config.store), SysfsInventory(config.sysfs), node
+        )
     try:
         if config.trust_any_owner:
             store_data = read_store_bytes(config.store)
@@ -248,9 +258,8 @@ def context(config: HookConfig, data: bytes, domain: str) -> _Context:
             where=Location(config.store),
             fix="set 'store' in the hook config, or create it with 'hostdev-resolver map add'",
         ) from None
-    doc = parse_bytes(data, f"domain {domain} (hook stdin)")
     store = parse_store(parse_bytes(store_data, config.store))
-    return _Context(config, doc, store, SysfsInventory(config.sysfs), config.node or this_node())
+    return _Context(config, doc, store, SysfsInventory(config.sysfs), node)
 
 
 def scsi_inventory(ctx: _Context) -> ScsiInventory | None:
@@ -266,21 +275,62 @@ def scsi_inventory(ctx: _Context) -> ScsiInventory | None:
     return read_scsi_inventory(ctx.config.sysfs, ctx.config.dev_root)
 
 
+@frozen
+class StartDecision:
+    """Whether a guest may start: one finding per recorded device, then (when every
+    device is fine) the vfio-pci binding plan or why binding is refused."""
+
+    findings: tuple[Finding, ...]
+    plan: BindingPlan | None = None
+    refusal: RefusedError | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.refusal is None and all(f.ok for f in self.findings)
+
+
+def decide_start(
+    doc: Document,
+    store: Store,
+    inventory: HostInventory,
+    node: str,
+    scsi: ScsiInventory | None,
+) -> StartDecision:
+    """The hook's start-time decision, with no writes: `prepare begin` acts on it and
+    `hostdev-resolver verify` prints it, so the two cannot disagree."""
+    from .errors import RefusedError
+    from .verification import unresolved_references, verify_domain
+    from .vfio import plan_binding
+
+    findings = (
+        *unresolved_references(doc, node),
+        *verify_domain(doc, store, inventory, node, scsi=scsi),
+    )
+    if not all(f.ok for f in findings):
+        return StartDecision(findings)
+    try:
+        return StartDecision(findings, plan_binding(doc, store, inventory))
+    except RefusedError as exc:
+        return StartDecision(findings, refusal=exc)
+
+
 def prepare(ctx: _Context, log: Log, writer_factory: WriterFactory) -> int:
     from .sysfs import SysfsReader
-    from .verification import verify_domain
-    from .vfio import StateFile, bind_plan, plan_binding
+    from .vfio import StateFile, bind_plan
 
-    findings = verify_domain(ctx.doc, ctx.store, ctx.inventory, ctx.node, scsi=scsi_inventory(ctx))
-    bad = [f for f in findings if not f.ok]
-    for f in findings:
+    decision = decide_start(ctx.doc, ctx.store, ctx.inventory, ctx.node, scsi_inventory(ctx))
+    for f in decision.findings:
         if f.ok:
             log.info(f"{f.map}: ok: {f.message}")
-    for f in bad:
-        log.problem(f"hostdev-resolver: {f}")
-    if bad:
+    for f in decision.findings:
+        if not f.ok:
+            log.problem(f"hostdev-resolver: {f}")
+    if decision.refusal is not None:
+        log.problem(f"hostdev-resolver: {decision.refusal.message}")
+        return decision.refusal.exit_code
+    plan = decision.plan
+    if plan is None:
         return 1
-    plan = plan_binding(ctx.doc, ctx.store, ctx.inventory)
     if not plan.changes:
         return 0
     writer = writer_factory(ctx.config.sysfs)

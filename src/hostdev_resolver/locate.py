@@ -50,6 +50,9 @@ class PciLocation:
     differences: tuple[str, ...]  # how at_address differs from the expectation
     found: PciDevice | None = None  # the expected device, where it is now
     candidates: tuple[PciDevice, ...] = ()  # when several fit and nothing tells them apart
+    # Devices with the same IDs elsewhere that the recorded slot or port path rules out:
+    # named in the message (the card may have been moved), never followed.
+    lookalikes: tuple[PciDevice, ...] = ()
 
     @property
     def device(self) -> PciDevice | None:
@@ -166,7 +169,11 @@ def locate_pci(expected: PciExpectation, inventory: HostInventory) -> PciLocatio
         return PciLocation(Status.SHIFTED, expected, at, diffs, fitting[0])
     if len(fitting) > 1:
         return PciLocation(Status.AMBIGUOUS, expected, at, diffs, None, tuple(fitting))
-    return PciLocation(Status.MISMATCH if at is not None else Status.MISSING, expected, at, diffs)
+    status = Status.MISMATCH if at is not None else Status.MISSING
+    # Without a serial, a card moved to another slot or port looks exactly like another
+    # card of its model: say where they are, but only a person can tell which it is.
+    lookalikes = tuple(same_model) if expected.identity.serial is None else ()
+    return PciLocation(status, expected, at, diffs, lookalikes=lookalikes)
 
 
 @frozen
@@ -237,10 +244,40 @@ def describe_pci(name: str, node: str, loc: PciLocation) -> str:
             "cannot be told apart (no serial, slot or port path recorded)"
         )
     if loc.status in (Status.MISMATCH, Status.MISSING):
+        if loc.lookalikes:
+            return f"{here}; {_lookalikes_text(exp, loc.lookalikes)}"
         return (
             f"{here}; no other {exp.identity.ids} device with the recorded identity is on the host"
         )
     return here
+
+
+def _lookalikes_text(exp: PciExpectation, lookalikes: tuple[PciDevice, ...]) -> str:
+    if exp.physical_slot is not None:
+        recorded, other = f"in slot {exp.physical_slot}", "in another slot"
+    else:
+        recorded, other = f"behind port {exp.port_path}", "behind another port"
+    where = ", ".join(str(d.address) for d in lookalikes)
+    found = (
+        f"a device with the same IDs is at {where}"
+        if len(lookalikes) == 1
+        else f"devices with the same IDs are at {where}"
+    )
+    return f"no {exp.identity.ids} device is {recorded} any more; {found} {other}"
+
+
+def lookalike_fix(name: str, node: str, loc: PciLocation) -> str | None:
+    """The fix when only same-ID devices elsewhere are left: re-map one, if it is the card."""
+    if loc.status not in (Status.MISMATCH, Status.MISSING) or not loc.lookalikes:
+        return None
+    if len(loc.lookalikes) == 1:
+        which, address = "it is", str(loc.lookalikes[0].address)
+    else:
+        which, address = "one of them is", "BDF"
+    return (
+        f"if {which} this card, re-map it with "
+        f"'hostdev-resolver map add pci {name} --node {node} --address {address}'"
+    )
 
 
 def _distinguisher(exp: PciExpectation) -> str:

@@ -26,6 +26,7 @@ from .locate import (
     describe_usb,
     locate_pci,
     locate_usb,
+    lookalike_fix,
 )
 from .metadata import (
     HR_MAP,
@@ -95,6 +96,28 @@ def domain_name(doc: Document) -> str:
 def devices_of(doc: Document) -> list[Element]:
     devices = doc.root.find("devices")
     return devices.children if devices is not None else []
+
+
+def needs_store(doc: Document) -> bool:
+    """Does resolving or verifying this domain need the mapping store?
+
+    Only `hr:map` references and the records made from them name mappings. An `hr:wwn`
+    reference, and its record, describe the LUN themselves: a domain with nothing else
+    is resolved and verified without a store (none may exist on the host).
+    """
+    if any(HR_MAP in el.attrs for el in devices_of(doc)):
+        return True
+    # The record elements themselves, not read_resolution(): a malformed record is
+    # reported by resolve/verify, not hidden behind a missing store.
+    record = find_resolution_element(doc)
+    return record is not None and any(
+        child.tag in ("pci", "usb") or "map" in child.attrs for child in record.children
+    )
+
+
+def without_store(path: str) -> Store:
+    """The store of a domain that needs none (see `needs_store`): no mappings."""
+    return Store(path, {})
 
 
 # -- reading the sources libvirt understands ------------------------------------
@@ -232,12 +255,14 @@ def _resolve_pci(ctx: _Context, el: Element, mapping: PciMapping) -> tuple[PciRe
         raise _no_entry(ctx, el, "pci", mapping.name)
     problems: list[str] = []
     ambiguous = False
+    fix = _fix_map_add("pci", mapping.name, ctx.node)
     for entry in entries:
         loc = locate_pci(pci_expectation(entry), ctx.inventory)
         device = loc.device
         if device is None:
             problems.append(describe_pci(mapping.name, ctx.node, loc))
             ambiguous = loc.status == Status.AMBIGUOUS
+            fix = lookalike_fix(mapping.name, ctx.node, loc) or fix
             continue
         if device.address in ctx.claimed:
             _check_conflict(ctx, el, device.address, mapping.name, len(entries))
@@ -261,7 +286,6 @@ def _resolve_pci(ctx: _Context, el: Element, mapping: PciMapping) -> tuple[PciRe
             vfio=mapping.vfio,
         )
         return record, Node("source", children=[Node("address", device.address.xml_attributes())])
-    fix = _fix_map_add("pci", mapping.name, ctx.node)
     raise _none_usable(ctx, el, mapping.name, len(entries) > 1, problems, ambiguous, fix)
 
 

@@ -80,7 +80,21 @@ class ScsiReference:
         return self.map_name or str(self.wwn)
 
 
+def _resolved_kind(el: Element) -> ElementKind | None:
+    """The kind of element a record can describe: a block `<disk>` (LUN or disk) or a
+    SCSI `<hostdev>`. Any other device (a file-backed disk, a cdrom, an interface) is
+    simply not one; only an element that carries a reference must be a valid target."""
+    if el.ns is not None:
+        return None
+    if el.tag == "disk" and el.get("type") == "block" and el.get("device") in ("lun", "disk"):
+        return "lun"
+    if el.tag == "hostdev" and el.get("type") == "scsi":
+        return "scsi"
+    return None
+
+
 def _element_kind(doc: Document, el: Element) -> ElementKind | None:
+    """The kind of a referencing element; InputError for a `<disk>` that cannot hold a LUN."""
     if el.tag == "disk" and el.ns is None:
         if el.get("device") not in ("lun", "disk"):
             return None
@@ -190,7 +204,7 @@ class ScsiRecord:
 
     def matches_element(self, doc: Document, el: Element) -> bool:
         """Whether `el` is the element this record was written for (by its <source>)."""
-        if _element_kind(doc, el) != self.element:
+        if _resolved_kind(el) != self.element:
             return False
         source = el.find("source")
         if source is None:
@@ -200,11 +214,15 @@ class ScsiRecord:
         adapter, addr = source.find("adapter"), source.find("address")
         if adapter is None or addr is None or self.address is None:
             return False
-        return adapter.get("name") == self.address.adapter and (
-            addr.get("bus"),
-            addr.get("target"),
-            addr.get("unit"),
-        ) == (str(self.address.channel), str(self.address.target), str(self.address.lun))
+        # libvirt reads bus/target/unit with strtoul base 0: unit='0x1' is unit 1.
+        try:
+            position = tuple(
+                parse_xml_uint(addr.get(k) or "", k) for k in ("bus", "target", "unit")
+            )
+        except InputError:
+            return False  # not a position this record could have written
+        recorded = (self.address.channel, self.address.target, self.address.lun)
+        return adapter.get("name") == self.address.adapter and position == recorded
 
     def reference(self, where: Location) -> ScsiReference:
         """The reference that re-resolves this record (another node, a rescan)."""

@@ -210,9 +210,6 @@ class SysfsInventory:
         path = self.reader.path("kernel", "iommu_groups", str(group), "devices")
         return sorted(PciAddress.parse(name) for name in self.reader.listdir(path))
 
-    def has_iommu(self) -> bool:
-        return bool(self.reader.listdir(self.reader.path("kernel", "iommu_groups")))
-
     # -- USB -------------------------------------------------------------
     def usb_devices(self) -> Sequence[UsbDevice]:
         r = self.reader

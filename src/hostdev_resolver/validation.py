@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from .errors import HostdevError, InputError, Location
 from .metadata import HR_MAP, HR_WWN, PciRecord
 from .records import field, frozen, mutable
-from .resolution import domain_name, resolve_domain
+from .resolution import domain_name, needs_store, resolve_domain, without_store
 from .rng import domain_rng_errors
 from .scsiresolve import ScsiRecord
 from .store import NS as STORE_NS
@@ -153,7 +153,10 @@ def validate_files(files: list[str], args: argparse.Namespace, *, all_nodes: boo
         from .cli import store_path
 
         try:
-            store = load_store(store_path(args))
+            if any(needs_store(doc) for doc in docs):
+                store = load_store(store_path(args))
+            else:
+                store = without_store(store_path(args))
         except HostdevError as exc:
             report.add(exc, store_path(args))
             return report

@@ -16,10 +16,11 @@ from .locate import (
     describe_usb,
     locate_pci,
     locate_usb,
+    lookalike_fix,
 )
-from .metadata import PciRecord, UsbRecord, read_resolution
+from .metadata import HR_MAP, HR_WWN, PciRecord, UsbRecord, read_resolution
 from .records import frozen
-from .resolution import domain_name, element_of_record, pci_expectation
+from .resolution import devices_of, domain_name, element_of_record, pci_expectation
 from .store import Mapping, PciMapping, Store, UsbMapping, VhbaMapping, WwnMapping
 
 # Not typing.TYPE_CHECKING: the hook avoids importing typing (see records.py).
@@ -40,7 +41,8 @@ if TYPE_CHECKING:
 class Finding:
     map: str
     node: str
-    status: str  # ok, shifted, mismatch, missing, ambiguous, denied, unmapped, stale, wrong-node
+    # ok, shifted, mismatch, missing, ambiguous, denied, unmapped, stale, wrong-node, unresolved
+    status: str
     message: str
     fix: str | None = None
     source: str | None = None
@@ -88,6 +90,33 @@ def _denied(base: _Subject, name: str, domain: str) -> Finding:
 
 def _redefine(domain: str) -> str:
     return f"run 'hostdev-virsh define' for {domain} again (or 'hostdev-resolver resolve')"
+
+
+def unresolved_references(doc: Document, node: str) -> list[Finding]:
+    """Devices that still carry `hr:map`/`hr:wwn`: never resolved, so they have no
+    concrete source for libvirt and nothing recorded to verify. (A domain libvirt
+    holds never has them: it drops attributes of foreign namespaces.)"""
+    out = []
+    for el in devices_of(doc):
+        for attr, spelled in ((HR_MAP, "hr:map"), (HR_WWN, "hr:wwn")):
+            value = el.get(attr)
+            if value is None:
+                continue
+            out.append(
+                Finding(
+                    map=value,
+                    node=node,
+                    status="unresolved",
+                    message=f"{value}: the <{el.tag}> is not resolved (it still carries {spelled}='{value}')",
+                    fix=(
+                        f"resolve the domain first: 'hostdev-resolver resolve {doc.source} -o OUT', "
+                        f"or define it with 'hostdev-virsh define {doc.source}'"
+                    ),
+                    source=doc.source,
+                    line=el.line,
+                )
+            )
+    return out
 
 
 def verify_domain(
@@ -287,6 +316,8 @@ def _verify_pci(
         )
     elif loc.status == Status.AMBIGUOUS:
         fix = f"record a distinguishing slot or serial: 'hostdev-resolver map add pci {record.map} --node {node} --address BDF'"
+    elif (remap := lookalike_fix(record.map, node, loc)) is not None:
+        fix = f"{remap}; otherwise put the device back"
     else:
         fix = f"put the device back, or re-map it with 'hostdev-resolver map add pci {record.map} --node {node} --address BDF'"
     return base.finding(

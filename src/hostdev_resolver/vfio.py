@@ -41,8 +41,8 @@ if TYPE_CHECKING:
     from pathlib import Path
     from typing import Protocol
 
-    from .inventory import PciDevice
-    from .sysfs import SysfsInventory, SysfsReader
+    from .inventory import HostInventory, PciDevice
+    from .sysfs import SysfsReader
     from .xmldoc import Document
 
     class Writer(Protocol):
@@ -180,7 +180,23 @@ def _managed(hostdev_managed: str | None) -> bool:
     return hostdev_managed == "yes"
 
 
-def plan_binding(doc: Document, store: Store, inventory: SysfsInventory) -> BindingPlan:
+def iommu_off(inventory: HostInventory) -> str | None:
+    """Why the IOMMU is seen to be off on this host, or None when it is on.
+
+    The kernel lists /sys/kernel/iommu_groups only with an IOMMU enabled. A view without
+    a sysfs (a snapshot, a libvirt connection) shows it the same way: no PCI device has
+    an IOMMU group.
+    """
+    reader: SysfsReader | None = getattr(inventory, "reader", None)
+    if reader is not None:
+        groups = reader.path("kernel", "iommu_groups")
+        return None if reader.listdir(groups) else f"{groups} is empty"
+    if any(d.iommu_group is not None for d in inventory.pci_devices()):
+        return None
+    return "no PCI device has an IOMMU group"
+
+
+def plan_binding(doc: Document, store: Store, inventory: HostInventory) -> BindingPlan:
     """What must move to vfio-pci for this domain; refuses a group a host driver uses."""
     domain = domain_name(doc)
     resolution = read_resolution(doc)
@@ -194,9 +210,10 @@ def plan_binding(doc: Document, store: Store, inventory: SysfsInventory) -> Bind
             address = pci_source_address(doc, el)
             if address is not None:
                 in_domain[address] = _managed(el.get("managed"))
-    if not inventory.has_iommu():
+    off = iommu_off(inventory)
+    if off is not None:
         raise RefusedError(
-            f"{domain}: the IOMMU is off on this host ({inventory.reader.path('kernel', 'iommu_groups')} is empty); "
+            f"{domain}: the IOMMU is off on this host ({off}); "
             "PCI devices cannot be given to guests",
             fix="enable VT-d/AMD-Vi in the firmware and boot with intel_iommu=on or amd_iommu=on",
         )
@@ -260,7 +277,7 @@ def read_overrides(plan: BindingPlan, reader: SysfsReader) -> BindingPlan:
 
 
 def planned_writes(
-    doc: Document, store: Store, inventory: SysfsInventory, sysfs_root: Path | str
+    doc: Document, store: Store, inventory: HostInventory, sysfs_root: Path | str
 ) -> list[str]:
     """The exact writes `prepare begin` would make, as shell lines (verify --dry-run)."""
     plan = plan_binding(doc, store, inventory)

@@ -35,9 +35,11 @@ from .resolution import (
     devices_of,
     domain_name,
     element_of_record,
+    needs_store,
     pci_source_address,
     resolve_domain,
     usb_source,
+    without_store,
 )
 from .store import PciMapping, Store, UsbMapping, load_store
 from .xmldoc import Document, Splicer, parse_bytes, parse_file
@@ -328,12 +330,16 @@ class Session:
         return read_scsi_inventory(str(root) if root else "/sys", None if root else "/dev")
 
     @property
+    def store_path(self) -> str:
+        given = self.ours.get("--store")
+        return str(given) if given else default_store()
+
+    @property
     def store(self) -> Store:
         if self._store is None:
-            given = self.ours.get("--store")
             # The parser checks every value it keeps (as in the hook); the XSD pass costs
             # ~300 ms of xmlschema import per command, more than the define itself.
-            self._store = load_store(str(given) if given else default_store(), schema=False)
+            self._store = load_store(self.store_path, schema=False)
         return self._store
 
     def say(self, text: str) -> None:
@@ -451,7 +457,7 @@ def resolve_for_node(
     if not uses_hostdev_resolver(doc):
         return _allocate(data, source, session)
     inventory = session.inventory
-    store = session.store
+    store = session.store if needs_store(doc) else without_store(session.store_path)
     scsi = session.scsi(doc)
     if scsi is not None and ensure_vports(session, doc, store, scsi):
         scsi = session.scsi(doc)  # the kernel made the vport's scsi_host: read it
@@ -778,7 +784,8 @@ def cmd_start(session: Session, args: argparse.Namespace) -> int:
         lambda: dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE | libvirt.VIR_DOMAIN_XML_SECURE)
     )
     doc = parse_bytes(xml.encode(), f"domain {domain}")
-    if read_resolution(doc) is not None and pooled(doc, session.store, session.node):
+    resolved_with_store = read_resolution(doc) is not None and needs_store(doc)
+    if resolved_with_store and pooled(doc, session.store, session.node):
         claimed = claims_of(_running_documents(session), dom.name())
         resolved = resolve_for_node(doc.data, doc.source, session, claimed)
         if resolved != doc.data:
