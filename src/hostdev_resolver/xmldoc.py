@@ -364,6 +364,44 @@ class Splicer:
         indent = self.doc.indent_of(sibling)
         self.insert(sibling.end, f"\n{indent}{node.render(indent)}")
 
+    def insert_before(self, sibling: Element, node: Node) -> None:
+        """Add `node` just before `sibling`, on a line of its own when `sibling` has one."""
+        indent = self.doc.indent_of(sibling)
+        if indent:
+            line_start = self.doc.data.rfind(b"\n", 0, sibling.start) + 1
+            self.insert(line_start, f"{indent}{node.render(indent)}\n")
+        else:
+            indent = self._sibling_indent(sibling)
+            self.insert(sibling.start, f"{node.render(indent)}\n{indent}")
+
+    def insert_child(
+        self,
+        parent: Element,
+        node: Node,
+        *,
+        after: tuple[str, ...] = (),
+        before: tuple[str, ...] = (),
+    ) -> None:
+        """Add `node` as a child of `parent` at the place a schema's order asks for: just after
+        the last child named in `after`; else just before the first child named in `before`;
+        else as the first child element. Comments and text keep their place."""
+        elements = [c for c in parent.children if c.ns is None]
+        anchors = [c for c in elements if c.tag in after]
+        if anchors:
+            anchor = anchors[-1]
+            indent = self.doc.indent_of(anchor) or self._sibling_indent(anchor)
+            self.insert(anchor.end, f"\n{indent}{node.render(indent)}")
+            return
+        following = [c for c in elements if c.tag in before] or parent.children
+        if following:
+            self.insert_before(following[0], node)
+        else:
+            self.append_child(parent, node)
+
+    def _sibling_indent(self, sibling: Element) -> str:
+        parent = sibling.parent
+        return self.doc.child_indent(parent) if parent is not None else ""
+
     def insert_first_child(self, parent: Element, node: Node) -> None:
         indent = self.doc.child_indent(parent)
         self.insert(parent.start_end, f"\n{indent}{node.render(indent)}")
