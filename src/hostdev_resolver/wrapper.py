@@ -40,7 +40,7 @@ from .resolution import (
     usb_source,
 )
 from .store import PciMapping, Store, UsbMapping, load_store
-from .xmldoc import Document, Splicer, parse_bytes, parse_file
+from .xmldoc import Document, Splicer, parse_bytes, parse_file, read_document
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
@@ -530,7 +530,7 @@ def _allocate(data: bytes, source: str, session: Session) -> bytes:
 def _read_file(path: str) -> bytes:
     try:
         with open(path, "rb") as handle:
-            return handle.read()
+            return read_document(handle)
     except OSError as exc:
         raise InputError(f"cannot read: {exc.strerror}", where=Location(path)) from None
 
