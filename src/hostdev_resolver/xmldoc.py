@@ -162,6 +162,8 @@ def _split(name: str) -> tuple[str | None, str, str | None]:
 
 def parse_bytes(data: bytes, source: str) -> Document:
     """Parse `data` (named `source` in errors). Raises InputError with file:line."""
+    if len(data) > MAX_DOCUMENT_BYTES:
+        raise too_large(source)
     if data[:2] in (b"\xff\xfe", b"\xfe\xff") or data[:4] in (b"\x00\x00\xfe\xff",):
         raise InputError(
             "the document is UTF-16 or UTF-32; only UTF-8 is read",
@@ -173,8 +175,6 @@ def parse_bytes(data: bytes, source: str) -> Document:
     # written with, whatever prefix (or character reference) declared its namespace.
     parser.namespace_prefixes = True
     parser.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)
-    if len(data) > MAX_DOCUMENT_BYTES:
-        raise too_large(source)
     stack: list[Element] = []
     # Character data arrives in many pieces (expat splits at every newline and entity):
     # the pieces are joined once per element, never appended to a str one by one, which
