@@ -556,6 +556,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
     if args.format == "json":
         print(json.dumps(report.to_json(), indent=2))
     else:
+        for line in report.errors():
+            print(line, file=sys.stderr)
         for line in report.lines():
             print(line)
     return report.exit_code

@@ -31,6 +31,9 @@ if TYPE_CHECKING:
 # metadata.HR_NS, spelled out so the no-metadata path imports nothing of the package
 # (tests/hook check the two agree).
 HR_NS_BYTES = b"http://hostdev-resolver.org/xmlns/domain/1"
+# xmldoc.MAX_DOCUMENT_BYTES (libvirt's limit for domain XML), spelled out likewise: stdin is
+# read up to one byte past it, and the parser refuses a domain that long.
+MAX_DOMAIN_BYTES = 10 * 1024 * 1024
 
 # The operations that look at the domain; every other (op, subop) exits 0.
 _PREPARE = ("prepare", "begin")
@@ -57,7 +60,7 @@ def main(
     domain, op = argv[0], (argv[1], argv[2])
     if op not in (_PREPARE, _RELEASE, _RECONNECT, *_FILTERS):
         return 0
-    data = stdin.read()
+    data = stdin.read(MAX_DOMAIN_BYTES + 1)
     if HR_NS_BYTES not in data:
         return 0
     from .errors import HostdevError

@@ -460,7 +460,7 @@ def _resolve_scsi_element(
     if not record.matches_element(ctx.doc, el):
         old = el.find("source")
         if old is None:
-            splicer.append_child(el, result.source)
+            _insert_source(splicer, el, result.source)
         elif record.dev is not None:
             # a LUN disk's <source> may hold <reservations>, <seclabel>: change dev only
             splicer.set_attribute(old, "dev", record.dev)
@@ -528,11 +528,27 @@ def resolve_domain(
                 source.attrs.update({k: v for k, v in old.attrs.items() if "{" not in k})
                 splicer.replace_element(old, source)
             else:
-                splicer.append_child(el, source)
+                _insert_source(splicer, el, source)
     resolution = Resolution(node, tuple(records))
     if resolution != previous:
         _write_resolution(doc, splicer, resolution)
     return Resolved(splicer.apply(), resolution, tuple(ctx.warnings))
+
+
+def _insert_source(splicer: Splicer, el: Element, source: Node) -> None:
+    """Add a new <source> where libvirt writes it: after <driver> (and a disk's legacy
+    disk-level <auth>), before everything else (virDomainHostdevDefFormat,
+    virDomainDiskDefFormat in src/conf/domain_conf.c).
+
+    For a PCI hostdev this is also what makes the result valid: domain.rng nests <driver>,
+    <teaming> and <source> in an interleave inside the hostdev's interleave, and libxml2
+    (2.9.14 in Debian 12, 2.14 in lxml) accepts that only when the three are adjacent:
+    a <source> after the guest <address> or <rom> fails the schema.
+    """
+    if el.tag == "disk":
+        splicer.insert_child(el, source, after=("driver", "auth"))
+    else:
+        splicer.insert_child(el, source, after=("driver",), before=("teaming",))
 
 
 def _write_resolution(doc: Document, splicer: Splicer, resolution: Resolution) -> None:

@@ -24,7 +24,7 @@ from .identity import (
 )
 from .pciaddress import PciAddress
 from .records import field, frozen
-from .xmldoc import Document, Element, Node, Splicer, parse_bytes
+from .xmldoc import Document, Element, Node, Splicer, parse_bytes, read_document
 
 # Not typing.TYPE_CHECKING: the hook avoids importing typing (see records.py).
 TYPE_CHECKING = False
@@ -413,7 +413,7 @@ def read_store_bytes(path: str) -> bytes:
     where = Location(path)
     try:
         with open(path, "rb") as handle:
-            return handle.read()
+            return read_document(handle)
     except FileNotFoundError:
         raise InputError(
             "mapping store not found",

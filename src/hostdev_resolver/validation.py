@@ -13,7 +13,7 @@ from .errors import HostdevError, InputError, Location
 from .metadata import HR_MAP, HR_WWN, PciRecord
 from .records import field, frozen, mutable
 from .resolution import domain_name, needs_store, resolve_domain, without_store
-from .rng import domain_rng_errors
+from .rng import schema_errors
 from .scsiresolve import ScsiRecord
 from .store import NS as STORE_NS
 from .store import Store, load_store, parse_store, validate_schema
@@ -21,6 +21,7 @@ from .xmldoc import Document, Splicer, parse_file
 
 if TYPE_CHECKING:
     import argparse
+    from collections.abc import Set as AbstractSet
 
     from .inventory import HostInventory
     from .scsi import ScsiInventory
@@ -62,8 +63,13 @@ class Report:
                 return code
         return 0
 
+    def errors(self) -> list[str]:
+        """One line per problem, for stderr (SPEC §5)."""
+        return [str(p) for p in self.problems]
+
     def lines(self) -> list[str]:
-        out = [str(p) for p in self.problems] + [f"note: {n}" for n in self.notes]
+        """The notes and the summary, for stdout."""
+        out = [f"note: {n}" for n in self.notes]
         bad = len({p.source for p in self.problems})
         out.append(
             f"{len(self.checked)} file(s) checked, {len(self.problems)} problem(s) in {bad} file(s)"
@@ -89,22 +95,55 @@ class Report:
         }
 
 
-def _without_references(doc: Document) -> bytes:
+def _without_references(doc: Document) -> tuple[bytes, set[int]]:
     """The domain without its referencing elements, for a schema check of the rest when
-    it cannot be resolved (an unresolved <hostdev> has no <source> and is never valid)."""
+    it cannot be resolved (an unresolved <hostdev> has no <source> and is never valid),
+    and the ids of the elements taken out."""
     splicer = Splicer(doc)
+    removed: set[int] = set()
     for el in doc.root.iter():
         if HR_MAP in el.attrs or HR_WWN in el.attrs:
             splicer.replace(el.start, el.end, b"")
-    return splicer.apply()
+            removed.add(id(el))
+    return splicer.apply(), removed
 
 
-def _check_rng(report: Report, data: bytes, source: str) -> bool:
-    errors = domain_rng_errors(data, source)
-    for where, message in errors[:5]:
+def _original_line(doc: Document, path: str, removed: AbstractSet[int]) -> int | None:
+    """The line in `doc` of the element libxml2 names by `path` in a resolved (or stripped)
+    copy of it. Resolution only adds elements (<source>, <metadata>), so the copy's
+    /domain/devices/hostdev[2] is the original's second <hostdev> not taken out; a path
+    into an added element stops at its nearest original ancestor."""
+    steps = [s for s in path.split("/") if s]
+    if not steps or steps[0] != doc.root.tag:
+        return None
+    element = doc.root
+    for step in steps[1:]:
+        tag, _, index = step.partition("[")
+        if ":" in tag or tag == "*":
+            break  # a namespaced element: ours, or foreign metadata
+        nth = int(index.rstrip("]")) if index else 1
+        same = [
+            c for c in element.children if c.tag == tag and c.ns is None and id(c) not in removed
+        ]
+        if len(same) < nth:
+            break
+        element = same[nth - 1]
+    return element.line
+
+
+def _check_rng(
+    report: Report, data: bytes, doc: Document, removed: AbstractSet[int] = frozenset()
+) -> bool:
+    errors = schema_errors(data)
+    for error in errors:
+        line = _original_line(doc, error.path, removed) if error.path else None
         report.problems.append(
             Problem(
-                source, where.line, 2, f"does not validate against libvirt's domain.rng: {message}"
+                doc.source,
+                line,
+                2,
+                f"{error.message}; fix it as https://libvirt.org/formatdomain.html describes "
+                f"('virt-xml-validate {doc.source} domain' shows libvirt's own check)",
             )
         )
     return not errors
@@ -213,7 +252,7 @@ def _validate_domain(
         report.notes.extend(f"{doc.source} [node {node}]: {w}" for w in result.warnings)
         if not schema_checked:
             schema_checked = True
-            if not _check_rng(report, result.data, doc.source):
+            if not _check_rng(report, result.data, doc):
                 return
         for record in result.resolution.records if result.resolution else ():
             if isinstance(record, ScsiRecord):
@@ -241,7 +280,8 @@ def _validate_domain(
                 )
             claims.setdefault(key, (name, doc.source))
     if not schema_checked:
-        _check_rng(report, _without_references(doc), doc.source)
+        stripped, removed = _without_references(doc)
+        _check_rng(report, stripped, doc, removed)
 
 
 def _check_entries_only(report: Report, doc: Document, store: Store, node: str) -> None:

@@ -42,7 +42,7 @@ from .resolution import (
     without_store,
 )
 from .store import PciMapping, Store, UsbMapping, load_store
-from .xmldoc import Document, Splicer, parse_bytes, parse_file
+from .xmldoc import Document, Splicer, parse_bytes, parse_file, read_document
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
@@ -546,7 +546,7 @@ def _allocate(data: bytes, source: str, session: Session) -> bytes:
 def _read_file(path: str) -> bytes:
     try:
         with open(path, "rb") as handle:
-            return handle.read()
+            return read_document(handle)
     except OSError as exc:
         raise InputError(f"cannot read: {exc.strerror}", where=Location(path)) from None
 

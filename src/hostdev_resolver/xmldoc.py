@@ -24,8 +24,16 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterator
     from re import Match, Pattern
+    from typing import BinaryIO
 
 XML_NS = "http://www.w3.org/XML/1998/namespace"
+
+# The largest domain or store document read. virsh reads a domain XML file into at most
+# 10 MiB (VSH_MAX_XML_FILE in libvirt's tools/vsh.h), and libvirtd's RPC carries no
+# string over 4 MiB (VIR_NET_MESSAGE_STRING_MAX, src/rpc/virnetprotocol.x), so no domain
+# libvirt accepts is larger. hook.py spells the number out again (it imports nothing of
+# the package before it knows the domain is ours).
+MAX_DOCUMENT_BYTES = 10 * 1024 * 1024
 _ATTR: Pattern[bytes] | None = None
 
 
@@ -154,6 +162,8 @@ def _split(name: str) -> tuple[str | None, str, str | None]:
 
 def parse_bytes(data: bytes, source: str) -> Document:
     """Parse `data` (named `source` in errors). Raises InputError with file:line."""
+    if len(data) > MAX_DOCUMENT_BYTES:
+        raise too_large(source)
     if data[:2] in (b"\xff\xfe", b"\xfe\xff") or data[:4] in (b"\x00\x00\xfe\xff",):
         raise InputError(
             "the document is UTF-16 or UTF-32; only UTF-8 is read",
@@ -166,6 +176,10 @@ def parse_bytes(data: bytes, source: str) -> Document:
     parser.namespace_prefixes = True
     parser.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)
     stack: list[Element] = []
+    # Character data arrives in many pieces (expat splits at every newline and entity):
+    # the pieces are joined once per element, never appended to a str one by one, which
+    # is quadratic in the length of a long <description>.
+    texts: list[list[str]] = []
     roots: list[Element] = []
 
     def refuse(what: str) -> None:
@@ -201,17 +215,19 @@ def parse_bytes(data: bytes, source: str) -> Document:
         else:
             roots.append(el)
         stack.append(el)
+        texts.append([])
 
     def end(name: str) -> None:
         el = stack.pop()
+        el.text = "".join(texts.pop())
         if el.self_closing:
             el.end = el.start_end
         else:
             el.end = _tag_end(data, parser.CurrentByteIndex)
 
     def chars(text: str) -> None:
-        if stack:
-            stack[-1].text += text
+        if texts:
+            texts[-1].append(text)
 
     parser.StartElementHandler = start
     parser.EndElementHandler = end
@@ -240,11 +256,26 @@ def parse_bytes(data: bytes, source: str) -> Document:
     return Document(data, roots[0], source)
 
 
+def read_document(handle: BinaryIO) -> bytes:
+    """The bytes of a document, at most one byte over the limit: a file far larger is
+    not read whole only to be refused."""
+    return handle.read(MAX_DOCUMENT_BYTES + 1)
+
+
+def too_large(source: str) -> InputError:
+    return InputError(
+        f"the document is larger than {MAX_DOCUMENT_BYTES // (1024 * 1024)} MiB, "
+        "libvirt's own limit for domain XML",
+        where=Location(source),
+        fix="check that this is the right file; libvirt would not accept it either",
+    )
+
+
 def parse_file(path: str) -> Document:
     where = Location(path)
     try:
         with open(path, "rb") as handle:
-            data = handle.read()
+            data = read_document(handle)
     except FileNotFoundError:
         raise InputError("file not found", where=where, fix="check the path") from None
     except IsADirectoryError:
@@ -363,6 +394,44 @@ class Splicer:
     def insert_after(self, sibling: Element, node: Node) -> None:
         indent = self.doc.indent_of(sibling)
         self.insert(sibling.end, f"\n{indent}{node.render(indent)}")
+
+    def insert_before(self, sibling: Element, node: Node) -> None:
+        """Add `node` just before `sibling`, on a line of its own when `sibling` has one."""
+        indent = self.doc.indent_of(sibling)
+        if indent:
+            line_start = self.doc.data.rfind(b"\n", 0, sibling.start) + 1
+            self.insert(line_start, f"{indent}{node.render(indent)}\n")
+        else:
+            indent = self._sibling_indent(sibling)
+            self.insert(sibling.start, f"{node.render(indent)}\n{indent}")
+
+    def insert_child(
+        self,
+        parent: Element,
+        node: Node,
+        *,
+        after: tuple[str, ...] = (),
+        before: tuple[str, ...] = (),
+    ) -> None:
+        """Add `node` as a child of `parent` at the place a schema's order asks for: just after
+        the last child named in `after`; else just before the first child named in `before`;
+        else as the first child element. Comments and text keep their place."""
+        elements = [c for c in parent.children if c.ns is None]
+        anchors = [c for c in elements if c.tag in after]
+        if anchors:
+            anchor = anchors[-1]
+            indent = self.doc.indent_of(anchor) or self._sibling_indent(anchor)
+            self.insert(anchor.end, f"\n{indent}{node.render(indent)}")
+            return
+        following = [c for c in elements if c.tag in before] or parent.children
+        if following:
+            self.insert_before(following[0], node)
+        else:
+            self.append_child(parent, node)
+
+    def _sibling_indent(self, sibling: Element) -> str:
+        parent = sibling.parent
+        return self.doc.child_indent(parent) if parent is not None else ""
 
     def insert_first_child(self, parent: Element, node: Node) -> None:
         indent = self.doc.child_indent(parent)

@@ -103,8 +103,10 @@ def policy_from_args(args: argparse.Namespace) -> Policy:
 
 def _read(path: str) -> bytes:
     try:
+        from ..xmldoc import read_document
+
         with open(path, "rb") as handle:
-            return handle.read()
+            return read_document(handle)
     except FileNotFoundError:
         raise InputError("file not found", where=Location(path), fix="check the path") from None
     except OSError as exc:
