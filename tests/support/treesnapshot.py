@@ -1,0 +1,61 @@
+"""What a directory tree holds, to prove a test run left it as it found it.
+
+A snapshot records, for every entry under a root, its type, permission bits, owner and
+group, and a regular file's bytes or a symlink's target. Modification times are left
+out: putting a file back exactly still gives it a new mtime.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+Entry = tuple[str, int, int, int, bytes]
+Snapshot = dict[str, Entry]
+
+
+def snapshot(root: Path) -> Snapshot:
+    """Every entry under root (root itself as "."); an absent root is an empty snapshot."""
+    entries: Snapshot = {}
+    if not root.exists() and not root.is_symlink():
+        return entries
+    stack = [root]
+    while stack:
+        path = stack.pop()
+        info = path.lstat()
+        mode = info.st_mode
+        if stat.S_ISLNK(mode):
+            kind, data = "symlink", os.readlink(path).encode()
+        elif stat.S_ISREG(mode):
+            kind, data = "file", path.read_bytes()
+        elif stat.S_ISDIR(mode):
+            kind, data = "dir", b""
+            stack.extend(sorted(path.iterdir()))
+        else:
+            kind, data = f"special {stat.S_IFMT(mode):o}", b""
+        name = str(path.relative_to(root)) if path != root else "."
+        entries[name] = (kind, stat.S_IMODE(mode), info.st_uid, info.st_gid, data)
+    return entries
+
+
+def differences(root: Path, before: Snapshot, after: Snapshot) -> list[str]:
+    """One line per entry that appeared, disappeared or changed, in path order."""
+    lines = []
+    for name in sorted(before.keys() | after.keys()):
+        path = root / name if name != "." else root
+        old, new = before.get(name), after.get(name)
+        if old == new:
+            continue
+        if old is None:
+            lines.append(f"{path}: created")
+        elif new is None:
+            lines.append(f"{path}: removed")
+        else:
+            changed = [
+                what
+                for what, a, b in zip(("type", "mode", "owner", "group", "content"), old, new)
+                if a != b
+            ]
+            lines.append(f"{path}: {', '.join(changed)} changed")
+    return lines
