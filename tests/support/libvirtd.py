@@ -38,6 +38,7 @@ stops, at exit and on SIGTERM/SIGHUP.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import ctypes
 import os
 import select
@@ -57,6 +58,7 @@ from typing import IO
 REPO = Path(__file__).resolve().parents[2]
 ETC = Path("/etc/libvirt")
 HOOK_NAME = "50-hostdev-resolver"
+UNSHARE = ("unshare", "-m", "--propagation", "private", "--")
 PR_SET_CHILD_SUBREAPER = 36  # <linux/prctl.h>
 # The host directories the namespace replaces, and the TMP subdirectory each one becomes.
 MOUNTS = (
@@ -208,10 +210,8 @@ def _terminate(pidfile: Path, comm_prefix: str) -> None:
         while time.monotonic() < deadline:
             if _proc_state(pid) == "Z":
                 # Our child only in the holder, which is the daemons' subreaper.
-                try:
+                with contextlib.suppress(ChildProcessError):
                     os.waitpid(pid, os.WNOHANG)
-                except ChildProcessError:
-                    pass
                 return
             if _proc_state(pid) is None:
                 return
@@ -273,6 +273,8 @@ def hold(root: Path) -> int:
             break
     _teardown("qemu:///system", Path("/run/libvirt"), root / "state")
     _reap()
+    # Also when the test process was killed and cannot do it any more.
+    shutil.rmtree(root, ignore_errors=True)
     return 0
 
 
@@ -309,7 +311,7 @@ def _namespace_processes(root: Path) -> list[int]:
 def namespaces_work(probe: Path) -> bool:
     """Does this kernel let us make a private mount namespace and bind-mount in it?"""
     proc = subprocess.run(
-        ["unshare", "-m", "--propagation", "private", "mount", "--bind", str(probe), str(probe)],
+        [*UNSHARE, "mount", "--bind", str(probe), str(probe)],
         capture_output=True,
         check=False,
     )
@@ -323,9 +325,12 @@ def _host_daemons() -> list[str]:
     for proc in Path("/proc").iterdir():
         try:
             comm = (proc / "comm").read_text().strip()
-            if comm in ("libvirtd", "virtqemud", "virtlogd") and _proc_state(int(proc.name)) != "Z":
-                if os.readlink(proc / "ns" / "mnt") == own:
-                    found.append(f"{comm} (PID {proc.name})")
+            if (
+                comm in ("libvirtd", "virtqemud", "virtlogd")
+                and _proc_state(int(proc.name)) != "Z"
+                and os.readlink(proc / "ns" / "mnt") == own
+            ):
+                found.append(f"{comm} (PID {proc.name})")
         except (OSError, ValueError):
             continue
     return found
@@ -343,8 +348,7 @@ def _start_namespaced(root: Path, hook_config: Path) -> _Daemon:
         restorer.makedirs(target)
     log = (root / "state" / "holder.log").open("w")
     holder = subprocess.Popen(
-        ["unshare", "-m", "--propagation", "private", "--"]
-        + [sys.executable, "-m", "tests.support.libvirtd", "hold", str(root)],
+        [*UNSHARE, sys.executable, "-m", "tests.support.libvirtd", "hold", str(root)],
         cwd=REPO,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,

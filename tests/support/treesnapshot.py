@@ -54,7 +54,9 @@ def differences(root: Path, before: Snapshot, after: Snapshot) -> list[str]:
         else:
             changed = [
                 what
-                for what, a, b in zip(("type", "mode", "owner", "group", "content"), old, new)
+                for what, a, b in zip(
+                    ("type", "mode", "owner", "group", "content"), old, new, strict=True
+                )
                 if a != b
             ]
             lines.append(f"{path}: {', '.join(changed)} changed")

@@ -1,0 +1,253 @@
+"""A test run leaves the machine as it found it (issue 10).
+
+The real daemon runs in a private mount namespace (tests/support/libvirtd.py); these
+tests check that its configuration never reaches the host's /etc/libvirt, that stopping
+it (also by Ctrl-C, SIGTERM or SIGKILL of the test process) leaves no process behind, and
+that the fallback without namespaces puts back every file it changed.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.support import libvirtd, treesnapshot
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _alive(pid: int) -> bool:
+    return libvirtd._proc_state(pid) not in (None, "Z")
+
+
+# -- tree snapshots ---------------------------------------------------------------------
+
+
+def test_snapshot_sees_every_kind_of_change(tmp_path: Path) -> None:
+    root = tmp_path / "etc"
+    (root / "hooks").mkdir(parents=True)
+    conf = root / "qemu.conf"
+    conf.write_text('#user = "qemu"\n')
+    (root / "link").symlink_to("qemu.conf")
+    (root / "hooks" / "gone").write_text("x")
+    before = treesnapshot.snapshot(root)
+    assert treesnapshot.differences(root, before, treesnapshot.snapshot(root)) == []
+
+    conf.write_text('#user = "qemu"\nuser = "root"\n')
+    conf.chmod(0o600)
+    (root / "link").unlink()
+    (root / "link").symlink_to("hooks")
+    (root / "hooks" / "gone").unlink()
+    (root / "hooks" / "new").write_text("x")
+    (root / "hooks").chmod(0o700)
+    os.chown(root / "hooks", 0, 1)
+    assert treesnapshot.differences(root, before, treesnapshot.snapshot(root)) == [
+        f"{root}/hooks: mode, group changed",
+        f"{root}/hooks/gone: removed",
+        f"{root}/hooks/new: created",
+        f"{root}/link: content changed",
+        f"{root}/qemu.conf: mode, content changed",
+    ]
+
+
+_SESSION = """
+import sys
+import pytest
+from pathlib import Path
+from tests.support import libvirtd
+
+libvirtd.ETC = Path(sys.argv[1])
+sys.exit(pytest.main(["-q", "-p", "tests.conftest", "-p", "no:cacheprovider", sys.argv[2]]))
+"""
+
+
+@pytest.mark.parametrize("change", [False, True])
+def test_a_run_that_changes_etc_libvirt_fails(tmp_path: Path, change: bool) -> None:
+    etc = tmp_path / "etc"
+    etc.mkdir()
+    (etc / "qemu.conf").write_text("# as shipped\n")
+    test = tmp_path / "test_touch.py"
+    test.write_text(
+        "from pathlib import Path\n"
+        "def test_passes() -> None:\n"
+        f"    if {change}:\n"
+        f"        Path({str(etc / 'qemu.conf')!r}).write_text('user = \"root\"\\n')\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", _SESSION, str(etc), str(test)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    if change:
+        assert proc.returncode == 1, proc.stdout + proc.stderr
+        assert f"the test run changed {etc}:" in proc.stdout
+        assert f"{etc}/qemu.conf: content changed" in proc.stdout
+    else:
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+# -- the fallback without namespaces ------------------------------------------------------
+
+
+def test_restorer_puts_back_bytes_mode_owner_and_removes_what_it_made(tmp_path: Path) -> None:
+    conf = tmp_path / "qemu.conf"
+    conf.write_bytes(b"# as shipped\n")
+    conf.chmod(0o600)
+    os.chown(conf, 0, 1)
+    hook = tmp_path / "hooks" / "qemu.d" / "50-test"
+    before = treesnapshot.snapshot(tmp_path)
+
+    restorer = libvirtd._Restorer()
+    restorer.makedirs(hook.parent)
+    restorer.save(hook)
+    restorer.save(conf)
+    libvirtd._configure_qemu_conf(conf)
+    libvirtd._install_test_hook(hook, tmp_path / "hook.toml")
+    conf.chmod(0o644)
+    os.chown(conf, 0, 0)
+    assert treesnapshot.differences(tmp_path, before, treesnapshot.snapshot(tmp_path))
+    restorer.restore()
+    assert treesnapshot.differences(tmp_path, before, treesnapshot.snapshot(tmp_path)) == []
+
+
+_INTERRUPTED_CHILD = """
+import sys, time
+from pathlib import Path
+from tests.support import libvirtd
+
+conf = Path(sys.argv[1])
+restorer = libvirtd._Restorer()
+restorer.save(conf)
+libvirtd._configure_qemu_conf(conf)
+# A host-mode daemon whose teardown finds nothing to stop (no PID files, test driver).
+libvirtd._daemon = libvirtd._Daemon(Path(sys.argv[2]), "test:///default", None, restorer)
+libvirtd._install_exit_handlers()
+print("changed", flush=True)
+time.sleep(60)
+"""
+
+
+@pytest.mark.parametrize(
+    "signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP], ids=lambda s: s.name
+)
+def test_fallback_restores_files_when_interrupted(tmp_path: Path, signum: int) -> None:
+    conf = tmp_path / "qemu.conf"
+    conf.write_bytes(b"# the administrator's\n")
+    state = tmp_path / "state"
+    state.mkdir()
+    child = subprocess.Popen(
+        [sys.executable, "-c", _INTERRUPTED_CHILD, str(conf), str(state)],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert child.stdout is not None
+    assert child.stdout.readline() == "changed\n"
+    assert b'user = "root"' in conf.read_bytes()
+    child.send_signal(signum)
+    child.wait(timeout=30)
+    assert conf.read_bytes() == b"# the administrator's\n"
+    assert not state.exists()
+    # Ends by the signal itself, as it would have without the handlers.
+    assert child.returncode == -signum
+
+
+# -- the real daemon ----------------------------------------------------------------------
+
+
+def _daemon_pids() -> tuple[int, int]:
+    state = libvirtd.TEST_HOOK_CONFIG.parent if libvirtd.TEST_HOOK_CONFIG else None
+    assert state is not None
+    return tuple(  # type: ignore[return-value]
+        int((state / f"{name}.pid").read_text()) for name in ("libvirtd", "virtlogd")
+    )
+
+
+@pytest.mark.daemon
+def test_daemon_sees_private_libvirt_dirs_and_host_etc_is_untouched(
+    libvirt_uri: str, tmp_path: Path
+) -> None:
+    root = libvirtd.TEST_HOOK_CONFIG.parent.parent if libvirtd.TEST_HOOK_CONFIG else None
+    assert root is not None and libvirt_uri == libvirtd.uri() == libvirtd.URI
+    assert libvirt_uri == f"qemu+unix:///system?socket={root}/run/libvirt-sock"
+    before = treesnapshot.snapshot(libvirtd.ETC)
+    for pid in _daemon_pids():
+        assert os.readlink(f"/proc/{pid}/ns/mnt") != os.readlink("/proc/self/ns/mnt")
+        mounts = {
+            fields[4]: fields[3]
+            for fields in map(str.split, Path(f"/proc/{pid}/mountinfo").read_text().splitlines())
+        }
+        for target, name in libvirtd.MOUNTS:
+            assert mounts[str(target)].endswith(f"/{root.name}/{name}"), (target, mounts)
+    # What the daemon reads is the edited copy; the host's file is not what it sees.
+    conf = (root / "etc" / "qemu.conf").read_text()
+    assert 'user = "root"' in conf and 'group = "root"' in conf
+    assert sorted(p.name for p in (root / "etc" / "hooks" / "qemu.d").iterdir()) == [
+        libvirtd.HOOK_NAME
+    ]
+    # A define writes the daemon's /etc/libvirt/qemu/NAME.xml: into the copy.
+    domain = tmp_path / "iso.xml"
+    domain.write_text(
+        "<domain type='qemu'><name>iso-define</name><memory unit='MiB'>64</memory>"
+        "<os><type arch='x86_64' machine='q35'>hvm</type></os></domain>"
+    )
+    libvirtd.undefine_all("iso-")
+    try:
+        libvirtd.virsh("define", str(domain))
+        assert (root / "etc" / "qemu" / "iso-define.xml").exists()
+        assert not (libvirtd.ETC / "qemu" / "iso-define.xml").exists()
+    finally:
+        libvirtd.undefine_all("iso-")
+    assert treesnapshot.differences(libvirtd.ETC, before, treesnapshot.snapshot(libvirtd.ETC)) == []
+
+
+_DAEMON_CHILD = """
+import os, sys, time
+from tests.support import libvirtd
+
+libvirtd.ensure_daemon()
+state = libvirtd.TEST_HOOK_CONFIG.parent
+pids = [int((state / f"{n}.pid").read_text()) for n in ("libvirtd", "virtlogd")]
+print(state.parent, *pids, flush=True)
+time.sleep(120)
+"""
+
+
+@pytest.mark.daemon
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGKILL], ids=lambda s: s.name)
+def test_interrupted_run_leaves_no_daemon_and_no_namespace(signum: int) -> None:
+    """Ctrl-C runs the teardown; SIGKILL closes the holder's pipe, and the holder does it."""
+    if os.geteuid() != 0 or not Path("/usr/sbin/libvirtd").exists():
+        pytest.skip("needs root and libvirt-daemon-system")
+    child = subprocess.Popen(
+        [sys.executable, "-c", _DAEMON_CHILD],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert child.stdout is not None
+    line = child.stdout.readline().split()
+    assert len(line) == 3, child.communicate(timeout=60)
+    root, pids = Path(line[0]), [int(pid) for pid in line[1:]]
+    assert all(_alive(pid) for pid in pids)
+    assert libvirtd._namespace_processes(root)
+    child.send_signal(signum)
+    child.wait(timeout=120)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and (
+        any(_alive(pid) for pid in pids) or libvirtd._namespace_processes(root)
+    ):
+        time.sleep(0.2)
+    assert not any(_alive(pid) for pid in pids)
+    assert libvirtd._namespace_processes(root) == []
+    assert not root.exists()
