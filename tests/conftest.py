@@ -37,7 +37,11 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     changed = treesnapshot.differences(libvirtd.ETC, before, treesnapshot.snapshot(libvirtd.ETC))
     if changed:
         reporter = session.config.pluginmanager.get_plugin("terminalreporter")
-        lines = [f"the test run changed {libvirtd.ETC}:", *changed]
+        lines = [
+            f"the test run changed {libvirtd.ETC} (or something else did meanwhile, such as "
+            "the host's own libvirtd defining a guest); put back:",
+            *changed,
+        ]
         if reporter is not None:
             for line in lines:
                 reporter.write_line(line, red=True)

@@ -61,3 +61,17 @@ def differences(root: Path, before: Snapshot, after: Snapshot) -> list[str]:
             ]
             lines.append(f"{path}: {', '.join(changed)} changed")
     return lines
+
+
+def restore_directories(root: Path, before: Snapshot) -> None:
+    """Recreate, with their mode, owner and group, the directories of `before` that are gone
+    (dpkg removes a directory it installed into once it is empty, even one that existed
+    before the package)."""
+    for name in sorted((n for n, e in before.items() if e[0] == "dir"), key=len):
+        path = root / name if name != "." else root
+        if path.exists() or path.is_symlink():
+            continue
+        _, mode, uid, gid, _ = before[name]
+        path.mkdir()
+        os.chown(path, uid, gid)
+        path.chmod(mode)
