@@ -29,19 +29,24 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
 @pytest.hookimpl(trylast=True)  # after the fixtures' teardown (packaging restores files)
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    # Modules that call ensure_daemon() directly have no fixture teardown to stop it.
-    libvirtd.stop_daemon()
+    lines = []
+    try:
+        # Modules that call ensure_daemon() directly have no fixture teardown to stop it.
+        libvirtd.stop_daemon()
+    except RuntimeError as exc:
+        lines.append(str(exc))
     before = session.stash.get(_ETC_BEFORE, None)
-    if before is None:
-        return
-    changed = treesnapshot.differences(libvirtd.ETC, before, treesnapshot.snapshot(libvirtd.ETC))
-    if changed:
+    if before is not None:
+        after = treesnapshot.snapshot(libvirtd.ETC)
+        changed = treesnapshot.differences(libvirtd.ETC, before, after)
+        if changed:
+            lines.append(
+                f"the test run changed {libvirtd.ETC} (or something else did meanwhile, such "
+                "as the host's own libvirtd defining a guest); put back:"
+            )
+            lines.extend(changed)
+    if lines:
         reporter = session.config.pluginmanager.get_plugin("terminalreporter")
-        lines = [
-            f"the test run changed {libvirtd.ETC} (or something else did meanwhile, such as "
-            "the host's own libvirtd defining a guest); put back:",
-            *changed,
-        ]
         if reporter is not None:
             for line in lines:
                 reporter.write_line(line, red=True)

@@ -8,6 +8,7 @@ that the fallback without namespaces puts back every file it changed.
 
 from __future__ import annotations
 
+import glob
 import os
 import signal
 import subprocess
@@ -229,7 +230,15 @@ from tests.support import libvirtd
 
 libvirtd.ensure_daemon()
 state = libvirtd.TEST_HOOK_CONFIG.parent
+domain = state / "guest.xml"
+domain.write_text(
+    "<domain type='qemu'><name>" + sys.argv[1] + "</name><memory unit='MiB'>64</memory>"
+    "<os><type arch='x86_64' machine='q35'>hvm</type></os></domain>"
+)
+libvirtd.virsh("create", str(domain))
+run = state.parent / "run" / "qemu"
 pids = [int((state / f"{n}.pid").read_text()) for n in ("libvirtd", "virtlogd")]
+pids.append(int((run / f"{sys.argv[1]}.pid").read_text()))
 print(state.parent, *pids, flush=True)
 time.sleep(120)
 """
@@ -237,12 +246,15 @@ time.sleep(120)
 
 @pytest.mark.daemon
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGKILL], ids=lambda s: s.name)
-def test_interrupted_run_leaves_no_daemon_and_no_namespace(signum: int) -> None:
-    """Ctrl-C runs the teardown; SIGKILL closes the holder's pipe, and the holder does it."""
+def test_interrupted_run_leaves_no_daemon_no_guest_and_no_namespace(signum: signal.Signals) -> None:
+    """Ctrl-C runs the teardown; SIGKILL closes the holder's pipe, and the holder does it.
+    Either way the running guest is destroyed by libvirt, which removes its cgroups (those
+    are the host's: no namespace covers them)."""
     if os.geteuid() != 0 or not Path("/usr/sbin/libvirtd").exists():
         pytest.skip("needs root and libvirt-daemon-system")
+    guest = f"iso-run-{os.getpid()}-{signum.name}"
     child = subprocess.Popen(
-        [sys.executable, "-c", _DAEMON_CHILD],
+        [sys.executable, "-c", _DAEMON_CHILD, guest],
         cwd=REPO,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -250,9 +262,11 @@ def test_interrupted_run_leaves_no_daemon_and_no_namespace(signum: int) -> None:
     )
     assert child.stdout is not None
     line = child.stdout.readline().split()
-    assert len(line) == 3, child.communicate(timeout=60)
+    assert len(line) == 4, child.communicate(timeout=60)
     root, pids = Path(line[0]), [int(pid) for pid in line[1:]]
     assert all(_alive(pid) for pid in pids)
+    cgroups = f"/sys/fs/cgroup/**/qemu-*-{guest}.libvirt-qemu"
+    assert glob.glob(cgroups, recursive=True)
     assert libvirtd._namespace_processes(root)
     child.send_signal(signum)
     child.wait(timeout=120)
@@ -264,3 +278,4 @@ def test_interrupted_run_leaves_no_daemon_and_no_namespace(signum: int) -> None:
     assert not any(_alive(pid) for pid in pids)
     assert libvirtd._namespace_processes(root) == []
     assert not root.exists()
+    assert glob.glob(cgroups, recursive=True) == []

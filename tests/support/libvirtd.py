@@ -41,7 +41,6 @@ import atexit
 import contextlib
 import ctypes
 import os
-import select
 import shutil
 import signal
 import stat
@@ -208,12 +207,7 @@ def _terminate(pidfile: Path, comm_prefix: str) -> None:
             return
         deadline = time.monotonic() + wait
         while time.monotonic() < deadline:
-            if _proc_state(pid) == "Z":
-                # Our child only in the holder, which is the daemons' subreaper.
-                with contextlib.suppress(ChildProcessError):
-                    os.waitpid(pid, os.WNOHANG)
-                return
-            if _proc_state(pid) is None:
+            if _proc_state(pid) in (None, "Z"):  # a zombie is its reaper's business
                 return
             time.sleep(0.1)
 
@@ -255,37 +249,48 @@ def _start_daemons(state: Path, log: IO[str] | None) -> None:
 
 
 def hold(root: Path) -> int:
-    """The namespace's holder (run under unshare): mount, start, wait for EOF, tear down."""
-    # The daemons fork away from their parent; as their subreaper the holder becomes their
-    # parent instead of PID 1 and reaps them, so no <defunct> entry outlives a run.
+    """The namespace's holder (run under unshare): a reaper, and a worker that mounts, starts
+    the daemons, waits for EOF on stdin and tears them down."""
+    # The daemons, libvirtd's QEMU capability probes and the guests' QEMUs all fork away
+    # from their parent. libvirtd waits for a probe's or a destroyed guest's PID to vanish,
+    # which a zombie never does, and PID 1 may be slow to reap them (it is here). As their
+    # subreaper the holder becomes their parent and reaps them at once. The work is done by
+    # a child, so that this wait loop takes no exit status from its subprocess calls.
     ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    worker = os.fork()
+    if worker == 0:
+        code = 1
+        try:
+            code = _work(root)
+        finally:
+            os._exit(code)
+    status = 1
+    while True:
+        try:
+            pid, wait_status = os.wait()
+        except ChildProcessError:
+            break
+        if pid == worker:
+            status = os.waitstatus_to_exitcode(wait_status)
+            # Whatever the teardown could not stop must not keep the namespace alive.
+            for leftover in _namespace_processes(root):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(leftover, signal.SIGKILL)
+    # Also when the test process was killed and cannot do it any more.
+    shutil.rmtree(root, ignore_errors=True)
+    return status
+
+
+def _work(root: Path) -> int:
     for target, name in MOUNTS:
         subprocess.run(["mount", "--bind", str(root / name), str(target)], check=True)
     _start_daemons(root / "state", sys.stderr)
     print("started", flush=True)
-    # Until EOF (stop_daemon() closed the pipe, or the pytest process is gone), reap what
-    # exits: libvirtd's QEMU capability probes fork away too, and it waits for each probe's
-    # PID to vanish, which a zombie never does.
-    while True:
-        ready, _, _ = select.select([sys.stdin], [], [], 0.2)
-        _reap()
-        if ready and not os.read(sys.stdin.fileno(), 4096):
-            break
+    # EOF once stop_daemon() closed the pipe, or the pytest process is gone.
+    while os.read(sys.stdin.fileno(), 4096):
+        pass
     _teardown("qemu:///system", Path("/run/libvirt"), root / "state")
-    _reap()
-    # Also when the test process was killed and cannot do it any more.
-    shutil.rmtree(root, ignore_errors=True)
     return 0
-
-
-def _reap() -> None:
-    while True:
-        try:
-            pid, _ = os.waitpid(-1, os.WNOHANG)
-        except ChildProcessError:
-            return
-        if pid == 0:
-            return
 
 
 def _namespace_processes(root: Path) -> list[int]:
