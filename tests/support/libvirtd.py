@@ -48,6 +48,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -214,27 +215,32 @@ def _terminate(pidfile: Path, comm_prefix: str) -> None:
 
 def _teardown(uri: str, run_dir: Path, state: Path) -> None:
     """Destroy the guests, then stop libvirtd, virtlogd and any QEMU left over."""
-    listed = subprocess.run(
-        ["virsh", "-c", uri, "list", "--name"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        stdin=subprocess.DEVNULL,
-        check=False,
-    )
-    for name in listed.stdout.split():
-        # libvirt removes the guest's cgroups (shared with the host) only on a destroy.
-        subprocess.run(
-            ["virsh", "-c", uri, "destroy", name],
+    try:
+        listed = _quiet_virsh(uri, "list", "--name")
+        for name in listed.split():
+            # libvirt removes the guest's cgroups (shared with the host) only on a destroy.
+            _quiet_virsh(uri, "destroy", name)
+    finally:
+        _terminate(state / "libvirtd.pid", "libvirtd")
+        _terminate(state / "virtlogd.pid", "virtlogd")
+        for pidfile in sorted((run_dir / "qemu").glob("*.pid")):
+            _terminate(pidfile, "qemu")
+
+
+def _quiet_virsh(uri: str, *args: str) -> str:
+    """virsh's stdout; empty when it fails or hangs (the daemons get killed next anyway)."""
+    try:
+        proc = subprocess.run(
+            ["virsh", "-c", uri, *args],
             capture_output=True,
-            timeout=60,
+            text=True,
+            timeout=30,
             stdin=subprocess.DEVNULL,
             check=False,
         )
-    _terminate(state / "libvirtd.pid", "libvirtd")
-    _terminate(state / "virtlogd.pid", "virtlogd")
-    for pidfile in sorted((run_dir / "qemu").glob("*.pid")):
-        _terminate(pidfile, "qemu")
+    except subprocess.TimeoutExpired:
+        return ""
+    return proc.stdout
 
 
 def _start_daemons(state: Path, log: IO[str] | None) -> None:
@@ -262,6 +268,8 @@ def hold(root: Path) -> int:
         code = 1
         try:
             code = _work(root)
+        except Exception:  # the worker's stderr is state/holder.log
+            traceback.print_exc()
         finally:
             os._exit(code)
     status = 1
