@@ -268,7 +268,7 @@ def hold(root: Path) -> int:
         code = 1
         try:
             code = _work(root)
-        except Exception:  # the worker's stderr is state/holder.log
+        except (OSError, subprocess.SubprocessError):  # stderr is state/holder.log
             traceback.print_exc()
         finally:
             os._exit(code)
