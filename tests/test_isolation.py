@@ -175,6 +175,22 @@ def test_fallback_restores_files_when_interrupted(tmp_path: Path, signum: int) -
     assert child.returncode == -signum
 
 
+def test_a_holder_that_fails_to_start_leaves_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    if os.geteuid() != 0 or not Path("/usr/sbin/libvirtd").exists():
+        pytest.skip("needs root and libvirt-daemon-system")
+    # Set aside (monkeypatch puts it back) whatever daemon this session already runs.
+    for name, value in (("_daemon", None), ("URI", ""), ("TEST_HOOK_CONFIG", None)):
+        monkeypatch.setattr(libvirtd, name, value)
+    before = set(Path("/tmp").glob("hostdev-resolver-libvirtd-*"))
+    monkeypatch.setattr(libvirtd, "namespaces_work", lambda probe: True)
+    # The holder's command becomes `false …`: it exits without saying "started".
+    monkeypatch.setattr(libvirtd, "UNSHARE", ("false",))
+    with pytest.raises(RuntimeError, match="did not start in its namespace"):
+        libvirtd.ensure_daemon()
+    assert (libvirtd.URI, libvirtd.TEST_HOOK_CONFIG, libvirtd._daemon) == ("", None, None)
+    assert set(Path("/tmp").glob("hostdev-resolver-libvirtd-*")) == before
+
+
 # -- the real daemon ----------------------------------------------------------------------
 
 

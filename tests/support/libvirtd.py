@@ -113,7 +113,11 @@ class _Restorer:
                 continue
             data, mode, uid, gid = state
             tmp = path.with_name(path.name + ".hostdev-resolver-restore")
-            tmp.write_bytes(data)
+            tmp.unlink(missing_ok=True)
+            # Readable by root alone until it has its owner and mode (qemu.conf is 0600).
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
             os.chown(tmp, uid, gid)
             tmp.chmod(mode)
             tmp.replace(path)
@@ -349,8 +353,10 @@ def _host_daemons() -> list[str]:
     return found
 
 
-def _start_namespaced(root: Path, hook_config: Path) -> _Daemon:
+def _start_namespaced(root: Path, hook_config: Path) -> None:
+    global _daemon
     restorer = _Restorer()
+    _daemon = _Daemon(root, f"qemu+unix:///system?socket={root}/run/libvirt-sock", None, restorer)
     _copy_config(root / "etc")
     _configure_qemu_conf(root / "etc" / "qemu.conf")
     _install_test_hook(root / "etc" / "hooks" / "qemu.d" / HOOK_NAME, hook_config)
@@ -359,30 +365,27 @@ def _start_namespaced(root: Path, hook_config: Path) -> _Daemon:
         # /run/libvirt exists only once a libvirtd has run since boot: a mount point is
         # needed, and it is taken away again afterwards.
         restorer.makedirs(target)
-    log = (root / "state" / "holder.log").open("w")
-    holder = subprocess.Popen(
-        [*UNSHARE, sys.executable, "-m", "tests.support.libvirtd", "hold", str(root)],
-        cwd=REPO,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=log,
-        text=True,
-        # Not in the terminal's process group: Ctrl-C reaches pytest, whose teardown
-        # stops the daemons; a holder killed by it first would leave them running.
-        start_new_session=True,
-    )
-    log.close()
-    assert holder.stdout is not None
-    daemon = _Daemon(root, f"qemu+unix:///system?socket={root}/run/libvirt-sock", holder, restorer)
-    if holder.stdout.readline().strip() != "started":
-        holder.wait(timeout=60)
-        reason = (root / "state" / "holder.log").read_text().strip().splitlines()
-        _cleanup(daemon)
-        raise RuntimeError(f"the test libvirtd did not start in its namespace: {reason[-1:]}")
-    return daemon
+    with (root / "state" / "holder.log").open("w") as log:
+        _daemon.holder = subprocess.Popen(
+            [*UNSHARE, sys.executable, "-m", "tests.support.libvirtd", "hold", str(root)],
+            cwd=REPO,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=log,
+            text=True,
+            # Not in the terminal's process group: Ctrl-C reaches pytest, whose teardown
+            # stops the daemons; a holder killed by it first would leave them running.
+            start_new_session=True,
+        )
+    assert _daemon.holder.stdout is not None
+    if _daemon.holder.stdout.readline().strip() != "started":
+        _daemon.holder.wait(timeout=60)
+        reason = (root / "state" / "holder.log").read_text().strip().splitlines()[-1:]
+        raise RuntimeError(f"the test libvirtd did not start in its namespace: {reason}")
 
 
-def _start_on_host(root: Path, hook_config: Path) -> _Daemon:
+def _start_on_host(root: Path, hook_config: Path) -> None:
+    global _daemon
     running = _host_daemons()
     if running:
         raise DaemonUnavailable(
@@ -390,20 +393,16 @@ def _start_on_host(root: Path, hook_config: Path) -> _Daemon:
             "already runs: the tests never reconfigure a daemon they did not start"
         )
     restorer = _Restorer()
-    daemon = _Daemon(root, "qemu:///system", None, restorer)
+    # Set before the first change, so that a signal from here on puts it back.
+    _daemon = _Daemon(root, "qemu:///system", None, restorer)
     hook = ETC / "hooks" / "qemu.d" / HOOK_NAME
-    try:
-        restorer.makedirs(hook.parent)
-        restorer.save(hook)
-        restorer.save(ETC / "qemu.conf")
-        _configure_qemu_conf(ETC / "qemu.conf")
-        _install_test_hook(hook, hook_config)
-        with (root / "state" / "daemons.log").open("w") as log:
-            _start_daemons(root / "state", log)
-    except BaseException:
-        _cleanup(daemon)
-        raise
-    return daemon
+    restorer.makedirs(hook.parent)
+    restorer.save(hook)
+    restorer.save(ETC / "qemu.conf")
+    _configure_qemu_conf(ETC / "qemu.conf")
+    _install_test_hook(hook, hook_config)
+    with (root / "state" / "daemons.log").open("w") as log:
+        _start_daemons(root / "state", log)
 
 
 def _on_signal(signum: int, frame: FrameType | None) -> None:
@@ -443,31 +442,41 @@ def ensure_daemon() -> str:
         )
     if os.geteuid() != 0:
         raise DaemonUnavailable("the real-daemon tests need root")
-    root = Path(tempfile.mkdtemp(prefix="hostdev-resolver-libvirtd-"))
+    # In /tmp whatever TMPDIR says: a socket path must stay under 108 bytes, and the hook
+    # trusts its config only below root-owned directories that others cannot write to.
+    root = Path(tempfile.mkdtemp(prefix="hostdev-resolver-libvirtd-", dir="/tmp"))
     (root / "state").mkdir()
     hook_config = root / "state" / "hook.toml"
     hook_config.write_text("")
     _install_exit_handlers()
     try:
         if namespaces_work(root):
-            _daemon = _start_namespaced(root, hook_config)
+            _start_namespaced(root, hook_config)
         else:
-            _daemon = _start_on_host(root, hook_config)
+            _start_on_host(root, hook_config)
     except BaseException:
+        started, _daemon = _daemon, None
+        if started is not None:
+            _cleanup(started)
         shutil.rmtree(root, ignore_errors=True)
         raise
+    assert _daemon is not None
     URI, TEST_HOOK_CONFIG = _daemon.uri, hook_config
     deadline = time.monotonic() + 120
     last = ""
     while time.monotonic() < deadline:
-        # The first call takes ~8-12 s while the daemon probes QEMU capabilities.
-        proc = virsh("version", check=False)
+        # The first answer takes ~2-3 s here while the daemon probes QEMU's capabilities
+        # (~12 s when PID 1 is slow to reap the probes; the holder reaps them at once).
+        try:
+            proc = virsh("version", check=False, timeout=60)
+        except subprocess.TimeoutExpired:
+            break
         if proc.returncode == 0:
             return URI
         last = proc.stderr.strip()
         time.sleep(0.5)
     stop_daemon()
-    raise RuntimeError(f"libvirtd did not answer on {_daemon.uri} within 120 s: {last}")
+    raise RuntimeError(f"libvirtd did not answer on {hook_config.parent.parent} in time: {last}")
 
 
 def _cleanup(daemon: _Daemon) -> list[int]:
