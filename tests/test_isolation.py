@@ -111,25 +111,32 @@ def test_a_run_that_changes_etc_libvirt_fails(tmp_path: Path, change: bool) -> N
 # -- the fallback without namespaces ------------------------------------------------------
 
 
-def test_restorer_puts_back_bytes_mode_owner_and_removes_what_it_made(tmp_path: Path) -> None:
-    conf = tmp_path / "qemu.conf"
+def test_restorer_puts_the_tree_back_as_it_was(tmp_path: Path) -> None:
+    etc = tmp_path / "etc"
+    (etc / "qemu" / "networks").mkdir(parents=True)
+    conf = etc / "qemu.conf"
     conf.write_bytes(b"# as shipped\n")
     conf.chmod(0o600)
     os.chown(conf, 0, 1)
-    hook = tmp_path / "hooks" / "qemu.d" / "50-test"
-    before = treesnapshot.snapshot(tmp_path)
+    (etc / "qemu" / "networks" / "default.xml").write_text("<network/>")
+    (etc / "qemu" / "autostart").symlink_to("networks")
+    before = treesnapshot.snapshot(etc)
 
     restorer = libvirtd._Restorer()
-    restorer.makedirs(hook.parent)
-    restorer.save(hook)
-    restorer.save(conf)
+    restorer.save_tree(etc)
     libvirtd._configure_qemu_conf(conf)
-    libvirtd._install_test_hook(hook, tmp_path / "hook.toml")
+    libvirtd._install_test_hook(etc / "hooks" / "qemu.d" / "50-test", tmp_path / "hook.toml")
     conf.chmod(0o644)
     os.chown(conf, 0, 0)
-    assert treesnapshot.differences(tmp_path, before, treesnapshot.snapshot(tmp_path))
+    # What libvirtd does to a host's /etc/libvirt: directories of its own, guests defined.
+    (etc / "nwfilter").mkdir(mode=0o700)
+    (etc / "qemu" / "guest.xml").write_text("<domain/>")
+    (etc / "qemu" / "networks" / "default.xml").unlink()
+    (etc / "qemu" / "autostart").unlink()
+    (etc / "qemu" / "autostart").mkdir()
+    assert treesnapshot.differences(etc, before, treesnapshot.snapshot(etc))
     restorer.restore()
-    assert treesnapshot.differences(tmp_path, before, treesnapshot.snapshot(tmp_path)) == []
+    assert treesnapshot.differences(etc, before, treesnapshot.snapshot(etc)) == []
 
 
 _INTERRUPTED_CHILD = """
@@ -139,7 +146,7 @@ from tests.support import libvirtd
 
 conf = Path(sys.argv[1])
 restorer = libvirtd._Restorer()
-restorer.save(conf)
+restorer.save_tree(conf.parent)
 libvirtd._configure_qemu_conf(conf)
 # A host-mode daemon whose teardown finds nothing to stop (no PID files, test driver).
 libvirtd._daemon = libvirtd._Daemon(Path(sys.argv[2]), "test:///default", None, restorer)
@@ -153,7 +160,8 @@ time.sleep(60)
     "signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP], ids=lambda s: s.name
 )
 def test_fallback_restores_files_when_interrupted(tmp_path: Path, signum: int) -> None:
-    conf = tmp_path / "qemu.conf"
+    (tmp_path / "etc").mkdir()
+    conf = tmp_path / "etc" / "qemu.conf"
     conf.write_bytes(b"# the administrator's\n")
     state = tmp_path / "state"
     state.mkdir()
@@ -288,10 +296,67 @@ def test_interrupted_run_leaves_no_daemon_no_guest_and_no_namespace(signum: sign
     child.wait(timeout=120)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and (
-        any(_alive(pid) for pid in pids) or libvirtd._namespace_processes(root)
+        any(_alive(pid) for pid in pids) or libvirtd._namespace_processes(root) or root.exists()
     ):
         time.sleep(0.2)
     assert not any(_alive(pid) for pid in pids)
     assert libvirtd._namespace_processes(root) == []
     assert not root.exists()
     assert glob.glob(cgroups, recursive=True) == []
+
+
+_FALLBACK_CHILD = """
+import os, sys, time
+from tests.support import libvirtd
+
+libvirtd.namespaces_work = lambda probe: False
+uri = libvirtd.ensure_daemon()
+state = libvirtd.TEST_HOOK_CONFIG.parent
+pids = [int((state / f"{n}.pid").read_text()) for n in ("libvirtd", "virtlogd")]
+conf = (libvirtd.ETC / "qemu.conf").read_text()
+hook = (libvirtd.ETC / "hooks" / "qemu.d" / libvirtd.HOOK_NAME).read_text()
+print(uri, 'user = "root"' in conf, str(libvirtd.TEST_HOOK_CONFIG) in hook, *pids, flush=True)
+if sys.argv[1] == "stop":
+    libvirtd.stop_daemon()
+else:
+    time.sleep(120)
+"""
+
+
+@pytest.mark.daemon
+@pytest.mark.parametrize("end", ["stop", "SIGTERM"])
+def test_fallback_on_a_host_puts_etc_libvirt_back(tmp_path: Path, end: str) -> None:
+    """The fallback for kernels without mount namespaces, run for real: on a stand-in host
+    (a namespace of this test's own, so the machine's /etc/libvirt stays out of it)."""
+    if os.geteuid() != 0 or not Path("/usr/sbin/libvirtd").exists():
+        pytest.skip("needs root and libvirt-daemon-system")
+    host = tmp_path / "host"
+    for _, name in libvirtd.MOUNTS:
+        (host / name).mkdir(parents=True)
+    etc = host / "etc"
+    for source in libvirtd.ETC.glob("*.conf"):
+        (etc / source.name).write_bytes(source.read_bytes())
+    (etc / "qemu.conf").write_text('#user = "qemu"\n')
+    (etc / "qemu.conf").chmod(0o600)
+    (etc / "hooks" / "qemu.d").mkdir(parents=True)
+    (etc / "hooks" / "qemu.d" / libvirtd.HOOK_NAME).write_text("#!/bin/sh\n# the package's\n")
+    before = treesnapshot.snapshot(etc)
+    mounts = "; ".join(f"mount --bind {host / name} {target}" for target, name in libvirtd.MOUNTS)
+    command = ["sh", "-c", f'{mounts}; exec "$@"', "sh", sys.executable, "-c", _FALLBACK_CHILD]
+    child = subprocess.Popen(
+        [*libvirtd.UNSHARE, *command, end],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert child.stdout is not None
+    line = child.stdout.readline().split()
+    assert line[:3] == ["qemu:///system", "True", "True"], child.communicate(timeout=60)
+    pids = [int(pid) for pid in line[3:]]
+    if end == "SIGTERM":
+        child.send_signal(signal.SIGTERM)
+    child.wait(timeout=120)
+    assert child.returncode == (0 if end == "stop" else -signal.SIGTERM)
+    assert not any(_alive(pid) for pid in pids)
+    assert treesnapshot.differences(etc, before, treesnapshot.snapshot(etc)) == []

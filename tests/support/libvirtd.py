@@ -31,8 +31,9 @@ SIGTERM/SIGHUP. Afterwards no process may still see the temporary mounts.
 
 Where the kernel refuses `unshare -m`, the daemon runs on the host instead: only if no
 libvirtd or virtlogd runs there already (one the tests did not start is never touched),
-and every file it changes in /etc/libvirt is put back byte for byte when the daemon
-stops, at exit and on SIGTERM/SIGHUP.
+and /etc/libvirt, as it was before the start, is put back byte for byte (with what
+libvirtd itself wrote there taken away) when the daemon stops, at exit and on
+SIGTERM/SIGHUP.
 """
 
 from __future__ import annotations
@@ -43,7 +44,6 @@ import ctypes
 import os
 import shutil
 import signal
-import stat
 import subprocess
 import sys
 import tempfile
@@ -54,6 +54,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 from typing import IO
+
+from tests.support import treesnapshot
 
 REPO = Path(__file__).resolve().parents[2]
 ETC = Path("/etc/libvirt")
@@ -80,21 +82,15 @@ class DaemonUnavailable(Exception):
 
 @dataclass
 class _Restorer:
-    """Puts files (and the directories made for them) back exactly as they were."""
+    """Puts trees (and the directories made for mount points) back exactly as they were."""
 
-    saved: list[tuple[Path, tuple[bytes, int, int, int] | None]] = field(default_factory=list)
+    trees: list[tuple[Path, treesnapshot.Snapshot]] = field(default_factory=list)
     made_dirs: list[Path] = field(default_factory=list)
 
-    def save(self, path: Path) -> None:
-        """Record path's bytes, mode and owner (or its absence) before it is changed."""
-        if path.is_symlink() or path.is_dir():
-            raise RuntimeError(f"{path}: refusing to replace a symlink or directory")
-        if path.exists():
-            info = path.stat()
-            state = (path.read_bytes(), stat.S_IMODE(info.st_mode), info.st_uid, info.st_gid)
-            self.saved.append((path, state))
-        else:
-            self.saved.append((path, None))
+    def save_tree(self, root: Path) -> None:
+        """Record everything under root before it is changed, by us or the daemon (libvirtd
+        makes nwfilter/, secrets/ and qemu/ in /etc/libvirt and writes guests there)."""
+        self.trees.append((root, treesnapshot.snapshot(root)))
 
     def makedirs(self, path: Path) -> None:
         missing = []
@@ -106,21 +102,9 @@ class _Restorer:
             self.made_dirs.append(directory)
 
     def restore(self) -> None:
-        while self.saved:
-            path, state = self.saved.pop()
-            if state is None:
-                path.unlink(missing_ok=True)
-                continue
-            data, mode, uid, gid = state
-            tmp = path.with_name(path.name + ".hostdev-resolver-restore")
-            tmp.unlink(missing_ok=True)
-            # Readable by root alone until it has its owner and mode (qemu.conf is 0600).
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-            os.chown(tmp, uid, gid)
-            tmp.chmod(mode)
-            tmp.replace(path)
+        while self.trees:
+            root, before = self.trees.pop()
+            treesnapshot.restore(root, before)
         while self.made_dirs:
             directory = self.made_dirs.pop()
             if directory.is_dir() and not any(directory.iterdir()):
@@ -319,7 +303,9 @@ def _namespace_processes(root: Path) -> list[int]:
             continue
         for line in lines:
             fields = line.split()
-            if len(fields) > 4 and fields[4] == str(ETC) and fields[3].endswith(suffix):
+            # Once the source directory is deleted, the kernel shows it as "…//deleted".
+            source = fields[3].removesuffix("//deleted") if len(fields) > 4 else ""
+            if fields[4:5] == [str(ETC)] and source.endswith(suffix):
                 found.append(int(proc.name))
                 break
     return found
@@ -395,12 +381,9 @@ def _start_on_host(root: Path, hook_config: Path) -> None:
     restorer = _Restorer()
     # Set before the first change, so that a signal from here on puts it back.
     _daemon = _Daemon(root, "qemu:///system", None, restorer)
-    hook = ETC / "hooks" / "qemu.d" / HOOK_NAME
-    restorer.makedirs(hook.parent)
-    restorer.save(hook)
-    restorer.save(ETC / "qemu.conf")
+    restorer.save_tree(ETC)
     _configure_qemu_conf(ETC / "qemu.conf")
-    _install_test_hook(hook, hook_config)
+    _install_test_hook(ETC / "hooks" / "qemu.d" / HOOK_NAME, hook_config)
     with (root / "state" / "daemons.log").open("w") as log:
         _start_daemons(root / "state", log)
 

@@ -8,6 +8,7 @@ out: putting a file back exactly still gives it a new mtime.
 from __future__ import annotations
 
 import os
+import shutil
 import stat
 from pathlib import Path
 
@@ -73,5 +74,44 @@ def restore_directories(root: Path, before: Snapshot) -> None:
             continue
         _, mode, uid, gid, _ = before[name]
         path.mkdir()
+        os.chown(path, uid, gid)
+        path.chmod(mode)
+
+
+def restore(root: Path, before: Snapshot) -> None:
+    """Make the tree under root what `before` recorded: remove what was added, put back
+    what was removed or changed (bytes, symlink targets, modes, owners)."""
+    after = snapshot(root)
+    for name in sorted(after, key=lambda n: n.count("/"), reverse=True):
+        if name in before and before[name][0] == after[name][0]:
+            continue
+        path = root / name
+        if after[name][0] == "dir":
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+    for name in sorted(before, key=len):  # a directory before what is in it
+        kind, mode, uid, gid, data = before[name]
+        path = root / name if name != "." else root
+        if kind == "dir":
+            if not path.is_dir():
+                path.mkdir()
+        elif kind == "symlink":
+            if not path.is_symlink() or os.readlink(path).encode() != data:
+                path.unlink(missing_ok=True)
+                os.symlink(os.fsdecode(data), path)
+            os.lchown(path, uid, gid)
+            continue
+        elif kind == "file":
+            if path.is_symlink() or not path.is_file() or path.read_bytes() != data:
+                tmp = path.with_name(path.name + ".hostdev-resolver-restore")
+                tmp.unlink(missing_ok=True)
+                # Readable by root alone until it has its owner and mode (qemu.conf is 0600).
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                with os.fdopen(fd, "wb") as handle:
+                    handle.write(data)
+                tmp.replace(path)
+        else:
+            continue  # a device node or FIFO in /etc/libvirt: nothing a test makes
         os.chown(path, uid, gid)
         path.chmod(mode)
