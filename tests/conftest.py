@@ -4,18 +4,54 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.support import libvirtd
+from tests.support import libvirtd, treesnapshot
+
+# /etc/libvirt as the session found it: a test run must leave it byte for byte as it was
+# (issue 10). Compared in pytest_sessionfinish, after the daemon is stopped.
+_ETC_BEFORE = pytest.StashKey[treesnapshot.Snapshot]()
 
 
 @pytest.fixture(scope="session")
 def libvirt_uri() -> Iterator[str]:
-    """The real libvirtd (SPEC §9). Skips only when the packages cannot be installed."""
+    """The real libvirtd (SPEC §9), in its own mount namespace (tests/support/libvirtd.py).
+    Skips only when the packages cannot be installed."""
     try:
         uri = libvirtd.ensure_daemon()
     except libvirtd.DaemonUnavailable as exc:
         pytest.skip(f"real libvirtd unavailable: {exc}")
     yield uri
     libvirtd.stop_daemon()
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    session.stash[_ETC_BEFORE] = treesnapshot.snapshot(libvirtd.ETC)
+
+
+@pytest.hookimpl(trylast=True)  # after the fixtures' teardown (packaging restores files)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    lines = []
+    try:
+        # Modules that call ensure_daemon() directly have no fixture teardown to stop it.
+        libvirtd.stop_daemon()
+    except RuntimeError as exc:
+        lines.append(str(exc))
+    before = session.stash.get(_ETC_BEFORE, None)
+    if before is not None:
+        after = treesnapshot.snapshot(libvirtd.ETC)
+        changed = treesnapshot.differences(libvirtd.ETC, before, after)
+        if changed:
+            lines.append(
+                f"the test run changed {libvirtd.ETC} (or something else did meanwhile, such "
+                "as the host's own libvirtd defining a guest); put back:"
+            )
+            lines.extend(changed)
+    if lines:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.ensure_newline()
+            for line in lines:
+                reporter.write_line(line, red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

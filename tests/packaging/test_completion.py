@@ -4,6 +4,7 @@ parsers accept (checked against the parsers, so the two cannot drift)."""
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import shutil
 import subprocess
@@ -16,7 +17,9 @@ import pytest
 PAGES = {page.name: page for page in manpage.PAGES}
 
 
-def _complete(script: Path, function: str, lines: list[str]) -> list[list[str]]:
+def _complete(
+    script: Path, function: str, lines: list[str], env: dict[str, str] | None = None
+) -> list[list[str]]:
     """COMPREPLY for each command line (cursor at its end), from one bash process."""
     body = [f"source {shlex.quote(str(script))}"]
     for line in lines:
@@ -30,6 +33,7 @@ def _complete(script: Path, function: str, lines: list[str]) -> list[list[str]]:
         text=True,
         check=False,
         timeout=60,
+        env=None if env is None else {**os.environ, **env},
     )
     assert proc.returncode == 0 and proc.stderr == "", proc.stderr
     out = proc.stdout.split("\n")[: len(lines)]
@@ -103,6 +107,10 @@ def test_hostdev_virsh_completes_virsh_commands(tmp_path: Path) -> None:
             "hostdev-virsh -c test:///default ",
             "hostdev-virsh -c test:///default dominfo --domain ",
         ],
+        # `virsh complete` connects even to list its own commands; without -c that is the
+        # default URI, and no libvirtd need run on the host (the real-daemon tests keep
+        # theirs in a private namespace and stop it).
+        env={"LIBVIRT_DEFAULT_URI": "test:///default"},
     )
     assert "define" in replies[0]
     assert "--file" in replies[1]

@@ -1,10 +1,12 @@
 """Install the built .deb on this machine and check what an administrator gets.
 
-The real-daemon tests keep their own hook at the same path
-(/etc/libvirt/hooks/qemu.d/50-hostdev-resolver, tests/support/libvirtd.py): every file
-this module may replace is set aside first and put back at the end, and the package is
-purged, so the machine is left as it was. Installing the hook while a libvirtd runs does
-not change what that daemon calls for guests it is not starting.
+Installing the package writes /etc/libvirt/hooks/qemu.d/50-hostdev-resolver on the
+host (the real-daemon tests keep theirs in a private copy of /etc/libvirt, see
+tests/support/libvirtd.py). Every file this module may replace is set aside first and put
+back at the end, the package is purged, the directories dpkg removed on purge are made
+again with their mode and owner, and the fixture then checks that /etc/libvirt is
+byte-identical to what it found. Installing the hook while a libvirtd runs does not
+change what that daemon calls for guests it is not starting.
 """
 
 from __future__ import annotations
@@ -22,8 +24,10 @@ import pytest
 
 from hostdev_resolver.cli import build_parser
 from tests.packaging import apt
+from tests.support import treesnapshot
 
-HOOK = Path("/etc/libvirt/hooks/qemu.d/50-hostdev-resolver")
+ETC_LIBVIRT = Path("/etc/libvirt")
+HOOK = ETC_LIBVIRT / "hooks" / "qemu.d" / "50-hostdev-resolver"
 CONFDIR = Path("/etc/hostdev-resolver")
 CONFIG = CONFDIR / "hook.toml"
 STORE = CONFDIR / "mappings.xml"
@@ -80,6 +84,7 @@ def installed(built_deb: Path, tmp_path_factory: pytest.TempPathFactory) -> Iter
         pytest.skip(f"cannot install the package's dependencies: {exc}")
     saved = tmp_path_factory.mktemp("set-aside")
     confdir_existed = CONFDIR.exists()
+    etc_before = treesnapshot.snapshot(ETC_LIBVIRT)
     _purge()
     moved = []
     for path in TOUCHED:
@@ -94,11 +99,14 @@ def installed(built_deb: Path, tmp_path_factory: pytest.TempPathFactory) -> Iter
         for path in TOUCHED:
             if path.exists() or path.is_symlink():
                 path.unlink()
+        treesnapshot.restore_directories(ETC_LIBVIRT, etc_before)
         for path, target in moved:
             path.parent.mkdir(parents=True, exist_ok=True)
             shutil.move(target, path)
         if not confdir_existed and CONFDIR.is_dir() and not any(CONFDIR.iterdir()):
             CONFDIR.rmdir()
+    changed = treesnapshot.differences(ETC_LIBVIRT, etc_before, treesnapshot.snapshot(ETC_LIBVIRT))
+    assert changed == [], f"installing and purging the package changed {ETC_LIBVIRT}: {changed}"
 
 
 def _safe(path: Path) -> os.stat_result:
