@@ -64,8 +64,9 @@ def load_config(environ: dict[str, str] | os._Environ[str]) -> HookConfig:
 
             data = read_trusted(path, "hook config")
         else:
-            with open(path, "rb") as handle:
-                data = handle.read()
+            from .store import read_regular
+
+            data = read_regular(path, "hook config")
     except FileNotFoundError:
         return HookConfig()
     except OSError as exc:

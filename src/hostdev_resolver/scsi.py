@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from .errors import InputError, Location
 from .pciaddress import decimal_digits
 from .records import frozen
-from .sysfs import SysfsReader
+from .sysfs import VPD_PAGE_LIMIT, SysfsReader
 from .vpd import parse_pg80, parse_pg83, parse_wwid
 from .wwn import Wwn, parse_fc_attribute
 
@@ -441,7 +441,7 @@ def _read_identity(r: SysfsReader, dev: Path) -> LunIdentity:
     where = Location(str(dev))
     wwn: Wwn | None = None
     t10: str | None = None
-    pg83 = r.bytes(dev / "vpd_pg83")
+    pg83 = r.bytes(dev / "vpd_pg83", VPD_PAGE_LIMIT)
     if pg83 is not None:
         ident = parse_pg83(pg83)
         wwn, t10 = ident.wwn, ident.t10_vendor_id
@@ -453,7 +453,7 @@ def _read_identity(r: SysfsReader, dev: Path) -> LunIdentity:
                 wwn, t10 = parse_wwid(wwid)
             except InputError as exc:
                 raise InputError(exc.what, where=where) from None
-    pg80 = r.bytes(dev / "vpd_pg80")
+    pg80 = r.bytes(dev / "vpd_pg80", VPD_PAGE_LIMIT)
     serial = parse_pg80(pg80) if pg80 is not None else None
     vendor = r.text(dev / "vendor") or None
     model = r.text(dev / "model") or None
