@@ -134,8 +134,11 @@ def flat_toml(text: str) -> dict[str, object] | None:
     # space and tab only, keys are ASCII, and a control character anywhere (tomllib
     # refuses them) or any other line separator sends the file to tomllib instead.
     table: dict[str, object] = {}
-    for raw in text.split("\n"):
-        line = raw[:-1] if raw.endswith("\r") else raw
+    lines = text.split("\n")
+    for number, raw in enumerate(lines, 1):
+        # A CR ends a line only before an LF: the last piece has none after it, and a
+        # CR left in a line is a control character (tomllib refuses both).
+        line = raw[:-1] if raw.endswith("\r") and number < len(lines) else raw
         if any((ord(c) < 0x20 and c != "\t") or ord(c) == 0x7F for c in line):
             return None
         if any(c in line for c in "\x85\u2028\u2029"):
@@ -232,8 +235,9 @@ def has_resolution(data: bytes, domain: str) -> bool:
 
 
 def context(config: HookConfig, data: bytes, domain: str) -> _Context:
-    from .errors import InputError, Location
+    from .errors import InputError, Location, RefusedError
     from .hostsource import this_node
+    from .resolution import domain_name
     from .store import parse_store, read_store_bytes, read_trusted
     from .sysfs import SysfsInventory
     from .xmldoc import parse_bytes
@@ -250,6 +254,15 @@ def context(config: HookConfig, data: bytes, domain: str) -> _Context:
             fix="set 'store' in the hook config, or create it with 'hostdev-resolver map add'",
         ) from None
     doc = parse_bytes(data, f"domain {domain} (hook stdin)")
+    # <allow> is matched against the XML's <name>; the guest libvirt is starting is
+    # the one it names in argv. They are the same for libvirt's own calls.
+    named = domain_name(doc)
+    if named != domain:
+        raise RefusedError(
+            f"the domain XML on stdin is named {named!r}, but libvirt runs the hook for "
+            f"domain {domain!r}; not checked against another guest's name",
+            fix="give the hook the XML of the domain it is run for",
+        )
     store = parse_store(parse_bytes(store_data, config.store))
     return _Context(config, doc, store, SysfsInventory(config.sysfs), config.node or this_node())
 
