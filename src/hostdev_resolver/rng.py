@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
+from typing import Any
 
-from .errors import HostAccessError, Location
+from .errors import HostAccessError, InputError, Location
 
 DOMAIN_RNG = Path("/usr/share/libvirt/schemas/domain.rng")
 
@@ -30,8 +31,36 @@ def domain_rng_errors(
 
     schema = _schema(rng)
     assert isinstance(schema, lxml.etree.RelaxNG)
-    parser = lxml.etree.XMLParser(resolve_entities=False, no_network=True)
-    tree = lxml.etree.fromstring(data, parser)
+    try:
+        tree = libxml2_tree(data, source)
+    except InputError as exc:
+        return [(exc.where, exc.what)]
     if schema.validate(tree):
         return []
     return [(Location(source, e.line), e.message) for e in schema.error_log]
+
+
+def libxml2_tree(data: bytes, source: str) -> Any:
+    """`data` parsed by lxml, as libvirt's libxml2 reads it, or an InputError.
+
+    Our own reader (expat) has no depth limit, but libxml2 refuses elements nested
+    deeper than 256 levels unless XML_PARSE_HUGE is given, which libvirt never gives
+    (virXMLParseHelper): such a document is malformed input, not a crash of ours.
+    """
+    import lxml.etree
+
+    parser = lxml.etree.XMLParser(resolve_entities=False, no_network=True)
+    try:
+        return lxml.etree.fromstring(data, parser)
+    except lxml.etree.XMLSyntaxError as exc:
+        msg = str(exc.msg or exc)
+        if "Excessive depth" in msg:
+            raise InputError(
+                "elements are nested deeper than 256 levels, which libxml2 (and so "
+                "libvirt) refuses",
+                where=Location(source, exc.lineno),
+                fix="flatten the document",
+            ) from None
+        raise InputError(
+            f"libxml2 cannot read it: {msg}", where=Location(source, exc.lineno)
+        ) from None

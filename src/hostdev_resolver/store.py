@@ -392,13 +392,12 @@ def parse_store(doc: Document) -> Store:
 
 def validate_schema(doc: Document) -> None:
     """Check the store against schemas/store.xsd; the first violation, with its line."""
-    import lxml.etree
     import xmlschema
 
+    from .rng import libxml2_tree
+
     schema = xmlschema.XMLSchema(str(SCHEMA))
-    tree = lxml.etree.fromstring(
-        doc.data, lxml.etree.XMLParser(resolve_entities=False, no_network=True)
-    )
+    tree = libxml2_tree(doc.data, doc.source)
     for error in schema.iter_errors(tree):
         line = getattr(error.elem, "sourceline", None) if error.elem is not None else None
         reason = error.reason or str(error.message)

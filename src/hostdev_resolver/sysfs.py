@@ -13,7 +13,7 @@ import stat
 from .errors import HostAccessError, InputError, Location
 from .identity import PciIdentity, UsbIdentity, format_dsn, parse_class, parse_id16
 from .inventory import PciDevice, UsbDevice
-from .pciaddress import PciAddress, decimal_digits
+from .pciaddress import PciAddress, decimal_digits, shown
 
 # Not typing.TYPE_CHECKING: the hook avoids importing typing (see records.py).
 TYPE_CHECKING = False
@@ -44,6 +44,51 @@ def _not_an_attribute(path: str | os.PathLike[str], what: str) -> InputError:
     )
 
 
+def _read_attribute(path: str | os.PathLike[str], limit: int) -> bytes | None:
+    """An attribute's contents, at most `limit` bytes; None when the kernel has none.
+
+    A tree given as --sysfs may hold anything: a FIFO would block `open` (and every
+    command, or libvirtd waiting on the hook), a link to /dev/zero reads forever. Only
+    regular files are opened, non-blocking, and a file larger than any attribute of
+    its kind is refused: the kernel's own attributes are always regular files. (A
+    directory is merely absent: reading it fails at once, as a vanished device does.)
+    """
+    try:
+        info = os.stat(path)
+        if stat.S_ISDIR(info.st_mode):
+            return None
+        if not stat.S_ISREG(info.st_mode):
+            raise _not_an_attribute(path, "is not a regular file")
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except PermissionError as exc:
+        raise HostAccessError(
+            f"cannot read {os.fspath(path)}: permission denied", fix="run as root"
+        ) from exc
+    except OSError:
+        # Absent, or unreadable as a device goes away (ENODEV, ENXIO, EIO): the kernel
+        # has no value for us, which callers treat like an attribute the device lacks.
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise _not_an_attribute(path, "is not a regular file")
+        chunks: list[bytes] = []
+        size = 0
+        while size <= limit and (chunk := os.read(fd, limit + 1 - size)):
+            chunks.append(chunk)
+            size += len(chunk)
+        if size > limit:
+            raise _not_an_attribute(path, f"is larger than {limit} bytes")
+        return b"".join(chunks)
+    except PermissionError as exc:
+        raise HostAccessError(
+            f"cannot read {os.fspath(path)}: permission denied", fix="run as root"
+        ) from exc
+    except OSError:  # gone or unreadable while we read it: as above
+        return None
+    finally:
+        os.close(fd)
+
+
 class SysfsReader:
     """Reads files and links below a sysfs root; the one place sysfs is read.
 
@@ -65,49 +110,12 @@ class SysfsReader:
         return os.path.join(self.root, *parts)
 
     def text(self, path: str | os.PathLike[str]) -> str | None:
-        data = self.bytes(path, TEXT_LIMIT)
+        data = _read_attribute(path, TEXT_LIMIT)
         return None if data is None else data.decode("utf-8", errors="replace").strip()
 
     def bytes(self, path: str | os.PathLike[str], limit: int = CONFIG_LIMIT) -> bytes | None:
-        """An attribute's contents, at most `limit` bytes; None when the kernel has none.
-
-        A tree given as --sysfs may hold anything: a FIFO would block `open` (and every
-        command, or libvirtd waiting on the hook), a link to /dev/zero reads forever. Only
-        regular files are opened, non-blocking, and a file larger than any attribute of
-        its kind is refused: the kernel's own attributes are always regular files.
-        """
-        try:
-            info = os.stat(path)
-            if not stat.S_ISREG(info.st_mode):
-                raise _not_an_attribute(path, "is not a regular file")
-            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-        except PermissionError as exc:
-            raise HostAccessError(
-                f"cannot read {os.fspath(path)}: permission denied", fix="run as root"
-            ) from exc
-        except OSError:
-            # Absent, or unreadable as a device goes away (ENODEV, ENXIO, EIO): the kernel
-            # has no value for us, which callers treat like an attribute the device lacks.
-            return None
-        try:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
-                raise _not_an_attribute(path, "is not a regular file")
-            chunks: list[bytes] = []
-            size = 0
-            while size <= limit and (chunk := os.read(fd, limit + 1 - size)):
-                chunks.append(chunk)
-                size += len(chunk)
-            if size > limit:
-                raise _not_an_attribute(path, f"is larger than {limit} bytes")
-            return b"".join(chunks)
-        except PermissionError as exc:
-            raise HostAccessError(
-                f"cannot read {os.fspath(path)}: permission denied", fix="run as root"
-            ) from exc
-        except OSError:  # gone or unreadable while we read it: as above
-            return None
-        finally:
-            os.close(fd)
+        """A binary attribute's contents (at most `limit` bytes); None when absent."""
+        return _read_attribute(path, limit)
 
     def link_name(self, path: str | os.PathLike[str]) -> str | None:
         """The last component of a symlink's target (driver, iommu_group...)."""
@@ -270,8 +278,8 @@ class SysfsInventory:
             where = Location(str(d))
             out.append(
                 UsbDevice(
-                    bus=int(busnum),
-                    device=int(devnum),
+                    bus=_usb_number(busnum, os.path.join(d, "busnum")),
+                    device=_usb_number(devnum, os.path.join(d, "devnum")),
                     identity=UsbIdentity(
                         parse_id16(vendor, "idVendor", where),
                         parse_id16(product, "idProduct", where),
@@ -284,3 +292,14 @@ class SysfsInventory:
                 )
             )
         return out
+
+
+def _usb_number(text: str, path: str) -> int:
+    """busnum/devnum: the kernel writes them in decimal (drivers/usb/core/sysfs.c)."""
+    if not decimal_digits(text):
+        raise InputError(
+            f"{shown(text)} is not a USB bus or device number",
+            where=Location(path),
+            fix="the kernel writes a decimal number here; check the tree given as --sysfs",
+        )
+    return int(text)
