@@ -62,21 +62,35 @@ def test_a_hidden_namespace_is_verified_not_passed(tmp_path: Path, how: str) -> 
         b"\xef\xbb\xbf<domain><name>a</name></domain>",
         b"<?xml version='1.0' encoding='UTF-8'?>\n<domain><name>a</name></domain>",
         b'<?xml version="1.0" encoding = "iso-8859-1" ?><domain><name>a</name></domain>',
-        # character references outside namespace declarations do not matter
-        b"<domain><name>a</name><description>x&#10;y</description>"
-        b"<metadata><app:x xmlns:app='http://example.org/app' v='1&#9;2'/></metadata></domain>",
+        b"<domain><name>a</name><description>a &lt;b&gt; &amp; 'c' \"d\"</description>"
+        b"<metadata><app:x xmlns:app='http://example.org/app' v='&amp;&apos;'/></metadata>"
+        b"</domain>",
     ],
 )
 def test_unrelated_guests_still_pass_unread(xml: bytes) -> None:
     assert hook._surely_unrelated(xml)
 
 
+def test_an_unrelated_guest_with_a_character_reference_is_parsed_and_passes(
+    tmp_path: Path,
+) -> None:
+    """libvirt writes none, but another program's <metadata> may: such a guest takes the
+    parser's path, and still passes without the config or store being read."""
+    host = make_host(tmp_path)
+    host.store.write_text("<not xml")
+    host.config.write_text("this is [not toml")
+    call = Call(host)
+    xml = domain_xml("plain", "").replace("<name>", "<description>x&#10;y</description><name>")
+    assert not hook._surely_unrelated(xml.encode())
+    for op, subop in [("prepare", "begin"), ("migrate", "begin"), ("reconnect", "begin")]:
+        assert call("plain", op, subop, xml.encode()) == 0
+        assert call.stdout.getvalue() == b"" and call.stderr.getvalue() == ""
+
+
 @pytest.mark.parametrize(
     "xml",
     [
         b"<domain xmlns:x='&#104;ttp://example.org'/>",
-        b'<domain xmlns:x = "a&amp;b"/>',
-        b"<domain xmlns='&ns;'/>",
         b"<!DOCTYPE domain [<!ATTLIST domain xmlns:hr CDATA 'x'>]><domain/>",
         "<domain/>".encode("utf-16"),
         "<domain/>".encode("utf-32-be"),
@@ -90,13 +104,14 @@ def test_bytes_that_could_hide_the_namespace_are_parsed(xml: bytes) -> None:
     assert not hook._surely_unrelated(xml)
 
 
-def test_the_namespace_scan_is_linear() -> None:
-    import time
-
-    hostile = b"<domain>" + b"xmlns" * 400_000 + b"='x'/>"
-    start = time.perf_counter()
-    assert hook._surely_unrelated(hostile)
-    assert time.perf_counter() - start < 1.0
+def test_a_character_reference_in_text_cannot_swallow_a_declaration() -> None:
+    """Text that looks like the start of an xmlns attribute must not hide the real one."""
+    xml = (
+        b"<domain><description>xmlns='</description>"
+        b"<metadata><hr:resolution xmlns:hr='&#104;ttp://hostdev-resolver.org/xmlns/domain/1'/>"
+        b"</metadata></domain>"
+    )
+    assert not hook._surely_unrelated(xml)
 
 
 def test_the_xml_must_name_the_guest_libvirt_starts(tmp_path: Path) -> None:
