@@ -50,16 +50,22 @@ def _surely_unrelated(data: bytes) -> bool:
     ASCII (EBCDIC, UTF-7). The predefined entities cannot spell the namespace: it has
     none of < > & ' ".
     """
-    if HR_NS_BYTES in data or b"&#" in data or b"<!DOCTYPE" in data or b"\x00" in data:
+    if HR_NS_BYTES in data or b"\x00" in data:
         return False
-    text = data[3:] if data.startswith(b"\xef\xbb\xbf") else data
-    if not text.lstrip(_SPACE).startswith(b"<"):
+    # One-byte searches (memchr) first: a two-byte search costs ~1.5 ms per MB here.
+    if b"&" in data and b"#" in data and b"&#" in data:
         return False
-    if text.startswith(b"<?xml"):
-        end = text.find(b"?>")
+    if b"!" in data and b"<!DOCTYPE" in data:
+        return False
+    # Only the head is copied: a guest start must not pay for copying a large document.
+    head = data[3:4096] if data.startswith(b"\xef\xbb\xbf") else data[:4096]
+    if not head.lstrip(_SPACE).startswith(b"<"):
+        return False
+    if head.startswith(b"<?xml"):
+        end = head.find(b"?>")
         if end < 0:
-            return False
-        declaration = text[:end]
+            return False  # a declaration longer than 4 KiB, or none closed: parse it
+        declaration = head[:end]
         at = declaration.find(b"encoding")
         if at >= 0:
             value = declaration[at + 8 :].lstrip(_SPACE).removeprefix(b"=").strip(_SPACE)
