@@ -11,7 +11,7 @@ import pytest
 from hostdev_resolver import cli
 from hostdev_resolver.pciaddress import PciAddress
 from hostdev_resolver.snapshot import HostSnapshot, inventory_to_json
-from hostdev_resolver.sysfs import SysfsInventory, SysfsReader
+from hostdev_resolver.sysfs import CONFIG_LIMIT, SysfsInventory, SysfsReader
 from tests.support.hosttree import HostSpec, HostTree
 
 GOLDEN_HOST = Path(__file__).parent / "golden" / "hosts" / "hv1.json"
@@ -28,9 +28,9 @@ class RecordingReader(SysfsReader):
         self.touched.append(Path(path))
         return super().text(path)
 
-    def bytes(self, path: str | os.PathLike[str]) -> bytes | None:
+    def bytes(self, path: str | os.PathLike[str], limit: int = CONFIG_LIMIT) -> bytes | None:
         self.touched.append(Path(path))
-        return super().bytes(path)
+        return super().bytes(path, limit)
 
     def link_name(self, path: str | os.PathLike[str]) -> str | None:
         self.touched.append(Path(path))

@@ -35,6 +35,48 @@ HR_NS_BYTES = b"http://hostdev-resolver.org/xmlns/domain/1"
 # read up to one byte past it, and the parser refuses a domain that long.
 MAX_DOMAIN_BYTES = 10 * 1024 * 1024
 
+# Encodings in which the namespace's bytes are its UTF-8 bytes (it is ASCII).
+_ASCII_SUPERSETS = (b"utf-8", b"utf8", b"us-ascii", b"ascii", b"iso-8859-1", b"latin1")
+_SPACE = b" \t\r\n"
+
+
+def _surely_unrelated(data: bytes) -> bool:
+    """Can these bytes not declare the hr namespace? Only then does a guest pass unread.
+
+    libvirt sends its own formatting (UTF-8, no DTD, namespaces written out), so a
+    resolved domain always holds the namespace's bytes. Anything that could spell it
+    otherwise goes to the parser instead, which costs time, never correctness: a
+    character reference anywhere (`&#104;ttp://…`; telling an xmlns value from text
+    would take a parser, and libvirt's formatter writes none: virBufferEscapeString
+    uses &lt; &gt; &amp; &quot; &apos; only), a DTD (its entities and ATTLIST defaults),
+    UTF-16/32 (NULs between ASCII bytes), or a declared encoding in which ASCII is not
+    ASCII (EBCDIC, UTF-7). The predefined entities cannot spell the namespace: it has
+    none of < > & ' ".
+    """
+    if HR_NS_BYTES in data or b"\x00" in data:
+        return False
+    # One-byte searches (memchr) first: a two-byte search costs ~1.5 ms per MB here.
+    if b"&" in data and b"#" in data and b"&#" in data:
+        return False
+    if b"!" in data and b"<!DOCTYPE" in data:
+        return False
+    # Only the head is copied: a guest start must not pay for copying a large document.
+    head = data[3:4096] if data.startswith(b"\xef\xbb\xbf") else data[:4096]
+    if not head.lstrip(_SPACE).startswith(b"<"):
+        return False
+    if head.startswith(b"<?xml"):
+        end = head.find(b"?>")
+        if end < 0:
+            return False  # a declaration longer than 4 KiB, or none closed: parse it
+        declaration = head[:end]
+        at = declaration.find(b"encoding")
+        if at >= 0:
+            value = declaration[at + 8 :].lstrip(_SPACE).removeprefix(b"=").strip(_SPACE)
+            if value[1:-1].lower() not in _ASCII_SUPERSETS:
+                return False
+    return True
+
+
 # The operations that look at the domain; every other (op, subop) exits 0.
 _PREPARE = ("prepare", "begin")
 _RELEASE = ("release", "end")
@@ -61,7 +103,7 @@ def main(
     if op not in (_PREPARE, _RELEASE, _RECONNECT, *_FILTERS):
         return 0
     data = stdin.read(MAX_DOMAIN_BYTES + 1)
-    if HR_NS_BYTES not in data:
+    if _surely_unrelated(data):
         return 0
     from .errors import HostdevError
     from .hookops import (

@@ -67,8 +67,9 @@ def load_config(environ: dict[str, str] | os._Environ[str]) -> HookConfig:
 
             data = read_trusted(path, "hook config")
         else:
-            with open(path, "rb") as handle:
-                data = handle.read()
+            from .store import read_regular
+
+            data = read_regular(path, "hook config")
     except FileNotFoundError:
         return HookConfig()
     except OSError as exc:
@@ -136,8 +137,11 @@ def flat_toml(text: str) -> dict[str, object] | None:
     # space and tab only, keys are ASCII, and a control character anywhere (tomllib
     # refuses them) or any other line separator sends the file to tomllib instead.
     table: dict[str, object] = {}
-    for raw in text.split("\n"):
-        line = raw[:-1] if raw.endswith("\r") else raw
+    lines = text.split("\n")
+    for number, raw in enumerate(lines, 1):
+        # A CR ends a line only before an LF: the last piece has none after it, and a
+        # CR left in a line is a control character (tomllib refuses both).
+        line = raw[:-1] if raw.endswith("\r") and number < len(lines) else raw
         if any((ord(c) < 0x20 and c != "\t") or ord(c) == 0x7F for c in line):
             return None
         if any(c in line for c in "\x85\u2028\u2029"):
@@ -234,14 +238,23 @@ def has_resolution(data: bytes, domain: str) -> bool:
 
 
 def context(config: HookConfig, data: bytes, domain: str) -> _Context:
-    from .errors import InputError, Location
+    from .errors import InputError, Location, RefusedError
     from .hostsource import this_node
-    from .resolution import needs_store, without_store
+    from .resolution import domain_name, needs_store, without_store
     from .store import parse_store, read_store_bytes, read_trusted
     from .sysfs import SysfsInventory
     from .xmldoc import parse_bytes
 
     doc = parse_bytes(data, f"domain {domain} (hook stdin)")
+    # <allow> is matched against the XML's <name>; the guest libvirt is starting is
+    # the one it names in argv. They are the same for libvirt's own calls.
+    named = domain_name(doc)
+    if named != domain:
+        raise RefusedError(
+            f"the domain XML on stdin is named {named!r}, but libvirt runs the hook for "
+            f"domain {domain!r}; not checked against another guest's name",
+            fix="give the hook the XML of the domain it is run for",
+        )
     node = config.node or this_node()
     if not needs_store(doc):  # hr:wwn only: the records name their LUNs themselves
         return _Context(

@@ -17,11 +17,21 @@ _HEX = frozenset("0123456789abcdefABCDEF")
 _DECIMAL = frozenset("0123456789")
 
 
+# No number we read has more than 20 digits (2**64 - 1); the bound leaves room for
+# leading zeros and keeps int() below its 4300-digit limit (a ValueError otherwise).
+MAX_DIGITS = 64
+
+
 def decimal_digits(text: str) -> bool:
-    """Only ASCII 0-9, at least one. (str.isdigit() also takes superscripts and other
-    scripts' digits, which int() then refuses or reads; int() itself takes signs, '_'
-    and surrounding spaces.)"""
-    return bool(text) and all(c in _DECIMAL for c in text)
+    """Only ASCII 0-9, at least one and at most MAX_DIGITS. (str.isdigit() also takes
+    superscripts and other scripts' digits, which int() then refuses or reads; int()
+    itself takes signs, '_' and surrounding spaces.)"""
+    return 0 < len(text) <= MAX_DIGITS and all(c in _DECIMAL for c in text)
+
+
+def shown(value: str) -> str:
+    """A value for a one-line message: repr, cut short when it is long."""
+    return repr(value) if len(value) <= 40 else f"{value[:32]!r}… ({len(value)} characters)"
 
 
 def hex_digits(text: str, least: int, most: int) -> bool:
@@ -80,7 +90,7 @@ def parse_xml_uint(value: str, name: str, where: Location | None = None) -> int:
         return int(text, 10)
     except ValueError:
         raise InputError(
-            f"{name}={value!r} is not a number",
+            f"{name}={shown(value)} is not a number",
             where=where,
             fix="write it in hex (0x1f) or decimal (31)",
         ) from None

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from .errors import HostAccessError, Location
+from .errors import HostAccessError, InputError, Location
 from .records import frozen
 
 if TYPE_CHECKING:
@@ -65,14 +65,15 @@ def _schema(path: Path) -> object:
     return lxml.etree.RelaxNG(lxml.etree.parse(str(path)))
 
 
-def schema_errors(data: bytes, rng: Path = DOMAIN_RNG) -> list[SchemaError]:
-    """Every element of `data` that fails libvirt's domain.rng; [] when it validates."""
+def schema_errors(data: bytes, rng: Path = DOMAIN_RNG, source: str = "") -> list[SchemaError]:
+    """Every element of `data` that fails libvirt's domain.rng; [] when it validates.
+
+    Raises InputError (located in `source`) when libxml2 cannot read `data` at all."""
     import lxml.etree
 
     schema = _schema(rng)
     assert isinstance(schema, lxml.etree.RelaxNG)
-    parser = lxml.etree.XMLParser(resolve_entities=False, no_network=True)
-    tree = lxml.etree.fromstring(data, parser)
+    tree = libxml2_tree(data, source)  # InputError: libxml2 cannot read it at all
     if schema.validate(tree):
         return []
     whole = _reasons(schema, tree)
@@ -164,4 +165,34 @@ def domain_rng_errors(
     data: bytes, source: str, rng: Path = DOMAIN_RNG
 ) -> list[tuple[Location, str]]:
     """Every way `data` fails libvirt's domain.rng, with its line; [] when it validates."""
-    return [(Location(source, e.line), e.message) for e in schema_errors(data, rng)]
+    try:
+        errors = schema_errors(data, rng, source)
+    except InputError as exc:
+        return [(exc.where, exc.what)]
+    return [(Location(source, e.line), e.message) for e in errors]
+
+
+def libxml2_tree(data: bytes, source: str) -> Any:
+    """`data` parsed by lxml, as libvirt's libxml2 reads it, or an InputError.
+
+    Our own reader (expat) has no depth limit, but libxml2 refuses elements nested
+    deeper than 256 levels unless XML_PARSE_HUGE is given, which libvirt never gives
+    (virXMLParseHelper): such a document is malformed input, not a crash of ours.
+    """
+    import lxml.etree
+
+    parser = lxml.etree.XMLParser(resolve_entities=False, no_network=True)
+    try:
+        return lxml.etree.fromstring(data, parser)
+    except lxml.etree.XMLSyntaxError as exc:
+        msg = str(exc.msg or exc)
+        if "Excessive depth" in msg:
+            raise InputError(
+                "elements are nested deeper than 256 levels, which libxml2 (and so "
+                "libvirt) refuses",
+                where=Location(source, exc.lineno),
+                fix="flatten the document",
+            ) from None
+        raise InputError(
+            f"libxml2 cannot read it: {msg}", where=Location(source, exc.lineno)
+        ) from None

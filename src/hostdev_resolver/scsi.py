@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from .errors import InputError, Location
 from .pciaddress import decimal_digits
 from .records import frozen
-from .sysfs import SysfsReader
+from .sysfs import VPD_PAGE_LIMIT, SysfsReader
 from .vpd import parse_pg80, parse_pg83, parse_wwid
 from .wwn import Wwn, parse_fc_attribute
 
@@ -339,15 +339,26 @@ def scsi_from_json(data: Any, where: Location) -> ScsiInventory:
     def wwn(value: Any, name: str) -> Wwn | None:
         return None if value is None else Wwn.parse(str(value), name=name, where=where)
 
+    def text(value: Any, name: str) -> str | None:
+        """A string field (null: absent); anything else is malformed (TypeError)."""
+        if value is not None and not isinstance(value, str):
+            raise TypeError(f"{name} must be a string or null, not {type(value).__name__}")
+        return value
+
+    def number(value: Any, name: str) -> int | None:
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            raise TypeError(f"{name} must be an integer or null, not {type(value).__name__}")
+        return value
+
     def identity(value: Any) -> LunIdentity | None:
         if value is None:
             return None
         return LunIdentity(
             wwn(value.get("wwn"), "wwn"),
-            value.get("t10_id"),
-            value.get("serial"),
-            value.get("vendor"),
-            value.get("model"),
+            text(value.get("t10_id"), "t10_id"),
+            text(value.get("serial"), "serial"),
+            text(value.get("vendor"), "vendor"),
+            text(value.get("model"), "model"),
         )
 
     def host_number(adapter: Any) -> int | None:
@@ -358,10 +369,10 @@ def scsi_from_json(data: Any, where: Location) -> ScsiInventory:
             ScsiDevice(
                 ScsiAddress.parse(d["address"], where),
                 identity(d.get("identity")),
-                d.get("peripheral_type"),
-                d.get("block"),
-                d.get("generic"),
-                d.get("problem"),
+                number(d.get("peripheral_type"), "peripheral_type"),
+                text(d.get("block"), "block"),
+                text(d.get("generic"), "generic"),
+                text(d.get("problem"), "problem"),
             )
             for d in data.get("devices", [])
         )
@@ -370,7 +381,7 @@ def scsi_from_json(data: Any, where: Location) -> ScsiInventory:
                 int(h["adapter"].removeprefix("scsi_host")),
                 Wwn.parse(h["wwnn"], name="wwnn", where=where),
                 Wwn.parse(h["wwpn"], name="wwpn", where=where),
-                h.get("port_state"),
+                text(h.get("port_state"), "port_state"),
                 wwn(h.get("fabric"), "fabric"),
                 host_number(h.get("parent")),
                 bool(h.get("npiv_capable")),
@@ -383,7 +394,12 @@ def scsi_from_json(data: Any, where: Location) -> ScsiInventory:
             wwpn = Wwn.parse(t["wwpn"], name="wwpn", where=where)
             targets.append(FcTarget(host, channel, target, wwpn, wwn(t.get("wwnn"), "wwnn")))
         multipaths = tuple(
-            MultipathMap(m["dm"], m["uuid"], m.get("name"), tuple(m.get("paths", [])))
+            MultipathMap(
+                str(m["dm"]),
+                str(m["uuid"]),
+                text(m.get("name"), "name"),
+                tuple(str(p) for p in m.get("paths", [])),
+            )
             for m in data.get("multipath", [])
         )
         links_data = data.get("links")
@@ -441,7 +457,7 @@ def _read_identity(r: SysfsReader, dev: Path) -> LunIdentity:
     where = Location(str(dev))
     wwn: Wwn | None = None
     t10: str | None = None
-    pg83 = r.bytes(dev / "vpd_pg83")
+    pg83 = r.bytes(dev / "vpd_pg83", VPD_PAGE_LIMIT)
     if pg83 is not None:
         ident = parse_pg83(pg83)
         wwn, t10 = ident.wwn, ident.t10_vendor_id
@@ -453,7 +469,7 @@ def _read_identity(r: SysfsReader, dev: Path) -> LunIdentity:
                 wwn, t10 = parse_wwid(wwid)
             except InputError as exc:
                 raise InputError(exc.what, where=where) from None
-    pg80 = r.bytes(dev / "vpd_pg80")
+    pg80 = r.bytes(dev / "vpd_pg80", VPD_PAGE_LIMIT)
     serial = parse_pg80(pg80) if pg80 is not None else None
     vendor = r.text(dev / "vendor") or None
     model = r.text(dev / "model") or None

@@ -38,7 +38,7 @@ from .errors import (
     RefusedError,
     UnresolvableError,
 )
-from .pciaddress import decimal_digits, parse_xml_uint
+from .pciaddress import decimal_digits, parse_xml_uint, shown
 from .records import field, frozen
 from .scsi import (
     FcHost,
@@ -251,7 +251,7 @@ def scsi_record(doc: Document, el: Element) -> ScsiRecord:
     if all(v is not None for v in fc):
         lun = fc[2] or ""
         if not decimal_digits(lun):
-            raise InputError(f"hr:{el.tag} lun={lun!r} is not a number", where=where)
+            raise InputError(f"hr:{el.tag} lun={shown(lun)} is not a number", where=where)
         fc_path = FcLunPath(
             Wwn.parse(fc[0] or "", name="initiator", where=where),
             Wwn.parse(fc[1] or "", name="target", where=where),

@@ -12,7 +12,7 @@ from .errors import InputError, Location
 from .identity import PciIdentity, UsbIdentity, parse_class, parse_dsn, parse_id16
 from .inventory import PciDevice, UsbDevice
 from .locate import unobserved_pci, unobserved_usb
-from .pciaddress import PciAddress
+from .pciaddress import PciAddress, decimal_digits
 from .records import field, frozen
 
 if TYPE_CHECKING:
@@ -140,66 +140,153 @@ class HostSnapshot:
                 where=where,
                 fix="write it with 'hostdev-resolver inventory --format json'",
             )
-        try:
-            pci = tuple(_pci_from_json(item, where) for item in data.get("pci", []))
-            usb = tuple(_usb_from_json(item, where) for item in data.get("usb", []))
-        except (KeyError, TypeError, ValueError) as exc:
-            raise InputError(f"malformed host snapshot entry: {exc!r}", where=where) from None
+        pci = tuple(
+            _pci_from_json(_object(item, f"pci[{i}]", where), f"pci[{i}]", where)
+            for i, item in enumerate(_array(data.get("pci"), "pci", where))
+        )
+        usb = tuple(
+            _usb_from_json(_object(item, f"usb[{i}]", where), f"usb[{i}]", where)
+            for i, item in enumerate(_array(data.get("usb"), "usb", where))
+        )
         node = data.get("node")
         blind = data.get("unobserved") or {}
         if not isinstance(blind, dict):
             raise InputError('"unobserved" must be an object of field lists', where=where)
+        scsi = data.get("scsi")
+        if scsi is not None:
+            _object(scsi, "scsi", where)
         return cls(
             node if isinstance(node, str) else None,
             pci,
             usb,
-            frozenset(str(f) for f in blind.get("pci", ())),
-            frozenset(str(f) for f in blind.get("usb", ())),
-            data.get("scsi"),
+            frozenset(_strings(blind.get("pci"), "unobserved.pci", where)),
+            frozenset(_strings(blind.get("usb"), "unobserved.usb", where)),
+            scsi,
         )
 
 
-def _opt(item: dict[str, Any], key: str) -> Any:
-    value = item.get(key)
-    return None if value in (None, "") else value
+# -- reading JSON values, each checked for its type ------------------------------
 
 
-def _pci_from_json(item: dict[str, Any], where: Location) -> PciDevice:
-    sv, sd, klass, serial = (
-        _opt(item, k) for k in ("subsystem_vendor", "subsystem_device", "class", "serial")
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    return "an array" if isinstance(value, list) else "an object"
+
+
+def _malformed(what: str, expected: str, value: Any, where: Location) -> InputError:
+    return InputError(
+        f"malformed host snapshot: {what} must be {expected}, not {_json_type(value)}",
+        where=where,
+        fix="write it again with 'hostdev-resolver inventory --format json'",
     )
-    physfn = _opt(item, "physfn")
+
+
+def _object(value: Any, what: str, where: Location) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise _malformed(what, "an object", value, where)
+    return value
+
+
+def _array(value: Any, what: str, where: Location) -> list[Any]:
+    """A JSON array; absent (null) is empty."""
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise _malformed(what, "an array", value, where)
+    return value
+
+
+def _strings(value: Any, what: str, where: Location) -> list[str]:
+    items = _array(value, what, where)
+    for i, item in enumerate(items):
+        if not isinstance(item, str):
+            raise _malformed(f"{what}[{i}]", "a string", item, where)
+    return items
+
+
+def _text(item: dict[str, Any], key: str, what: str, where: Location) -> str:
+    value = item.get(key)
+    if not isinstance(value, str) or not value:
+        raise _malformed(f"{what}.{key}", "a non-empty string", value, where)
+    return value
+
+
+def _opt(item: dict[str, Any], key: str, what: str, where: Location) -> str | None:
+    """An optional string field: null or "" is absent."""
+    value = item.get(key)
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise _malformed(f"{what}.{key}", "a string or null", value, where)
+    return value
+
+
+def _count(item: dict[str, Any], key: str, what: str, where: Location) -> int | None:
+    """An optional non-negative integer field (IOMMU group, NUMA node; -1 is none)."""
+    value = item.get(key)
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < -1:
+        raise _malformed(f"{what}.{key}", "a non-negative integer or null", value, where)
+    return None if value == -1 else value
+
+
+def _number(item: dict[str, Any], key: str, what: str, where: Location) -> int:
+    """A required non-negative integer (USB bus and device numbers)."""
+    value = item.get(key)
+    if isinstance(value, str) and decimal_digits(value):
+        return int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise _malformed(f"{what}.{key}", "a non-negative integer", value, where)
+    return value
+
+
+def _pci_from_json(item: dict[str, Any], what: str, where: Location) -> PciDevice:
+    sv, sd, klass, serial, physfn = (
+        _opt(item, k, what, where)
+        for k in ("subsystem_vendor", "subsystem_device", "class", "serial", "physfn")
+    )
     return PciDevice(
-        address=PciAddress.parse(item["address"], where),
+        address=PciAddress.parse(_text(item, "address", what, where), where),
         identity=PciIdentity(
-            vendor=parse_id16(item["vendor"], "vendor", where),
-            device=parse_id16(item["device"], "device", where),
+            vendor=parse_id16(_text(item, "vendor", what, where), "vendor", where),
+            device=parse_id16(_text(item, "device", what, where), "device", where),
             subsystem_vendor=parse_id16(sv, "subsystem_vendor", where) if sv else None,
             subsystem_device=parse_id16(sd, "subsystem_device", where) if sd else None,
             class_code=parse_class(klass, where) if klass else None,
             serial=parse_dsn(serial, where) if serial else None,
         ),
-        iommu_group=_opt(item, "iommu_group"),
-        numa_node=_opt(item, "numa_node"),
-        driver=_opt(item, "driver"),
-        physical_slot=_opt(item, "physical_slot"),
-        port_path=_opt(item, "port_path"),
+        iommu_group=_count(item, "iommu_group", what, where),
+        numa_node=_count(item, "numa_node", what, where),
+        driver=_opt(item, "driver", what, where),
+        physical_slot=_opt(item, "physical_slot", what, where),
+        port_path=_opt(item, "port_path", what, where),
         physfn=PciAddress.parse(physfn, where) if physfn else None,
-        virtfns=tuple(PciAddress.parse(v, where) for v in item.get("virtfns", [])),
+        virtfns=tuple(
+            PciAddress.parse(v, where)
+            for v in _strings(item.get("virtfns"), f"{what}.virtfns", where)
+        ),
     )
 
 
-def _usb_from_json(item: dict[str, Any], where: Location) -> UsbDevice:
+def _usb_from_json(item: dict[str, Any], what: str, where: Location) -> UsbDevice:
     return UsbDevice(
-        bus=int(item["bus"]),
-        device=int(item["device"]),
+        bus=_number(item, "bus", what, where),
+        device=_number(item, "device", what, where),
         identity=UsbIdentity(
-            parse_id16(item["vendor"], "vendor", where),
-            parse_id16(item["product"], "product", where),
-            _opt(item, "serial"),
+            parse_id16(_text(item, "vendor", what, where), "vendor", where),
+            parse_id16(_text(item, "product", what, where), "product", where),
+            _opt(item, "serial", what, where),
         ),
-        port_path=str(item["port_path"]),
-        manufacturer=_opt(item, "manufacturer"),
-        product_name=_opt(item, "product_name"),
-        driver=_opt(item, "driver"),
+        port_path=_text(item, "port_path", what, where),
+        manufacturer=_opt(item, "manufacturer", what, where),
+        product_name=_opt(item, "product_name", what, where),
+        driver=_opt(item, "driver", what, where),
     )

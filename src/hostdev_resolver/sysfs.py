@@ -8,11 +8,12 @@ while we read it (hot-unplug) is reported as absent, not as an error.
 from __future__ import annotations
 
 import os
+import stat
 
 from .errors import HostAccessError, InputError, Location
 from .identity import PciIdentity, UsbIdentity, format_dsn, parse_class, parse_id16
 from .inventory import PciDevice, UsbDevice
-from .pciaddress import PciAddress, decimal_digits
+from .pciaddress import PciAddress, decimal_digits, shown
 
 # Not typing.TYPE_CHECKING: the hook avoids importing typing (see records.py).
 TYPE_CHECKING = False
@@ -24,6 +25,68 @@ if TYPE_CHECKING:
 # (PCIe Base Spec 7.9.3). Unprivileged readers get only the first 64 bytes of `config`.
 _EXT_CAP_START = 0x100
 _EXT_CAP_DSN = 0x0003
+
+
+# Bounds on what one attribute can hold. A text attribute is what a show() callback
+# writes into one page (sysfs_emit, fs/sysfs/file.c): 4 KiB on x86, but up to 64 KiB on
+# arm64/ppc64 kernels with 64 KiB pages. PCI `config` is at most the 4 KiB of PCIe
+# extended configuration space (PCI_CFG_SPACE_EXP_SIZE). A SCSI VPD page is a 4-byte
+# header plus a 16-bit page length (SPC-4 7.8.1).
+TEXT_LIMIT = 64 * 1024
+CONFIG_LIMIT = 4096
+VPD_PAGE_LIMIT = 4 + 0xFFFF
+
+
+def _not_an_attribute(path: str | os.PathLike[str], what: str) -> InputError:
+    return InputError(
+        f"{os.fspath(path)} {what}, so it is no sysfs attribute; not read",
+        fix="give --sysfs a copy of /sys (or a tree laid out like it) with regular files",
+    )
+
+
+def _read_attribute(path: str | os.PathLike[str], limit: int) -> bytes | None:
+    """An attribute's contents, at most `limit` bytes; None when the kernel has none.
+
+    A tree given as --sysfs may hold anything: a FIFO would block `open` (and every
+    command, or libvirtd waiting on the hook), a link to /dev/zero reads forever. Only
+    regular files are opened, non-blocking, and a file larger than any attribute of
+    its kind is refused: the kernel's own attributes are always regular files. (A
+    directory is merely absent: reading it fails at once, as a vanished device does.)
+    """
+    try:
+        info = os.stat(path)
+        if stat.S_ISDIR(info.st_mode):
+            return None
+        if not stat.S_ISREG(info.st_mode):
+            raise _not_an_attribute(path, "is not a regular file")
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except PermissionError as exc:
+        raise HostAccessError(
+            f"cannot read {os.fspath(path)}: permission denied", fix="run as root"
+        ) from exc
+    except OSError:
+        # Absent, or unreadable as a device goes away (ENODEV, ENXIO, EIO): the kernel
+        # has no value for us, which callers treat like an attribute the device lacks.
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise _not_an_attribute(path, "is not a regular file")
+        chunks: list[bytes] = []
+        size = 0
+        while size <= limit and (chunk := os.read(fd, limit + 1 - size)):
+            chunks.append(chunk)
+            size += len(chunk)
+        if size > limit:
+            raise _not_an_attribute(path, f"is larger than {limit} bytes")
+        return b"".join(chunks)
+    except PermissionError as exc:
+        raise HostAccessError(
+            f"cannot read {os.fspath(path)}: permission denied", fix="run as root"
+        ) from exc
+    except OSError:  # gone or unreadable while we read it: as above
+        return None
+    finally:
+        os.close(fd)
 
 
 class SysfsReader:
@@ -47,28 +110,12 @@ class SysfsReader:
         return os.path.join(self.root, *parts)
 
     def text(self, path: str | os.PathLike[str]) -> str | None:
-        try:
-            with open(path, encoding="utf-8", errors="replace") as handle:
-                return handle.read().strip()
-        except PermissionError as exc:
-            raise HostAccessError(
-                f"cannot read {os.fspath(path)}: permission denied", fix="run as root"
-            ) from exc
-        except OSError:
-            # Absent, or unreadable as a device goes away (ENODEV, ENXIO, EIO): the kernel
-            # has no value for us, which callers treat like an attribute the device lacks.
-            return None
+        data = _read_attribute(path, TEXT_LIMIT)
+        return None if data is None else data.decode("utf-8", errors="replace").strip()
 
-    def bytes(self, path: str | os.PathLike[str]) -> bytes | None:
-        try:
-            with open(path, "rb") as handle:
-                return handle.read()
-        except PermissionError as exc:
-            raise HostAccessError(
-                f"cannot read {os.fspath(path)}: permission denied", fix="run as root"
-            ) from exc
-        except OSError:  # absent or unreadable now: as in text()
-            return None
+    def bytes(self, path: str | os.PathLike[str], limit: int = CONFIG_LIMIT) -> bytes | None:
+        """A binary attribute's contents (at most `limit` bytes); None when absent."""
+        return _read_attribute(path, limit)
 
     def link_name(self, path: str | os.PathLike[str]) -> str | None:
         """The last component of a symlink's target (driver, iommu_group...)."""
@@ -228,8 +275,8 @@ class SysfsInventory:
             where = Location(str(d))
             out.append(
                 UsbDevice(
-                    bus=int(busnum),
-                    device=int(devnum),
+                    bus=_usb_number(busnum, os.path.join(d, "busnum")),
+                    device=_usb_number(devnum, os.path.join(d, "devnum")),
                     identity=UsbIdentity(
                         parse_id16(vendor, "idVendor", where),
                         parse_id16(product, "idProduct", where),
@@ -242,3 +289,14 @@ class SysfsInventory:
                 )
             )
         return out
+
+
+def _usb_number(text: str, path: str) -> int:
+    """busnum/devnum: the kernel writes them in decimal (drivers/usb/core/sysfs.c)."""
+    if not decimal_digits(text):
+        raise InputError(
+            f"{shown(text)} is not a USB bus or device number",
+            where=Location(path),
+            fix="the kernel writes a decimal number here; check the tree given as --sysfs",
+        )
+    return int(text)

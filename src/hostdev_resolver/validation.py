@@ -134,7 +134,12 @@ def _original_line(doc: Document, path: str, removed: AbstractSet[int]) -> int |
 def _check_rng(
     report: Report, data: bytes, doc: Document, removed: AbstractSet[int] = frozenset()
 ) -> bool:
-    errors = schema_errors(data)
+    try:
+        errors = schema_errors(data, source=doc.source)
+    except InputError as exc:
+        fix = f"; {exc.fix}" if exc.fix else ""
+        report.problems.append(Problem(doc.source, exc.where.line, 2, f"{exc.what}{fix}"))
+        return False
     for error in errors:
         line = _original_line(doc, error.path, removed) if error.path else None
         report.problems.append(

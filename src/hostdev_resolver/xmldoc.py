@@ -15,7 +15,7 @@ from __future__ import annotations
 from xml.parsers import expat
 
 from .errors import InputError, Location
-from .pciaddress import decimal_digits
+from .pciaddress import MAX_DIGITS, decimal_digits, shown
 from .records import field, mutable
 
 # Not typing.TYPE_CHECKING: the hook avoids importing typing (see records.py).
@@ -119,7 +119,9 @@ class Document:
             return None
         if not decimal_digits(value):
             raise InputError(
-                f"{name}={value!r} is not a non-negative integer", where=self.where(element)
+                f"{name}={shown(value)} is not a non-negative integer of at most "
+                f"{MAX_DIGITS} digits",
+                where=self.where(element),
             )
         return int(value)
 

@@ -50,6 +50,12 @@ CASES = [
     "st\u00f6re = '/a'\n",
     "store = '/caf\u00e9'\n",
     "\tstore\t=\t'/a'\t#\tc\n",
+    # Found in review: a CR not followed by LF at the very end (no newline after it).
+    "store = '/a'\r",
+    "# c\r",
+    "store = '/a'\r\n# c\r",
+    "store = '/a'\r\r\n",
+    "store = '/a'\r\n",
 ]
 
 
