@@ -10,6 +10,7 @@ not change what that daemon calls for guests it is not starting.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import stat
 from collections.abc import Iterator
@@ -215,8 +216,33 @@ def test_schemas_are_installed(installed: Installed) -> None:
         assert installed_schema.read_bytes() == (apt.REPO / "schemas" / name).read_bytes()
 
 
+def test_docs_examples_and_schemas_are_on_the_host(installed: Installed) -> None:
+    doc = Path("/usr/share/doc/hostdev-resolver")
+    sources = sorted((apt.REPO / "docs").glob("*.md"))
+    assert sources
+    for source in sources:
+        assert (doc / "docs" / source.name).read_text() == source.read_text()
+    # Every relative link of the installed README (and of README.Debian's promises)
+    # leads somewhere on the host.
+    readme = (doc / "README.md").read_text()
+    links = set(re.findall(r"\]\(([^):#]+)\)", readme))
+    assert {"docs/hook.md", "schemas/store.xsd"} <= links
+    for link in links:
+        assert (doc / link).exists(), f"README links {link}, not installed"
+    for schema in ("store.xsd", "domain.xsd"):
+        assert (Path("/usr/share/hostdev-resolver/schemas") / schema).is_file()
+    # The example host works from where it is installed.
+    ws = doc / "examples" / "workstation"
+    files = ["ml-train.xml", "desktop.xml", "mappings.xml"]
+    where = ["--store", "mappings.xml", "--node", "ws1", "--sysfs", "sys"]
+    proc = apt.run(["/usr/bin/hostdev-resolver", "validate", *files, *where], cwd=ws)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert (doc / "examples" / "README.md").is_file()
+    assert not (ws / ".gitignore").exists()
+
+
 def test_man_pages_render(installed: Installed) -> None:
-    for command in ("hostdev-resolver", "hostdev-virsh"):
+    for command in ("hostdev-resolver", "hostdev-virsh", "hostdev-resolver-hook"):
         page = Path(f"/usr/share/man/man8/{command}.8.gz")
         proc = apt.run(["man", "--warnings", "-l", str(page)], env={"MANWIDTH": "80"})
         assert proc.returncode == 0 and not proc.stderr, proc.stderr
