@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from . import __doc__ as _package_doc
+from . import __version__
 from .allocation.command import add_allocate_arguments, run_allocate
 from .errors import HostdevError, InputError, Location, RefusedError, UsageError
 from .hookcmd import register_hook_command
@@ -553,6 +554,7 @@ def build_parser() -> argparse.ArgumentParser:
         description=(_package_doc or "").strip()
         + " Resolve stable device names from a mapping store into libvirt domain XML, verify them, validate offline.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
 
