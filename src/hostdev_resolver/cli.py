@@ -328,18 +328,37 @@ def cmd_map_add(args: argparse.Namespace) -> int:
         else:
             entry = _capture_usb(inventory, node, args)
         with StoreFile(path).edit() as editor:
-            editor.add_entry(
+            added = editor.add_entry(
                 args.kind,
                 args.name,
                 entry,
                 description=args.description,
                 allow=tuple(args.allow or ()),
                 extra={"vfio": "yes"} if args.kind == "pci" and args.vfio else None,
+                pool=args.pool,
             )
-        where = str(entry.address) if isinstance(entry, PciEntry) else entry.identity.ids
-        print(f"{args.kind} {args.name}: node {entry.node} -> {where} recorded in {path}")
+        where = _entry_text(entry)
+        if added.action == "re-mapped" and added.old is not None:
+            print(
+                f"{args.kind} {args.name}: re-mapped on node {entry.node}: "
+                f"{_entry_text(added.old)} → {where}; recorded in {path}"
+            )
+        elif added.action == "pooled":
+            print(
+                f"{args.kind} {args.name}: node {entry.node} -> {where} added to the pool; "
+                f"recorded in {path}"
+            )
+        else:
+            print(f"{args.kind} {args.name}: node {entry.node} -> {where} recorded in {path}")
         return 0
     return _map_add_wwn(args, path)
+
+
+def _entry_text(entry: PciEntry | UsbEntry) -> str:
+    if isinstance(entry, PciEntry):
+        return str(entry.address)
+    port = f" port {entry.port_path}" if entry.port_path else ""
+    return entry.identity.ids + port
 
 
 def _map_add_wwn(args: argparse.Namespace, path: str) -> int:
@@ -391,7 +410,18 @@ def _map_add_wwn(args: argparse.Namespace, path: str) -> int:
 
 
 def cmd_map_list(args: argparse.Namespace) -> int:
-    store = open_store(args)
+    path = store_path(args)
+    if not os.path.lexists(path):
+        # A fresh host: no mapping yet is not an error.
+        print(
+            f"hostdev-resolver: no mapping store yet at {path}; "
+            "'hostdev-resolver map add' creates it",
+            file=sys.stderr,
+        )
+        if args.format == "json":
+            print("[]")
+        return 0
+    store = load_store(path)
     if args.format == "json":
         print(json.dumps([_mapping_json(m) for m in store.mappings.values()], indent=2))
         return 0
@@ -448,7 +478,14 @@ def cmd_map_show(args: argparse.Namespace) -> int:
         + (f" — {mapping.description}" if mapping.description else "")
     )
     print(f"  allowed domains: {', '.join(mapping.allow) if mapping.allow else 'any'}")
-    for entry in getattr(mapping, "entries", ()):
+    entries = getattr(mapping, "entries", ())
+    per_node: dict[str, int] = {}
+    for entry in entries:
+        per_node[entry.node] = per_node.get(entry.node, 0) + 1
+    for node, count in per_node.items():
+        if count > 1:
+            print(f"  pool of {count} on node {node}: a guest gets the first member not in use")
+    for entry in entries:
         if isinstance(entry, PciEntry):
             ident = entry.identity
             bits = [
@@ -475,13 +512,19 @@ def cmd_map_remove(args: argparse.Namespace) -> int:
     path = store_path(args)
     if not os.path.exists(path):
         raise InputError("mapping store not found", where=Location(path), fix="give --store")
+    address = None
+    if args.address is not None:
+        if not args.node:
+            raise UsageError("--address picks a pool member on one node: give --node as well")
+        address = PciAddress.parse(args.address)
     with StoreFile(path).edit() as editor:
-        count = editor.remove(args.name, args.node)
-    what = (
-        f"{count} entr{'y' if count == 1 else 'ies'} for node {args.node}"
-        if args.node
-        else "the mapping"
-    )
+        count = editor.remove(args.name, args.node, address)
+    if address is not None:
+        what = f"member {address} on node {args.node}"
+    elif args.node:
+        what = f"{count} entr{'y' if count == 1 else 'ies'} for node {args.node}"
+    else:
+        what = "the mapping"
     print(f"removed {what} of {args.name!r} from {path}")
     return 0
 
@@ -617,6 +660,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         help="domain name pattern allowed to use it (repeatable)",
     )
+    add.add_argument(
+        "--pool",
+        action="store_true",
+        help="pci/usb: add the device as one more member of the mapping's pool on this node "
+        "(without it, another device re-maps the name on this node)",
+    )
     add.set_defaults(handler=cmd_map_add)
     lst = msub.add_parser("list", parents=[common], help="list mappings")
     lst.add_argument("--format", choices=["text", "json"], default="text")
@@ -626,9 +675,14 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--format", choices=["text", "json"], default="text")
     show.set_defaults(handler=cmd_map_show)
     rm = msub.add_parser(
-        "remove", parents=[common], help="remove a mapping, or its entries on one node (--node)"
+        "remove",
+        parents=[common],
+        help="remove a mapping, its entries on one node (--node), or one pool member (--address)",
     )
     rm.add_argument("name")
+    rm.add_argument(
+        "--address", metavar="BDF", help="with --node: only the pool member at this PCI address"
+    )
     rm.set_defaults(handler=cmd_map_remove)
     from .cluster import register_map_check
 
