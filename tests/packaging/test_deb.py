@@ -189,13 +189,16 @@ def test_qemu_d_holds_only_a_link_to_root_owned_code_and_no_conffiles(
     assert TARGET.read_text().splitlines()[0] == "#!/usr/bin/python3"
     _safe(CONFIG)
     # Neither the hook (dpkg's side copies would run as hooks) nor hook.toml (dpkg
-    # would then own /etc/hostdev-resolver and warn at a purge that keeps the store).
-    assert _conffiles() == []
+    # would then own /etc/hostdev-resolver and warn at a purge that keeps the store):
+    # only the logrotate snippet for the hook's log.
+    assert _conffiles() == ["/etc/logrotate.d/hostdev-resolver"]
+    rotate = Path("/etc/logrotate.d/hostdev-resolver").read_text()
+    assert "/var/log/hostdev-resolver/hook.log {" in rotate
     # The default config is all comments, and documents every key of SPEC §6.
     text = CONFIG.read_text()
     assert text == Path("/usr/share/hostdev-resolver/hook.toml").read_text()
     assert all(not line.strip() or line.startswith("#") for line in text.splitlines())
-    for key in ("store", "node", "sysfs", "dev_root", "state_dir", "trust_any_owner"):
+    for key in ("store", "node", "sysfs", "dev_root", "state_dir", "trust_any_owner", "log_file"):
         assert f"#{key} = " in text
     assert CONFDIR.stat().st_mode & 0o022 == 0
 

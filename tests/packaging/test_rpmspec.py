@@ -86,7 +86,7 @@ def test_files_match_the_deb(expanded: str, built_deb: Path) -> None:
     }
     # As in the .deb: qemu.d/ holds only a symlink made by %posttrans (an .rpmsave copy
     # there would run as a hook), and hook.toml is copied in %post.
-    assert config == set()
+    assert config == {"/etc/logrotate.d/hostdev-resolver"}
     posttrans = "\n".join(_section(expanded, "posttrans"))
     assert "ln -sfn /usr/libexec/hostdev-resolver/qemu-hook" in posttrans
     assert "/etc/libvirt/hooks/qemu.d/50-hostdev-resolver.rpmsave" in posttrans
