@@ -77,6 +77,12 @@ _STORE_ENV = (
     "the mapping store to use when \\fB\\-\\-store\\fR is not given."
 )
 
+_IDS_ENV = (
+    ".TP\n.B HOSTDEV_RESOLVER_IDS\n"
+    "colon\\-separated pci.ids and usb.ids files to take device names from instead of "
+    "the installed ones; empty for no names."
+)
+
 # The namespaces, from the code that reads them (the page cannot name another one).
 HR_NS = importlib.import_module("hostdev_resolver.metadata").HR_NS
 STORE_NS = importlib.import_module("hostdev_resolver.store").NS
@@ -122,7 +128,11 @@ _FILES = (
     ".TP\n.I /usr/share/hostdev\\-resolver/schemas/\n"
     "the XML schemas of the store and of the domain XML extension.\n"
     ".TP\n.I /usr/share/doc/hostdev\\-resolver/\n"
-    "the README, the documents it links (docs/) and an example host (examples/).",
+    "the README, the documents it links (docs/) and an example host (examples/).\n"
+    ".TP\n.I /usr/share/misc/pci.ids\n"
+    "where device names come from when installed (package pci.ids; also\n"
+    ".I /usr/share/hwdata/pci.ids\n"
+    "from hwdata, and\n.I /usr/share/misc/usb.ids\nfrom usb.ids).",
 )
 
 _README = REPO / "README.md"
@@ -176,7 +186,7 @@ PAGES = (
             _DOMAIN_XML,
             _examples(),
             _EXIT_STATUS,
-            ("ENVIRONMENT", _STORE_ENV),
+            ("ENVIRONMENT", _STORE_ENV + "\n" + _IDS_ENV),
             _FILES,
             (
                 "SEE ALSO",

@@ -28,6 +28,7 @@ from .storefile import StoreFile
 from .xmldoc import parse_file
 
 if TYPE_CHECKING:
+    from .devicenames import DeviceNames
     from .inventory import HostInventory, PciDevice
     from .scsi import ScsiInventory
 
@@ -159,6 +160,24 @@ def _group_of(dev: PciDevice) -> str:
     return "-" if dev.iommu_group is None else str(dev.iommu_group)
 
 
+def _device_names() -> DeviceNames:
+    from .devicenames import DeviceNames
+
+    return DeviceNames.from_environment()
+
+
+def _iommu_off(inventory: object, args: argparse.Namespace) -> str | None:
+    """One line when the host's IOMMU is off (only a sysfs view can tell)."""
+    has_iommu = getattr(inventory, "has_iommu", None)
+    if has_iommu is None or has_iommu():
+        return None
+    groups = os.path.join(args.sysfs or "/sys", "kernel", "iommu_groups")
+    return (
+        f"IOMMU: off ({groups} is empty): no PCI device can be given to a guest; "
+        "enable VT-d/AMD-Vi in the firmware and boot with intel_iommu=on or amd_iommu=on"
+    )
+
+
 def cmd_inventory(args: argparse.Namespace) -> int:
     inventory, node = open_host(args)
     if args.format == "json":
@@ -176,11 +195,13 @@ def cmd_inventory(args: argparse.Namespace) -> int:
         inventory.pci_devices(),
         key=lambda d: (d.iommu_group is None, d.iommu_group or 0, d.address),
     )
+    names = _device_names()
     print(f"node {node}: {len(pci)} PCI functions, {len(inventory.usb_devices())} USB devices")
+    iommu_off = _iommu_off(inventory, args)
+    if pci and iommu_off:
+        print(iommu_off)
     print()
-    print(
-        f"{'GROUP':>5}  {'ADDRESS':<14} {'CLASS':<6} {'ID':<10} {'SUBSYSTEM':<10} {'NUMA':>4}  {'DRIVER':<14} SERIAL/SLOT"
-    )
+    rows = []
     for dev in pci:
         ident = dev.identity
         extra = " ".join(
@@ -195,10 +216,20 @@ def cmd_inventory(args: argparse.Namespace) -> int:
         )
         klass = f"{ident.class_code >> 8:04x}" if ident.class_code is not None else "----"
         numa = "-" if dev.numa_node is None else str(dev.numa_node)
-        print(
+        row = (
             f"{_group_of(dev):>5}  {dev.address!s:<14} [{klass}] [{ident.ids}] {ident.subsystem or '-':<10} "
-            f"{numa:>4}  {dev.driver or '-':<14} {extra}".rstrip()
+            f"{numa:>4}  {dev.driver or '-':<14} "
         )
+        rows.append((row, extra, names.pci(ident.vendor, ident.device) or ""))
+    header = f"{'GROUP':>5}  {'ADDRESS':<14} {'CLASS':<6} {'ID':<11} {'SUBSYSTEM':<10} {'NUMA':>4}  {'DRIVER':<14} SERIAL/SLOT"
+    # A NAME column only where the host has pci.ids: without it there is nothing to show.
+    if any(name for _, _, name in rows):
+        width = max(len("SERIAL/SLOT"), *(len(extra) for _, extra, _ in rows))
+        header = f"{header:<{len(header) - len('SERIAL/SLOT') + width}}  NAME"
+        rows = [(row, f"{extra:<{width}}  {name}", "") for row, extra, name in rows]
+    print(header)
+    for row, extra, _ in rows:
+        print(f"{row}{extra}".rstrip())
     usb = inventory.usb_devices()
     if usb:
         width = max(6, *(len(u.identity.serial or "-") for u in usb))
@@ -208,6 +239,7 @@ def cmd_inventory(args: argparse.Namespace) -> int:
         )
         for u in sorted(usb, key=lambda d: (d.bus, d.device)):
             name = " ".join(x for x in (u.manufacturer, u.product_name) if x)
+            name = name or names.usb(u.identity.vendor, u.identity.product) or ""
             print(
                 f"{u.bus:>3} {u.device:>3}  {u.port_path:<10} {u.identity.ids:<10} {u.driver or '-':<10} {u.identity.serial or '-':<{width}}  {name}".rstrip()
             )
@@ -425,11 +457,23 @@ def cmd_map_list(args: argparse.Namespace) -> int:
     if args.format == "json":
         print(json.dumps([_mapping_json(m) for m in store.mappings.values()], indent=2))
         return 0
+    names = _device_names()
     for mapping in store.mappings.values():
-        nodes = sorted({e.node for e in getattr(mapping, "entries", ())})
+        entries = getattr(mapping, "entries", ())
+        nodes = sorted({e.node for e in entries})
         desc = f"  {mapping.description}" if mapping.description else ""
-        print(f"{mapping.kind:<4} {mapping.name:<20} nodes: {', '.join(nodes) or '-'}{desc}")
+        device = {n for n in (_entry_name(names, e) for e in entries) if n}
+        what = f"  [{device.pop()}]" if len(device) == 1 else ""
+        print(f"{mapping.kind:<4} {mapping.name:<20} nodes: {', '.join(nodes) or '-'}{desc}{what}")
     return 0
+
+
+def _entry_name(names: DeviceNames, entry: object) -> str | None:
+    if isinstance(entry, PciEntry):
+        return names.pci(entry.identity.vendor, entry.identity.device)
+    if isinstance(entry, UsbEntry):
+        return names.usb(entry.identity.vendor, entry.identity.product)
+    return None
 
 
 _HEX_FIELDS = {"vendor", "device", "product", "subsystem_vendor", "subsystem_device"}
@@ -479,6 +523,7 @@ def cmd_map_show(args: argparse.Namespace) -> int:
     )
     print(f"  allowed domains: {', '.join(mapping.allow) if mapping.allow else 'any'}")
     entries = getattr(mapping, "entries", ())
+    names = _device_names()
     per_node: dict[str, int] = {}
     for entry in entries:
         per_node[entry.node] = per_node.get(entry.node, 0) + 1
@@ -497,11 +542,14 @@ def cmd_map_show(args: argparse.Namespace) -> int:
                 f"serial {ident.serial}" if ident.serial else "",
                 f"slot {entry.physical_slot}" if entry.physical_slot else "",
             ]
+            bits.append(f"[{name}]" if (name := _entry_name(names, entry)) else "")
             print(f"  node {entry.node}: {entry.address}  " + "  ".join(b for b in bits if b))
         elif isinstance(entry, UsbEntry):
             serial = f" serial {entry.identity.serial}" if entry.identity.serial else ""
             port = f" port {entry.port_path}" if entry.port_path else ""
-            print(f"  node {entry.node}: {entry.identity.ids}{serial}{port}")
+            name = _entry_name(names, entry)
+            label = f"  [{name}]" if name else ""
+            print(f"  node {entry.node}: {entry.identity.ids}{serial}{port}{label}")
     wwn = getattr(mapping, "wwn", None)
     if wwn:
         print(f"  wwn {wwn}")
