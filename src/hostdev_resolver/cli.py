@@ -637,6 +637,83 @@ def cmd_validate(args: argparse.Namespace) -> int:
 # -- parser ----------------------------------------------------------------------
 
 
+# Each kind of `map add` takes only its own options; a kind's parser gets the others as
+# None, so cmd_map_add reads one namespace whatever the kind.
+_MAP_ADD_DESTS = (
+    "address", "vendor", "product", "serial", "port", "offline", "wwn", "device",
+    "initiator", "target", "lun", "wwnn", "wwpn", "parent_wwnn", "parent_wwpn",
+    "parent_fabric", "vfio", "pool",
+)  # fmt: skip
+
+
+def _add_map_add(msub: argparse._SubParsersAction[Any], common: argparse.ArgumentParser) -> None:
+    """`map add KIND NAME …`: one sub-command per kind (the same spelling as before),
+    so --help, the man page and completion offer each kind only its options."""
+    add = msub.add_parser(
+        "add", help="add a mapping (or a node entry to it), capturing the identity from the host"
+    )
+    kinds = add.add_subparsers(dest="kind", metavar="KIND", parser_class=_Parser)
+    kinds.required = True
+
+    def kind(name: str, help: str) -> argparse.ArgumentParser:
+        p: argparse.ArgumentParser = kinds.add_parser(name, parents=[common], help=help)
+        p.add_argument("name", metavar="NAME", help="the mapping's name")
+        return p
+
+    pci = kind("pci", "a PCI device (GPU, NIC, NVMe), by its address on this node")
+    pci.add_argument("--address", metavar="BDF", help="PCI address of the device on this node")
+    pci.add_argument(
+        "--vfio",
+        action="store_true",
+        help="the hook binds the device and its IOMMU group to vfio-pci at start",
+    )
+    usb = kind("usb", "a USB device, by vendor and product (and serial or port)")
+    usb.add_argument("--vendor", metavar="V", help="USB vendor ID")
+    usb.add_argument("--product", metavar="P", help="USB product ID")
+    usb.add_argument(
+        "--serial", metavar="S", help="USB serial, to pick one of several identical devices"
+    )
+    usb.add_argument(
+        "--port", metavar="PATH", help="USB port path (e.g. 1-2.3) for devices without a serial"
+    )
+    usb.add_argument(
+        "--offline",
+        action="store_true",
+        help="record the identity as typed, without the device present",
+    )
+    for p in (pci, usb):
+        p.add_argument(
+            "--pool",
+            action="store_true",
+            help="add the device as one more member of the mapping's pool on this node "
+            "(without it, another device re-maps the name on this node)",
+        )
+    lun = kind("lun", "a LUN for <disk device='lun'>, by its WWN")
+    scsi = kind("scsi", "a SCSI LUN for <hostdev type='scsi'>, by WWN or FC path")
+    for p in (lun, scsi):
+        p.add_argument("--wwn", metavar="WWN", help="the LUN's WWN (NAA or EUI-64)")
+        p.add_argument("--device", metavar="DEV", help="capture from sdX, sgN or H:C:T:L")
+    scsi.add_argument("--initiator", metavar="WWPN", help="FC initiator port")
+    scsi.add_argument("--target", metavar="WWPN", help="FC target port")
+    scsi.add_argument("--lun", metavar="N", type=int, help="LUN number behind --target")
+    vhba = kind("vhba", "an NPIV virtual HBA port, by its WWNN/WWPN")
+    vhba.add_argument("--wwnn", metavar="WWNN", help="the virtual port's node name")
+    vhba.add_argument("--wwpn", metavar="WWPN", help="the virtual port's port name")
+    vhba.add_argument("--parent-wwnn", metavar="WWNN", help="parent HBA node name")
+    vhba.add_argument("--parent-wwpn", metavar="WWPN", help="parent HBA port name")
+    vhba.add_argument("--parent-fabric", metavar="WWN", help="parent by fabric name")
+    for p in (pci, usb, lun, scsi, vhba):
+        p.add_argument("--description", metavar="TEXT", help="what the device is for")
+        p.add_argument(
+            "--allow",
+            metavar="PATTERN",
+            action="append",
+            help="domain name pattern allowed to use it (repeatable)",
+        )
+        own = {a.dest for a in p._actions}
+        p.set_defaults(handler=cmd_map_add, **{d: None for d in _MAP_ADD_DESTS if d not in own})
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = _Parser(add_help=False)
     _common(common)
@@ -665,56 +742,7 @@ def build_parser() -> argparse.ArgumentParser:
     mp = sub.add_parser("map", help="manage the mapping store")
     msub = mp.add_subparsers(dest="map_command", metavar="ACTION", parser_class=_Parser)
     msub.required = True
-    add = msub.add_parser(
-        "add",
-        parents=[common],
-        help="add a mapping (or a node entry to it), capturing the identity from the host",
-    )
-    add.add_argument("kind", choices=["pci", "usb", "lun", "scsi", "vhba"])
-    add.add_argument("name")
-    add.add_argument("--address", metavar="BDF", help="PCI address of the device on this node")
-    add.add_argument("--vendor", metavar="V", help="USB vendor ID")
-    add.add_argument("--product", metavar="P", help="USB product ID")
-    add.add_argument(
-        "--serial", metavar="S", help="USB serial, to pick one of several identical devices"
-    )
-    add.add_argument(
-        "--port", metavar="PATH", help="USB port path (e.g. 1-2.3) for devices without a serial"
-    )
-    add.add_argument(
-        "--offline",
-        action="store_true",
-        help="record a USB identity as typed, without the device present",
-    )
-    add.add_argument("--wwn", metavar="WWN", help="lun/scsi: the LUN's WWN (NAA or EUI-64)")
-    add.add_argument("--device", metavar="DEV", help="lun/scsi: capture from sdX, sgN or H:C:T:L")
-    add.add_argument("--initiator", metavar="WWPN", help="scsi: FC initiator port")
-    add.add_argument("--target", metavar="WWPN", help="scsi: FC target port")
-    add.add_argument("--lun", metavar="N", type=int, help="scsi: LUN number behind --target")
-    add.add_argument("--wwnn", metavar="WWNN", help="vhba: the virtual port's node name")
-    add.add_argument("--wwpn", metavar="WWPN", help="vhba: the virtual port's port name")
-    add.add_argument("--parent-wwnn", metavar="WWNN", help="vhba: parent HBA node name")
-    add.add_argument("--parent-wwpn", metavar="WWPN", help="vhba: parent HBA port name")
-    add.add_argument("--parent-fabric", metavar="WWN", help="vhba: parent by fabric name")
-    add.add_argument("--description", metavar="TEXT")
-    add.add_argument(
-        "--vfio",
-        action="store_true",
-        help="pci: the hook binds the device and its IOMMU group to vfio-pci at start",
-    )
-    add.add_argument(
-        "--allow",
-        metavar="PATTERN",
-        action="append",
-        help="domain name pattern allowed to use it (repeatable)",
-    )
-    add.add_argument(
-        "--pool",
-        action="store_true",
-        help="pci/usb: add the device as one more member of the mapping's pool on this node "
-        "(without it, another device re-maps the name on this node)",
-    )
-    add.set_defaults(handler=cmd_map_add)
+    _add_map_add(msub, common)
     lst = msub.add_parser("list", parents=[common], help="list mappings")
     lst.add_argument("--format", choices=["text", "json"], default="text")
     lst.set_defaults(handler=cmd_map_list)
