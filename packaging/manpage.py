@@ -332,6 +332,10 @@ def _hook_page(version: str, date: str) -> str:
             "the symlink libvirt runs.\n"
             ".TP\n.I /run/hostdev\\-resolver/DOMAIN.json\n"
             "the drivers the hook changed for a running guest (state_dir).\n"
+            ".TP\n.I /var/log/hostdev\\-resolver/hook.log\n"
+            "the hook\\(aqs decisions when there is no syslog socket\n.RI ( /dev/log );\n"
+            "one line each, naming the domain and the operation (log_file; rotated by\n"
+            ".IR /etc/logrotate.d/hostdev\\-resolver ).\n"
             ".TP\n.I /etc/hostdev\\-resolver/mappings.xml\nthe mapping store.",
         ),
         (
