@@ -95,6 +95,8 @@ def _setup(base: Path, functions: int) -> tuple[Path, bytes]:
     config = base / f"hook{functions}.toml"
     config.write_text(
         f"store = '{store}'\nnode = 'bench'\nsysfs = '{root}'\nstate_dir = '{base / 'state'}'\n"
+        # With no /dev/log (as here) the hook logs to this file: part of what is measured.
+        f"log_file = '{base / 'hook.log'}'\n"
     )
     doc = parse_bytes(_domain("bench", MAPPED), "bench.xml")
     resolved = resolve_domain(doc, load_store(str(store)), SysfsInventory(root), "bench")

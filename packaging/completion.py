@@ -34,6 +34,12 @@ VIRSH_FLAGS = ("-q", "--quiet", "-r", "--readonly", "-t", "--timing", "-v", "-V"
 ROOT = "@"
 """The key of the top level in the generated tables (bash forbids empty keys)."""
 
+# Values read at completion time, by the argument's dest: mapping names and node names
+# from the store (--store, $HOSTDEV_RESOLVER_STORE or the default), PCI addresses from
+# sysfs (--sysfs or /sys), domain names from `virsh list --all --name` (as virsh's own
+# completion lists them).
+DYNAMIC = {"name": "mappings", "node": "nodes", "address": "pci", "allow": "domains"}
+
 
 @dataclass
 class Node:
@@ -45,6 +51,8 @@ class Node:
     value_options: list[str] = field(default_factory=list)
     option_choices: dict[str, list[str]] = field(default_factory=dict)
     positional_choices: dict[int, list[str]] = field(default_factory=dict)
+    option_dynamic: dict[str, str] = field(default_factory=dict)
+    positional_dynamic: dict[int, str] = field(default_factory=dict)
     passthrough: bool = False
     """The first positional takes the rest of the line (hostdev-virsh's virsh COMMAND)."""
 
@@ -71,6 +79,7 @@ def command_tree(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()) ->
                     children.append((name, sub))
             continue
         choices = _choices(action)
+        dynamic = DYNAMIC.get(action.dest)
         if action.option_strings:
             node.options += action.option_strings
             if action.nargs != 0:
@@ -78,10 +87,15 @@ def command_tree(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()) ->
                 if choices:
                     for option in action.option_strings:
                         node.option_choices[option] = choices
+                elif dynamic:
+                    for option in action.option_strings:
+                        node.option_dynamic[option] = dynamic
             continue
         position += 1
         if choices:
             node.positional_choices[position] = choices
+        elif dynamic:
+            node.positional_dynamic[position] = dynamic
         if position == 1 and action.nargs in (argparse.REMAINDER, argparse.PARSER):
             node.passthrough = True
         if position == 2 and action.nargs == argparse.REMAINDER and not node.positional_choices:
@@ -109,7 +123,7 @@ def _table(name: str, entries: dict[str, str]) -> str:
 _FUNCTION = r"""
 {fn}() {{
     local line=${{COMP_LINE:0:COMP_POINT}} words cur path={root} npos=0 skip=0 i w
-    local connect=() n candidates=""
+    local connect=() n candidates="" dynamic="" store=${{HOSTDEV_RESOLVER_STORE:-/etc/hostdev-resolver/mappings.xml}} sysfs=/sys
     read -ra words <<<"$line"
     if [[ ${{#words[@]}} -eq 0 || $line == *[[:space:]] ]]; then words+=(""); fi
     n=$((${{#words[@]}} - 1))
@@ -119,10 +133,14 @@ _FUNCTION = r"""
         w=${{words[i]}}
         if ((skip)); then
             [[ ${{words[i - 1]}} == -c || ${{words[i - 1]}} == --connect ]] && connect=(-c "$w")
+            [[ ${{words[i - 1]}} == --store ]] && store=$w
+            [[ ${{words[i - 1]}} == --sysfs ]] && sysfs=$w
             skip=0
             continue
         fi
         case $w in
+            --store=*) store=${{w#--store=}}; continue ;;
+            --sysfs=*) sysfs=${{w#--sysfs=}}; continue ;;
             --connect=*) connect=(-c "${{w#--connect=}}"); continue ;;
             -r | --readonly) connect+=(-r) ;;
         esac
@@ -142,6 +160,7 @@ _FUNCTION = r"""
     done
     if ((skip)); then
         candidates=${{{prefix}_choices["$path|${{words[n - 1]}}"]-}}
+        dynamic=${{{prefix}_dynamic["$path|${{words[n - 1]}}"]-}}
     elif [[ $cur == -* ]]; then
         candidates=${{{prefix}_opts[$path]-}}
     elif [[ -n ${{{prefix}_passthrough[$path]-}} ]]; then
@@ -149,9 +168,43 @@ _FUNCTION = r"""
         return 0
     else
         candidates="${{{prefix}_cmds[$path]-}} ${{{prefix}_choices["$path|#$((npos + 1))"]-}}"
+        dynamic=${{{prefix}_dynamic["$path|#$((npos + 1))"]-}}
+    fi
+    if [[ -n $dynamic ]]; then
+        candidates="$candidates $({prefix}_values "$dynamic" "$store" "$sysfs" | sort -u)"
     fi
     # Empty: complete -o default falls back to file names (FILE, --store PATH, ...).
     COMPREPLY=($(compgen -W "$candidates" -- "$cur"))
+    {prefix}_colon "$cur"
+}}
+
+# Values known only at completion time: KIND STORE SYSFS.
+{prefix}_values() {{
+    case $1 in
+        mappings)
+            [[ -r $2 ]] && grep -oE "<(pci|usb|lun|scsi|vhba)[[:space:]][^>]*name=['\"][^'\"]+" "$2" |
+                sed -E "s/.*name=['\"]//" ;;
+        nodes)
+            [[ -r $2 ]] && grep -oE "<node[[:space:]][^>]*name=['\"][^'\"]+" "$2" |
+                sed -E "s/.*name=['\"]//"
+            local host
+            host=$(uname -n)
+            echo "${{host%%.*}}" ;;
+        pci)
+            [[ -d $3/bus/pci/devices ]] && ls "$3/bus/pci/devices" ;;
+        domains)
+            virsh list --all --name 2>/dev/null ;;
+    esac
+}}
+
+# Bash replaces only the part of the word after its last ':' (COMP_WORDBREAKS), so a
+# candidate such as 0000:41:00.0 must lose what the word already has up to that ':'.
+{prefix}_colon() {{
+    local cur=$1 colon j
+    if [[ $cur == *:* && $COMP_WORDBREAKS == *:* ]]; then
+        colon=${{cur%"${{cur##*:}}"}}
+        for j in "${{!COMPREPLY[@]}}"; do COMPREPLY[j]=${{COMPREPLY[j]#"$colon"}}; done
+    fi
 }}
 
 # virsh answers for its own command line: `virsh [-c URI] [-r] complete -- WORDS...`.
@@ -181,6 +234,7 @@ def render(page: Page, parser: argparse.ArgumentParser) -> str:
     valopts: dict[str, str] = {}
     choices: dict[str, str] = {}
     passthrough: dict[str, str] = {}
+    dynamic: dict[str, str] = {}
     for node in command_tree(parser):
         key = _key(node.path)
         if node.subcommands:
@@ -192,6 +246,10 @@ def render(page: Page, parser: argparse.ArgumentParser) -> str:
             choices[f"{key}|{option}"] = " ".join(words)
         for position, words in node.positional_choices.items():
             choices[f"{key}|#{position}"] = " ".join(words)
+        for option, kind in node.option_dynamic.items():
+            dynamic[f"{key}|{option}"] = kind
+        for position, kind in node.positional_dynamic.items():
+            dynamic[f"{key}|#{position}"] = kind
         if node.passthrough:
             passthrough[key] = "1"
     parts = [
@@ -203,6 +261,7 @@ def render(page: Page, parser: argparse.ArgumentParser) -> str:
         _table(f"{prefix}_valopts", valopts),
         _table(f"{prefix}_choices", choices),
         _table(f"{prefix}_passthrough", passthrough),
+        _table(f"{prefix}_dynamic", dynamic),
         _FUNCTION.format(fn=prefix, prefix=prefix, root=ROOT, command=page.name),
     ]
     return "\n".join(parts)

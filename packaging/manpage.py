@@ -1,10 +1,12 @@
-"""Render hostdev-resolver(8) and hostdev-virsh(8) from the argparse parsers behind --help.
+"""Render hostdev-resolver(8), hostdev-virsh(8) and hostdev-resolver-hook(8).
 
 The package build runs this (``PYTHONPATH=src python3 packaging/manpage.py --outdir DIR``),
 so the pages are never a hand-kept copy: every usage line, sub-command, option and help
 text comes from ``hostdev_resolver.cli.build_parser()`` and
-``hostdev_resolver.wrapper.build_parser()``. Only what argparse has no place for (files,
-environment, exit status, see also) is written here.
+``hostdev_resolver.wrapper.build_parser()``; the EXAMPLES section is the README's worked
+example; the hook page's CONFIGURATION is ``packaging/hook.toml``, the file the package
+installs, key by key. Only what has no other home (files, environment, exit status, see
+also) is written here.
 
 argparse has no public API for walking a parser, so the few private attributes it
 needs (``_actions``, ``_action_groups``, ``_choices_actions``, ``_expand_help``) are
@@ -28,6 +30,25 @@ REPO = Path(__file__).resolve().parents[1]
 
 # A width no usage line reaches: roff does the filling, argparse must not wrap.
 _WIDE = 10_000
+
+
+def escape_uri(text: str) -> str:
+    return text.replace("-", "\\-")
+
+
+def escape(text: str) -> str:
+    """Text as roff reads it literally: backslashes, minus signs and control characters."""
+    text = text.replace("\\", "\\e").replace("-", "\\-")
+    # A line starting with . or ' would be taken for a request.
+    return re.sub(r"(?m)^([.'])", r"\\&\1", text)
+
+
+def _bold(text: str) -> str:
+    return f"\\fB{escape(text)}\\fR"
+
+
+def _italic(text: str) -> str:
+    return f"\\fI{escape(text)}\\fR"
 
 
 @dataclass(frozen=True)
@@ -56,26 +77,122 @@ _STORE_ENV = (
     "the mapping store to use when \\fB\\-\\-store\\fR is not given."
 )
 
+_IDS_ENV = (
+    ".TP\n.B HOSTDEV_RESOLVER_IDS\n"
+    "colon\\-separated pci.ids and usb.ids files to take device names from instead of "
+    "the installed ones; empty for no names."
+)
+
+# The namespaces, from the code that reads them (the page cannot name another one).
+HR_NS = importlib.import_module("hostdev_resolver.metadata").HR_NS
+STORE_NS = importlib.import_module("hostdev_resolver.store").NS
+
+_DOMAIN_XML = (
+    "DOMAIN XML",
+    "A device element of a libvirt domain names a mapping with the attribute\n"
+    ".BI hr:map= NAME\n"
+    "(or a LUN directly with\n"
+    ".BI hr:wwn= WWN ),\n"
+    "where the prefix\n"
+    ".B hr\n"
+    "is bound to the namespace\n"
+    f".BR {escape_uri(HR_NS)} :\n"
+    ".PP\n.RS 4\n.nf\n"
+    f"<domain type=\\(aqkvm\\(aq xmlns:hr=\\(aq{escape_uri(HR_NS)}\\(aq>\n"
+    "  <devices>\n"
+    "    <hostdev mode=\\(aqsubsystem\\(aq type=\\(aqpci\\(aq hr:map=\\(aqgpu0\\(aq/>\n"
+    "  </devices>\n"
+    "</domain>\n"
+    ".fi\n.RE\n.PP\n"
+    "Resolution removes the\n.B hr\nattributes, writes the concrete host address into\n"
+    ".BR <source> ,\n"
+    "and records what it resolved in an\n.B hr:resolution\n"
+    "element under\n.BR <metadata> ,\n"
+    "which the hook verifies at every start. Both are described by\n"
+    ".IR /usr/share/hostdev\\-resolver/schemas/domain.xsd .\n"
+    "The mapping store's namespace is\n"
+    f".BR {escape_uri(STORE_NS)} ;\n"
+    "its schema is\n.IR /usr/share/hostdev\\-resolver/schemas/store.xsd .",
+)
+
+_FILES = (
+    "FILES",
+    ".TP\n.I /etc/hostdev\\-resolver/mappings.xml\n"
+    "the mapping store, validated against\n"
+    ".IR /usr/share/hostdev\\-resolver/schemas/store.xsd .\n"
+    ".TP\n.I /etc/hostdev\\-resolver/hook.toml\n"
+    "configuration of the libvirt hook; see\n.BR hostdev\\-resolver\\-hook (8).\n"
+    ".TP\n.I /etc/libvirt/hooks/qemu.d/50\\-hostdev\\-resolver\n"
+    "a symlink to the hook,\n.IR /usr/libexec/hostdev\\-resolver/qemu\\-hook ,\n"
+    "which verifies mapped devices at every guest start and binds them to vfio\\-pci.\n"
+    ".TP\n.I /usr/share/hostdev\\-resolver/schemas/\n"
+    "the XML schemas of the store and of the domain XML extension.\n"
+    ".TP\n.I /usr/share/doc/hostdev\\-resolver/\n"
+    "the README, the documents it links (docs/) and an example host (examples/).\n"
+    ".TP\n.I /usr/share/misc/pci.ids\n"
+    "where device names come from when installed (package pci.ids; also\n"
+    ".I /usr/share/hwdata/pci.ids\n"
+    "from hwdata, and\n.I /usr/share/misc/usb.ids\nfrom usb.ids).",
+)
+
+_README = REPO / "README.md"
+
+
+def _readme_section(title: str) -> str:
+    """The markdown of one ``## title`` section of the README."""
+    text = _README.read_text(encoding="utf-8")
+    match = re.search(rf"^## {re.escape(title)}\n(.*?)(?=^## |\Z)", text, re.M | re.S)
+    if match is None:
+        raise SystemExit(f"{_README}: no '## {title}' section for the man page")
+    return match.group(1)
+
+
+def _inline(text: str) -> str:
+    """Markdown inline markup as roff: `code` and **strong** bold, [text](link) as text."""
+    text = re.sub(r"\[([^\]]+)\]\([^)]+\)", r"\1", text)
+    out = []
+    for i, part in enumerate(re.split(r"(`[^`]+`|\*\*[^*]+\*\*)", text)):
+        if i % 2:
+            out.append(_bold(part.strip("`*")))
+        else:
+            out.append(escape(part))
+    return "".join(out)
+
+
+def markdown(text: str) -> str:
+    """The markdown the README uses (paragraphs and fenced code blocks) as roff."""
+    out: list[str] = []
+    for i, block in enumerate(re.split(r"^```[a-z]*\n", text, flags=re.M)):
+        if i % 2:
+            code = block.rstrip("\n")
+            out.append(".PP\n.RS 4\n.nf\n" + escape(code) + "\n.fi\n.RE")
+            continue
+        for para in re.split(r"\n\s*\n", block.strip()):
+            if para.strip():
+                out.append(".PP\n" + _inline(" ".join(para.split())))
+    return "\n".join(out)
+
+
+def _examples() -> tuple[str, str]:
+    return ("EXAMPLES", markdown(_readme_section("A worked example")))
+
+
 PAGES = (
     Page(
         name="hostdev-resolver",
         module="hostdev_resolver.cli",
         summary="name libvirt host devices by stable identity",
         sections=(
+            _DOMAIN_XML,
+            _examples(),
             _EXIT_STATUS,
-            ("ENVIRONMENT", _STORE_ENV),
+            ("ENVIRONMENT", _STORE_ENV + "\n" + _IDS_ENV),
+            _FILES,
             (
-                "FILES",
-                ".TP\n.I /etc/hostdev\\-resolver/mappings.xml\n"
-                "the mapping store, validated against\n"
-                ".IR /usr/share/hostdev\\-resolver/schemas/store.xsd .\n"
-                ".TP\n.I /etc/hostdev\\-resolver/hook.toml\n"
-                "configuration of the libvirt hook.\n"
-                ".TP\n.I /etc/libvirt/hooks/qemu.d/50\\-hostdev\\-resolver\n"
-                "the libvirt qemu hook that verifies mapped devices at every guest start "
-                "and binds them to vfio\\-pci.",
+                "SEE ALSO",
+                ".BR hostdev\\-virsh (8),\n.BR hostdev\\-resolver\\-hook (8),\n"
+                ".BR virsh (1),\n.BR libvirtd (8)",
             ),
-            ("SEE ALSO", ".BR hostdev\\-virsh (8),\n.BR virsh (1),\n.BR libvirtd (8)"),
         ),
     ),
     Page(
@@ -86,25 +203,183 @@ PAGES = (
             _EXIT_STATUS,
             ("ENVIRONMENT", _STORE_ENV),
             ("FILES", ".TP\n.I /etc/hostdev\\-resolver/mappings.xml\nthe mapping store."),
-            ("SEE ALSO", ".BR hostdev\\-resolver (8),\n.BR virsh (1)"),
+            (
+                "SEE ALSO",
+                ".BR hostdev\\-resolver (8),\n.BR hostdev\\-resolver\\-hook (8),\n.BR virsh (1)",
+            ),
         ),
     ),
 )
 
 
-def escape(text: str) -> str:
-    """Text as roff reads it literally: backslashes, minus signs and control characters."""
-    text = text.replace("\\", "\\e").replace("-", "\\-")
-    # A line starting with . or ' would be taken for a request.
-    return re.sub(r"(?m)^([.'])", r"\\&\1", text)
+_HOOK_TOML = Path(__file__).resolve().parent / "hook.toml"
 
 
-def _bold(text: str) -> str:
-    return f"\\fB{escape(text)}\\fR"
+@dataclass(frozen=True)
+class ConfigKey:
+    """One key of hook.toml as the installed file documents it."""
+
+    name: str
+    default: str
+    text: str
 
 
-def _italic(text: str) -> str:
-    return f"\\fI{escape(text)}\\fR"
+def hook_config(text: str) -> tuple[list[str], list[ConfigKey]]:
+    """packaging/hook.toml read as documentation: the header's paragraphs (its title
+    line left out) and, for every commented-out ``#key = default`` line, the comment
+    paragraph just above it."""
+    header: list[str] = []
+    keys: list[ConfigKey] = []
+    comment: list[str] = []
+    in_header = True
+    for line in [*text.splitlines(), ""]:
+        key = re.fullmatch(r"#([a-z_]+) = (.*)", line)
+        if key:
+            keys.append(ConfigKey(key.group(1), key.group(2), " ".join(comment)))
+            comment, in_header = [], False
+        elif line.startswith("#") and line[1:].strip():
+            comment.append(line[1:].strip())
+        elif comment:
+            if in_header:
+                header.append(" ".join(comment))
+            comment = []
+    return header[1:], keys
+
+
+def _hook_page(version: str, date: str) -> str:
+    header, keys = hook_config(_HOOK_TOML.read_text(encoding="utf-8"))
+    config = [
+        "The hook reads\n.I /etc/hostdev\\-resolver/hook.toml\n"
+        "(or the file named by\n.BR HOSTDEV_RESOLVER_CONFIG )\n"
+        "on every call. It is TOML; a missing file means all defaults. The package "
+        "installs it with every key commented out, as below.",
+        *(".PP\n" + _inline(paragraph) for paragraph in header),
+    ]
+    for key in keys:
+        config.append(
+            f".TP\n\\fB{escape(key.name)} = {escape(key.default)}\\fR\n{_inline(key.text)}"
+        )
+    sections = [
+        (
+            "DESCRIPTION",
+            "libvirt runs every executable in\n.I /etc/libvirt/hooks/qemu.d/\n"
+            "(libvirt 6.5 and later; before, only\n.IR /etc/libvirt/hooks/qemu )\n"
+            "as\n.I qemu DOMAIN OP SUBOP EXTRA\n"
+            "with the domain XML on standard input, and waits for it. The hostdev\\-resolver "
+            "hook verifies, when a guest starts, that every device the domain was resolved "
+            "to (see\n.BR hostdev\\-resolver (8))\n"
+            "is still the same device at the same address, binds PCI devices and their "
+            "IOMMU group to vfio\\-pci, gives them back when the guest stops, and "
+            "re\\-resolves the XML when a guest migrates to or is restored on this node. "
+            "It never calls the libvirt API (libvirt waits for the hook: that would "
+            "deadlock). A domain without an\n.B hr:resolution\n"
+            "record is passed at once, whatever the state of the store or the host.",
+        ),
+        (
+            "OPERATIONS",
+            ".TP\n.B prepare begin\n"
+            "verify every recorded device on this node (present, same identity, not "
+            "shifted, allowed for this domain); then bind to vfio\\-pci where needed, all "
+            "or nothing. Any problem: one line per problem on standard error and a non\\-zero "
+            "exit; libvirt refuses the start and shows the line.\n"
+            ".TP\n.B release end\n"
+            "give back every device the hook bound. Never fails; problems are logged.\n"
+            ".TP\n\\fBmigrate begin\\fR, \\fBrestore begin\\fR\n"
+            "re\\-resolve for this node and print the rewritten XML on standard output "
+            "(libvirt\\(aqs filter contract); fails when this node has no entry.\n"
+            ".TP\n.B reconnect begin\n"
+            "verify and log; always exit 0 (a running guest is never stopped over a store "
+            "problem).\n"
+            ".TP\n.B any other\nexit 0.",
+        ),
+        ("CONFIGURATION", "\n".join(config)),
+        (
+            "INSTALLATION",
+            "The package ships the hook as\n.I /usr/libexec/hostdev\\-resolver/qemu\\-hook\n"
+            "and links\n.I /etc/libvirt/hooks/qemu.d/50\\-hostdev\\-resolver\n"
+            "to it. Nothing but that symlink may be in\n.IR qemu.d/ :\n"
+            "libvirt runs every executable there, whatever its name, backups included.\n"
+            ".B hostdev\\-resolver hook install\n"
+            "makes the same link (to a launcher for its own Python when not run from the "
+            "package). Restart libvirtd once after the first install: it reads the list of "
+            "hooks when it starts.",
+        ),
+        (
+            "EXIT STATUS",
+            ".TP\n.B 0\nthe operation may go on (or was not ours).\n"
+            ".TP\n.B 1\nrefused: a device is missing, mismatched, shifted or not allowed.\n"
+            ".TP\n.B 2\nmalformed input: the domain XML, the store or hook.toml.\n"
+            ".TP\n.B 3\nenvironment: the store or config is not trusted, or a sysfs write "
+            "failed (the writes already made are undone).",
+        ),
+        (
+            "ENVIRONMENT",
+            ".TP\n.B HOSTDEV_RESOLVER_CONFIG\n"
+            "the configuration file to read instead of\n"
+            ".IR /etc/hostdev\\-resolver/hook.toml .\n"
+            "libvirtd runs hooks with a scrubbed environment, so this is for running the "
+            "hook by hand and for tests; a launcher made with\n"
+            ".B hostdev\\-resolver hook install \\-\\-config\n"
+            "sets it itself.",
+        ),
+        (
+            "FILES",
+            ".TP\n.I /etc/hostdev\\-resolver/hook.toml\nthe configuration.\n"
+            ".TP\n.I /usr/share/hostdev\\-resolver/hook.toml\n"
+            "the default configuration the package copies when the first is missing.\n"
+            ".TP\n.I /usr/libexec/hostdev\\-resolver/qemu\\-hook\nthe hook.\n"
+            ".TP\n.I /etc/libvirt/hooks/qemu.d/50\\-hostdev\\-resolver\n"
+            "the symlink libvirt runs.\n"
+            ".TP\n.I /run/hostdev\\-resolver/DOMAIN.json\n"
+            "the drivers the hook changed for a running guest (state_dir).\n"
+            ".TP\n.I /var/log/hostdev\\-resolver/hook.log\n"
+            "the hook\\(aqs decisions when there is no syslog socket\n.RI ( /dev/log );\n"
+            "one line each, naming the domain and the operation (log_file; rotated by\n"
+            ".IR /etc/logrotate.d/hostdev\\-resolver ).\n"
+            ".TP\n.I /etc/hostdev\\-resolver/mappings.xml\nthe mapping store.",
+        ),
+        (
+            "EXAMPLES",
+            "Run the start check by hand, as libvirt would, against a test configuration:\n"
+            ".PP\n.RS 4\n.nf\n"
+            "# HOSTDEV_RESOLVER_CONFIG=/root/hook.toml \\e\n"
+            "    /usr/libexec/hostdev\\-resolver/qemu\\-hook ml\\-train prepare begin \\- \\e\n"
+            "    < /etc/libvirt/qemu/ml\\-train.xml\n"
+            ".fi\n.RE\n.PP\n"
+            "The same check without binding anything, and the sysfs writes it would make:\n"
+            ".PP\n.RS 4\n.nf\n"
+            "# hostdev\\-resolver verify /etc/libvirt/qemu/ml\\-train.xml \\-\\-dry\\-run\n"
+            ".fi\n.RE\n.PP\n"
+            "A hook.toml for a node whose store is kept elsewhere:\n"
+            ".PP\n.RS 4\n.nf\n"
+            'store = "/srv/hostdev\\-resolver/mappings.xml"\n'
+            'node = "hv1"\n'
+            ".fi\n.RE",
+        ),
+        (
+            "SEE ALSO",
+            ".BR hostdev\\-resolver (8),\n.BR hostdev\\-virsh (8),\n.BR libvirtd (8),\n"
+            ".I /usr/share/doc/hostdev\\-resolver/docs/hook.md",
+        ),
+    ]
+    out = [
+        '.\\" Generated by packaging/manpage.py from packaging/hook.toml; do not edit.',
+        f'.TH HOSTDEV\\-RESOLVER\\-HOOK 8 "{date}" "hostdev\\-resolver {escape(version)}"'
+        ' "System Administration"',
+        ".SH NAME",
+        "hostdev\\-resolver\\-hook \\- the libvirt qemu hook of hostdev\\-resolver",
+        ".ad l",
+        ".nh",
+        ".SH SYNOPSIS",
+        ".B /etc/libvirt/hooks/qemu.d/50\\-hostdev\\-resolver\n"
+        ".I DOMAIN OP SUBOP EXTRA\n.B <\n.I DOMAIN.xml",
+    ]
+    for title, body in sections:
+        out += [f".SH {title}", body]
+    return "\n".join(out) + "\n"
+
+
+HOOK_PAGE = "hostdev-resolver-hook"
 
 
 def _formatter(parser: argparse.ArgumentParser) -> argparse.HelpFormatter:
@@ -361,6 +636,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for page in PAGES:
         text = render(page, build_parser(page), version, date)
         (args.outdir / f"{page.name}.8").write_text(text, encoding="utf-8")
+    (args.outdir / f"{HOOK_PAGE}.8").write_text(_hook_page(version, date), encoding="utf-8")
     return 0
 
 

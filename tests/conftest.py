@@ -11,6 +11,14 @@ from tests.support import libvirtd, treesnapshot
 _ETC_BEFORE = pytest.StashKey[treesnapshot.Snapshot]()
 
 
+@pytest.fixture(autouse=True)
+def _no_host_id_databases(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Device names come from the host's pci.ids/usb.ids when installed; tests (goldens
+    included) must not depend on whether this machine has them. Tests of the names
+    point HOSTDEV_RESOLVER_IDS at their own files."""
+    monkeypatch.setenv("HOSTDEV_RESOLVER_IDS", "")
+
+
 @pytest.fixture(scope="session")
 def libvirt_uri() -> Iterator[str]:
     """The real libvirtd (SPEC §9), in its own mount namespace (tests/support/libvirtd.py).

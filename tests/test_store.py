@@ -48,7 +48,8 @@ def test_map_add_edits_in_place_and_keeps_comments(tmp_path: Path) -> None:
         == 0
     )
     assert (
-        cli.main(["map", "add", "pci", "nic", "--address", "11:00.0", "--vfio", *common]) == 0
+        cli.main(["map", "add", "pci", "nic", "--address", "11:00.0", "--vfio", "--pool", *common])
+        == 0
     )  # joins the pool
     text = store.read_text()
     assert "<!-- keep me -->" in text and "<!-- and me -->" in text

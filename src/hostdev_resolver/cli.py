@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from . import __doc__ as _package_doc
+from . import __version__
 from .allocation.command import add_allocate_arguments, run_allocate
 from .errors import HostdevError, InputError, Location, RefusedError, UsageError
 from .hookcmd import register_hook_command
@@ -27,6 +28,7 @@ from .storefile import StoreFile
 from .xmldoc import parse_file
 
 if TYPE_CHECKING:
+    from .devicenames import DeviceNames
     from .inventory import HostInventory, PciDevice
     from .scsi import ScsiInventory
     from .xmldoc import Document
@@ -166,6 +168,24 @@ def _group_of(dev: PciDevice) -> str:
     return "-" if dev.iommu_group is None else str(dev.iommu_group)
 
 
+def _device_names() -> DeviceNames:
+    from .devicenames import DeviceNames
+
+    return DeviceNames.from_environment()
+
+
+def _iommu_off(inventory: object, args: argparse.Namespace) -> str | None:
+    """One line when the host's IOMMU is off (only a sysfs view can tell)."""
+    has_iommu = getattr(inventory, "has_iommu", None)
+    if has_iommu is None or has_iommu():
+        return None
+    groups = os.path.join(args.sysfs or "/sys", "kernel", "iommu_groups")
+    return (
+        f"IOMMU: off ({groups} is empty): no PCI device can be given to a guest; "
+        "enable VT-d/AMD-Vi in the firmware and boot with intel_iommu=on or amd_iommu=on"
+    )
+
+
 def cmd_inventory(args: argparse.Namespace) -> int:
     inventory, node = open_host(args)
     if args.format == "json":
@@ -183,11 +203,13 @@ def cmd_inventory(args: argparse.Namespace) -> int:
         inventory.pci_devices(),
         key=lambda d: (d.iommu_group is None, d.iommu_group or 0, d.address),
     )
+    names = _device_names()
     print(f"node {node}: {len(pci)} PCI functions, {len(inventory.usb_devices())} USB devices")
+    iommu_off = _iommu_off(inventory, args)
+    if pci and iommu_off:
+        print(iommu_off)
     print()
-    print(
-        f"{'GROUP':>5}  {'ADDRESS':<14} {'CLASS':<6} {'ID':<10} {'SUBSYSTEM':<10} {'NUMA':>4}  {'DRIVER':<14} SERIAL/SLOT"
-    )
+    rows = []
     for dev in pci:
         ident = dev.identity
         extra = " ".join(
@@ -202,10 +224,20 @@ def cmd_inventory(args: argparse.Namespace) -> int:
         )
         klass = f"{ident.class_code >> 8:04x}" if ident.class_code is not None else "----"
         numa = "-" if dev.numa_node is None else str(dev.numa_node)
-        print(
+        row = (
             f"{_group_of(dev):>5}  {dev.address!s:<14} [{klass}] [{ident.ids}] {ident.subsystem or '-':<10} "
-            f"{numa:>4}  {dev.driver or '-':<14} {extra}".rstrip()
+            f"{numa:>4}  {dev.driver or '-':<14} "
         )
+        rows.append((row, extra, names.pci(ident.vendor, ident.device) or ""))
+    header = f"{'GROUP':>5}  {'ADDRESS':<14} {'CLASS':<6} {'ID':<11} {'SUBSYSTEM':<10} {'NUMA':>4}  {'DRIVER':<14} SERIAL/SLOT"
+    # A NAME column only where the host has pci.ids: without it there is nothing to show.
+    if any(name for _, _, name in rows):
+        width = max(len("SERIAL/SLOT"), *(len(extra) for _, extra, _ in rows))
+        header = f"{header:<{len(header) - len('SERIAL/SLOT') + width}}  NAME"
+        rows = [(row, f"{extra:<{width}}  {name}", "") for row, extra, name in rows]
+    print(header)
+    for row, extra, _ in rows:
+        print(f"{row}{extra}".rstrip())
     usb = inventory.usb_devices()
     if usb:
         width = max(6, *(len(u.identity.serial or "-") for u in usb))
@@ -215,6 +247,7 @@ def cmd_inventory(args: argparse.Namespace) -> int:
         )
         for u in sorted(usb, key=lambda d: (d.bus, d.device)):
             name = " ".join(x for x in (u.manufacturer, u.product_name) if x)
+            name = name or names.usb(u.identity.vendor, u.identity.product) or ""
             print(
                 f"{u.bus:>3} {u.device:>3}  {u.port_path:<10} {u.identity.ids:<10} {u.driver or '-':<10} {u.identity.serial or '-':<{width}}  {name}".rstrip()
             )
@@ -335,18 +368,37 @@ def cmd_map_add(args: argparse.Namespace) -> int:
         else:
             entry = _capture_usb(inventory, node, args)
         with StoreFile(path).edit() as editor:
-            editor.add_entry(
+            added = editor.add_entry(
                 args.kind,
                 args.name,
                 entry,
                 description=args.description,
                 allow=tuple(args.allow or ()),
                 extra={"vfio": "yes"} if args.kind == "pci" and args.vfio else None,
+                pool=args.pool,
             )
-        where = str(entry.address) if isinstance(entry, PciEntry) else entry.identity.ids
-        print(f"{args.kind} {args.name}: node {entry.node} -> {where} recorded in {path}")
+        where = _entry_text(entry)
+        if added.action == "re-mapped" and added.old is not None:
+            print(
+                f"{args.kind} {args.name}: re-mapped on node {entry.node}: "
+                f"{_entry_text(added.old)} → {where}; recorded in {path}"
+            )
+        elif added.action == "pooled":
+            print(
+                f"{args.kind} {args.name}: node {entry.node} -> {where} added to the pool; "
+                f"recorded in {path}"
+            )
+        else:
+            print(f"{args.kind} {args.name}: node {entry.node} -> {where} recorded in {path}")
         return 0
     return _map_add_wwn(args, path)
+
+
+def _entry_text(entry: PciEntry | UsbEntry) -> str:
+    if isinstance(entry, PciEntry):
+        return str(entry.address)
+    port = f" port {entry.port_path}" if entry.port_path else ""
+    return entry.identity.ids + port
 
 
 def _map_add_wwn(args: argparse.Namespace, path: str) -> int:
@@ -398,15 +450,38 @@ def _map_add_wwn(args: argparse.Namespace, path: str) -> int:
 
 
 def cmd_map_list(args: argparse.Namespace) -> int:
-    store = open_store(args)
+    path = store_path(args)
+    if not os.path.lexists(path):
+        # A fresh host: no mapping yet is not an error.
+        print(
+            f"hostdev-resolver: no mapping store yet at {path}; "
+            "'hostdev-resolver map add' creates it",
+            file=sys.stderr,
+        )
+        if args.format == "json":
+            print("[]")
+        return 0
+    store = load_store(path)
     if args.format == "json":
         print(json.dumps([_mapping_json(m) for m in store.mappings.values()], indent=2))
         return 0
+    names = _device_names()
     for mapping in store.mappings.values():
-        nodes = sorted({e.node for e in getattr(mapping, "entries", ())})
+        entries = getattr(mapping, "entries", ())
+        nodes = sorted({e.node for e in entries})
         desc = f"  {mapping.description}" if mapping.description else ""
-        print(f"{mapping.kind:<4} {mapping.name:<20} nodes: {', '.join(nodes) or '-'}{desc}")
+        device = {n for n in (_entry_name(names, e) for e in entries) if n}
+        what = f"  [{device.pop()}]" if len(device) == 1 else ""
+        print(f"{mapping.kind:<4} {mapping.name:<20} nodes: {', '.join(nodes) or '-'}{desc}{what}")
     return 0
+
+
+def _entry_name(names: DeviceNames, entry: object) -> str | None:
+    if isinstance(entry, PciEntry):
+        return names.pci(entry.identity.vendor, entry.identity.device)
+    if isinstance(entry, UsbEntry):
+        return names.usb(entry.identity.vendor, entry.identity.product)
+    return None
 
 
 _HEX_FIELDS = {"vendor", "device", "product", "subsystem_vendor", "subsystem_device"}
@@ -455,7 +530,15 @@ def cmd_map_show(args: argparse.Namespace) -> int:
         + (f" — {mapping.description}" if mapping.description else "")
     )
     print(f"  allowed domains: {', '.join(mapping.allow) if mapping.allow else 'any'}")
-    for entry in getattr(mapping, "entries", ()):
+    entries = getattr(mapping, "entries", ())
+    names = _device_names()
+    per_node: dict[str, int] = {}
+    for entry in entries:
+        per_node[entry.node] = per_node.get(entry.node, 0) + 1
+    for node, count in per_node.items():
+        if count > 1:
+            print(f"  pool of {count} on node {node}: a guest gets the first member not in use")
+    for entry in entries:
         if isinstance(entry, PciEntry):
             ident = entry.identity
             bits = [
@@ -467,11 +550,14 @@ def cmd_map_show(args: argparse.Namespace) -> int:
                 f"serial {ident.serial}" if ident.serial else "",
                 f"slot {entry.physical_slot}" if entry.physical_slot else "",
             ]
+            bits.append(f"[{name}]" if (name := _entry_name(names, entry)) else "")
             print(f"  node {entry.node}: {entry.address}  " + "  ".join(b for b in bits if b))
         elif isinstance(entry, UsbEntry):
             serial = f" serial {entry.identity.serial}" if entry.identity.serial else ""
             port = f" port {entry.port_path}" if entry.port_path else ""
-            print(f"  node {entry.node}: {entry.identity.ids}{serial}{port}")
+            name = _entry_name(names, entry)
+            label = f"  [{name}]" if name else ""
+            print(f"  node {entry.node}: {entry.identity.ids}{serial}{port}{label}")
     wwn = getattr(mapping, "wwn", None)
     if wwn:
         print(f"  wwn {wwn}")
@@ -482,13 +568,19 @@ def cmd_map_remove(args: argparse.Namespace) -> int:
     path = store_path(args)
     if not os.path.exists(path):
         raise InputError("mapping store not found", where=Location(path), fix="give --store")
+    address = None
+    if args.address is not None:
+        if not args.node:
+            raise UsageError("--address picks a pool member on one node: give --node as well")
+        address = PciAddress.parse(args.address)
     with StoreFile(path).edit() as editor:
-        count = editor.remove(args.name, args.node)
-    what = (
-        f"{count} entr{'y' if count == 1 else 'ies'} for node {args.node}"
-        if args.node
-        else "the mapping"
-    )
+        count = editor.remove(args.name, args.node, address)
+    if address is not None:
+        what = f"member {address} on node {args.node}"
+    elif args.node:
+        what = f"{count} entr{'y' if count == 1 else 'ies'} for node {args.node}"
+    else:
+        what = "the mapping"
     print(f"removed {what} of {args.name!r} from {path}")
     return 0
 
@@ -566,6 +658,83 @@ def cmd_validate(args: argparse.Namespace) -> int:
 # -- parser ----------------------------------------------------------------------
 
 
+# Each kind of `map add` takes only its own options; a kind's parser gets the others as
+# None, so cmd_map_add reads one namespace whatever the kind.
+_MAP_ADD_DESTS = (
+    "address", "vendor", "product", "serial", "port", "offline", "wwn", "device",
+    "initiator", "target", "lun", "wwnn", "wwpn", "parent_wwnn", "parent_wwpn",
+    "parent_fabric", "vfio", "pool",
+)  # fmt: skip
+
+
+def _add_map_add(msub: argparse._SubParsersAction[Any], common: argparse.ArgumentParser) -> None:
+    """`map add KIND NAME …`: one sub-command per kind (the same spelling as before),
+    so --help, the man page and completion offer each kind only its options."""
+    add = msub.add_parser(
+        "add", help="add a mapping (or a node entry to it), capturing the identity from the host"
+    )
+    kinds = add.add_subparsers(dest="kind", metavar="KIND", parser_class=_Parser)
+    kinds.required = True
+
+    def kind(name: str, help: str) -> argparse.ArgumentParser:
+        p: argparse.ArgumentParser = kinds.add_parser(name, parents=[common], help=help)
+        p.add_argument("name", metavar="NAME", help="the mapping's name")
+        return p
+
+    pci = kind("pci", "a PCI device (GPU, NIC, NVMe), by its address on this node")
+    pci.add_argument("--address", metavar="BDF", help="PCI address of the device on this node")
+    pci.add_argument(
+        "--vfio",
+        action="store_true",
+        help="the hook binds the device and its IOMMU group to vfio-pci at start",
+    )
+    usb = kind("usb", "a USB device, by vendor and product (and serial or port)")
+    usb.add_argument("--vendor", metavar="V", help="USB vendor ID")
+    usb.add_argument("--product", metavar="P", help="USB product ID")
+    usb.add_argument(
+        "--serial", metavar="S", help="USB serial, to pick one of several identical devices"
+    )
+    usb.add_argument(
+        "--port", metavar="PATH", help="USB port path (e.g. 1-2.3) for devices without a serial"
+    )
+    usb.add_argument(
+        "--offline",
+        action="store_true",
+        help="record the identity as typed, without the device present",
+    )
+    for p in (pci, usb):
+        p.add_argument(
+            "--pool",
+            action="store_true",
+            help="add the device as one more member of the mapping's pool on this node "
+            "(without it, another device re-maps the name on this node)",
+        )
+    lun = kind("lun", "a LUN for <disk device='lun'>, by its WWN")
+    scsi = kind("scsi", "a SCSI LUN for <hostdev type='scsi'>, by WWN or FC path")
+    for p in (lun, scsi):
+        p.add_argument("--wwn", metavar="WWN", help="the LUN's WWN (NAA or EUI-64)")
+        p.add_argument("--device", metavar="DEV", help="capture from sdX, sgN or H:C:T:L")
+    scsi.add_argument("--initiator", metavar="WWPN", help="FC initiator port")
+    scsi.add_argument("--target", metavar="WWPN", help="FC target port")
+    scsi.add_argument("--lun", metavar="N", type=int, help="LUN number behind --target")
+    vhba = kind("vhba", "an NPIV virtual HBA port, by its WWNN/WWPN")
+    vhba.add_argument("--wwnn", metavar="WWNN", help="the virtual port's node name")
+    vhba.add_argument("--wwpn", metavar="WWPN", help="the virtual port's port name")
+    vhba.add_argument("--parent-wwnn", metavar="WWNN", help="parent HBA node name")
+    vhba.add_argument("--parent-wwpn", metavar="WWPN", help="parent HBA port name")
+    vhba.add_argument("--parent-fabric", metavar="WWN", help="parent by fabric name")
+    for p in (pci, usb, lun, scsi, vhba):
+        p.add_argument("--description", metavar="TEXT", help="what the device is for")
+        p.add_argument(
+            "--allow",
+            metavar="PATTERN",
+            action="append",
+            help="domain name pattern allowed to use it (repeatable)",
+        )
+        own = {a.dest for a in p._actions}
+        p.set_defaults(handler=cmd_map_add, **{d: None for d in _MAP_ADD_DESTS if d not in own})
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = _Parser(add_help=False)
     _common(common)
@@ -574,6 +743,7 @@ def build_parser() -> argparse.ArgumentParser:
         description=(_package_doc or "").strip()
         + " Resolve stable device names from a mapping store into libvirt domain XML, verify them, validate offline.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
 
@@ -593,50 +763,7 @@ def build_parser() -> argparse.ArgumentParser:
     mp = sub.add_parser("map", help="manage the mapping store")
     msub = mp.add_subparsers(dest="map_command", metavar="ACTION", parser_class=_Parser)
     msub.required = True
-    add = msub.add_parser(
-        "add",
-        parents=[common],
-        help="add a mapping (or a node entry to it), capturing the identity from the host",
-    )
-    add.add_argument("kind", choices=["pci", "usb", "lun", "scsi", "vhba"])
-    add.add_argument("name")
-    add.add_argument("--address", metavar="BDF", help="PCI address of the device on this node")
-    add.add_argument("--vendor", metavar="V", help="USB vendor ID")
-    add.add_argument("--product", metavar="P", help="USB product ID")
-    add.add_argument(
-        "--serial", metavar="S", help="USB serial, to pick one of several identical devices"
-    )
-    add.add_argument(
-        "--port", metavar="PATH", help="USB port path (e.g. 1-2.3) for devices without a serial"
-    )
-    add.add_argument(
-        "--offline",
-        action="store_true",
-        help="record a USB identity as typed, without the device present",
-    )
-    add.add_argument("--wwn", metavar="WWN", help="lun/scsi: the LUN's WWN (NAA or EUI-64)")
-    add.add_argument("--device", metavar="DEV", help="lun/scsi: capture from sdX, sgN or H:C:T:L")
-    add.add_argument("--initiator", metavar="WWPN", help="scsi: FC initiator port")
-    add.add_argument("--target", metavar="WWPN", help="scsi: FC target port")
-    add.add_argument("--lun", metavar="N", type=int, help="scsi: LUN number behind --target")
-    add.add_argument("--wwnn", metavar="WWNN", help="vhba: the virtual port's node name")
-    add.add_argument("--wwpn", metavar="WWPN", help="vhba: the virtual port's port name")
-    add.add_argument("--parent-wwnn", metavar="WWNN", help="vhba: parent HBA node name")
-    add.add_argument("--parent-wwpn", metavar="WWPN", help="vhba: parent HBA port name")
-    add.add_argument("--parent-fabric", metavar="WWN", help="vhba: parent by fabric name")
-    add.add_argument("--description", metavar="TEXT")
-    add.add_argument(
-        "--vfio",
-        action="store_true",
-        help="pci: the hook binds the device and its IOMMU group to vfio-pci at start",
-    )
-    add.add_argument(
-        "--allow",
-        metavar="PATTERN",
-        action="append",
-        help="domain name pattern allowed to use it (repeatable)",
-    )
-    add.set_defaults(handler=cmd_map_add)
+    _add_map_add(msub, common)
     lst = msub.add_parser("list", parents=[common], help="list mappings")
     lst.add_argument("--format", choices=["text", "json"], default="text")
     lst.set_defaults(handler=cmd_map_list)
@@ -645,9 +772,14 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--format", choices=["text", "json"], default="text")
     show.set_defaults(handler=cmd_map_show)
     rm = msub.add_parser(
-        "remove", parents=[common], help="remove a mapping, or its entries on one node (--node)"
+        "remove",
+        parents=[common],
+        help="remove a mapping, its entries on one node (--node), or one pool member (--address)",
     )
     rm.add_argument("name")
+    rm.add_argument(
+        "--address", metavar="BDF", help="with --node: only the pool member at this PCI address"
+    )
     rm.set_defaults(handler=cmd_map_remove)
     from .cluster import register_map_check
 

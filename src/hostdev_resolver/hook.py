@@ -92,6 +92,7 @@ def main(
     stderr: TextIO | None = None,
     environ: dict[str, str] | None = None,
     writer_factory: WriterFactory | None = None,
+    dev_log: str = "/dev/log",
 ) -> int:
     """Run one hook call: argv is `DOMAIN OP SUBOP [EXTRA]` (without the program name)."""
     out = stdout if stdout is not None else sys.stdout.buffer
@@ -110,6 +111,7 @@ def main(
         Log,
         context,
         filter_xml,
+        finding_line,
         has_resolution,
         load_config,
         prepare,
@@ -120,23 +122,25 @@ def main(
     if not has_resolution(data, domain):
         # The namespace is declared but nothing was resolved: still not ours.
         return 0
-    log = Log(domain, err)
+    log = Log(domain, " ".join(op), err, dev_log=dev_log)
     make_writer = writer_factory or real_writer
     if op == _RELEASE:
         # Never fail a release (SPEC §6): whatever goes wrong is logged and the
         # guest is torn down regardless.
         try:
-            return release(
-                load_config(os.environ if environ is None else environ), domain, log, make_writer
-            )
+            config = load_config(os.environ if environ is None else environ)
+            log.configure(config)
+            return release(config, domain, log, make_writer)
         except HostdevError as exc:
-            log.warning(f"release: {exc.message}")
+            log.warning(exc.message)
             return 0
         except Exception as exc:  # noqa: BLE001 - a release must never fail (SPEC §6)
-            log.warning(f"release: unexpected {type(exc).__name__}: {exc}")
+            log.warning(f"unexpected {type(exc).__name__}: {exc}")
             return 0
     try:
-        ctx = context(load_config(os.environ if environ is None else environ), data, domain)
+        config = load_config(os.environ if environ is None else environ)
+        log.configure(config)
+        ctx = context(config, data, domain)
         if op == _PREPARE:
             return prepare(ctx, log, make_writer)
         if op == _RECONNECT:
@@ -146,24 +150,24 @@ def main(
             scsi = scsi_inventory(ctx)
             for f in verify_domain(ctx.doc, ctx.store, ctx.inventory, ctx.node, scsi=scsi):
                 if f.ok:
-                    log.info(f"reconnect: {f.map}: ok")
+                    log.info(f.message)
                 else:
-                    log.warning(f"reconnect: {f}")
+                    log.warning(finding_line(f))
             return 0
         return filter_xml(ctx, data, log, out)
     except HostdevError as exc:
         if op == _RECONNECT:
             # A running guest is never killed over a store or config problem.
-            log.warning(f"reconnect: {exc.message}")
+            log.warning(exc.message)
             return 0
-        log.problem(f"hostdev-resolver: {exc.message}")
+        log.problem(exc.message)
         return exc.exit_code
     except Exception as exc:  # noqa: BLE001 - the hook's boundary: one line, never a traceback
         # A bug of ours. libvirt kills a guest whose reconnect hook fails, so reconnect
         # only logs; other operations fail closed (a start is refused, not let through).
         what = f"internal error: {type(exc).__name__}: {exc}"
         if op == _RECONNECT:
-            log.warning(f"reconnect: {what}")
+            log.warning(what)
             return 0
-        log.problem(f"hostdev-resolver: {what}; please report it")
+        log.problem(f"{what}; please report it")
         return 1

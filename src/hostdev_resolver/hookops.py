@@ -30,6 +30,7 @@ CONFIG_PATH = "/etc/hostdev-resolver/hook.toml"
 CONFIG_ENV = "HOSTDEV_RESOLVER_CONFIG"
 DEFAULT_STORE = "/etc/hostdev-resolver/mappings.xml"
 DEFAULT_STATE_DIR = "/run/hostdev-resolver"
+DEFAULT_LOG_FILE = "/var/log/hostdev-resolver/hook.log"
 _KEYS = {
     "store": str,
     "node": str,
@@ -37,6 +38,7 @@ _KEYS = {
     "dev_root": str,
     "state_dir": str,
     "trust_any_owner": bool,
+    "log_file": str,
 }
 
 if TYPE_CHECKING:
@@ -51,6 +53,7 @@ class HookConfig:
     dev_root: str = "/dev"  # where /dev/disk/by-id lives, for LUN disks
     state_dir: str = DEFAULT_STATE_DIR
     trust_any_owner: bool = False
+    log_file: str = DEFAULT_LOG_FILE  # used when there is no syslog socket
     path: str | None = None  # the file it came from, None when there was none
 
 
@@ -102,6 +105,7 @@ def load_config(environ: dict[str, str] | os._Environ[str]) -> HookConfig:
         dev_root=str(values.get("dev_root", "/dev")),
         state_dir=str(values.get("state_dir", DEFAULT_STATE_DIR)),
         trust_any_owner=bool(values.get("trust_any_owner", False)),
+        log_file=str(values.get("log_file", DEFAULT_LOG_FILE)),
         path=path,
     )
 
@@ -174,44 +178,99 @@ def flat_toml(text: str) -> dict[str, object] | None:
 
 
 class Log:
-    """One line per decision: to syslog when /dev/log exists, else to stderr.
+    """One line per decision, naming the program, the domain and the operation.
 
-    Problems that refuse a start always go to stderr as well, since that is what
-    libvirt shows the user ("Hook script execution failed: ... <stderr>").
+    To syslog through `dev_log` (facility daemon, ident hostdev-resolver); with no syslog
+    socket (containers, minimal hosts) appended to the config's `log_file` (none before
+    the config is read: a config that cannot be read names no file); on stderr only when
+    neither can be written (the hook run by hand). libvirtd discards a hook's stderr
+    when it succeeds, so stderr is no log. A problem that fails the operation also goes
+    to stderr, once and plainly: libvirt shows that line to the user.
+
+    The syslog datagram is written here rather than with the `logging` or `socket`
+    modules: importing either costs the hook more than the rest of a start (`socket`
+    alone pulls in `enum` and `selectors`).
     """
 
-    def __init__(self, domain: str, stderr: TextIO, dev_log: str = "/dev/log") -> None:
+    def __init__(
+        self,
+        domain: str,
+        op: str,
+        stderr: TextIO,
+        *,
+        dev_log: str = "/dev/log",
+        log_file: str | None = None,
+    ) -> None:
         self.domain = domain
+        self.op = op
         self.stderr = stderr
-        self.to_syslog = os.path.exists(dev_log)
-        if self.to_syslog:
-            import syslog
+        self.dev_log = dev_log
+        self.log_file = log_file
+        self._socket: object = None
 
-            syslog.openlog("hostdev-resolver", syslog.LOG_PID, syslog.LOG_DAEMON)
+    def configure(self, config: HookConfig) -> None:
+        self.log_file = config.log_file
 
-    def _syslog(self, line: str, error: bool) -> None:
-        import syslog
+    def _send(self, severity: int, line: str) -> bool:
+        if not os.path.exists(self.dev_log):
+            return False
+        import _socket
+        import time
 
-        syslog.syslog(syslog.LOG_ERR if error else syslog.LOG_INFO, f"{self.domain}: {line}")
+        # RFC 3164, as glibc's syslog(3) writes it to /dev/log; LOG_DAEMON is 3 << 3.
+        stamp = time.strftime("%b %e %H:%M:%S")
+        data = f"<{24 + severity}>{stamp} hostdev-resolver[{os.getpid()}]: {line}"
+        try:
+            if self._socket is None:
+                sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_DGRAM)
+                sock.connect(self.dev_log)
+                self._socket = sock
+            self._socket.send(data.encode())  # type: ignore[attr-defined]
+        except OSError:
+            return False
+        return True
 
-    def info(self, line: str) -> None:
-        if self.to_syslog:
-            self._syslog(line, False)
-        else:
-            print(f"hostdev-resolver: {self.domain}: {line}", file=self.stderr)
+    def _append(self, line: str) -> bool:
+        if self.log_file is None:
+            return False
+        import time
 
-    def problem(self, line: str) -> None:
-        """A line that fails the operation: on stderr, and in syslog when there is one."""
-        if self.to_syslog:
-            self._syslog(line, True)
-        print(line, file=self.stderr)
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        try:
+            os.makedirs(os.path.dirname(self.log_file) or ".", mode=0o750, exist_ok=True)
+            fd = os.open(
+                self.log_file,
+                os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC,
+                0o640,
+            )
+        except OSError:
+            return False
+        try:
+            os.write(fd, f"{stamp} hostdev-resolver[{os.getpid()}]: {line}\n".encode())
+        except OSError:
+            return False
+        finally:
+            os.close(fd)
+        return True
 
-    def warning(self, line: str) -> None:
+    def _record(self, severity: int, text: str) -> bool:
+        line = f"{self.domain}: {self.op}: {text}"
+        return self._send(severity, line) or self._append(line)
+
+    def info(self, text: str) -> None:
+        if not self._record(6, text):
+            print(f"hostdev-resolver: {self.domain}: {self.op}: {text}", file=self.stderr)
+
+    def warning(self, text: str) -> None:
         """A problem that does not fail the operation (release, reconnect)."""
-        if self.to_syslog:
-            self._syslog(line, True)
-        else:
-            print(f"hostdev-resolver: {self.domain}: {line}", file=self.stderr)
+        if not self._record(4, text):
+            print(f"hostdev-resolver: {self.domain}: {self.op}: {text}", file=self.stderr)
+
+    def problem(self, text: str, *, logged: str | None = None) -> None:
+        """A problem that fails the operation: `text` on stderr for libvirt to show,
+        and `logged` (default the same) in the log."""
+        self._record(3, logged if logged is not None else text)
+        print(f"hostdev-resolver: {text}", file=self.stderr)
 
 
 @frozen
@@ -327,6 +386,12 @@ def decide_start(
         return StartDecision(findings, refusal=exc)
 
 
+def finding_line(f: Finding) -> str:
+    """A finding for the log: the status, then what and what to do (the log line names
+    the domain already, so not the record's place in the stdin XML)."""
+    return f"{f.status}: {f.message}" + (f" — {f.fix}" if f.fix else "")
+
+
 def prepare(ctx: _Context, log: Log, writer_factory: WriterFactory) -> int:
     from .sysfs import SysfsReader
     from .vfio import StateFile, bind_plan
@@ -334,15 +399,16 @@ def prepare(ctx: _Context, log: Log, writer_factory: WriterFactory) -> int:
     decision = decide_start(ctx.doc, ctx.store, ctx.inventory, ctx.node, scsi_inventory(ctx))
     for f in decision.findings:
         if f.ok:
-            log.info(f"{f.map}: ok: {f.message}")
-    for f in decision.findings:
-        if not f.ok:
-            log.problem(f"hostdev-resolver: {f}")
+            log.info(f.message)
+    bad = [f for f in decision.findings if not f.ok]
+    for f in bad:
+        log.problem(str(f), logged=f"start refused: {finding_line(f)}")
     if decision.refusal is not None:
-        log.problem(f"hostdev-resolver: {decision.refusal.message}")
+        refusal = decision.refusal.message
+        log.problem(refusal, logged=f"start refused: {refusal}")
         return decision.refusal.exit_code
     plan = decision.plan
-    if plan is None:
+    if bad or plan is None:
         return 1
     if not plan.changes:
         return 0
@@ -371,9 +437,9 @@ def release(config: HookConfig, domain: str, log: Log, writer_factory: WriterFac
     writer = writer_factory(config.sysfs)
     problems = give_back(state, writer, SysfsReader(config.sysfs))
     for problem in problems:
-        log.warning(f"release: {problem}")
+        log.warning(str(problem))
     if not problems:
-        log.info(f"release: original drivers restored ({len(writer_writes(writer))} writes)")
+        log.info(f"original drivers restored ({len(writer_writes(writer))} writes)")
     return 0
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import stat
 
-from .errors import InputError, Location, UntrustedFileError
+from .errors import InputError, Location, RefusedError, UntrustedFileError
 from .identity import (
     PciIdentity,
     UsbIdentity,
@@ -666,9 +666,16 @@ class StoreEditor:
         description: str | None = None,
         allow: tuple[str, ...] = (),
         extra: dict[str, str] | None = None,
-    ) -> None:
-        """Add a node entry to mapping `name` (created if absent); an entry for the same
-        node and device is replaced, another device on the same node joins the pool."""
+        pool: bool = False,
+    ) -> Added:
+        """Add a node entry to mapping `name` (created if absent).
+
+        An entry for the same device on that node is refreshed. Another device
+        re-maps the name on that node (the device moved, or was swapped), unless `pool`
+        asks to add it as one more member of the node's pool. A pool is re-mapped only
+        where the new device is a member that moved (same identity, with a serial);
+        otherwise the caller must say which member goes.
+        """
         existing = self.store.get(name)
         if existing is None:
             attrs = {"name": name, **(extra or {})}
@@ -677,7 +684,7 @@ class StoreEditor:
             children = [entry.to_node()] if entry is not None else []
             children += [Node("allow", {"domain": p}) for p in allow]
             self.splicer.append_child(self.doc.root, Node(kind, attrs, children))
-            return
+            return Added("added")
         if existing.kind != kind:
             raise InputError(
                 f"mapping {name!r} exists as a {existing.kind} mapping, not {kind}",
@@ -690,12 +697,22 @@ class StoreEditor:
             raise InputError(
                 f"mapping {name!r} already exists", where=Location(self.doc.source, existing.line)
             )
+        here: list[tuple[Element, PciEntry | UsbEntry]] = []
         for node_el in el.findall("node", NS):
-            same = _pci_entry(self.doc, node_el) if kind == "pci" else _usb_entry(self.doc, node_el)
-            if _same_device(same, entry):
-                self.splicer.replace_element(node_el, entry.to_node())
-                break
-        else:
+            if node_el.get("name") == entry.node:
+                parsed = (
+                    _pci_entry(self.doc, node_el)
+                    if kind == "pci"
+                    else _usb_entry(self.doc, node_el)
+                )
+                here.append((node_el, parsed))
+        same = [(n, e) for n, e in here if _same_device(e, entry)]
+        moved = [(n, e) for n, e in here if _moved_device(e, entry)]
+        outcome: Added
+        if same:
+            self.splicer.replace_element(same[0][0], entry.to_node())
+            outcome = Added("refreshed", same[0][1])
+        elif not here or pool:
             nodes = el.findall("node", NS)
             if nodes:
                 self.splicer.insert_after(nodes[-1], entry.to_node())
@@ -703,6 +720,20 @@ class StoreEditor:
                 self.splicer.insert_first_child(el, entry.to_node())
             else:
                 self.splicer.append_child(el, entry.to_node())
+            outcome = Added("pooled" if here else "added")
+        elif len(here) == 1 or len(moved) == 1:
+            node_el, old = here[0] if len(here) == 1 else moved[0]
+            self.splicer.replace_element(node_el, entry.to_node())
+            outcome = Added("re-mapped", old)
+        else:
+            members = ", ".join(_describe_entry(e) for _, e in here)
+            raise RefusedError(
+                f"mapping {name!r} is a pool of {len(here)} devices on node {entry.node} "
+                f"({members}); which one {_describe_entry(entry)} replaces is not clear",
+                where=Location(self.doc.source, existing.line),
+                fix=f"add --pool to make it one more member, or drop one first with "
+                f"'hostdev-resolver map remove {name} --node {entry.node} --address BDF'",
+            )
         if description is not None:
             self.splicer.set_attribute(el, "description", description)
         for attr, value in (extra or {}).items():
@@ -716,9 +747,11 @@ class StoreEditor:
                     self.splicer.insert_after(allows[-1], node)
                 else:
                     self.splicer.append_child(el, node)
+        return outcome
 
-    def remove(self, name: str, node: str | None = None) -> int:
-        """Remove a mapping, or only its entries on `node`; returns how many went."""
+    def remove(self, name: str, node: str | None = None, address: PciAddress | None = None) -> int:
+        """Remove a mapping, or only its entries on `node`, or only the one of them at
+        `address` (a member of a PCI pool); returns how many went."""
         el = self._element(name)
         if el is None:
             raise InputError(
@@ -735,6 +768,22 @@ class StoreEditor:
                 f"mapping {name!r} has no entry for node {node!r}",
                 where=Location(self.doc.source, el.line),
             )
+        if address is not None:
+            if el.tag != "pci":
+                raise InputError(
+                    f"--address picks a member of a PCI pool; {name!r} is a {el.tag} mapping",
+                    where=Location(self.doc.source, el.line),
+                    fix=f"drop --address to remove its entries on node {node}",
+                )
+            members = gone
+            gone = [n for n in members if _pci_entry(self.doc, n).address == address]
+            if not gone:
+                at = ", ".join(str(_pci_entry(self.doc, n).address) for n in members)
+                raise InputError(
+                    f"mapping {name!r} has no member at {address} on node {node} (it has {at})",
+                    where=Location(self.doc.source, el.line),
+                    fix="see 'hostdev-resolver map show " + name + "'",
+                )
         for n in gone:
             self._remove_element(n)
         return len(gone)
@@ -757,5 +806,34 @@ def _same_device(a: PciEntry | UsbEntry, b: PciEntry | UsbEntry) -> bool:
     if isinstance(a, PciEntry) and isinstance(b, PciEntry):
         return a.address == b.address
     if isinstance(a, UsbEntry) and isinstance(b, UsbEntry):
-        return a.identity == b.identity
+        # Twins without a serial are told apart by the port they are in.
+        return a.identity == b.identity and (
+            a.identity.serial is not None or a.port_path == b.port_path
+        )
     return False
+
+
+def _moved_device(old: PciEntry | UsbEntry, new: PciEntry | UsbEntry) -> bool:
+    """The same device at another address: the identity, serial included, is equal."""
+    return (
+        isinstance(old, PciEntry)
+        and isinstance(new, PciEntry)
+        and old.identity.serial is not None
+        and old.identity == new.identity
+    )
+
+
+def _describe_entry(entry: PciEntry | UsbEntry) -> str:
+    if isinstance(entry, PciEntry):
+        return f"{entry.address} [{entry.identity.ids}]"
+    where = f" port {entry.port_path}" if entry.port_path else ""
+    serial = f" serial {entry.identity.serial}" if entry.identity.serial else ""
+    return f"{entry.identity.ids}{serial}{where}"
+
+
+@frozen
+class Added:
+    """What `StoreEditor.add_entry` did: added, refreshed, re-mapped (from `old`) or pooled."""
+
+    action: str
+    old: PciEntry | UsbEntry | None = None

@@ -273,13 +273,20 @@ def _validate_domain(
             # Two files of one domain (say, before and after resolve) are one claimant.
             other = claims.get(key)
             if other is not None and other[0] != name:
+                fix = "give each host device to one domain"
+                free = _free_members(store, record, node, claims)
+                if free:
+                    fix += (
+                        f" (pool {record.map!r} has {', '.join(free)} free on node {node}: "
+                        "'hostdev-virsh start' gives a guest a free member when its own is in use)"
+                    )
                 report.problems.append(
                     Problem(
                         doc.source,
                         None,
                         1,
                         f"{record.map}: host device {key[1]} is also claimed by domain {other[0]!r} "
-                        f"({other[1]}); give each host device to one domain",
+                        f"({other[1]}); {fix}",
                         node,
                     )
                 )
@@ -287,6 +294,19 @@ def _validate_domain(
     if not schema_checked:
         stripped, removed = _without_references(doc)
         _check_rng(report, stripped, doc, removed)
+
+
+def _free_members(
+    store: Store, record: object, node: str, claims: dict[tuple[str, str], tuple[str, str]]
+) -> list[str]:
+    """The members of a PCI pool on `node` that no domain checked so far claims."""
+    if not isinstance(record, PciRecord):
+        return []
+    mapping = store.get(record.map)
+    entries = [e for e in getattr(mapping, "entries", ()) if e.node == node]
+    if len(entries) < 2:
+        return []
+    return [str(e.address) for e in entries if (node, str(e.address)) not in claims]
 
 
 def _check_entries_only(report: Report, doc: Document, store: Store, node: str) -> None:

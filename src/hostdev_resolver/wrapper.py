@@ -25,6 +25,7 @@ import sys
 from typing import TYPE_CHECKING, Any, NoReturn
 from urllib.parse import urlsplit
 
+from . import __version__
 from .errors import HostAccessError, HostdevError, InputError, Location, RefusedError, UsageError
 from .hostsource import default_store
 from .metadata import HR_NS, PciRecord, Resolution, UsbRecord, read_resolution
@@ -809,6 +810,21 @@ def cmd_start(session: Session, args: argparse.Namespace) -> int:
     return _console(session, dom.name()) if args.console else 0
 
 
+def _asks_version(globals_: Sequence[str]) -> bool:
+    """virsh's -v, -V or --version[=short|long] (by any unique prefix) among its globals."""
+    for token in globals_:
+        if token.startswith("--"):
+            if token != "--" and _virsh_long(token) == "version":
+                return True
+        elif token.startswith("-"):
+            for letter in token[1:]:
+                if letter in "vV":
+                    return True
+                if _VIRSH_SHORT.get(letter):
+                    break  # the rest is that option's value
+    return False
+
+
 def run(inv: Invocation) -> int:
     if inv.command is None:
         if inv.ours:
@@ -819,6 +835,9 @@ def run(inv: Invocation) -> int:
         if any(g in ("-h", "--help") for g in inv.virsh_globals):
             # Ours first, then virsh's own help (everything else is virsh's).
             print(build_parser().format_help(), flush=True)
+        if _asks_version(inv.virsh_globals):
+            # Ours first, then virsh's own version line(s), as virsh prints them.
+            print(f"{PROG} {__version__}", flush=True)
     if inv.command is None or inv.command not in _HANDLED:
         exec_virsh(inv)
     command = inv.command
@@ -866,6 +885,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--numa-aware",
         action="store_true",
         help="tuned: place host devices on their host NUMA node",
+    )
+    p.add_argument(
+        "--version",
+        action="store_true",
+        help="print hostdev-virsh's version, then virsh's (also -v, -V)",
     )
     p.add_argument("command", metavar="COMMAND", help="a virsh command")
     p.add_argument("args", nargs=argparse.REMAINDER, help="its arguments")

@@ -116,6 +116,11 @@ class Host:
     state: Path
     tree: HostTree
 
+    @property
+    def log(self) -> Path:
+        """Where the hook logs (tests run it with no syslog socket)."""
+        return self.config.with_name("hook.log")
+
     def resolve(self, xml: str, node: str = NODE) -> bytes:
         doc = parse_bytes(xml.encode(), "domain.xml")
         store = load_store(str(self.store), schema=False)
@@ -124,7 +129,7 @@ class Host:
     def write_config(self, node: str = NODE, extra: str = "") -> None:
         self.config.write_text(
             f"store = '{self.store}'\nnode = '{node}'\nsysfs = '{self.root}'\n"
-            f"state_dir = '{self.state}'\n{extra}"
+            f"state_dir = '{self.state}'\nlog_file = '{self.log}'\n{extra}"
         )
 
 

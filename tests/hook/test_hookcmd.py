@@ -11,6 +11,7 @@ from contextlib import redirect_stdout
 from pathlib import Path
 
 from hostdev_resolver.cli import main as cli
+from hostdev_resolver.hookcmd import hook_script, install_hook, is_ours
 
 from .fixtures import AUDIO, GPU, USB, domain_xml, gpu_host, make_host, mapped
 
@@ -22,18 +23,33 @@ def _cli(*argv: str) -> tuple[int, str]:
     return rc, out.getvalue()
 
 
-def test_install_into_qemu_d_is_root_owned_executable_and_runs(tmp_path: Path) -> None:
-    rc, out = _cli("hook", "install", "--hooks-dir", str(tmp_path), "--config", "/etc/x.toml")
-    hook = tmp_path / "qemu.d" / "50-hostdev-resolver"
+REPO_HOOK = Path(__file__).resolve().parents[2] / "hooks" / "qemu"
+
+
+def _executables(directory: Path) -> list[str]:
+    """What libvirt would run: every executable entry, whatever its name."""
+    return sorted(p.name for p in directory.iterdir() if os.access(p, os.X_OK))
+
+
+def test_install_links_qemu_d_to_a_root_owned_launcher_that_runs(tmp_path: Path) -> None:
+    hooks, launchers = tmp_path / "hooks", tmp_path / "libexec"
+    rc, out = _cli(
+        "hook", "install", "--hooks-dir", str(hooks), "--launcher-dir", str(launchers),
+        "--config", "/etc/x.toml",
+    )  # fmt: skip
+    hook = hooks / "qemu.d" / "50-hostdev-resolver"
+    launcher = launchers / "qemu-hook"
     assert rc == 0
-    assert f"installed the hostdev-resolver hook as {hook}" in out
+    assert f"installed the hostdev-resolver hook as {hook} -> {launcher}" in out
     assert "restart libvirtd" in out
-    info = hook.stat()
+    # qemu.d holds only a symlink: nothing dpkg or rpm could leave a side copy of.
+    assert hook.is_symlink() and Path(os.readlink(hook)) == launcher
+    info = launcher.stat()
     assert stat.S_IMODE(info.st_mode) == 0o755
     if os.geteuid() == 0:
-        assert info.st_uid == 0
-    assert hook.read_text().startswith(f"#!{sys.executable}\n")
-    assert "os.environ['HOSTDEV_RESOLVER_CONFIG'] = '/etc/x.toml'" in hook.read_text()
+        assert info.st_uid == 0 and hook.lstat().st_uid == 0
+    assert launcher.read_text().startswith(f"#!{sys.executable}\n")
+    assert "os.environ['HOSTDEV_RESOLVER_CONFIG'] = '/etc/x.toml'" in launcher.read_text()
     run = subprocess.run(
         [str(hook), "hook-i", "prepare", "begin", "-"],
         input=b"<domain type='qemu'><name>hook-i</name></domain>",
@@ -42,19 +58,65 @@ def test_install_into_qemu_d_is_root_owned_executable_and_runs(tmp_path: Path) -
     )
     assert (run.returncode, run.stdout, run.stderr) == (0, b"", b"")
     # Replacing it is not "new": no restart needed.
-    rc, out = _cli("hook", "install", "--hooks-dir", str(tmp_path))
+    rc, out = _cli("hook", "install", "--hooks-dir", str(hooks), "--launcher-dir", str(launchers))
     assert rc == 0 and "restart libvirtd" not in out
-    assert "HOSTDEV_RESOLVER_CONFIG" not in hook.read_text()
+    assert "HOSTDEV_RESOLVER_CONFIG" not in launcher.read_text()
     assert sorted(os.listdir(hook.parent)) == ["50-hostdev-resolver"]
+    assert sorted(os.listdir(launchers)) == ["qemu-hook"]
+
+
+def test_install_over_an_old_copied_hook_leaves_one_executable(tmp_path: Path) -> None:
+    # What `hook install` wrote before it made symlinks: a copy of the launcher.
+    qemu_d = tmp_path / "qemu.d"
+    qemu_d.mkdir()
+    old = qemu_d / "50-hostdev-resolver"
+    old.write_text(hook_script("/usr/bin/python3", None))
+    old.chmod(0o755)
+    launchers = tmp_path / "libexec"
+    rc, out = _cli(
+        "hook", "install", "--hooks-dir", str(tmp_path), "--launcher-dir", str(launchers)
+    )
+    assert rc == 0 and "restart libvirtd" not in out
+    assert old.is_symlink() and Path(os.readlink(old)) == launchers / "qemu-hook"
+    assert _executables(qemu_d) == ["50-hostdev-resolver"]
+
+
+def test_from_the_package_the_link_points_at_the_packaged_hook(tmp_path: Path) -> None:
+    packaged = tmp_path / "usr/libexec/hostdev-resolver/qemu-hook"
+    packaged.parent.mkdir(parents=True)
+    packaged.write_text(REPO_HOOK.read_text())
+    link, target, new = install_hook(
+        tmp_path / "hooks", as_qemu=False, config=None, packaged_hook=packaged
+    )
+    assert new and target == packaged and Path(os.readlink(link)) == packaged
+    assert is_ours(link)
+    # A config to fix cannot go into the packaged file: that takes a launcher.
+    launchers = tmp_path / "libexec"
+    _, target, new = install_hook(
+        tmp_path / "hooks",
+        as_qemu=False,
+        config="/etc/y.toml",
+        packaged_hook=packaged,
+        launcher_dir=launchers,
+    )
+    assert not new and target == launchers / "qemu-hook"
+    assert packaged.read_text() == REPO_HOOK.read_text()
 
 
 def test_install_as_qemu_never_overwrites_another_hook(tmp_path: Path) -> None:
-    rc, _ = _cli("hook", "install", "--hooks-dir", str(tmp_path), "--as-qemu")
-    assert rc == 0 and (tmp_path / "qemu").exists()
-    assert _cli("hook", "install", "--hooks-dir", str(tmp_path), "--as-qemu")[0] == 0
+    launchers = ["--launcher-dir", str(tmp_path / "libexec")]
+    rc, _ = _cli("hook", "install", "--hooks-dir", str(tmp_path), "--as-qemu", *launchers)
+    assert rc == 0 and (tmp_path / "qemu").is_symlink()
+    assert _cli("hook", "install", "--hooks-dir", str(tmp_path), "--as-qemu", *launchers)[0] == 0
+    (tmp_path / "qemu").unlink()
     (tmp_path / "qemu").write_text("#!/bin/sh\nexit 0\n")
-    assert _cli("hook", "install", "--hooks-dir", str(tmp_path), "--as-qemu")[0] == 1
+    assert _cli("hook", "install", "--hooks-dir", str(tmp_path), "--as-qemu", *launchers)[0] == 1
     assert (tmp_path / "qemu").read_text() == "#!/bin/sh\nexit 0\n"
+    # Nor a symlink to someone else's hook.
+    (tmp_path / "qemu").unlink()
+    (tmp_path / "qemu").symlink_to("/usr/lib/other/qemu-hook")
+    assert _cli("hook", "install", "--hooks-dir", str(tmp_path), "--as-qemu", *launchers)[0] == 1
+    assert os.readlink(tmp_path / "qemu") == "/usr/lib/other/qemu-hook"
 
 
 def test_verify_dry_run_prints_the_hooks_writes(tmp_path: Path) -> None:

@@ -117,3 +117,68 @@ def test_hostdev_virsh_completes_virsh_commands(tmp_path: Path) -> None:
     assert {"define", "start", "attach-device"} <= set(replies[2])
     # virsh itself lists the domains of the connection given before the command.
     assert "test" in replies[3]
+
+
+STORE_XML = """<mappings xmlns='http://hostdev-resolver.org/xmlns/store/1'>
+  <pci name='gpu0' description='A100'>
+    <node name='hv1' address='0000:41:00.0' vendor='10de' device='20b5'/>
+    <node name="hv2" address='0000:c1:00.0' vendor='10de' device='20b5'/>
+  </pci>
+  <usb name='yubikey'><node name='hv1' vendor='1050' product='0407'/></usb>
+  <lun name='db-lun' wwn='0x600a098038303053'/>
+</mappings>
+"""
+
+
+def test_values_come_from_the_store_sysfs_and_virsh(tmp_path: Path) -> None:
+    page = PAGES["hostdev-resolver"]
+    script = tmp_path / page.name
+    script.write_text(completion.render(page, manpage.build_parser(page)))
+    store = tmp_path / "mappings.xml"
+    store.write_text(STORE_XML)
+    sysfs = tmp_path / "sys"
+    for address in ("0000:41:00.0", "0000:41:00.1", "0000:42:00.0"):
+        (sysfs / "bus" / "pci" / "devices" / address).mkdir(parents=True)
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    virsh = bindir / "virsh"
+    virsh.write_text('#!/bin/sh\n[ "$*" = "list --all --name" ] && printf "ml-train\\nweb-1\\n"\n')
+    virsh.chmod(0o755)
+    host = subprocess.run(["uname", "-n"], capture_output=True, text=True, check=True)
+    this_node = host.stdout.strip().split(".")[0]
+    s = f"--store {store}"
+    cases = {
+        f"hostdev-resolver map show {s} ": ["gpu0", "yubikey", "db-lun"],
+        f"hostdev-resolver map remove --store={store} y": ["yubikey"],
+        f"hostdev-resolver map add pci gpu0 {s} --node ": ["hv1", "hv2", this_node],
+        f"hostdev-resolver map add pci gpu0 --sysfs {sysfs} --address ": [
+            "0000:41:00.0", "0000:41:00.1", "0000:42:00.0",
+        ],
+        # bash replaces only what follows the word's last ':'
+        f"hostdev-resolver map add pci gpu0 --sysfs {sysfs} --address 0000:41:": ["00.0", "00.1"],
+        "hostdev-resolver map add pci gpu0 --allow ": ["ml-train", "web-1"],
+        # each kind offers its own options only
+        "hostdev-resolver map add pci gpu0 --v": ["--vfio"],
+        "hostdev-resolver map add pci gpu0 --w": [],
+        "hostdev-resolver map add lun db --w": ["--wwn"],
+        "hostdev-resolver map add usb key --p": ["--product", "--port", "--pool"],
+        "hostdev-resolver map add ": ["pci", "usb", "lun", "scsi", "vhba"],
+    }  # fmt: skip
+    body = [f"source {shlex.quote(str(script))}"]
+    for line in cases:
+        body += [
+            f"COMP_LINE={shlex.quote(line)}; COMP_POINT=${{#COMP_LINE}}; COMPREPLY=()",
+            '_hostdev_resolver; printf "%s\\n" "${COMPREPLY[*]}"',
+        ]
+    proc = subprocess.run(
+        ["bash", "--norc", "--noprofile", "-c", "\n".join(body)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+        env={"PATH": f"{bindir}:/usr/bin:/bin", "COMP_WORDBREAKS": "\"'><=;|&(:"},
+    )
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+    replies = proc.stdout.split("\n")[: len(cases)]
+    for (line, wanted), reply in zip(cases.items(), replies, strict=True):
+        assert sorted(reply.split()) == sorted(wanted), line

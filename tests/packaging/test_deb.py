@@ -12,6 +12,7 @@ change what that daemon calls for guests it is not starting.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import stat
 from collections.abc import Iterator
@@ -23,16 +24,24 @@ import manpage
 import pytest
 
 from hostdev_resolver.cli import build_parser
+from hostdev_resolver.hookcmd import hook_script, install_hook
 from tests.packaging import apt
 from tests.support import treesnapshot
 
 ETC_LIBVIRT = Path("/etc/libvirt")
 HOOK = ETC_LIBVIRT / "hooks" / "qemu.d" / "50-hostdev-resolver"
+QEMU_D = HOOK.parent
+TARGET = Path("/usr/libexec/hostdev-resolver/qemu-hook")
 CONFDIR = Path("/etc/hostdev-resolver")
 CONFIG = CONFDIR / "hook.toml"
 STORE = CONFDIR / "mappings.xml"
+# Where 0.1.0's postrm set its hook aside, and where postinst keeps an old hook's text.
 SET_ASIDE = CONFDIR / "qemu-hook.dpkg-removed"
-TOUCHED = (HOOK, CONFIG, STORE, STORE.with_name("mappings.xml.lock"), SET_ASIDE)
+KEPT = CONFDIR / "50-hostdev-resolver.dpkg-old"
+TOUCHED = (HOOK, CONFIG, STORE, STORE.with_name("mappings.xml.lock"), SET_ASIDE, KEPT)
+# The last commit whose package shipped the hook as a conffile in qemu.d/ (0.1.0):
+# the upgrade test builds that package from this repository's history.
+CONFFILE_RELEASE = "73ab85fd28893404f61e3b79353222372dd7190b"
 
 UNMAPPED_DOMAIN = """<domain type='qemu'>
   <name>guest</name>
@@ -72,6 +81,23 @@ def _install(deb: Path) -> str:
 class Installed:
     deb: Path
     output: str
+    qemu_d_existed: bool  # before the package came (after our own hook was set aside)
+
+
+def _executables() -> list[str]:
+    """Every entry of qemu.d/ libvirt would run: executable, whatever its name."""
+    if not QEMU_D.is_dir():
+        return []
+    return sorted(p.name for p in QEMU_D.iterdir() if p.is_file() and os.access(p, os.X_OK))
+
+
+def _entries() -> list[str]:
+    return sorted(p.name for p in QEMU_D.iterdir()) if QEMU_D.is_dir() else []
+
+
+def _assert_only_our_link() -> None:
+    assert _entries() == [HOOK.name] and _executables() == [HOOK.name], _entries()
+    assert HOOK.is_symlink() and Path(os.readlink(HOOK)) == TARGET
 
 
 @pytest.fixture(scope="module")
@@ -92,8 +118,9 @@ def installed(built_deb: Path, tmp_path_factory: pytest.TempPathFactory) -> Iter
             target = saved / path.name
             shutil.move(path, target)
             moved.append((path, target))
+    qemu_d_existed = QEMU_D.is_dir()
     try:
-        yield Installed(built_deb, _install(built_deb))
+        yield Installed(built_deb, _install(built_deb), qemu_d_existed)
     finally:
         _purge()
         for path in TOUCHED:
@@ -103,6 +130,8 @@ def installed(built_deb: Path, tmp_path_factory: pytest.TempPathFactory) -> Iter
         for path, target in moved:
             path.parent.mkdir(parents=True, exist_ok=True)
             shutil.move(target, path)
+        if qemu_d_existed:
+            QEMU_D.mkdir(parents=True, exist_ok=True)
         if not confdir_existed and CONFDIR.is_dir() and not any(CONFDIR.iterdir()):
             CONFDIR.rmdir()
     changed = treesnapshot.differences(ETC_LIBVIRT, etc_before, treesnapshot.snapshot(ETC_LIBVIRT))
@@ -124,6 +153,7 @@ def _conffiles() -> list[str]:
 
 def test_install_tells_to_restart_libvirtd(installed: Installed) -> None:
     assert "restart libvirtd once" in installed.output
+    assert f"{HOOK} -> {TARGET}" in installed.output
     readme = Path("/usr/share/doc/hostdev-resolver/README.Debian").read_text()
     assert "restart it once" in readme
     assert "HOSTDEV_RESOLVER_PURGE_STORE=yes" in readme
@@ -158,19 +188,25 @@ def test_commands_run_from_usr_bin_with_system_python(installed: Installed, tmp_
     assert "pkgtest" in proc.stdout
 
 
-def test_hook_and_config_are_root_owned_conffiles(installed: Installed) -> None:
-    hook = _safe(HOOK)
+def test_qemu_d_holds_only_a_link_to_root_owned_code_and_no_conffiles(
+    installed: Installed,
+) -> None:
+    _assert_only_our_link()
+    hook = _safe(TARGET)
     assert hook.st_mode & 0o111 == 0o111, f"hook not executable: {oct(hook.st_mode)}"
-    assert HOOK.read_text().splitlines()[0] == "#!/usr/bin/python3", (
-        f"{HOOK} is not the package's hook: did a concurrent run of the real-daemon tests "
-        "(tests/support/libvirtd.py) write its test hook there?"
-    )
+    assert TARGET.read_text().splitlines()[0] == "#!/usr/bin/python3"
     _safe(CONFIG)
-    assert set(_conffiles()) == {str(HOOK), str(CONFIG)}
+    # Neither the hook (dpkg's side copies would run as hooks) nor hook.toml (dpkg
+    # would then own /etc/hostdev-resolver and warn at a purge that keeps the store):
+    # only the logrotate snippet for the hook's log.
+    assert _conffiles() == ["/etc/logrotate.d/hostdev-resolver"]
+    rotate = Path("/etc/logrotate.d/hostdev-resolver").read_text()
+    assert "/var/log/hostdev-resolver/hook.log {" in rotate
     # The default config is all comments, and documents every key of SPEC §6.
     text = CONFIG.read_text()
+    assert text == Path("/usr/share/hostdev-resolver/hook.toml").read_text()
     assert all(not line.strip() or line.startswith("#") for line in text.splitlines())
-    for key in ("store", "node", "sysfs", "dev_root", "state_dir", "trust_any_owner"):
+    for key in ("store", "node", "sysfs", "dev_root", "state_dir", "trust_any_owner", "log_file"):
         assert f"#{key} = " in text
     assert CONFDIR.stat().st_mode & 0o022 == 0
 
@@ -191,8 +227,33 @@ def test_schemas_are_installed(installed: Installed) -> None:
         assert installed_schema.read_bytes() == (apt.REPO / "schemas" / name).read_bytes()
 
 
+def test_docs_examples_and_schemas_are_on_the_host(installed: Installed) -> None:
+    doc = Path("/usr/share/doc/hostdev-resolver")
+    sources = sorted((apt.REPO / "docs").glob("*.md"))
+    assert sources
+    for source in sources:
+        assert (doc / "docs" / source.name).read_text() == source.read_text()
+    # Every relative link of the installed README (and of README.Debian's promises)
+    # leads somewhere on the host.
+    readme = (doc / "README.md").read_text()
+    links = set(re.findall(r"\]\(([^):#]+)\)", readme))
+    assert {"docs/hook.md", "schemas/store.xsd"} <= links
+    for link in links:
+        assert (doc / link).exists(), f"README links {link}, not installed"
+    for schema in ("store.xsd", "domain.xsd"):
+        assert (Path("/usr/share/hostdev-resolver/schemas") / schema).is_file()
+    # The example host works from where it is installed.
+    ws = doc / "examples" / "workstation"
+    files = ["ml-train.xml", "desktop.xml", "mappings.xml"]
+    where = ["--store", "mappings.xml", "--node", "ws1", "--sysfs", "sys"]
+    proc = apt.run(["/usr/bin/hostdev-resolver", "validate", *files, *where], cwd=ws)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert (doc / "examples" / "README.md").is_file()
+    assert not (ws / ".gitignore").exists()
+
+
 def test_man_pages_render(installed: Installed) -> None:
-    for command in ("hostdev-resolver", "hostdev-virsh"):
+    for command in ("hostdev-resolver", "hostdev-virsh", "hostdev-resolver-hook"):
         page = Path(f"/usr/share/man/man8/{command}.8.gz")
         proc = apt.run(["man", "--warnings", "-l", str(page)], env={"MANWIDTH": "80"})
         assert proc.returncode == 0 and not proc.stderr, proc.stderr
@@ -224,30 +285,149 @@ def test_remove_takes_the_hook_away_and_purge_keeps_the_store(installed: Install
 
     proc = apt.apt_get("remove", apt.PACKAGE)
     assert proc.returncode == 0, proc.stderr
-    assert not HOOK.exists() and not HOOK.is_symlink(), "remove left the hook for libvirt to run"
+    assert _executables() == [] and not HOOK.is_symlink(), "remove left a hook for libvirt"
     assert not Path("/usr/bin/hostdev-resolver").exists()
     assert STORE.read_text() == STORE_XML
     assert 'node = "hv1"' in CONFIG.read_text()
     assert apt.package_status() == "config-files"
 
-    # Installing again brings the hook back (dpkg alone would take the missing
-    # conffile for a deliberate deletion) and keeps the administrator's config.
+    # Installing again brings the hook back and keeps the administrator's config.
     _install(installed.deb)
-    assert _safe(HOOK).st_mode & 0o111 == 0o111
+    _assert_only_our_link()
     assert 'node = "hv1"' in CONFIG.read_text()
-    assert not SET_ASIDE.exists()
 
     proc = apt.apt_get("purge", apt.PACKAGE)
     assert proc.returncode == 0, proc.stderr
+    assert "warning" not in (proc.stdout + proc.stderr).lower(), proc.stdout + proc.stderr
     assert apt.package_status() == "not-installed"
-    assert not HOOK.exists() and not CONFIG.exists() and not SET_ASIDE.exists()
+    assert _executables() == [] and not HOOK.is_symlink()
+    assert not CONFIG.exists() and not KEPT.exists()
+    assert sorted(p.name for p in CONFDIR.iterdir()) == ["mappings.xml"]
     assert STORE.read_text() == STORE_XML, "purge deleted the administrator's store"
+    # qemu.d/ goes only if the package made it.
+    assert QEMU_D.is_dir() == installed.qemu_d_existed
 
-    # Asked explicitly, purge deletes the store too.
+    # Asked explicitly, purge deletes /etc/hostdev-resolver, store and all.
     _install(installed.deb)
     proc = apt.apt_get("purge", apt.PACKAGE, env={"HOSTDEV_RESOLVER_PURGE_STORE": "yes"})
     assert proc.returncode == 0, proc.stderr
-    assert not STORE.exists()
+    assert "warning" not in (proc.stdout + proc.stderr).lower(), proc.stdout + proc.stderr
+    assert not CONFDIR.exists()
+    assert not Path("/var/lib/hostdev-resolver").exists()
+    _install(installed.deb)
+
+
+def test_purge_never_removes_a_qemu_d_that_was_there_before(installed: Installed) -> None:
+    _purge()
+    made = not QEMU_D.is_dir()
+    QEMU_D.mkdir(parents=True, exist_ok=True)
+    try:
+        _install(installed.deb)
+        _assert_only_our_link()
+        _purge()
+        assert QEMU_D.is_dir(), "purge removed a qemu.d/ the package did not make"
+        assert _entries() == []
+    finally:
+        if made and QEMU_D.is_dir() and not any(QEMU_D.iterdir()):
+            QEMU_D.rmdir()
+        _install(installed.deb)
+
+
+def test_install_over_a_manual_hook_install_leaves_one_hook(
+    installed: Installed, tmp_path: Path
+) -> None:
+    _purge()
+    # The copy an older 'hostdev-resolver hook install' wrote, then today's form: a
+    # link to a launcher in a venv. Neither may stop dpkg or be left to run twice.
+    QEMU_D.mkdir(parents=True, exist_ok=True)
+    HOOK.write_text(hook_script("/usr/bin/python3", None))
+    HOOK.chmod(0o755)
+    output = _install(installed.deb)
+    assert "conffile" not in output.lower()
+    _assert_only_our_link()
+    assert not KEPT.exists()
+    assert "restart libvirtd" not in output  # libvirtd already knew a hook there
+
+    _purge()
+    launcher_dir = tmp_path / "venv" / "libexec" / "hostdev-resolver"
+    install_hook(HOOK.parents[1], as_qemu=False, config=None, launcher_dir=launcher_dir)
+    assert Path(os.readlink(HOOK)) == launcher_dir / "qemu-hook"
+    _install(installed.deb)
+    _assert_only_our_link()
+
+    # And 'hook install' run from the package makes the package's own link.
+    proc = apt.run(["/usr/bin/hostdev-resolver", "hook", "install"])
+    assert proc.returncode == 0, proc.stderr
+    assert f"{HOOK} -> {TARGET}" in proc.stdout
+    _assert_only_our_link()
+    assert not Path("/usr/local/libexec/hostdev-resolver").exists()
+
+    proc = apt.apt_get("remove", apt.PACKAGE)
+    assert proc.returncode == 0, proc.stderr
+    assert _executables() == [] and not HOOK.is_symlink()
+    _install(installed.deb)
+
+
+@pytest.fixture(scope="module")
+def conffile_release_deb(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """0.1.0, the hook as a conffile, built from this repository's history."""
+    tmp = tmp_path_factory.mktemp("release-0.1.0")
+    clone = tmp / "src"
+    for args in (
+        ["git", "clone", "-q", "--no-checkout", str(apt.REPO), str(clone)],
+        ["git", "-C", str(clone), "checkout", "-q", CONFFILE_RELEASE],
+    ):
+        proc = apt.run(args)
+        if proc.returncode != 0:
+            pytest.skip(f"release 0.1.0 is not in this checkout's history: {proc.stderr}")
+    proc = apt.run(["sh", str(clone / "packaging" / "build-deb"), str(tmp / "out")], timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    (deb,) = (tmp / "out").glob("hostdev-resolver_0.1.0_all.deb")
+    return deb
+
+
+@pytest.mark.parametrize("edited", [False, True], ids=["pristine", "edited"])
+def test_upgrade_from_the_conffile_hook(
+    installed: Installed, conffile_release_deb: Path, edited: bool
+) -> None:
+    _purge()
+    _install(conffile_release_deb)
+    assert HOOK.is_file() and not HOOK.is_symlink()
+    if edited:
+        with HOOK.open("a") as handle:
+            handle.write("# edited by the administrator\n")
+    with CONFIG.open("a") as handle:
+        handle.write('node = "hv1"\n')
+
+    output = _install(installed.deb)
+    _assert_only_our_link()
+    assert 'node = "hv1"' in CONFIG.read_text(), "the upgrade lost the administrator's config"
+    if edited:
+        assert KEPT.read_text().endswith("# edited by the administrator\n")
+        assert KEPT.stat().st_mode & 0o111 == 0
+        assert str(KEPT) in output
+    else:
+        assert not KEPT.exists()
+
+    proc = apt.apt_get("purge", apt.PACKAGE)
+    assert proc.returncode == 0, proc.stderr
+    assert _executables() == [] and not KEPT.exists() and not CONFIG.exists()
+    _install(installed.deb)
+
+
+def test_install_after_removing_the_conffile_release(
+    installed: Installed, conffile_release_deb: Path
+) -> None:
+    # 0.1.0's remove set its hook aside in /etc/hostdev-resolver; that copy must not
+    # come back into qemu.d/.
+    _purge()
+    _install(conffile_release_deb)
+    proc = apt.dpkg("--remove", apt.PACKAGE)
+    assert proc.returncode == 0, proc.stderr
+    assert SET_ASIDE.exists() and _executables() == []
+    _install(installed.deb)
+    _assert_only_our_link()
+    assert not SET_ASIDE.exists() and KEPT.stat().st_mode & 0o111 == 0
 
 
 def test_lintian_finds_no_errors_or_warnings(built_deb: Path) -> None:

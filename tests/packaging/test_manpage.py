@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import re
 import subprocess
 from pathlib import Path
 
 import manpage
 import pytest
 
+from hostdev_resolver import hookops
+from hostdev_resolver.hookops import HookConfig
+from hostdev_resolver.metadata import HR_NS
 from tests.packaging import apt
 
 PAGES = {page.name: page for page in manpage.PAGES}
@@ -121,6 +125,89 @@ def test_date_comes_from_source_date_epoch(monkeypatch: pytest.MonkeyPatch) -> N
     assert manpage.build_date() == "2023-11-14"
 
 
-def test_main_writes_both_pages(tmp_path: Path) -> None:
+def test_main_writes_every_page(tmp_path: Path) -> None:
     assert manpage.main(["--outdir", str(tmp_path)]) == 0
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["hostdev-resolver.8", "hostdev-virsh.8"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "hostdev-resolver-hook.8",
+        "hostdev-resolver.8",
+        "hostdev-virsh.8",
+    ]
+
+
+def _man(man: str, path: Path) -> str:
+    proc = subprocess.run(
+        [man, "--warnings", "-l", str(path)],
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin", "MANWIDTH": "200", "LANG": "C.UTF-8"},
+        check=False,
+    )
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+    return proc.stdout
+
+
+def _section(page: str, title: str) -> str:
+    match = re.search(rf"^{title}\n(.*?)(?=^[A-Z]|\Z)", page, re.M | re.S)
+    assert match, f"no {title} section"
+    return " ".join(match.group(1).split())
+
+
+def test_hostdev_resolver_page_has_the_readme_example_files_and_namespace(
+    tmp_path: Path, man: str
+) -> None:
+    page = PAGES["hostdev-resolver"]
+    path = tmp_path / "hostdev-resolver.8"
+    path.write_text(manpage.render(page, manpage.build_parser(page), "9.9.9", "2025-01-02"))
+    text = _man(man, path)
+    examples = _section(text, "EXAMPLES")
+    readme = manpage._readme_section("A worked example")
+    commands = [line for line in readme.splitlines() if line.startswith("# hostdev-resolver ")]
+    assert len(commands) >= 3
+    for line in commands:
+        assert " ".join(line.split()) in examples, line
+    assert "hostdev-resolver resolve ml-train.xml" in examples
+    domain_xml = _section(text, "DOMAIN XML")
+    assert f"xmlns:hr='{HR_NS}'" in domain_xml and f"namespace {HR_NS}:" in domain_xml
+    assert "schemas/domain.xsd" in domain_xml
+    files = _section(text, "FILES")
+    for path_text in (
+        "/etc/hostdev-resolver/mappings.xml",
+        "/etc/hostdev-resolver/hook.toml",
+        "/etc/libvirt/hooks/qemu.d/50-hostdev-resolver",
+        "/usr/libexec/hostdev-resolver/qemu-hook",
+        "/usr/share/doc/hostdev-resolver/",
+    ):
+        assert path_text in files
+    assert "HOSTDEV_RESOLVER_STORE" in _section(text, "ENVIRONMENT")
+    assert "hostdev-resolver-hook(8)" in _section(text, "SEE ALSO")
+
+
+def test_hook_page_lists_every_config_key_with_its_default(tmp_path: Path, man: str) -> None:
+    path = tmp_path / "hostdev-resolver-hook.8"
+    path.write_text(manpage._hook_page("9.9.9", "2025-01-02"))
+    text = _man(man, path)
+    assert text.startswith("HOSTDEV-RESOLVER-HOOK(8)")
+    config = _section(text, "CONFIGURATION")
+    defaults = HookConfig()
+    _, keys = manpage.hook_config((apt.PACKAGING / "hook.toml").read_text())
+    # Every key the hook accepts, and nothing else, as the installed file has it.
+    assert [key.name for key in keys] == list(hookops._KEYS)
+    for key in keys:
+        assert f"{key.name} = {key.default}" in config
+        assert key.text and " ".join(key.text.split()) in config
+        if key.name != "node":  # its default is this host's name
+            value = getattr(defaults, key.name)
+            shown = str(value).lower() if isinstance(value, bool) else f'"{value}"'
+            assert key.default == shown, key
+    for heading in ("OPERATIONS", "EXIT STATUS", "ENVIRONMENT", "FILES", "EXAMPLES"):
+        assert _section(text, heading)
+    assert "HOSTDEV_RESOLVER_CONFIG" in _section(text, "ENVIRONMENT")
+    assert "prepare begin" in _section(text, "OPERATIONS")
+
+
+def test_hook_config_reader() -> None:
+    header, keys = manpage.hook_config(
+        "# title\n#\n# First paragraph\n# goes on.\n\n# The key.\n#a_key = 1\n\n#b = 'x'\n"
+    )
+    assert header == ["First paragraph goes on."]
+    assert keys == [manpage.ConfigKey("a_key", "1", "The key."), manpage.ConfigKey("b", "'x'", "")]

@@ -84,10 +84,12 @@ def test_files_match_the_deb(expanded: str, built_deb: Path) -> None:
     config = {
         line.split()[-1] for line in _section(expanded, "files") if "%config(noreplace)" in line
     }
-    assert config == {
-        "/etc/libvirt/hooks/qemu.d/50-hostdev-resolver",
-        "/etc/hostdev-resolver/hook.toml",
-    }
+    # As in the .deb: qemu.d/ holds only a symlink made by %posttrans (an .rpmsave copy
+    # there would run as a hook), and hook.toml is copied in %post.
+    assert config == {"/etc/logrotate.d/hostdev-resolver"}
+    posttrans = "\n".join(_section(expanded, "posttrans"))
+    assert "ln -sfn /usr/libexec/hostdev-resolver/qemu-hook" in posttrans
+    assert "/etc/libvirt/hooks/qemu.d/50-hostdev-resolver.rpmsave" in posttrans
 
 
 def test_install_steps_use_files_of_the_tree(expanded: str) -> None:
