@@ -175,11 +175,15 @@ def _device_names() -> DeviceNames:
 
 
 def _iommu_off(inventory: object, args: argparse.Namespace) -> str | None:
-    """One line when the host's IOMMU is off (only a sysfs view can tell)."""
-    has_iommu = getattr(inventory, "has_iommu", None)
-    if has_iommu is None or has_iommu():
+    """One line when the host's IOMMU is off (only a sysfs view can tell: the kernel
+    lists /sys/kernel/iommu_groups only with an IOMMU enabled)."""
+    from .sysfs import SysfsInventory
+
+    if not isinstance(inventory, SysfsInventory):
         return None
-    groups = os.path.join(args.sysfs or "/sys", "kernel", "iommu_groups")
+    groups = inventory.reader.path("kernel", "iommu_groups")
+    if inventory.reader.listdir(groups):
+        return None
     return (
         f"IOMMU: off ({groups} is empty): no PCI device can be given to a guest; "
         "enable VT-d/AMD-Vi in the firmware and boot with intel_iommu=on or amd_iommu=on"
