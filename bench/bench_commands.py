@@ -31,9 +31,13 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "src"), str(REPO / "bench")]
 
+from tests.support.hosttree import HostSpec, HostTree, PciSpec  # noqa: E402
 from timing import Case, Target, child_env, interleaved, print_medians  # noqa: E402
 
-from tests.support.hosttree import HostSpec, HostTree, PciSpec  # noqa: E402
+from hostdev_resolver.resolution import resolve_domain  # noqa: E402
+from hostdev_resolver.store import Store, load_store  # noqa: E402
+from hostdev_resolver.sysfs import SysfsInventory  # noqa: E402
+from hostdev_resolver.xmldoc import parse_bytes  # noqa: E402
 
 RUNS = int(os.environ.get("BENCH_RUNS", "30"))
 VALIDATE_RUNS = int(os.environ.get("BENCH_VALIDATE_RUNS", "7"))
@@ -81,13 +85,14 @@ def _store(spec: HostSpec, count: int, nodes: tuple[str, ...]) -> str:
     return f"<mappings xmlns='{STORE_NS}'>\n{body}\n</mappings>\n"
 
 
-def _domain(name: str, maps: list[int], dtype: str = "kvm") -> str:
+def _domain(name: str, maps: list[int], dtype: str = "kvm", revision: int = 0) -> str:
     hostdevs = "\n".join(
         f"    <hostdev mode='subsystem' type='pci' managed='yes' hr:map='gpu{i}'/>" for i in maps
     )
     return (
         f"<domain type='{dtype}' xmlns:hr='{HR}'>\n  <name>{name}</name>\n"
-        "  <memory unit='KiB'>1048576</memory>\n  <vcpu>2</vcpu>\n"
+        f"  <title>{name} revision {revision}</title>\n"
+        f"  <memory unit='KiB'>{1048576 + 1024 * revision}</memory>\n  <vcpu>2</vcpu>\n"
         "  <os><type arch='x86_64' machine='q35'>hvm</type></os>\n  <devices>\n"
         "    <disk type='file' device='disk'><source file='/var/lib/libvirt/images/x.qcow2'/>"
         "<target dev='vda' bus='virtio'/></disk>\n"
@@ -126,16 +131,10 @@ def _guest64() -> str:
 
 
 def _resolved(
-    data: bytes, source: str, store: Path, root: Path, node: str, claimed: set[object]
+    data: bytes, source: str, store: Store, inventory: SysfsInventory, node: str
 ) -> bytes:
-    from hostdev_resolver.resolution import resolve_domain
-    from hostdev_resolver.store import load_store
-    from hostdev_resolver.sysfs import SysfsInventory
-    from hostdev_resolver.xmldoc import parse_bytes
-
-    doc = parse_bytes(data, source)
-    result = resolve_domain(doc, load_store(str(store)), SysfsInventory(root), node, claimed=claimed)
-    return result.data
+    """The document as `resolve` writes it (what xmllint is given as the baseline)."""
+    return resolve_domain(parse_bytes(data, source), store, inventory, node).data
 
 
 def _commands(base: Path, env: dict[str, str]) -> list[Target]:
@@ -172,8 +171,19 @@ def _commands(base: Path, env: dict[str, str]) -> list[Target]:
     cases = {
         "bare": Case([sys.executable, "-c", "pass"], env=env),
         "resolve (8 refs)": Case(
-            [cli, "resolve", str(dom8), "-o", str(base / "out8.xml"), "--store", str(store8)]
-            + ["--node", "bench", "--sysfs", str(root)],
+            [
+                cli,
+                "resolve",
+                str(dom8),
+                "-o",
+                str(base / "out8.xml"),
+                "--store",
+                str(store8),
+                "--node",
+                "bench",
+                "--sysfs",
+                str(root),
+            ],
             env=env,
         ),
         "map check (40 x 3 nodes)": Case(
@@ -206,11 +216,11 @@ def _validate(base: Path, env: dict[str, str]) -> list[Target]:
     spec = _host(2048)
     store = base / "store48.xml"
     store.write_text(_store(spec, 48, ("bench",)))
-    # A fleet's files: 12 guests, several revisions of each, 4 devices per guest (two
-    # files of one guest are one claimant, so the run is clean: exit 0).
+    # A fleet's files: 12 guests, several revisions of each (no two files alike), 4
+    # devices per guest (two files of one guest are one claimant: the run is clean).
     files: dict[int, list[str]] = {}
     resolved: dict[int, list[str]] = {}
-    cache: dict[int, bytes] = {}
+    loaded, inventory = load_store(str(store)), SysfsInventory(root)
     for n in (400, 1000):
         folder = base / f"v{n}"
         (folder / "in").mkdir(parents=True)
@@ -218,13 +228,11 @@ def _validate(base: Path, env: dict[str, str]) -> list[Target]:
         files[n], resolved[n] = [], []
         for i in range(n):
             g = i % 12
-            data = _domain(f"guest{g}", [4 * g + k for k in range(4)]).encode()
+            data = _domain(f"guest{g}", [4 * g + k for k in range(4)], revision=i).encode()
             path = folder / "in" / f"d{i:04d}.xml"
             path.write_bytes(data)
-            if g not in cache:
-                cache[g] = _resolved(data, str(path), store, root, "bench", set())
             out = folder / "out" / f"d{i:04d}.xml"
-            out.write_bytes(cache[g])
+            out.write_bytes(_resolved(data, str(path), loaded, inventory, "bench"))
             files[n].append(str(path))
             resolved[n].append(str(out))
     ours = ["--store", str(store), "--node", "bench", "--sysfs", str(root)]
@@ -257,7 +265,11 @@ def _wrapper(base: Path, env: dict[str, str]) -> list[Target]:
     domain = base / "wrap.xml"
     domain.write_text(_domain("wrap-bench", [0], dtype="test"))
     resolved = base / "wrap.resolved.xml"
-    resolved.write_bytes(_resolved(domain.read_bytes(), str(domain), store, root, "bench", set()))
+    resolved.write_bytes(
+        _resolved(
+            domain.read_bytes(), str(domain), load_store(str(store)), SysfsInventory(root), "bench"
+        )
+    )
     uri = "test:///default"
     ours = ["--store", str(store), "--node", "bench", "--sysfs", str(root)]
     cases = {

@@ -12,7 +12,6 @@ import statistics
 import subprocess
 import time
 from collections.abc import Sequence
-
 from dataclasses import dataclass, field
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .errors import HostdevError, InputError, Location
+from .inventory import RememberedInventory
 from .metadata import HR_MAP, HR_WWN, PciRecord
 from .records import field, frozen, mutable
 from .resolution import domain_name, resolve_domain
@@ -162,7 +163,8 @@ def validate_files(files: list[str], args: argparse.Namespace, *, all_nodes: boo
     except HostdevError as exc:
         report.add(exc, "host")
         return report
-    by_node = {node: inv for inv, node in hosts}
+    # One read of each host device per run, however many files reference it.
+    by_node: dict[str, HostInventory] = {node: RememberedInventory(inv) for inv, node in hosts}
     from .cli import open_scsi
 
     scsi_by_node: dict[str, ScsiInventory] = {}
