@@ -19,16 +19,12 @@ words), libvirt unreachable is 3, our own errors carry their own code.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
-from typing import TYPE_CHECKING, Any, NoReturn
-from urllib.parse import urlsplit
 
 from .errors import HostAccessError, HostdevError, InputError, Location, RefusedError, UsageError
 from .hostsource import default_store
 from .metadata import HR_NS, PciRecord, Resolution, UsbRecord, read_resolution
-from .nodedev import quiet_libvirt, read_inventory
 from .pciaddress import decimal_digits
 from .records import field, frozen, mutable, replace
 from .resolution import (
@@ -42,8 +38,15 @@ from .resolution import (
 from .store import PciMapping, Store, UsbMapping, load_store
 from .xmldoc import Document, Splicer, parse_bytes, parse_file
 
+# Not typing.TYPE_CHECKING: `define` costs the interpreter's start-up plus what this
+# module imports before virsh takes over (docs/wrapper.md, "Speed"); typing, argparse
+# and urllib are each a sizeable part of that.
+TYPE_CHECKING = False
+
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Sequence
+    import argparse
+    from collections.abc import Iterable, Iterator, Sequence
+    from typing import Any, NoReturn
 
     from .inventory import HostInventory
     from .scsi import ScsiInventory
@@ -52,17 +55,13 @@ PROG = "hostdev-virsh"
 
 # virsh's global options, as its getopt_long reads them (libvirt 9.0 tools/virsh.c,
 # "+:c:d:e:hk:K:l:qrtvV"): short ones may be bundled (-qc URI), long ones abbreviated
-# to any unique prefix (--conn URI). True: takes a value.
-_VIRSH_SHORT = {
-    "c": True, "d": True, "e": True, "k": True, "K": True, "l": True,
-    "h": False, "q": False, "r": False, "t": False, "v": False, "V": False,
-}  # fmt: skip
-_VIRSH_LONG = {
-    "connect": True, "debug": True, "escape": True, "keepalive-interval": True,
-    "keepalive-count": True, "log": True,
-    "help": False, "quiet": False, "readonly": False, "timing": False, "version": False,
-}  # fmt: skip
-_LONG_FOR = {"c": "connect", "q": "quiet", "r": "readonly"}
+# to any unique prefix (--conn URI). gnu_getopt with a leading "+" reads them the same
+# way: options up to the first operand (the command), which ends them.
+_VIRSH_SHORT = "+c:d:e:hk:K:l:qrtvV"
+_VIRSH_LONG = [
+    "connect=", "debug=", "escape=", "keepalive-interval=", "keepalive-count=", "log=",
+    "help", "quiet", "readonly", "timing", "version",
+]  # fmt: skip
 
 # Ours, with whether they take a value.
 _OURS = {
@@ -73,6 +72,9 @@ _OURS = {
     "--spare-ports": True,
     "--numa-aware": False,
 }
+_LONGS = _VIRSH_LONG + [name[2:] + ("=" if value else "") for name, value in _OURS.items()]
+_TAKES_VALUE = frozenset(name.rstrip("=") for name in _LONGS if name.endswith("="))
+_SHORT_VALUE = frozenset(c for c, nxt in zip(_VIRSH_SHORT, _VIRSH_SHORT[1:] + " ") if nxt == ":")
 _HANDLED = {"define", "create", "attach-device", "update-device", "edit", "start"}
 
 
@@ -106,91 +108,79 @@ def _take_ours(argv: Sequence[str], i: int, ours: dict[str, str | bool]) -> int 
     return i + 2
 
 
-def _virsh_long(token: str) -> str:
-    """The full name of a long virsh option given by any unique prefix, as getopt_long."""
-    name = token[2:].partition("=")[0]
-    if name in _VIRSH_LONG:
-        return name
-    matches = [long for long in _VIRSH_LONG if long.startswith(name)]
-    if len(matches) != 1:
-        what = "ambiguous" if matches else "unknown"
-        raise UsageError(f"{what} option --{name}", fix="see 'virsh --help'")
-    return matches[0]
+def _virsh_tokens(consumed: Sequence[str], long_names: Iterator[str]) -> list[str]:
+    """The option tokens getopt consumed, ours left out, the rest exactly as given.
+    `long_names` are the long options getopt read, in order (full names)."""
+    out: list[str] = []
+    i = 0
+    while i < len(consumed):
+        token = consumed[i]
+        if token == "--":
+            out.append(token)
+            i += 1
+            continue
+        if token.startswith("--"):
+            name = next(long_names)
+            n = 2 if name in _TAKES_VALUE and "=" not in token else 1
+            if f"--{name}" not in _OURS:
+                out += consumed[i : i + n]
+            i += n
+            continue
+        # A bundle of short options: one that takes a value ends it, the value being
+        # the rest of the token or, when nothing is left, the next token.
+        n = 1
+        for j, letter in enumerate(token[1:], 1):
+            if letter in _SHORT_VALUE:
+                n = 2 if j == len(token) - 1 else 1
+                break
+        out += consumed[i : i + n]
+        i += n
+    return out
 
 
 def split_command_line(argv: Sequence[str]) -> Invocation:
     """Pure: virsh globals, our options, the command and its arguments."""
+    import getopt
+
+    try:
+        opts, rest = getopt.gnu_getopt(list(argv), _VIRSH_SHORT, _LONGS)
+    except getopt.GetoptError as exc:
+        raise UsageError(str(exc), fix="see 'virsh --help'") from None
     ours: dict[str, str | bool] = {}
-    globals_: list[str] = []
-    seen: dict[str, str | bool] = {}  # virsh's long option name -> value (True for flags)
-    i = 0
-    while i < len(argv):
-        token = argv[i]
-        nxt = _take_ours(argv, i, ours)
-        if nxt is not None:
-            i = nxt
-            continue
-        if token == "--":
-            globals_.append(token)
-            i += 1
-            break
-        if token.startswith("--"):
-            long = _virsh_long(token)
-            _, eq, value = token.partition("=")
-            globals_.append(token)
-            i += 1
-            if _VIRSH_LONG[long] and not eq:
-                if i >= len(argv):
-                    raise UsageError(f"--{long} needs a value", fix="see 'virsh --help'")
-                value = argv[i]
-                globals_.append(value)
-                i += 1
-            seen[long] = value if _VIRSH_LONG[long] else True
-            continue
-        if token.startswith("-") and len(token) > 1:
-            globals_.append(token)
-            i += 1
-            j = 1
-            while j < len(token):
-                letter = token[j]
-                if letter not in _VIRSH_SHORT:
-                    raise UsageError(f"unknown option -{letter}", fix="see 'virsh --help'")
-                if _VIRSH_SHORT[letter]:  # the rest of the token, or the next one
-                    value = token[j + 1 :]
-                    if not value:
-                        if i >= len(argv):
-                            raise UsageError(f"-{letter} needs a value", fix="see 'virsh --help'")
-                        value = argv[i]
-                        globals_.append(value)
-                        i += 1
-                    seen[_LONG_FOR.get(letter, letter)] = value
-                    break
-                seen[_LONG_FOR.get(letter, letter)] = True
-                j += 1
-            continue
-        break
-    uri = seen.get("connect")
-    uri = uri if isinstance(uri, str) else None
-    readonly = "readonly" in seen
-    quiet = "quiet" in seen
-    command = argv[i] if i < len(argv) else None
-    rest = list(argv[i + 1 :])
+    uri: str | None = None
+    readonly = quiet = False
+    for name, value in opts:
+        if name in _OURS:
+            ours[name] = value if _OURS[name] else True
+        elif name in ("-c", "--connect"):
+            uri = value
+        elif name in ("-r", "--readonly"):
+            readonly = True
+        elif name in ("-q", "--quiet"):
+            quiet = True
+    consumed = list(argv[: len(argv) - len(rest)])
+    longs = iter(name[2:] for name, _ in opts if name.startswith("--"))
+    globals_ = _virsh_tokens(consumed, longs)
+    command = rest[0] if rest else None
+    args = list(rest[1:])
     if command in _HANDLED:
         kept: list[str] = []
         j = 0
-        while j < len(rest):
-            nxt = _take_ours(rest, j, ours)
+        while j < len(args):
+            nxt = _take_ours(args, j, ours)
             if nxt is not None:
                 j = nxt
                 continue
-            kept.append(rest[j])
+            kept.append(args[j])
             j += 1
-        rest = kept
-    return Invocation(tuple(globals_), uri, readonly, quiet, command, tuple(rest), ours)
+        args = kept
+    return Invocation(tuple(globals_), uri, readonly, quiet, command, tuple(args), ours)
 
 
-def exec_virsh(inv: Invocation, *, strip_ours: bool = True) -> NoReturn:
+def exec_virsh(inv: Invocation) -> NoReturn:
     """Hand the command line to the real virsh (same output, same exit status)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
     argv = ["virsh", *inv.virsh_globals]
     if inv.command is not None:
         argv += [inv.command, *inv.args]
@@ -205,48 +195,72 @@ def exec_virsh(inv: Invocation, *, strip_ours: bool = True) -> NoReturn:
 # -- the command arguments virsh would accept ------------------------------------------
 
 
-class _ArgParser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        # main() prefixes the program's name; say only which command.
-        command = self.prog.split()[-1]
-        raise UsageError(f"{command}: {message}", fix=f"see 'virsh help {command}'")
+@mutable
+class CommandArgs:
+    """A handled command's own arguments, read as virsh reads them."""
+
+    file: str | None = None
+    domain: str | None = None
+    validate: bool = False
+    paused: bool = False
+    autodestroy: bool = False
+    reset_nvram: bool = False
+    console: bool = False
+    pass_fds: str | None = None
+    persistent: bool = False
+    config: bool = False
+    live: bool = False
+    current: bool = False
+    force: bool = False
+    skip_validate: bool = False
+    bypass_cache: bool = False
+    force_boot: bool = False
 
 
-def _command_parser(command: str) -> argparse.ArgumentParser:
-    p = _ArgParser(prog=f"{PROG} {command}", add_help=False)
-    if command in ("define", "create"):
-        p.add_argument("file", nargs="?")
-        p.add_argument("--file", dest="file_opt")
-        p.add_argument("--validate", action="store_true")
-        if command == "create":
-            p.add_argument("--paused", action="store_true")
-            p.add_argument("--autodestroy", action="store_true")
-            p.add_argument("--reset-nvram", action="store_true")
-            p.add_argument("--console", action="store_true")
-            p.add_argument("--pass-fds", metavar="FDS")
-    elif command in ("attach-device", "update-device"):
-        p.add_argument("domain", nargs="?")
-        p.add_argument("file", nargs="?")
-        p.add_argument("--domain", dest="domain_opt")
-        p.add_argument("--file", dest="file_opt")
-        for flag in ("--persistent", "--config", "--live", "--current"):
-            p.add_argument(flag, action="store_true")
-        if command == "update-device":
-            p.add_argument("--force", action="store_true")
-    elif command in ("edit", "start"):
-        p.add_argument("domain", nargs="?")
-        p.add_argument("--domain", dest="domain_opt")
-        if command == "edit":
-            p.add_argument("--skip-validate", action="store_true")
-        if command == "start":
-            p.add_argument("--pass-fds", metavar="FDS")
-            p.add_argument("--paused", action="store_true")
-            p.add_argument("--autodestroy", action="store_true")
-            p.add_argument("--bypass-cache", action="store_true")
-            p.add_argument("--force-boot", action="store_true")
-            p.add_argument("--reset-nvram", action="store_true")
-            p.add_argument("--console", action="store_true")
-    return p
+# Per command: its operands in order, and its options (getopt long names).
+_COMMANDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "define": (("file",), ("file=", "validate")),
+    "create": (
+        ("file",),
+        ("file=", "validate", "paused", "autodestroy", "reset-nvram", "console", "pass-fds="),
+    ),
+    "attach-device": (
+        ("domain", "file"),
+        ("domain=", "file=", "persistent", "config", "live", "current"),
+    ),
+    "update-device": (
+        ("domain", "file"),
+        ("domain=", "file=", "persistent", "config", "live", "current", "force"),
+    ),
+    "edit": (("domain",), ("domain=", "skip-validate")),
+    "start": (
+        ("domain",),
+        ("domain=", "pass-fds=", "paused", "autodestroy", "bypass-cache", "force-boot")
+        + ("reset-nvram", "console"),
+    ),
+}
+
+
+def command_args(command: str, argv: Sequence[str]) -> CommandArgs:
+    """Options anywhere among the operands, `--opt value` or `--opt=value`, as virsh's
+    command parser takes them. Pure."""
+    import getopt
+
+    operands, longs = _COMMANDS[command]
+    fix = f"see 'virsh help {command}'"
+    try:
+        opts, rest = getopt.gnu_getopt(list(argv), "", list(longs))
+    except getopt.GetoptError as exc:
+        raise UsageError(f"{command}: {exc}", fix=fix) from None
+    if len(rest) > len(operands):
+        raise UsageError(f"{command}: unexpected argument {rest[len(operands)]!r}", fix=fix)
+    args = CommandArgs()
+    for dest, value in zip(operands, rest, strict=False):
+        setattr(args, dest, value)
+    for name, value in opts:
+        dest = name[2:].replace("-", "_")
+        setattr(args, dest, value if f"{name[2:]}=" in longs else True)
+    return args
 
 
 def _pass_fds(value: str | None) -> list[int]:
@@ -277,39 +291,90 @@ def _required(value: str | None, what: str, command: str) -> str:
 
 def is_local(uri: str) -> bool:
     """qemu:///system and qemu+unix:///system are this host; anything with a host is not."""
-    parts = urlsplit(uri)
-    return parts.scheme.split("+")[0] in ("qemu", "lxc", "ch") and not parts.hostname
+    scheme, _, rest = uri.partition(":")
+    host = ""
+    if rest.startswith("//"):
+        netloc = rest[2:].split("/", 1)[0].split("?", 1)[0]
+        host = netloc.rpartition("@")[2]
+        host = host.partition("]")[0] if host.startswith("[") else host.partition(":")[0]
+    return scheme.split("+")[0] in ("qemu", "lxc", "ch") and not host.strip("[")
+
+
+def default_uri() -> str | None:
+    """The URI virsh connects to when none is given, as libvirt picks it: virsh's and
+    libvirt's environment variables, then `uri_default` in libvirt.conf (client
+    configuration, libvirt docs/uri.rst). None: libvirt probes for a local driver."""
+    for name in ("VIRSH_DEFAULT_CONNECT_URI", "LIBVIRT_DEFAULT_URI"):
+        if os.environ.get(name):
+            return os.environ[name]
+    if os.geteuid() == 0:
+        conf = "/etc/libvirt/libvirt.conf"
+    else:
+        base = os.environ.get("XDG_CONFIG_HOME") or os.path.expanduser("~/.config")
+        conf = os.path.join(base, "libvirt", "libvirt.conf")
+    try:
+        with open(conf, encoding="utf-8", errors="replace") as handle:
+            lines = handle.read().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        key, eq, value = line.partition("=")
+        if eq and key.strip() == "uri_default":
+            return value.split("#")[0].strip().strip("\"'") or None
+    return None
 
 
 @mutable
 class Session:
-    """One connection plus what resolution needs for the node behind it."""
+    """What resolution needs for the node behind a connection. The libvirt connection
+    itself (`conn`) is opened only when something needs libvirt's API: a remote node's
+    devices or name, running guests for a pool, a vport, edit/attach/start."""
 
-    conn: Any
-    uri: str
+    handle: Any  # an open libvirt connection, or None to open one on first use
+    uri: str | None  # as given (-c, environment, libvirt.conf); None: libvirt's local default
     ours: dict[str, str | bool]
     quiet: bool
+    readonly: bool = False
     _node: str | None = None
     _inventory: HostInventory | None = None
     _store: Store | None = None
 
     @property
+    def conn(self) -> Any:
+        if self.handle is None:
+            self.handle = _connect(self.uri, self.readonly)
+        return self.handle
+
+    @property
+    def local(self) -> bool:
+        return self.uri is None or is_local(self.uri)
+
+    @property
     def node(self) -> str:
         if self._node is None:
             given = self.ours.get("--node")
-            self._node = str(given) if given else _call(lambda: _short(self.conn.getHostname()))
+            if given:
+                self._node = str(given)
+            elif self.local:
+                from .hostsource import this_node
+
+                self._node = this_node()
+            else:
+                self._node = _call(lambda: _short(self.conn.getHostname()))
         return self._node
 
     @property
     def inventory(self) -> HostInventory:
         if self._inventory is None:
             root = self.ours.get("--sysfs")
-            if root or is_local(self.uri):
+            if root or self.local:
                 from .sysfs import SysfsInventory
 
                 self._inventory = SysfsInventory(str(root) if root else "/sys")
             else:
-                self._inventory = read_inventory(self.conn, self.uri)
+                from .nodedev import read_inventory
+
+                self._inventory = read_inventory(self.conn, str(self.conn.getURI()))
         return self._inventory
 
     def scsi(self, doc: Document) -> ScsiInventory | None:
@@ -321,7 +386,7 @@ class Session:
             for el in devices_of(doc)
         )
         root = self.ours.get("--sysfs")
-        if not wanted or not (root or is_local(self.uri)):
+        if not wanted or not (root or self.local):
             return None
         from .scsi import read_scsi_inventory
 
@@ -361,22 +426,22 @@ def _call(fn: Any) -> Any:
         raise LibvirtRefused(f"error: {str(exc).strip()}") from None
 
 
-def open_session(inv: Invocation) -> Session:
+def _connect(uri: str | None, readonly: bool) -> Any:
     import libvirt
 
+    from .nodedev import quiet_libvirt
+
     quiet_libvirt()
-    uri = (
-        inv.uri
-        or os.environ.get("VIRSH_DEFAULT_CONNECT_URI")
-        or os.environ.get("LIBVIRT_DEFAULT_URI")
-    )
     try:
-        conn = libvirt.openReadOnly(uri) if inv.readonly else libvirt.open(uri)
+        return libvirt.openReadOnly(uri) if readonly else libvirt.open(uri)
     except libvirt.libvirtError as exc:
         raise HostAccessError(
             f"error: failed to connect to the hypervisor: {str(exc).strip()}"
         ) from None
-    return Session(conn, str(conn.getURI()), inv.ours, inv.quiet)
+
+
+def open_session(inv: Invocation) -> Session:
+    return Session(None, inv.uri or default_uri(), inv.ours, inv.quiet, inv.readonly)
 
 
 # -- resolution for this node ------------------------------------------------------------
@@ -426,7 +491,7 @@ def _running_documents(session: Session) -> list[Document]:
             xml = dom.XMLDesc(0)
         except libvirt.libvirtError:
             continue  # stopped while we looked: it holds nothing any more
-        docs.append(parse_bytes(xml.encode(), f"{session.uri} domain {dom.name()}"))
+        docs.append(parse_bytes(xml.encode(), f"{session.uri or 'libvirt'} domain {dom.name()}"))
     return docs
 
 
@@ -438,20 +503,40 @@ def uses_hostdev_resolver(doc: Document) -> bool:
     )
 
 
+def uses_pool(doc: Document, store: Store, node: str) -> bool:
+    """Does the domain reference (or record) a mapping with several entries on this
+    node? Only then does the choice depend on what running guests hold. Pure."""
+    names = [el.attrs.get(f"{{{HR_NS}}}map") for el in doc.root.iter()]
+    resolution = read_resolution(doc)
+    names += [r.map for r in (resolution.records if resolution else ())]
+    for name in names:
+        mapping = store.get(name) if name else None
+        if isinstance(mapping, PciMapping | UsbMapping) and len(mapping.entries_on(node)) > 1:
+            return True
+    return False
+
+
 def resolve_for_node(
-    data: bytes, source: str, session: Session, claimed: Iterable[object] = ()
+    data: bytes, source: str, session: Session, claimed: Iterable[object] | None = None
 ) -> bytes:
     """Resolve a domain document for the session's node; warnings go to stderr.
 
     A document with no hr reference and no record is not ours: it goes through as it
     is, without reading the store or the host (a drop-in for virsh must not block
-    unrelated guests, even on a host with no store).
+    unrelated guests, even on a host with no store). `claimed` None: the devices other
+    running guests hold, asked of libvirt only when the domain uses a pool.
     """
     doc = parse_bytes(data, source)
     if not uses_hostdev_resolver(doc):
         return _allocate(data, source, session)
     inventory = session.inventory
     store = session.store
+    if claimed is None:
+        claimed = (
+            claims_of(_running_documents(session), domain_name(doc))
+            if uses_pool(doc, store, session.node)
+            else ()
+        )
     scsi = session.scsi(doc)
     if scsi is not None and ensure_vports(session, doc, store, scsi):
         scsi = session.scsi(doc)  # the kernel made the vport's scsi_host: read it
@@ -509,6 +594,8 @@ def _allocate(data: bytes, source: str, session: Session) -> bytes:
     spare = session.ours.get("--spare-ports")
     if spare is not None and not decimal_digits(str(spare)):
         raise UsageError(f"--spare-ports {spare!r} is not a number")
+    import argparse
+
     args = argparse.Namespace(
         policy=str(policy_name),
         spare_ports=int(str(spare)) if spare is not None else None,
@@ -552,56 +639,57 @@ def _lookup(session: Session, name: str) -> Any:
     raise LibvirtRefused(f"error: failed to get domain '{name}'")
 
 
-def cmd_define(session: Session, args: argparse.Namespace) -> int:
-    import libvirt
-
-    path = _required(args.file or args.file_opt, "FILE", "define")
-    xml = resolve_for_node(_read_file(path), path, session, _claims(session, path))
-    flags = libvirt.VIR_DOMAIN_DEFINE_VALIDATE if args.validate else 0
-    dom = _call(lambda: session.conn.defineXMLFlags(xml.decode(), flags))
-    session.say(f"Domain '{dom.name()}' defined from {path}")
-    return 0
-
-
-def cmd_create(session: Session, args: argparse.Namespace) -> int:
-    import libvirt
-
-    path = _required(args.file or args.file_opt, "FILE", "create")
-    xml = resolve_for_node(_read_file(path), path, session, _claims(session, path))
-    flags = 0
-    for wanted, flag in (
-        (args.paused, libvirt.VIR_DOMAIN_START_PAUSED),
-        (args.autodestroy, libvirt.VIR_DOMAIN_START_AUTODESTROY),
-        (args.validate, libvirt.VIR_DOMAIN_START_VALIDATE),
-        (args.reset_nvram, libvirt.VIR_DOMAIN_START_RESET_NVRAM),
-    ):
-        if wanted:
-            flags |= flag
-    files = _pass_fds(args.pass_fds)
-    if files:
-        dom = _call(lambda: session.conn.createXMLWithFiles(xml.decode(), files, flags))
-    else:
-        dom = _call(lambda: session.conn.createXML(xml.decode(), flags))
-    session.say(f"Domain '{dom.name()}' created from {path}")
-    return _console(session, dom.name()) if args.console else 0
-
-
-def _console(session: Session, name: str) -> int:
-    exec_virsh(Invocation(("-c", session.uri), session.uri, False, False, "console", (name,)))
-
-
-def _claims(session: Session, path_or_name: str) -> set[object]:
-    """Devices other running guests hold (by the new domain's name, when the file has one)."""
+def exec_virsh_on(inv: Invocation, command: str, args: list[str], xml: bytes) -> NoReturn:
+    """Hand the resolved document to the real virsh: same global options, the command's
+    own options as given, FILE replaced by /dev/fd/N, a memory file holding `xml`
+    (inherited through exec, gone with virsh). virsh's output, errors and exit status
+    are then its own."""
     try:
-        name = (
-            domain_name(parse_file(path_or_name)) if os.path.exists(path_or_name) else path_or_name
-        )
-    except HostdevError:
-        name = path_or_name
-    return claims_of(_running_documents(session), name)
+        fd = os.memfd_create("hostdev-virsh-resolved", 0)  # no MFD_CLOEXEC: virsh reads it
+        view = memoryview(xml)
+        while view:
+            view = view[os.write(fd, view) :]
+    except OSError as exc:
+        raise HostAccessError(f"cannot hold the resolved document: {exc.strerror}") from None
+    exec_virsh(replace(inv, command=command, args=(*args, "--file", f"/dev/fd/{fd}")))
 
 
-def _device_flags(args: argparse.Namespace, dom: Any) -> int | None:
+def _file_and_rest(args: CommandArgs, flags: dict[str, str]) -> list[str]:
+    """The command's options other than FILE, as virsh spells them."""
+    rest = [option for dest, option in flags.items() if getattr(args, dest)]
+    if args.pass_fds:
+        rest += ["--pass-fds", args.pass_fds]
+    return rest
+
+
+_DEFINE_FLAGS = {"validate": "--validate"}
+_CREATE_FLAGS = {
+    "validate": "--validate",
+    "paused": "--paused",
+    "autodestroy": "--autodestroy",
+    "reset_nvram": "--reset-nvram",
+    "console": "--console",
+}
+
+
+def cmd_define(inv: Invocation, session: Session, args: CommandArgs) -> int:
+    """define and create: resolve, then virsh (docs/wrapper.md, "resolve, then virsh")."""
+    command = str(inv.command)
+    path = _required(args.file, "FILE", command)
+    data = _read_file(path)
+    xml = resolve_for_node(data, path, session)
+    if xml == data:  # nothing of ours in it: virsh reads the file itself
+        exec_virsh(inv)
+    flags = _DEFINE_FLAGS if command == "define" else _CREATE_FLAGS
+    exec_virsh_on(inv, command, _file_and_rest(args, flags), xml)
+
+
+def _console(session: Session, name: str) -> NoReturn:
+    globals_ = ("-c", session.uri) if session.uri else ()
+    exec_virsh(Invocation(globals_, session.uri, False, False, "console", (name,)))
+
+
+def _device_flags(args: CommandArgs, dom: Any) -> int | None:
     import libvirt
 
     if args.current:
@@ -649,11 +737,11 @@ def _set_record(session: Session, dom: Any, resolution: Resolution, flags: int) 
     )
 
 
-def cmd_device(session: Session, args: argparse.Namespace, command: str) -> int:
+def cmd_device(session: Session, args: CommandArgs, command: str) -> int:
     import libvirt
 
-    domain = _required(args.domain or args.domain_opt, "DOMAIN", command)
-    path = _required(args.file or args.file_opt, "FILE", command)
+    domain = _required(args.domain, "DOMAIN", command)
+    path = _required(args.file, "FILE", command)
     dom = _lookup(session, domain)
     flags = _device_flags(args, dom)
     live = (
@@ -698,10 +786,10 @@ def with_references(data: bytes, source: str) -> bytes:
     return splicer.apply()
 
 
-def cmd_edit(session: Session, args: argparse.Namespace) -> int:
+def cmd_edit(session: Session, args: CommandArgs) -> int:
     import libvirt
 
-    domain = _required(args.domain or args.domain_opt, "DOMAIN", "edit")
+    domain = _required(args.domain, "DOMAIN", "edit")
     dom = _lookup(session, domain)
     flags = libvirt.VIR_DOMAIN_XML_INACTIVE | libvirt.VIR_DOMAIN_XML_SECURE
     original = with_references(_call(lambda: dom.XMLDesc(flags)).encode(), f"domain {domain}")
@@ -759,10 +847,10 @@ def pooled(doc: Document, store: Store, node: str) -> bool:
     return False
 
 
-def cmd_start(session: Session, args: argparse.Namespace) -> int:
+def cmd_start(session: Session, args: CommandArgs) -> int:
     import libvirt
 
-    domain = _required(args.domain or args.domain_opt, "DOMAIN", "start")
+    domain = _required(args.domain, "DOMAIN", "start")
     dom = _lookup(session, domain)
     xml = _call(
         lambda: dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE | libvirt.VIR_DOMAIN_XML_SECURE)
@@ -789,7 +877,9 @@ def cmd_start(session: Session, args: argparse.Namespace) -> int:
     else:
         _call(lambda: dom.createWithFlags(flags))
     session.say(f"Domain '{dom.name()}' started")
-    return _console(session, dom.name()) if args.console else 0
+    if args.console:
+        _console(session, dom.name())
+    return 0
 
 
 def run(inv: Invocation) -> int:
@@ -805,24 +895,25 @@ def run(inv: Invocation) -> int:
     if inv.command is None or inv.command not in _HANDLED:
         exec_virsh(inv)
     command = inv.command
-    args = _command_parser(command).parse_args(list(inv.args))
+    args = command_args(command, inv.args)
     session = open_session(inv)
     try:
-        if command == "define":
-            return cmd_define(session, args)
-        if command == "create":
-            return cmd_create(session, args)
+        if command in ("define", "create"):
+            return cmd_define(inv, session, args)
         if command in ("attach-device", "update-device"):
             return cmd_device(session, args, command)
         if command == "edit":
             return cmd_edit(session, args)
         return cmd_start(session, args)
     finally:
-        session.conn.close()
+        if session.handle is not None:
+            session.handle.close()
 
 
 def build_parser() -> argparse.ArgumentParser:
     """For --help and man pages: our options; everything else is virsh's."""
+    import argparse
+
     p = argparse.ArgumentParser(
         prog=PROG,
         description=(
