@@ -524,9 +524,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
     inventory, node = open_host(args)
     findings = verify_domain(doc, store, inventory, node, scsi=open_scsi(args, inventory))
     if args.format == "json":
-        from .records import asdict
-
         import json
+
+        from .records import asdict
 
         print(json.dumps([asdict(f) | {"ok": f.ok} for f in findings], indent=2))
     else:

@@ -19,6 +19,7 @@ reader refuses every value it cannot use.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import stat
@@ -123,7 +124,7 @@ def remember_valid(key: str, directory: str | None) -> None:
     """Add a passing store's key; a cache that cannot be written is no cache."""
     if directory is None or not _trusted_dir(directory, create=True):
         return
-    keys = [k for k in _read_keys(directory) if k != key][-(_KEEP - 1) :] + [key]
+    keys = [*[k for k in _read_keys(directory) if k != key][-(_KEEP - 1) :], key]
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{_FILE}.", dir=directory)  # mode 0600
     except OSError:
@@ -133,10 +134,8 @@ def remember_valid(key: str, directory: str | None) -> None:
             handle.write("\n".join(keys) + "\n")
         os.replace(tmp, os.path.join(directory, _FILE))
     except OSError:
-        try:
+        with contextlib.suppress(OSError):
             os.unlink(tmp)
-        except OSError:
-            pass
 
 
 def check_store_schema(doc: Document, cache_dir: str | None = None, *, cache: bool = True) -> None:

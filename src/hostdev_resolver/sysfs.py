@@ -236,6 +236,8 @@ class SysfsInventory:
 
     def _pci_from(self, address: PciAddress, d: SysfsDir) -> PciDevice | None:
         ids = _uevent_ids(d.text("uevent"))
+        vendor: str | None
+        device: str | None
         if ids is not None:
             vendor, device, sub_vendor, sub_device, klass = ids
         else:  # a tree copied without uevent files: one file per field

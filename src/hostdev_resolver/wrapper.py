@@ -36,7 +36,7 @@ from .resolution import (
     usb_source,
 )
 from .store import PciMapping, Store, UsbMapping, load_store
-from .xmldoc import Document, Splicer, parse_bytes, parse_file
+from .xmldoc import Document, Splicer, parse_bytes
 
 # Not typing.TYPE_CHECKING: `define` costs the interpreter's start-up plus what this
 # module imports before virsh takes over (docs/wrapper.md, "Speed"); typing, argparse
@@ -74,7 +74,7 @@ _OURS = {
 }
 _LONGS = _VIRSH_LONG + [name[2:] + ("=" if value else "") for name, value in _OURS.items()]
 _TAKES_VALUE = frozenset(name.rstrip("=") for name in _LONGS if name.endswith("="))
-_SHORT_VALUE = frozenset(c for c, nxt in zip(_VIRSH_SHORT, _VIRSH_SHORT[1:] + " ") if nxt == ":")
+_SHORT_VALUE = frozenset("cdekKl")  # the letters followed by ':' in _VIRSH_SHORT
 _HANDLED = {"define", "create", "attach-device", "update-device", "edit", "start"}
 
 
@@ -235,8 +235,16 @@ _COMMANDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "edit": (("domain",), ("domain=", "skip-validate")),
     "start": (
         ("domain",),
-        ("domain=", "pass-fds=", "paused", "autodestroy", "bypass-cache", "force-boot")
-        + ("reset-nvram", "console"),
+        (
+            "domain=",
+            "pass-fds=",
+            "paused",
+            "autodestroy",
+            "bypass-cache",
+            "force-boot",
+            "reset-nvram",
+            "console",
+        ),
     ),
 }
 
