@@ -36,7 +36,7 @@ class Target:
 
     def line(self) -> str:
         verdict = "ok" if self.ok else "OVER TARGET"
-        return f"  {self.label:<58} {self.ratio:6.2f}x  (target <= {self.limit}x) {verdict}"
+        return f"  {self.label:<62} {self.ratio:6.2f}x  (target <= {self.limit}x) {verdict}"
 
 
 @dataclass
