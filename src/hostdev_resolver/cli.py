@@ -107,10 +107,10 @@ def open_scsi(args: argparse.Namespace, inventory: object = None) -> ScsiInvento
     """The SCSI/FC view of the same host: read from sysfs, or recorded in the snapshot
     `inventory` came from. libvirt connections have none, so LUN references through
     --connect cannot resolve."""
-    from .snapshot import HostSnapshot
-
-    if isinstance(inventory, HostSnapshot):
-        return inventory.scsi_inventory()
+    recorded = getattr(inventory, "scsi_inventory", None)  # a HostSnapshot's own view
+    if recorded is not None:
+        result: ScsiInventory | None = recorded()
+        return result
     if getattr(args, "host", None) or getattr(args, "connect", None):
         return None
     from .scsi import read_scsi_inventory
@@ -504,12 +504,13 @@ def cmd_map_remove(args: argparse.Namespace) -> int:
 
 
 def cmd_resolve(args: argparse.Namespace) -> int:
-    from .resolution import resolve_domain
+    from .resolution import resolve_domain, wants_scsi
 
     doc = parse_file(args.file)
     store = open_store(args)
     inventory, node = open_host(args)
-    result = resolve_domain(doc, store, inventory, node, scsi=open_scsi(args, inventory))
+    scsi = open_scsi(args, inventory) if wants_scsi(doc) else None
+    result = resolve_domain(doc, store, inventory, node, scsi=scsi)
     for message in result.warnings:
         warn(message)
     write_output(result.data, args.output)
@@ -517,12 +518,14 @@ def cmd_resolve(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
+    from .resolution import wants_scsi
     from .verification import verify_domain
 
     doc = parse_file(args.file)
     store = open_store(args)
     inventory, node = open_host(args)
-    findings = verify_domain(doc, store, inventory, node, scsi=open_scsi(args, inventory))
+    scsi = open_scsi(args, inventory) if wants_scsi(doc) else None
+    findings = verify_domain(doc, store, inventory, node, scsi=scsi)
     if args.format == "json":
         import json
 

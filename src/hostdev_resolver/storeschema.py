@@ -23,7 +23,7 @@ import contextlib
 import hashlib
 import os
 import stat
-import tempfile
+import sys
 
 from .errors import InputError, Location
 
@@ -53,11 +53,22 @@ def default_cache_dir() -> str | None:
 
 
 def _validator_digest() -> bytes:
-    """What identifies the validator's verdicts: xmlschema's __init__.py (its version)."""
-    import importlib.util
+    """What identifies the validator's verdicts: xmlschema's __init__.py (its version).
+    Found as the import system would find an installed package, first on sys.path;
+    importlib.util (which would also ask import hooks) only when that fails."""
+    origin = next(
+        (
+            path
+            for entry in sys.path
+            if os.path.isfile(path := os.path.join(entry or ".", "xmlschema", "__init__.py"))
+        ),
+        None,
+    )
+    if origin is None:
+        import importlib.util
 
-    spec = importlib.util.find_spec("xmlschema")
-    origin = spec.origin if spec is not None else None
+        spec = importlib.util.find_spec("xmlschema")
+        origin = spec.origin if spec is not None else None
     if origin is None:
         return b"no-xmlschema"
     with open(origin, "rb") as handle:
@@ -124,6 +135,8 @@ def remember_valid(key: str, directory: str | None) -> None:
     """Add a passing store's key; a cache that cannot be written is no cache."""
     if directory is None or not _trusted_dir(directory, create=True):
         return
+    import tempfile
+
     keys = [*[k for k in _read_keys(directory) if k != key][-(_KEEP - 1) :], key]
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{_FILE}.", dir=directory)  # mode 0600

@@ -13,7 +13,7 @@ from .errors import HostdevError, InputError, Location
 from .inventory import RememberedInventory
 from .metadata import HR_MAP, HR_WWN, PciRecord
 from .records import field, frozen, mutable
-from .resolution import domain_name, resolve_domain
+from .resolution import domain_name, resolve_domain, wants_scsi
 from .rng import domain_rng_errors
 from .scsiresolve import ScsiRecord
 from .store import NS as STORE_NS
@@ -169,7 +169,7 @@ def validate_files(files: list[str], args: argparse.Namespace, *, all_nodes: boo
 
     scsi_by_node: dict[str, ScsiInventory] = {}
     try:
-        for inventory, node in hosts:
+        for inventory, node in hosts if any(wants_scsi(doc) for doc in docs) else ():
             # several hosts are snapshots (each with its own SCSI view); one may be sysfs
             scsi = open_scsi(args, inventory)
             if scsi is not None:

@@ -45,7 +45,7 @@ TYPE_CHECKING = False
 
 if TYPE_CHECKING:
     import argparse
-    from collections.abc import Iterable, Iterator, Sequence
+    from collections.abc import Iterable, Sequence
     from typing import Any, NoReturn
 
     from .inventory import HostInventory
@@ -55,13 +55,17 @@ PROG = "hostdev-virsh"
 
 # virsh's global options, as its getopt_long reads them (libvirt 9.0 tools/virsh.c,
 # "+:c:d:e:hk:K:l:qrtvV"): short ones may be bundled (-qc URI), long ones abbreviated
-# to any unique prefix (--conn URI). gnu_getopt with a leading "+" reads them the same
-# way: options up to the first operand (the command), which ends them.
-_VIRSH_SHORT = "+c:d:e:hk:K:l:qrtvV"
-_VIRSH_LONG = [
-    "connect=", "debug=", "escape=", "keepalive-interval=", "keepalive-count=", "log=",
-    "help", "quiet", "readonly", "timing", "version",
-]  # fmt: skip
+# to any unique prefix (--conn URI). True: takes a value.
+_VIRSH_SHORT = {
+    "c": True, "d": True, "e": True, "k": True, "K": True, "l": True,
+    "h": False, "q": False, "r": False, "t": False, "v": False, "V": False,
+}  # fmt: skip
+_VIRSH_LONG = {
+    "connect": True, "debug": True, "escape": True, "keepalive-interval": True,
+    "keepalive-count": True, "log": True,
+    "help": False, "quiet": False, "readonly": False, "timing": False, "version": False,
+}  # fmt: skip
+_LONG_FOR = {"c": "connect", "q": "quiet", "r": "readonly"}
 
 # Ours, with whether they take a value.
 _OURS = {
@@ -72,9 +76,6 @@ _OURS = {
     "--spare-ports": True,
     "--numa-aware": False,
 }
-_LONGS = _VIRSH_LONG + [name[2:] + ("=" if value else "") for name, value in _OURS.items()]
-_TAKES_VALUE = frozenset(name.rstrip("=") for name in _LONGS if name.endswith("="))
-_SHORT_VALUE = frozenset("cdekKl")  # the letters followed by ':' in _VIRSH_SHORT
 _HANDLED = {"define", "create", "attach-device", "update-device", "edit", "start"}
 
 
@@ -108,73 +109,87 @@ def _take_ours(argv: Sequence[str], i: int, ours: dict[str, str | bool]) -> int 
     return i + 2
 
 
-def _virsh_tokens(consumed: Sequence[str], long_names: Iterator[str]) -> list[str]:
-    """The option tokens getopt consumed, ours left out, the rest exactly as given.
-    `long_names` are the long options getopt read, in order (full names)."""
-    out: list[str] = []
-    i = 0
-    while i < len(consumed):
-        token = consumed[i]
-        if token == "--":
-            out.append(token)
-            i += 1
-            continue
-        if token.startswith("--"):
-            name = next(long_names)
-            n = 2 if name in _TAKES_VALUE and "=" not in token else 1
-            if f"--{name}" not in _OURS:
-                out += consumed[i : i + n]
-            i += n
-            continue
-        # A bundle of short options: one that takes a value ends it, the value being
-        # the rest of the token or, when nothing is left, the next token.
-        n = 1
-        for j, letter in enumerate(token[1:], 1):
-            if letter in _SHORT_VALUE:
-                n = 2 if j == len(token) - 1 else 1
-                break
-        out += consumed[i : i + n]
-        i += n
-    return out
+def _virsh_long(token: str) -> str:
+    """The full name of a long virsh option given by any unique prefix, as getopt_long."""
+    name = token[2:].partition("=")[0]
+    if name in _VIRSH_LONG:
+        return name
+    matches = [long for long in _VIRSH_LONG if long.startswith(name)]
+    if len(matches) != 1:
+        what = "ambiguous" if matches else "unknown"
+        raise UsageError(f"{what} option --{name}", fix="see 'virsh --help'")
+    return matches[0]
 
 
 def split_command_line(argv: Sequence[str]) -> Invocation:
     """Pure: virsh globals, our options, the command and its arguments."""
-    import getopt
-
-    try:
-        opts, rest = getopt.gnu_getopt(list(argv), _VIRSH_SHORT, _LONGS)
-    except getopt.GetoptError as exc:
-        raise UsageError(str(exc), fix="see 'virsh --help'") from None
     ours: dict[str, str | bool] = {}
-    uri: str | None = None
-    readonly = quiet = False
-    for name, value in opts:
-        if name in _OURS:
-            ours[name] = value if _OURS[name] else True
-        elif name in ("-c", "--connect"):
-            uri = value
-        elif name in ("-r", "--readonly"):
-            readonly = True
-        elif name in ("-q", "--quiet"):
-            quiet = True
-    consumed = list(argv[: len(argv) - len(rest)])
-    longs = iter(name[2:] for name, _ in opts if name.startswith("--"))
-    globals_ = _virsh_tokens(consumed, longs)
-    command = rest[0] if rest else None
-    args = list(rest[1:])
+    globals_: list[str] = []
+    seen: dict[str, str | bool] = {}  # virsh's long option name -> value (True for flags)
+    i = 0
+    while i < len(argv):
+        token = argv[i]
+        nxt = _take_ours(argv, i, ours)
+        if nxt is not None:
+            i = nxt
+            continue
+        if token == "--":
+            globals_.append(token)
+            i += 1
+            break
+        if token.startswith("--"):
+            long = _virsh_long(token)
+            _, eq, value = token.partition("=")
+            globals_.append(token)
+            i += 1
+            if _VIRSH_LONG[long] and not eq:
+                if i >= len(argv):
+                    raise UsageError(f"--{long} needs a value", fix="see 'virsh --help'")
+                value = argv[i]
+                globals_.append(value)
+                i += 1
+            seen[long] = value if _VIRSH_LONG[long] else True
+            continue
+        if token.startswith("-") and len(token) > 1:
+            globals_.append(token)
+            i += 1
+            j = 1
+            while j < len(token):
+                letter = token[j]
+                if letter not in _VIRSH_SHORT:
+                    raise UsageError(f"unknown option -{letter}", fix="see 'virsh --help'")
+                if _VIRSH_SHORT[letter]:  # the rest of the token, or the next one
+                    value = token[j + 1 :]
+                    if not value:
+                        if i >= len(argv):
+                            raise UsageError(f"-{letter} needs a value", fix="see 'virsh --help'")
+                        value = argv[i]
+                        globals_.append(value)
+                        i += 1
+                    seen[_LONG_FOR.get(letter, letter)] = value
+                    break
+                seen[_LONG_FOR.get(letter, letter)] = True
+                j += 1
+            continue
+        break
+    uri = seen.get("connect")
+    uri = uri if isinstance(uri, str) else None
+    readonly = "readonly" in seen
+    quiet = "quiet" in seen
+    command = argv[i] if i < len(argv) else None
+    rest = list(argv[i + 1 :])
     if command in _HANDLED:
         kept: list[str] = []
         j = 0
-        while j < len(args):
-            nxt = _take_ours(args, j, ours)
+        while j < len(rest):
+            nxt = _take_ours(rest, j, ours)
             if nxt is not None:
                 j = nxt
                 continue
-            kept.append(args[j])
+            kept.append(rest[j])
             j += 1
-        args = kept
-    return Invocation(tuple(globals_), uri, readonly, quiet, command, tuple(args), ours)
+        rest = kept
+    return Invocation(tuple(globals_), uri, readonly, quiet, command, tuple(rest), ours)
 
 
 def exec_virsh(inv: Invocation) -> NoReturn:
@@ -250,24 +265,39 @@ _COMMANDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
 
 
 def command_args(command: str, argv: Sequence[str]) -> CommandArgs:
-    """Options anywhere among the operands, `--opt value` or `--opt=value`, as virsh's
-    command parser takes them. Pure."""
-    import getopt
-
+    """Options anywhere among the operands, `--opt value` or `--opt=value`, names in
+    full (virsh's command parser takes no abbreviations), `--` ends the options. Pure."""
     operands, longs = _COMMANDS[command]
     fix = f"see 'virsh help {command}'"
-    try:
-        opts, rest = getopt.gnu_getopt(list(argv), "", list(longs))
-    except getopt.GetoptError as exc:
-        raise UsageError(f"{command}: {exc}", fix=fix) from None
-    if len(rest) > len(operands):
-        raise UsageError(f"{command}: unexpected argument {rest[len(operands)]!r}", fix=fix)
     args = CommandArgs()
-    for dest, value in zip(operands, rest, strict=False):
+    given: list[str] = []
+    i = 0
+    while i < len(argv):
+        token = argv[i]
+        i += 1
+        if token == "--":
+            given += argv[i:]
+            break
+        if not token.startswith("--") or token == "-":
+            given.append(token)
+            continue
+        name, eq, value = token[2:].partition("=")
+        if f"{name}=" in longs:
+            if not eq:
+                if i >= len(argv):
+                    raise UsageError(f"{command}: option --{name} needs a value", fix=fix)
+                value = argv[i]
+                i += 1
+            setattr(args, name.replace("-", "_"), value)
+        elif name in longs and not eq:
+            setattr(args, name.replace("-", "_"), True)
+        else:
+            raise UsageError(f"{command}: option --{name} not recognized", fix=fix)
+    free = [dest for dest in operands if getattr(args, dest) is None]  # not given as --opt
+    if len(given) > len(free):
+        raise UsageError(f"{command}: unexpected argument {given[len(free)]!r}", fix=fix)
+    for dest, value in zip(free, given, strict=False):
         setattr(args, dest, value)
-    for name, value in opts:
-        dest = name[2:].replace("-", "_")
-        setattr(args, dest, value if f"{name[2:]}=" in longs else True)
     return args
 
 

@@ -120,7 +120,7 @@ def test_create_keeps_its_options(host: dict[str, str], tmp_path: Path) -> None:
     assert xml is not None and "bus='0x05'" in xml
 
 
-def test_define_path_imports_neither_libvirt_nor_argparse(
+def test_define_path_imports_no_libvirt_and_no_option_library(
     host: dict[str, str], tmp_path: Path
 ) -> None:
     guest = tmp_path / "g.xml"
@@ -133,7 +133,8 @@ def test_define_path_imports_neither_libvirt_nor_argparse(
     assert proc.returncode == 7 and xml is not None
     imported = {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines()}
     assert "hostdev_resolver.resolution" in imported
-    assert not imported & {"libvirt", "libvirtmod", "argparse", "typing", "urllib.parse"}
+    heavy = {"libvirt", "libvirtmod", "argparse", "getopt", "gettext", "typing", "urllib.parse"}
+    assert not imported & heavy
 
 
 def test_our_error_stops_before_virsh(host: dict[str, str], tmp_path: Path) -> None:
@@ -156,6 +157,11 @@ def test_command_arguments_as_virsh_reads_them() -> None:
         command_args("define", ["f.xml", "--paused"])
     with pytest.raises(UsageError, match="unexpected argument 'two'"):
         command_args("define", ["one", "two"])
+    with pytest.raises(UsageError, match="unexpected argument 'x.xml'"):
+        command_args("define", ["--file", "f.xml", "x.xml"])
+    with pytest.raises(UsageError, match="--file needs a value"):
+        command_args("define", ["--file"])
+    assert command_args("define", ["--", "--odd.xml"]).file == "--odd.xml"
 
 
 def test_only_a_pool_needs_the_running_guests() -> None:
