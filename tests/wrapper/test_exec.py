@@ -157,7 +157,7 @@ def test_command_arguments_as_virsh_reads_them() -> None:
         command_args("define", ["f.xml", "--paused"])
     with pytest.raises(UsageError, match="unexpected argument 'two'"):
         command_args("define", ["one", "two"])
-    with pytest.raises(UsageError, match="unexpected argument 'x.xml'"):
+    with pytest.raises(UsageError, match=r"unexpected argument 'x\.xml'"):
         command_args("define", ["--file", "f.xml", "x.xml"])
     with pytest.raises(UsageError, match="--file needs a value"):
         command_args("define", ["--file"])
