@@ -171,7 +171,10 @@ def _uevent_ids(
     device, subsystem_* and class attributes (drivers/pci/pci-driver.c, pci_uevent)."""
     if not uevent:
         return None
-    fields = dict(line.partition("=")[::2] for line in uevent.splitlines())
+    fields = {}
+    for line in uevent.splitlines():
+        key, _, value = line.partition("=")
+        fields[key] = value
     pci_id = fields.get("PCI_ID", "").split(":")
     if len(pci_id) != 2:
         return None
