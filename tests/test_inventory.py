@@ -148,3 +148,24 @@ def test_uevent_ids_are_read_as_the_kernel_writes_them(tmp_path: Path) -> None:
     assert (dev.identity.vendor, dev.identity.device) == (0x8086, 0x15BB)
     assert (dev.identity.subsystem_vendor, dev.identity.subsystem_device) == (0x17AA, 0x2292)
     assert dev.identity.class_code == 0x020000
+
+
+def test_a_pf_lists_its_vfs_in_order(tmp_path: Path) -> None:
+    from tests.support.hosttree import PciSpec
+
+    pf, vfs = "0000:43:00.0", ["0000:43:02.0", "0000:43:02.1", "0000:43:02.2"]
+    spec = HostSpec(
+        pci=[
+            PciSpec(pf, "8086", "1592", klass="020000", iommu_group=40),
+            *(
+                PciSpec(vf, "8086", "1889", klass="020000", iommu_group=41 + i, physfn=pf)
+                for i, vf in enumerate(vfs)
+            ),
+        ]
+    )
+    HostTree.build(tmp_path, spec)
+    inventory = SysfsInventory(tmp_path)
+    dev = inventory.pci_device(PciAddress.parse(pf))
+    assert dev is not None and dev.virtfns == tuple(PciAddress.parse(v) for v in vfs)
+    vf = inventory.pci_device(PciAddress.parse(vfs[1]))
+    assert vf is not None and vf.physfn == PciAddress.parse(pf) and vf.virtfns == ()

@@ -88,12 +88,7 @@ class SysfsReader:
             ) from exc
         except OSError:
             return None
-        try:
-            names = frozenset(os.listdir(fd))
-        except OSError:
-            os.close(fd)
-            return None
-        return SysfsDir(os.fspath(path), fd, names)
+        return SysfsDir(os.fspath(path), fd)
 
     def listdir(self, path: str | os.PathLike[str]) -> list[str]:
         try:
@@ -136,14 +131,11 @@ def read_attribute(dir_fd: int, name: str, where: str) -> bytes | None:
 class SysfsDir:
     """An open device directory (from `SysfsReader.directory`); close it after use."""
 
-    def __init__(self, path: str, fd: int, names: frozenset[str]) -> None:
+    def __init__(self, path: str, fd: int) -> None:
         self.path = path
         self.fd = fd
-        self.names = names
 
     def bytes(self, name: str) -> bytes | None:
-        if name not in self.names:
-            return None
         return read_attribute(self.fd, name, self.path)
 
     def text(self, name: str) -> str | None:
@@ -151,8 +143,6 @@ class SysfsDir:
         return None if data is None else data.decode("utf-8", "replace").strip()
 
     def link_name(self, name: str) -> str | None:
-        if name not in self.names:
-            return None
         try:
             return os.path.basename(os.readlink(name, dir_fd=self.fd))
         except OSError:  # not a link, or gone: no such relation
@@ -265,11 +255,13 @@ class SysfsInventory:
         group = d.link_name("iommu_group")
         numa = d.text("numa_node")
         physfn = d.link_name("physfn")
-        virtfns = sorted(
-            PciAddress.parse(name)
-            for entry in d.names
-            if entry.startswith("virtfn") and (name := d.link_name(entry)) is not None
-        )
+        # The kernel links a PF's VFs as virtfn0..virtfn<sriov_numvfs-1>, without gaps
+        # (drivers/pci/iov.c): reading them in turn costs a non-PF one failed readlink,
+        # where listing the directory cost every device four system calls.
+        virtfns: list[PciAddress] = []
+        while (vf := d.link_name(f"virtfn{len(virtfns)}")) is not None:
+            virtfns.append(PciAddress.parse(vf))
+        virtfns.sort()
         return PciDevice(
             address=address,
             identity=identity,
