@@ -1,6 +1,7 @@
 """How long libvirt waits for the hook, as ratios to a bare interpreter start (issue 3).
 
-Measures, in one run, the wall time of:
+Measures, in one run and for each interpreter (the checkout's venv, and /usr/bin/python3,
+which the Debian package's hook runs under), the median wall time of:
 - `python3 -c pass` (the floor: any Python hook costs at least this);
 - hooks/qemu `prepare begin` for a domain with 8 mapped PCI devices, on a host tree of
   16 and of 2,048 PCI functions (the hook must read only the devices it checks);
@@ -15,17 +16,15 @@ Run standalone (`python bench/bench_hook.py`) or through `make bench`.
 from __future__ import annotations
 
 import os
-import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO), str(REPO / "src")]
+sys.path[:0] = [str(REPO), str(REPO / "src"), str(REPO / "bench")]
 
 from tests.support.hosttree import HostSpec, HostTree, PciSpec  # noqa: E402
+from timing import Case, Target, child_env, interleaved, print_medians  # noqa: E402
 
 from hostdev_resolver.resolution import resolve_domain  # noqa: E402
 from hostdev_resolver.store import load_store  # noqa: E402
@@ -35,6 +34,7 @@ from hostdev_resolver.xmldoc import parse_bytes  # noqa: E402
 HOOK = REPO / "hooks" / "qemu"
 MAPPED = 8
 RUNS = int(os.environ.get("BENCH_RUNS", "40"))
+SYSTEM_PYTHON = "/usr/bin/python3"
 NS = "http://hostdev-resolver.org/xmlns/domain/1"
 
 
@@ -103,59 +103,55 @@ def _setup(base: Path, functions: int) -> tuple[Path, bytes]:
     return config, resolved.data
 
 
-def _time(cmd: list[str], stdin: bytes, env: dict[str, str]) -> float:
-    start = time.perf_counter()
-    proc = subprocess.run(cmd, input=stdin, env=env, capture_output=True, check=False)
-    elapsed = time.perf_counter() - start
-    if proc.returncode != 0:
-        raise SystemExit(f"bench: {' '.join(cmd)} failed: {proc.stderr.decode().strip()}")
-    return elapsed
+def _cases(python: str, base: Path, configs: dict[int, tuple[Path, bytes]]) -> dict[str, Case]:
+    env = child_env()
+    cases = {"bare": Case([python, "-c", "pass"], env=env)}
+    for functions, (config, xml) in configs.items():
+        cases[f"mapped-{functions}"] = Case(
+            [python, str(HOOK), "bench", "prepare", "begin", "-"],
+            xml,
+            {**env, "HOSTDEV_RESOLVER_CONFIG": str(config)},
+        )
+    plain = _domain("plain", 0).replace(f" xmlns:hr='{NS}'".encode(), b"")
+    cases["no-metadata"] = Case(
+        [python, str(HOOK), "plain", "prepare", "begin", "-"],
+        plain,
+        {**env, "HOSTDEV_RESOLVER_CONFIG": str(base / "missing.toml")},
+    )
+    return cases
 
 
-def main() -> int:
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-    python = sys.executable
+def interpreters() -> list[str]:
+    """The checkout's venv interpreter, and /usr/bin/python3: the one the Debian
+    package's installed hook runs under."""
+    found = [sys.executable]
+    if os.path.exists(SYSTEM_PYTHON) and os.path.realpath(SYSTEM_PYTHON) != os.path.realpath(
+        sys.executable
+    ):
+        found.append(SYSTEM_PYTHON)
+    return found
+
+
+def main() -> list[Target]:
+    targets = []
     with tempfile.TemporaryDirectory(prefix="bench-hook.") as tmp:
         base = Path(tmp)
-        cases: dict[str, tuple[list[str], bytes, dict[str, str]]] = {
-            "bare": ([python, "-c", "pass"], b"", env),
-        }
-        for functions in (16, 2048):
-            config, xml = _setup(base, functions)
-            cases[f"mapped-{functions}"] = (
-                [python, str(HOOK), "bench", "prepare", "begin", "-"],
-                xml,
-                {**env, "HOSTDEV_RESOLVER_CONFIG": str(config)},
-            )
-        plain = _domain("plain", 0).replace(f" xmlns:hr='{NS}'".encode(), b"")
-        cases["no-metadata"] = (
-            [python, str(HOOK), "plain", "prepare", "begin", "-"],
-            plain,
-            {**env, "HOSTDEV_RESOLVER_CONFIG": str(base / "missing.toml")},
-        )
-        for cmd, stdin, case_env in cases.values():  # warm caches, write bytecode
-            _time(cmd, stdin, case_env)
-        samples: dict[str, list[float]] = {name: [] for name in cases}
-        for _ in range(RUNS):  # interleaved, so load changes hit every case alike
-            for name, (cmd, stdin, case_env) in cases.items():
-                samples[name].append(_time(cmd, stdin, case_env))
-    med = {name: statistics.median(values) for name, values in samples.items()}
-    low = {name: min(values) for name, values in samples.items()}
-    bare = med["bare"]
-    print(f"hook bench ({RUNS} interleaved runs each, median / min wall time, {python})")
-    for name in cases:
-        print(f"  {name:<12} {med[name] * 1000:7.1f} ms / {low[name] * 1000:6.1f} ms")
-    rows = [
-        ("prepare, 8 mapped, 16 functions / bare", med["mapped-16"] / bare, 2.5),
-        ("prepare, 8 mapped, 2048 functions / bare", med["mapped-2048"] / bare, 2.5),
-        ("2048 functions / 16 functions", med["mapped-2048"] / med["mapped-16"], 1.1),
-        ("no metadata / bare", med["no-metadata"] / bare, 1.5),
-    ]
-    for label, ratio, target in rows:
-        verdict = "ok" if ratio <= target else "OVER TARGET"
-        print(f"  {label:<42} {ratio:5.2f}x  (target <= {target}x) {verdict}")
-    return 0
+        configs = {functions: _setup(base, functions) for functions in (16, 2048)}
+        for python in interpreters():
+            res = interleaved(_cases(python, base, configs), RUNS)
+            print_medians(f"hook ({python})", res)
+            med = res.medians
+            bare = med["bare"]
+            targets += [
+                Target(f"hook [{python}] prepare, 8 mapped, 16 fn / bare", med["mapped-16"] / bare, 2.5),
+                Target(f"hook [{python}] prepare, 8 mapped, 2048 fn / bare", med["mapped-2048"] / bare, 2.5),
+                Target(f"hook [{python}] 2048 fn / 16 fn", med["mapped-2048"] / med["mapped-16"], 1.1),
+                Target(f"hook [{python}] no metadata / bare", med["no-metadata"] / bare, 1.5),
+            ]  # fmt: skip
+    for target in targets:
+        print(target.line())
+    return targets
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(0 if all(t.ok for t in main()) else 1)

@@ -19,6 +19,15 @@ def _no_host_id_databases(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HOSTDEV_RESOLVER_IDS", "")
 
 
+@pytest.fixture(autouse=True)
+def _private_verdict_cache(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The store schema's verdict cache (storeschema) goes to a fresh directory per test,
+    never root's /var/cache; subprocesses inherit it through the environment."""
+    monkeypatch.setenv("HOSTDEV_RESOLVER_CACHE", str(tmp_path_factory.mktemp("cache") / "c"))
+
+
 @pytest.fixture(scope="session")
 def libvirt_uri() -> Iterator[str]:
     """The real libvirtd (SPEC §9), in its own mount namespace (tests/support/libvirtd.py).

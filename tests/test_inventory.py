@@ -11,7 +11,7 @@ import pytest
 from hostdev_resolver import cli
 from hostdev_resolver.pciaddress import PciAddress
 from hostdev_resolver.snapshot import HostSnapshot, inventory_to_json
-from hostdev_resolver.sysfs import CONFIG_LIMIT, SysfsInventory, SysfsReader
+from hostdev_resolver.sysfs import CONFIG_LIMIT, SysfsDir, SysfsInventory, SysfsReader
 from tests.support.hosttree import HostSpec, HostTree
 
 GOLDEN_HOST = Path(__file__).parent / "golden" / "hosts" / "hv1.json"
@@ -40,6 +40,10 @@ class RecordingReader(SysfsReader):
         self.touched.append(Path(path))
         return super().listdir(path)
 
+    def directory(self, path: str | os.PathLike[str]) -> SysfsDir | None:
+        self.touched.append(Path(path))
+        return super().directory(path)
+
 
 def test_lookup_by_address_reads_only_that_device(tmp_path: Path) -> None:
     HostTree.build(tmp_path, HostSpec.load(GOLDEN_HOST))
@@ -53,7 +57,7 @@ def test_lookup_by_address_reads_only_that_device(tmp_path: Path) -> None:
         p for p in reader.touched if own not in (p, *p.parents) and slots not in (p, *p.parents)
     ]
     assert strays == []
-    assert own in [p.parent for p in reader.touched]
+    assert own in reader.touched
 
 
 def test_snapshot_round_trips_every_field(
@@ -115,3 +119,53 @@ def test_attributes_that_cannot_be_read_are_absent_not_a_traceback(
     out = capsys.readouterr().out
     assert "0000:41:00.0" in out and "48-b0-2d-ff-ff-12-34-56" not in out  # no DSN read
     assert "3:0:0:0" not in out
+
+
+def test_uevent_and_attribute_files_give_the_same_devices(tmp_path: Path) -> None:
+    """The full scan reads the IDs from uevent (one read instead of five); a tree copied
+    without uevent files is read file by file, to the same devices."""
+    HostTree.build(tmp_path / "a", HostSpec.load(GOLDEN_HOST))
+    HostTree.build(tmp_path / "b", HostSpec.load(GOLDEN_HOST))
+    gone = list((tmp_path / "b" / "devices").rglob("uevent"))
+    assert gone
+    for path in gone:
+        path.unlink()
+    with_uevent = list(SysfsInventory(tmp_path / "a").pci_devices())
+    assert with_uevent == list(SysfsInventory(tmp_path / "b").pci_devices())
+    assert any(d.identity.subsystem_vendor is not None for d in with_uevent)
+    assert all(d.port_path and d.port_path.startswith("pci") for d in with_uevent)
+
+
+def test_uevent_ids_are_read_as_the_kernel_writes_them(tmp_path: Path) -> None:
+    HostTree.build(tmp_path, HostSpec.load(GOLDEN_HOST))
+    dev_dir = tmp_path / "bus" / "pci" / "devices" / "0000:41:00.0"
+    (dev_dir / "uevent").write_text(
+        "DRIVER=vfio-pci\nPCI_CLASS=20000\nPCI_ID=8086:15BB\nPCI_SUBSYS_ID=17AA:2292\n"
+        "PCI_SLOT_NAME=0000:41:00.0\nMODALIAS=pci:v00008086d000015BB\n"
+    )
+    dev = SysfsInventory(tmp_path).pci_device(PciAddress.parse("0000:41:00.0"))
+    assert dev is not None
+    assert (dev.identity.vendor, dev.identity.device) == (0x8086, 0x15BB)
+    assert (dev.identity.subsystem_vendor, dev.identity.subsystem_device) == (0x17AA, 0x2292)
+    assert dev.identity.class_code == 0x020000
+
+
+def test_a_pf_lists_its_vfs_in_order(tmp_path: Path) -> None:
+    from tests.support.hosttree import PciSpec
+
+    pf, vfs = "0000:43:00.0", ["0000:43:02.0", "0000:43:02.1", "0000:43:02.2"]
+    spec = HostSpec(
+        pci=[
+            PciSpec(pf, "8086", "1592", klass="020000", iommu_group=40),
+            *(
+                PciSpec(vf, "8086", "1889", klass="020000", iommu_group=41 + i, physfn=pf)
+                for i, vf in enumerate(vfs)
+            ),
+        ]
+    )
+    HostTree.build(tmp_path, spec)
+    inventory = SysfsInventory(tmp_path)
+    dev = inventory.pci_device(PciAddress.parse(pf))
+    assert dev is not None and dev.virtfns == tuple(PciAddress.parse(v) for v in vfs)
+    vf = inventory.pci_device(PciAddress.parse(vfs[1]))
+    assert vf is not None and vf.physfn == PciAddress.parse(pf) and vf.virtfns == ()

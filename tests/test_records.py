@@ -108,3 +108,16 @@ def test_importing_the_core_does_not_import_dataclasses_inspect_or_re() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+def test_constructor_mistakes_are_named() -> None:
+    with pytest.raises(TypeError, match="missing required argument 'name'"):
+        Tagged(line=1)  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match="unexpected keyword argument 'nope'"):
+        Tagged("a", nope=1)  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match="multiple values for argument 'name'"):
+        Tagged("a", name="b")  # type: ignore[misc]
+    with pytest.raises(TypeError, match="takes 4 arguments but 5"):
+        Tagged("a", (), 1, {}, 5)  # type: ignore[call-arg]
+    t = Tagged("a", line=3)
+    assert (t.name, t.tags, t.line, t.props) == ("a", (), 3, {})

@@ -7,33 +7,34 @@ Only this layer (with the hook and the wrapper) turns errors into exit codes:
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
-import tempfile
-from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
 
 from . import __doc__ as _package_doc
 from . import __version__
-from .allocation.command import add_allocate_arguments, run_allocate
 from .errors import HostdevError, InputError, Location, RefusedError, UsageError
-from .hookcmd import register_hook_command
 from .hostsource import HostSource, default_store
 from .identity import UsbIdentity, parse_id16
 from .pciaddress import PciAddress
 from .records import fields, is_record
 from .store import PciEntry, Store, UsbEntry, load_store
-from .storefile import StoreFile
 from .xmldoc import parse_file
 
+# Not typing.TYPE_CHECKING: every command pays for what this module imports, and
+# typing alone is half a bare interpreter's start-up. Modules only some commands need
+# (json, tempfile, the allocator, the store writer) are imported where they are used.
+TYPE_CHECKING = False
+
 if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+    from typing import Any
+
     from .devicenames import DeviceNames
     from .inventory import HostInventory, PciDevice
     from .scsi import ScsiInventory
     from .xmldoc import Document
 
-Handler = Callable[[argparse.Namespace], int]
+    Handler = Callable[[argparse.Namespace], int]
 
 
 class _Parser(argparse.ArgumentParser):
@@ -109,10 +110,10 @@ def open_scsi(args: argparse.Namespace, inventory: object = None) -> ScsiInvento
     """The SCSI/FC view of the same host: read from sysfs, or recorded in the snapshot
     `inventory` came from. libvirt connections have none, so LUN references through
     --connect cannot resolve."""
-    from .snapshot import HostSnapshot
-
-    if isinstance(inventory, HostSnapshot):
-        return inventory.scsi_inventory()
+    recorded = getattr(inventory, "scsi_inventory", None)  # a HostSnapshot's own view
+    if recorded is not None:
+        result: ScsiInventory | None = recorded()
+        return result
     if getattr(args, "host", None) or getattr(args, "connect", None):
         return None
     from .scsi import read_scsi_inventory
@@ -144,6 +145,8 @@ def write_output(data: bytes, out: str | None) -> None:
         return
     directory = os.path.dirname(os.path.abspath(out))
     try:
+        import tempfile
+
         fd, tmp = tempfile.mkstemp(prefix=".hostdev-resolver.", dir=directory)
     except OSError as exc:
         raise InputError(f"cannot write {out}: {exc.strerror}", where=Location(out)) from None
@@ -201,6 +204,8 @@ def cmd_inventory(args: argparse.Namespace) -> int:
             from .scsi import scsi_to_json
 
             data["scsi"] = scsi_to_json(scsi)
+        import json
+
         print(json.dumps(data, indent=2))
         return 0
     pci = sorted(
@@ -371,6 +376,8 @@ def cmd_map_add(args: argparse.Namespace) -> int:
             entry = _capture_pci(inventory, node, args.address)
         else:
             entry = _capture_usb(inventory, node, args)
+        from .storefile import StoreFile
+
         with StoreFile(path).edit() as editor:
             added = editor.add_entry(
                 args.kind,
@@ -440,6 +447,8 @@ def _map_add_wwn(args: argparse.Namespace, path: str) -> int:
             description=args.description,
             allow=tuple(args.allow or ()),
         )
+    from .storefile import StoreFile
+
     with StoreFile(path).edit() as editor:
         editor.add_entry(
             mapping.kind,
@@ -467,6 +476,8 @@ def cmd_map_list(args: argparse.Namespace) -> int:
         return 0
     store = load_store(path)
     if args.format == "json":
+        import json
+
         print(json.dumps([_mapping_json(m) for m in store.mappings.values()], indent=2))
         return 0
     names = _device_names()
@@ -527,6 +538,8 @@ def cmd_map_show(args: argparse.Namespace) -> int:
             fix="see 'hostdev-resolver map list'",
         )
     if args.format == "json":
+        import json
+
         print(json.dumps(_mapping_json(mapping), indent=2))
         return 0
     print(
@@ -572,6 +585,8 @@ def cmd_map_remove(args: argparse.Namespace) -> int:
     path = store_path(args)
     if not os.path.exists(path):
         raise InputError("mapping store not found", where=Location(path), fix="give --store")
+    from .storefile import StoreFile
+
     address = None
     if args.address is not None:
         if not args.node:
@@ -593,12 +608,13 @@ def cmd_map_remove(args: argparse.Namespace) -> int:
 
 
 def cmd_resolve(args: argparse.Namespace) -> int:
-    from .resolution import resolve_domain
+    from .resolution import resolve_domain, wants_scsi
 
     doc = parse_file(args.file)
     store = store_for(args, doc)
     inventory, node = open_host(args)
-    result = resolve_domain(doc, store, inventory, node, scsi=open_scsi(args, inventory))
+    scsi = open_scsi(args, inventory) if wants_scsi(doc) else None
+    result = resolve_domain(doc, store, inventory, node, scsi=scsi)
     for message in result.warnings:
         warn(message)
     write_output(result.data, args.output)
@@ -609,6 +625,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     """The hook's `prepare begin` decision for this file, made by the same code without
     a single write; --dry-run adds the sysfs writes the hook would then make."""
     from .hookops import decide_start
+    from .resolution import wants_scsi
 
     doc = parse_file(args.file)
     store = store_for(args, doc)
@@ -620,9 +637,12 @@ def cmd_verify(args: argparse.Namespace) -> int:
         if not isinstance(inventory, SysfsInventory):
             raise UsageError("--dry-run needs a sysfs host (the live host or --sysfs ROOT)")
         sysfs_root = inventory.reader.root
-    decision = decide_start(doc, store, inventory, node, open_scsi(args, inventory))
+    scsi = open_scsi(args, inventory) if wants_scsi(doc) else None
+    decision = decide_start(doc, store, inventory, node, scsi)
     refusal = decision.refusal
     if args.format == "json":
+        import json
+
         from .records import asdict
         from .verification import Finding
 
@@ -650,6 +670,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
     report = validate_files(args.files, args, all_nodes=args.all_nodes)
     if args.format == "json":
+        import json
+
         print(json.dumps(report.to_json(), indent=2))
     else:
         for line in report.errors():
@@ -739,7 +761,14 @@ def _add_map_add(msub: argparse._SubParsersAction[Any], common: argparse.Argumen
         p.set_defaults(handler=cmd_map_add, **{d: None for d in _MAP_ADD_DESTS if d not in own})
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The whole parser; with `command`, that subcommand's arguments only (the others
+    are listed by name). Building all of them, and importing what they need, costs a
+    command more than its own work."""
+
+    def want(name: str) -> bool:
+        return command is None or command == name
+
     common = _Parser(add_help=False)
     _common(common)
     parser = _Parser(
@@ -753,9 +782,69 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "inventory",
-        parents=[common],
+        parents=[common] if want("inventory") else [],
         help="list the host's PCI and USB devices with IOMMU groups and drivers",
     )
+    if want("inventory"):
+        _inventory_arguments(p)
+    _map_parser(sub, common, want("map"))
+    p = sub.add_parser(
+        "resolve",
+        parents=[common] if want("resolve") else [],
+        help="rewrite hr:map references into plain libvirt XML for a node",
+    )
+    if want("resolve"):
+        p.add_argument("file")
+        p.add_argument(
+            "-o", "--output", metavar="OUT", help="write here instead of stdout (atomically)"
+        )
+        p.set_defaults(handler=cmd_resolve)
+    p = sub.add_parser(
+        "validate",
+        parents=[common] if want("validate") else [],
+        help="check domain files and stores offline",
+    )
+    if want("validate"):
+        p.add_argument("files", nargs="+", metavar="FILE")
+        p.add_argument(
+            "--all-nodes", action="store_true", help="check every node in the store, not just one"
+        )
+        p.add_argument("--format", choices=["text", "json"], default="text")
+        p.set_defaults(handler=cmd_validate)
+    p = sub.add_parser(
+        "verify",
+        parents=[common] if want("verify") else [],
+        help="the hook's start-time check, as a dry run",
+    )
+    if want("verify"):
+        p.add_argument("file")
+        p.add_argument("--format", choices=["text", "json"], default="text")
+        p.add_argument(
+            "--dry-run",
+            action="store_true",
+            help="also print the sysfs writes the hook would make to bind vfio-pci",
+        )
+        p.set_defaults(handler=cmd_verify)
+    p = sub.add_parser(
+        "allocate",
+        parents=[common] if want("allocate") else [],
+        help="assign guest PCI addresses (libvirt-identical, or tuned)",
+    )
+    if want("allocate"):
+        from .allocation.command import add_allocate_arguments, run_allocate
+
+        add_allocate_arguments(p)
+        p.set_defaults(handler=run_allocate)
+    if want("hook"):
+        from .hookcmd import register_hook_command
+
+        register_hook_command(sub, common)
+    else:
+        sub.add_parser("hook", help="the libvirt qemu hook")
+    return parser
+
+
+def _inventory_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--format",
         choices=["text", "json"],
@@ -764,7 +853,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(handler=cmd_inventory)
 
+
+def _map_parser(sub: Any, common: argparse.ArgumentParser, wanted: bool) -> None:
     mp = sub.add_parser("map", help="manage the mapping store")
+    if not wanted:
+        return
     msub = mp.add_subparsers(dest="map_command", metavar="ACTION", parser_class=_Parser)
     msub.required = True
     _add_map_add(msub, common)
@@ -789,50 +882,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     register_map_check(msub, common)
 
-    p = sub.add_parser(
-        "resolve",
-        parents=[common],
-        help="rewrite hr:map references into plain libvirt XML for a node",
-    )
-    p.add_argument("file")
-    p.add_argument(
-        "-o", "--output", metavar="OUT", help="write here instead of stdout (atomically)"
-    )
-    p.set_defaults(handler=cmd_resolve)
-
-    p = sub.add_parser("validate", parents=[common], help="check domain files and stores offline")
-    p.add_argument("files", nargs="+", metavar="FILE")
-    p.add_argument(
-        "--all-nodes", action="store_true", help="check every node in the store, not just one"
-    )
-    p.add_argument("--format", choices=["text", "json"], default="text")
-    p.set_defaults(handler=cmd_validate)
-
-    p = sub.add_parser("verify", parents=[common], help="the hook's start-time check, as a dry run")
-    p.add_argument("file")
-    p.add_argument("--format", choices=["text", "json"], default="text")
-    p.add_argument(
-        "--dry-run",
-        action="store_true",
-        help="also print the sysfs writes the hook would make to bind vfio-pci",
-    )
-    p.set_defaults(handler=cmd_verify)
-
-    p = sub.add_parser(
-        "allocate",
-        parents=[common],
-        help="assign guest PCI addresses (libvirt-identical, or tuned)",
-    )
-    add_allocate_arguments(p)
-    p.set_defaults(handler=run_allocate)
-
-    register_hook_command(sub, common)
-    return parser
-
 
 def main(argv: Sequence[str] | None = None) -> int:
     try:
-        args = build_parser().parse_args(argv)
+        given = list(sys.argv[1:] if argv is None else argv)
+        command = next((a for a in given if not a.startswith("-")), None)
+        args = build_parser(command).parse_args(given)
         handler: Handler = args.handler
         return handler(args)
     except HostdevError as exc:

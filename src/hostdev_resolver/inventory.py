@@ -72,3 +72,40 @@ if TYPE_CHECKING:
         def iommu_group_members(self, group: int) -> Sequence[PciAddress]: ...
 
         def usb_devices(self) -> Sequence[UsbDevice]: ...
+
+
+class RememberedInventory:
+    """A `HostInventory` that reads each device once and then answers from memory.
+
+    For commands that look at one host for many documents (`validate` of a fleet's
+    files): without it, every reference re-reads its device. Not for the hook or the
+    wrapper, which must see the host as it is at that moment.
+    """
+
+    def __init__(self, inner: HostInventory) -> None:
+        self.inner = inner
+        self._pci: dict[PciAddress, PciDevice | None] = {}
+        self._all: Sequence[PciDevice] | None = None
+        self._groups: dict[int, Sequence[PciAddress]] = {}
+        self._usb: Sequence[UsbDevice] | None = None
+
+    def pci_device(self, address: PciAddress) -> PciDevice | None:
+        if address not in self._pci:
+            self._pci[address] = self.inner.pci_device(address)
+        return self._pci[address]
+
+    def pci_devices(self) -> Sequence[PciDevice]:
+        if self._all is None:
+            self._all = self.inner.pci_devices()
+            self._pci.update((d.address, d) for d in self._all)
+        return self._all
+
+    def iommu_group_members(self, group: int) -> Sequence[PciAddress]:
+        if group not in self._groups:
+            self._groups[group] = self.inner.iommu_group_members(group)
+        return self._groups[group]
+
+    def usb_devices(self) -> Sequence[UsbDevice]:
+        if self._usb is None:
+            self._usb = self.inner.usb_devices()
+        return self._usb

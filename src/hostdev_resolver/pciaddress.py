@@ -11,10 +11,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-_HEX = frozenset("0123456789abcdefABCDEF")
-
-
-_DECIMAL = frozenset("0123456789")
+_HEX_CHARS = "0123456789abcdefABCDEF"
 
 
 # No number we read has more than 20 digits (2**64 - 1); the bound leaves room for
@@ -26,7 +23,7 @@ def decimal_digits(text: str) -> bool:
     """Only ASCII 0-9, at least one and at most MAX_DIGITS. (str.isdigit() also takes
     superscripts and other scripts' digits, which int() then refuses or reads; int()
     itself takes signs, '_' and surrounding spaces.)"""
-    return 0 < len(text) <= MAX_DIGITS and all(c in _DECIMAL for c in text)
+    return 0 < len(text) <= MAX_DIGITS and not text.lstrip("0123456789")
 
 
 def shown(value: str) -> str:
@@ -37,7 +34,7 @@ def shown(value: str) -> str:
 def hex_digits(text: str, least: int, most: int) -> bool:
     """Is `text` between `least` and `most` hex digits? (No regular expressions here:
     importing re costs the hook a third of the interpreter's start-up.)"""
-    return least <= len(text) <= most and all(c in _HEX for c in text)
+    return least <= len(text) <= most and not text.lstrip(_HEX_CHARS)
 
 
 def _split_address(text: str) -> tuple[str, str, str, str] | None:

@@ -122,24 +122,30 @@ def _init(cls: type, fields: tuple[Field, ...]) -> Any:
         if not kwargs and len(args) == count:
             self.__dict__.update(zip(names, args, strict=True))
         else:
-            if len(args) > count:
-                raise TypeError(f"{qualname}() takes {count} arguments but {len(args)} were given")
-            values = dict(zip(names, args, strict=False))
-            for key, value in kwargs.items():
-                if key in values:
-                    raise TypeError(f"{qualname}() got multiple values for argument {key!r}")
-                if key not in known:
-                    raise TypeError(f"{qualname}() got an unexpected keyword argument {key!r}")
-                values[key] = value
-            for name in names:
-                if name in values:
-                    continue
-                if name in defaults:
-                    values[name] = defaults[name]
-                elif name in factories:
-                    values[name] = factories[name]()
-                else:
-                    raise TypeError(f"{qualname}() missing required argument {name!r}")
+            # The common case (keywords, some defaults) in a few C-level dict operations;
+            # the checks that name a mistake run only when the counts say there is one.
+            values = defaults.copy()
+            if args:
+                if len(args) > count:
+                    raise TypeError(
+                        f"{qualname}() takes {count} arguments but {len(args)} were given"
+                    )
+                values.update(zip(names, args, strict=False))
+                for key in kwargs:
+                    if key in names[: len(args)]:
+                        raise TypeError(f"{qualname}() got multiple values for argument {key!r}")
+            if not known.issuperset(kwargs):
+                key = next(k for k in kwargs if k not in known)
+                raise TypeError(f"{qualname}() got an unexpected keyword argument {key!r}")
+            values.update(kwargs)
+            if len(values) < count:
+                for name in names:
+                    if name in values:
+                        continue
+                    if name in factories:
+                        values[name] = factories[name]()
+                    else:
+                        raise TypeError(f"{qualname}() missing required argument {name!r}")
             self.__dict__.update(values)
         if post_init:
             self.__post_init__()

@@ -395,6 +395,17 @@ def _scsi_candidate(el: Element) -> bool:
     )
 
 
+def wants_scsi(doc: Document) -> bool:
+    """Does resolving or verifying `doc` need the node's SCSI inventory? Only LUN disks
+    and SCSI hostdevs do; reading it scans every SCSI device of the host."""
+    if any(_scsi_candidate(el) for el in devices_of(doc)):
+        return True
+    previous = read_resolution(doc)
+    return previous is not None and any(
+        not isinstance(r, PciRecord | UsbRecord) for r in previous.records
+    )
+
+
 def _scsi_references(
     ctx: _Context, previous: Resolution | None
 ) -> list[tuple[Element, ScsiReference]]:

@@ -2,7 +2,8 @@
 
 Reading goes through `xmldoc` (expat; the hook uses it) and checks every value it
 keeps; the CLI also validates against schemas/store.xsd (xmlschema, line numbers
-from lxml) before trusting a store. Writes are edits of the original bytes (an
+from lxml; a store whose bytes passed before is remembered, see storeschema) before
+trusting a store. Writes are edits of the original bytes (an
 administrator's comments survive), serialised by an flock on `<store>.lock` and
 made atomic by write + fsync + rename.
 """
@@ -35,7 +36,6 @@ if TYPE_CHECKING:
 
 NS = "http://hostdev-resolver.org/xmlns/store/1"
 DEFAULT_PATH = "/etc/hostdev-resolver/mappings.xml"
-SCHEMA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "schemas", "store.xsd")
 EMPTY = f"<mappings xmlns='{NS}'>\n</mappings>\n".encode()
 
 
@@ -391,21 +391,11 @@ def parse_store(doc: Document) -> Store:
 
 
 def validate_schema(doc: Document) -> None:
-    """Check the store against schemas/store.xsd; the first violation, with its line."""
-    import xmlschema
+    """Check the store against schemas/store.xsd; the first violation, with its line.
+    A store whose exact bytes passed before is not built again (see storeschema)."""
+    from .storeschema import check_store_schema
 
-    from .rng import libxml2_tree
-
-    schema = xmlschema.XMLSchema(str(SCHEMA))
-    tree = libxml2_tree(doc.data, doc.source)
-    for error in schema.iter_errors(tree):
-        line = getattr(error.elem, "sourceline", None) if error.elem is not None else None
-        reason = error.reason or str(error.message)
-        raise InputError(
-            f"store does not match schemas/store.xsd: {reason}",
-            where=Location(doc.source, line),
-            fix="correct the entry, or re-create it with 'hostdev-resolver map add'",
-        )
+    check_store_schema(doc)
 
 
 def _kind_of(mode: int) -> str:

@@ -124,6 +124,19 @@ class SysfsReader:
         except OSError:  # not there, not a link: the device has no such relation
             return None
 
+    def directory(self, path: str | os.PathLike[str]) -> SysfsDir | None:
+        """One device's directory, opened once: its attributes are then read relative to
+        it (no path walk per attribute). None when it is not there (or went away)."""
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except PermissionError as exc:
+            raise HostAccessError(
+                f"cannot open {os.fspath(path)}: permission denied", fix="run as root"
+            ) from exc
+        except OSError:
+            return None
+        return SysfsDir(os.fspath(path), fd)
+
     def listdir(self, path: str | os.PathLike[str]) -> list[str]:
         try:
             return sorted(os.listdir(path))
@@ -133,6 +146,79 @@ class SysfsReader:
             ) from exc
         except OSError:  # absent, or gone while we looked
             return []
+
+
+def read_attribute(dir_fd: int, name: str, where: str) -> bytes | None:
+    """An attribute's bytes, read relative to its device's directory; None when the
+    kernel has no value for us (absent, or unreadable as the device goes away)."""
+    try:
+        fd = os.open(name, os.O_RDONLY | os.O_CLOEXEC, dir_fd=dir_fd)
+    except PermissionError as exc:
+        raise HostAccessError(
+            f"cannot read {os.path.join(where, name)}: permission denied", fix="run as root"
+        ) from exc
+    except OSError:
+        return None
+    try:
+        # sysfs hands a text attribute (at most a page) over in one read, and `config`
+        # (a binary attribute) up to its 4 KiB: a short read is the end of the file.
+        data = os.read(fd, 8192)
+        if len(data) < 8192:
+            return data
+        chunks = [data]
+        while len(chunks) < 16 and (chunk := os.read(fd, 8192)):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    except OSError:  # ENODEV, EIO: as if absent
+        return None
+    finally:
+        os.close(fd)
+
+
+class SysfsDir:
+    """An open device directory (from `SysfsReader.directory`); close it after use."""
+
+    def __init__(self, path: str, fd: int) -> None:
+        self.path = path
+        self.fd = fd
+
+    def bytes(self, name: str) -> bytes | None:
+        return read_attribute(self.fd, name, self.path)
+
+    def text(self, name: str) -> str | None:
+        data = self.bytes(name)
+        return None if data is None else data.decode("utf-8", "replace").strip()
+
+    def link_name(self, name: str) -> str | None:
+        try:
+            return os.path.basename(os.readlink(name, dir_fd=self.fd))
+        except OSError:  # not a link, or gone: no such relation
+            return None
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
+def _uevent_ids(
+    uevent: str | None,
+) -> tuple[str, str, str | None, str | None, str | None] | None:
+    """(vendor, device, subsystem vendor, subsystem device, class) from a PCI device's
+    uevent, one read instead of five. The kernel writes PCI_ID=%04X:%04X,
+    PCI_SUBSYS_ID=%04X:%04X and PCI_CLASS=%X from the same fields as the vendor,
+    device, subsystem_* and class attributes (drivers/pci/pci-driver.c, pci_uevent)."""
+    if not uevent:
+        return None
+    fields = {}
+    for line in uevent.splitlines():
+        key, _, value = line.partition("=")
+        fields[key] = value
+    pci_id = fields.get("PCI_ID", "").split(":")
+    if len(pci_id) != 2:
+        return None
+    sub = fields.get("PCI_SUBSYS_ID", "").split(":")
+    sub_vendor, sub_device = (sub[0], sub[1]) if len(sub) == 2 else (None, None)
+    klass = fields.get("PCI_CLASS")
+    return pci_id[0], pci_id[1], sub_vendor, sub_device, klass.zfill(6) if klass else None
 
 
 def read_dsn(config: bytes | None) -> str | None:
@@ -179,16 +265,28 @@ class SysfsInventory:
         return self.reader.path("bus", "pci", "devices", str(address))
 
     def pci_device(self, address: PciAddress) -> PciDevice | None:
-        r = self.reader
         base = self._pci_dir(address)
-        vendor = r.text(os.path.join(base, "vendor"))
-        device = r.text(os.path.join(base, "device"))
+        d = self.reader.directory(base)
+        if d is None:
+            return None
+        try:
+            return self._pci_from(address, d)
+        finally:
+            d.close()
+
+    def _pci_from(self, address: PciAddress, d: SysfsDir) -> PciDevice | None:
+        ids = _uevent_ids(d.text("uevent"))
+        vendor: str | None
+        device: str | None
+        if ids is not None:
+            vendor, device, sub_vendor, sub_device, klass = ids
+        else:  # a tree copied without uevent files: one file per field
+            vendor, device = d.text("vendor"), d.text("device")
+            sub_vendor, sub_device = d.text("subsystem_vendor"), d.text("subsystem_device")
+            klass = d.text("class")
         if vendor is None or device is None:
             return None
-        where = Location(str(base))
-        sub_vendor = r.text(os.path.join(base, "subsystem_vendor"))
-        sub_device = r.text(os.path.join(base, "subsystem_device"))
-        klass = r.text(os.path.join(base, "class"))
+        where = Location(d.path)
         identity = PciIdentity(
             vendor=parse_id16(vendor, "vendor", where),
             device=parse_id16(device, "device", where),
@@ -199,32 +297,44 @@ class SysfsInventory:
             if sub_device
             else None,
             class_code=parse_class(klass, where) if klass else None,
-            serial=read_dsn(r.bytes(os.path.join(base, "config"))),
+            serial=read_dsn(d.bytes("config")),
         )
-        group = r.link_name(os.path.join(base, "iommu_group"))
-        numa = r.text(os.path.join(base, "numa_node"))
-        physfn = r.link_name(os.path.join(base, "physfn"))
-        virtfns = sorted(
-            PciAddress.parse(name)
-            for entry in r.listdir(base)
-            if entry.startswith("virtfn")
-            and (name := r.link_name(os.path.join(base, entry))) is not None
-        )
-        try:
-            real = os.path.realpath(base)
-        except OSError:
-            real = str(base)
+        group = d.link_name("iommu_group")
+        numa = d.text("numa_node")
+        physfn = d.link_name("physfn")
+        # The kernel links a PF's VFs as virtfn0..virtfn<sriov_numvfs-1>, without gaps
+        # (drivers/pci/iov.c): reading them in turn costs a non-PF one failed readlink,
+        # where listing the directory cost every device four system calls.
+        virtfns: list[PciAddress] = []
+        while (vf := d.link_name(f"virtfn{len(virtfns)}")) is not None:
+            virtfns.append(PciAddress.parse(vf))
+        virtfns.sort()
         return PciDevice(
             address=address,
             identity=identity,
             iommu_group=int(group) if group is not None and decimal_digits(group) else None,
             numa_node=int(numa) if numa is not None and decimal_digits(numa) else None,
-            driver=r.link_name(os.path.join(base, "driver")),
+            driver=d.link_name("driver"),
             physical_slot=self._slot_of(address),
-            port_path=port_path_of(real),
+            port_path=port_path_of(self._real_dir(d.path)),
             physfn=PciAddress.parse(physfn) if physfn else None,
             virtfns=tuple(virtfns),
         )
+
+    @staticmethod
+    def _real_dir(base: str) -> str:
+        # bus/pci/devices/X is a link to ../../../devices/pci0000:00/.../X on every
+        # kernel: its target has the port path already, without resolving every hop.
+        try:
+            target = os.readlink(base)
+        except OSError:
+            target = ""
+        if target.startswith("../../../devices/pci"):
+            return target
+        try:
+            return os.path.realpath(base)
+        except OSError:
+            return base
 
     def _slot_of(self, address: PciAddress) -> str | None:
         # /sys/bus/pci/slots/NAME/address holds "dddd:bb:ss" (no function): the slot's

@@ -10,9 +10,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .errors import HostdevError, InputError, Location
+from .inventory import RememberedInventory
 from .metadata import HR_MAP, HR_WWN, PciRecord
 from .records import field, frozen, mutable
-from .resolution import domain_name, needs_store, resolve_domain, without_store
+from .resolution import domain_name, needs_store, resolve_domain, wants_scsi, without_store
 from .rng import schema_errors
 from .scsiresolve import ScsiRecord
 from .store import NS as STORE_NS
@@ -209,12 +210,13 @@ def validate_files(files: list[str], args: argparse.Namespace, *, all_nodes: boo
     except HostdevError as exc:
         report.add(exc, "host")
         return report
-    by_node = {node: inv for inv, node in hosts}
+    # One read of each host device per run, however many files reference it.
+    by_node: dict[str, HostInventory] = {node: RememberedInventory(inv) for inv, node in hosts}
     from .cli import open_scsi
 
     scsi_by_node: dict[str, ScsiInventory] = {}
     try:
-        for inventory, node in hosts:
+        for inventory, node in hosts if any(wants_scsi(doc) for doc in docs) else ():
             # several hosts are snapshots (each with its own SCSI view); one may be sysfs
             scsi = open_scsi(args, inventory)
             if scsi is not None:

@@ -19,17 +19,13 @@ words), libvirt unreachable is 3, our own errors carry their own code.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
-from typing import TYPE_CHECKING, Any, NoReturn
-from urllib.parse import urlsplit
 
 from . import __version__
 from .errors import HostAccessError, HostdevError, InputError, Location, RefusedError, UsageError
 from .hostsource import default_store
 from .metadata import HR_NS, PciRecord, Resolution, UsbRecord, read_resolution
-from .nodedev import quiet_libvirt, read_inventory
 from .pciaddress import decimal_digits
 from .records import field, frozen, mutable, replace
 from .resolution import (
@@ -43,10 +39,17 @@ from .resolution import (
     without_store,
 )
 from .store import PciMapping, Store, UsbMapping, load_store
-from .xmldoc import Document, Splicer, parse_bytes, parse_file, read_document
+from .xmldoc import Document, Splicer, parse_bytes, read_document
+
+# Not typing.TYPE_CHECKING: `define` costs the interpreter's start-up plus what this
+# module imports before virsh takes over (docs/wrapper.md, "Speed"); typing, argparse
+# and urllib are each a sizeable part of that.
+TYPE_CHECKING = False
 
 if TYPE_CHECKING:
+    import argparse
     from collections.abc import Iterable, Sequence
+    from typing import Any, NoReturn
 
     from .inventory import HostInventory
     from .scsi import ScsiInventory
@@ -192,8 +195,10 @@ def split_command_line(argv: Sequence[str]) -> Invocation:
     return Invocation(tuple(globals_), uri, readonly, quiet, command, tuple(rest), ours)
 
 
-def exec_virsh(inv: Invocation, *, strip_ours: bool = True) -> NoReturn:
+def exec_virsh(inv: Invocation) -> NoReturn:
     """Hand the command line to the real virsh (same output, same exit status)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
     argv = ["virsh", *inv.virsh_globals]
     if inv.command is not None:
         argv += [inv.command, *inv.args]
@@ -208,48 +213,95 @@ def exec_virsh(inv: Invocation, *, strip_ours: bool = True) -> NoReturn:
 # -- the command arguments virsh would accept ------------------------------------------
 
 
-class _ArgParser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        # main() prefixes the program's name; say only which command.
-        command = self.prog.split()[-1]
-        raise UsageError(f"{command}: {message}", fix=f"see 'virsh help {command}'")
+@mutable
+class CommandArgs:
+    """A handled command's own arguments, read as virsh reads them."""
+
+    file: str | None = None
+    domain: str | None = None
+    validate: bool = False
+    paused: bool = False
+    autodestroy: bool = False
+    reset_nvram: bool = False
+    console: bool = False
+    pass_fds: str | None = None
+    persistent: bool = False
+    config: bool = False
+    live: bool = False
+    current: bool = False
+    force: bool = False
+    skip_validate: bool = False
+    bypass_cache: bool = False
+    force_boot: bool = False
 
 
-def _command_parser(command: str) -> argparse.ArgumentParser:
-    p = _ArgParser(prog=f"{PROG} {command}", add_help=False)
-    if command in ("define", "create"):
-        p.add_argument("file", nargs="?")
-        p.add_argument("--file", dest="file_opt")
-        p.add_argument("--validate", action="store_true")
-        if command == "create":
-            p.add_argument("--paused", action="store_true")
-            p.add_argument("--autodestroy", action="store_true")
-            p.add_argument("--reset-nvram", action="store_true")
-            p.add_argument("--console", action="store_true")
-            p.add_argument("--pass-fds", metavar="FDS")
-    elif command in ("attach-device", "update-device"):
-        p.add_argument("domain", nargs="?")
-        p.add_argument("file", nargs="?")
-        p.add_argument("--domain", dest="domain_opt")
-        p.add_argument("--file", dest="file_opt")
-        for flag in ("--persistent", "--config", "--live", "--current"):
-            p.add_argument(flag, action="store_true")
-        if command == "update-device":
-            p.add_argument("--force", action="store_true")
-    elif command in ("edit", "start"):
-        p.add_argument("domain", nargs="?")
-        p.add_argument("--domain", dest="domain_opt")
-        if command == "edit":
-            p.add_argument("--skip-validate", action="store_true")
-        if command == "start":
-            p.add_argument("--pass-fds", metavar="FDS")
-            p.add_argument("--paused", action="store_true")
-            p.add_argument("--autodestroy", action="store_true")
-            p.add_argument("--bypass-cache", action="store_true")
-            p.add_argument("--force-boot", action="store_true")
-            p.add_argument("--reset-nvram", action="store_true")
-            p.add_argument("--console", action="store_true")
-    return p
+# Per command: its operands in order, and its options (getopt long names).
+_COMMANDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "define": (("file",), ("file=", "validate")),
+    "create": (
+        ("file",),
+        ("file=", "validate", "paused", "autodestroy", "reset-nvram", "console", "pass-fds="),
+    ),
+    "attach-device": (
+        ("domain", "file"),
+        ("domain=", "file=", "persistent", "config", "live", "current"),
+    ),
+    "update-device": (
+        ("domain", "file"),
+        ("domain=", "file=", "persistent", "config", "live", "current", "force"),
+    ),
+    "edit": (("domain",), ("domain=", "skip-validate")),
+    "start": (
+        ("domain",),
+        (
+            "domain=",
+            "pass-fds=",
+            "paused",
+            "autodestroy",
+            "bypass-cache",
+            "force-boot",
+            "reset-nvram",
+            "console",
+        ),
+    ),
+}
+
+
+def command_args(command: str, argv: Sequence[str]) -> CommandArgs:
+    """Options anywhere among the operands, `--opt value` or `--opt=value`, names in
+    full (virsh's command parser takes no abbreviations), `--` ends the options. Pure."""
+    operands, longs = _COMMANDS[command]
+    fix = f"see 'virsh help {command}'"
+    args = CommandArgs()
+    given: list[str] = []
+    i = 0
+    while i < len(argv):
+        token = argv[i]
+        i += 1
+        if token == "--":
+            given += argv[i:]
+            break
+        if not token.startswith("--") or token == "-":
+            given.append(token)
+            continue
+        name, eq, value = token[2:].partition("=")
+        if f"{name}=" in longs:
+            if not eq:
+                if i >= len(argv):
+                    raise UsageError(f"{command}: option --{name} needs a value", fix=fix)
+                value = argv[i]
+                i += 1
+            setattr(args, name.replace("-", "_"), value)
+        elif name in longs and not eq:
+            setattr(args, name.replace("-", "_"), True)
+        else:
+            raise UsageError(f"{command}: option --{name} not recognized", fix=fix)
+    free = [dest for dest in operands if getattr(args, dest) is None]  # not given as --opt
+    if len(given) > len(free):
+        raise UsageError(f"{command}: unexpected argument {given[len(free)]!r}", fix=fix)
+    for dest, value in zip(free, given, strict=False):
+        setattr(args, dest, value)
+    return args
 
 
 def _pass_fds(value: str | None) -> list[int]:
@@ -280,39 +332,90 @@ def _required(value: str | None, what: str, command: str) -> str:
 
 def is_local(uri: str) -> bool:
     """qemu:///system and qemu+unix:///system are this host; anything with a host is not."""
-    parts = urlsplit(uri)
-    return parts.scheme.split("+")[0] in ("qemu", "lxc", "ch") and not parts.hostname
+    scheme, _, rest = uri.partition(":")
+    host = ""
+    if rest.startswith("//"):
+        netloc = rest[2:].split("/", 1)[0].split("?", 1)[0]
+        host = netloc.rpartition("@")[2]
+        host = host.partition("]")[0] if host.startswith("[") else host.partition(":")[0]
+    return scheme.split("+")[0] in ("qemu", "lxc", "ch") and not host.strip("[")
+
+
+def default_uri() -> str | None:
+    """The URI virsh connects to when none is given, as libvirt picks it: virsh's and
+    libvirt's environment variables, then `uri_default` in libvirt.conf (client
+    configuration, libvirt docs/uri.rst). None: libvirt probes for a local driver."""
+    for name in ("VIRSH_DEFAULT_CONNECT_URI", "LIBVIRT_DEFAULT_URI"):
+        if os.environ.get(name):
+            return os.environ[name]
+    if os.geteuid() == 0:
+        conf = "/etc/libvirt/libvirt.conf"
+    else:
+        base = os.environ.get("XDG_CONFIG_HOME") or os.path.expanduser("~/.config")
+        conf = os.path.join(base, "libvirt", "libvirt.conf")
+    try:
+        with open(conf, encoding="utf-8", errors="replace") as handle:
+            lines = handle.read().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        key, eq, value = line.partition("=")
+        if eq and key.strip() == "uri_default":
+            return value.split("#")[0].strip().strip("\"'") or None
+    return None
 
 
 @mutable
 class Session:
-    """One connection plus what resolution needs for the node behind it."""
+    """What resolution needs for the node behind a connection. The libvirt connection
+    itself (`conn`) is opened only when something needs libvirt's API: a remote node's
+    devices or name, running guests for a pool, a vport, edit/attach/start."""
 
-    conn: Any
-    uri: str
+    handle: Any  # an open libvirt connection, or None to open one on first use
+    uri: str | None  # as given (-c, environment, libvirt.conf); None: libvirt's local default
     ours: dict[str, str | bool]
     quiet: bool
+    readonly: bool = False
     _node: str | None = None
     _inventory: HostInventory | None = None
     _store: Store | None = None
 
     @property
+    def conn(self) -> Any:
+        if self.handle is None:
+            self.handle = _connect(self.uri, self.readonly)
+        return self.handle
+
+    @property
+    def local(self) -> bool:
+        return self.uri is None or is_local(self.uri)
+
+    @property
     def node(self) -> str:
         if self._node is None:
             given = self.ours.get("--node")
-            self._node = str(given) if given else _call(lambda: _short(self.conn.getHostname()))
+            if given:
+                self._node = str(given)
+            elif self.local:
+                from .hostsource import this_node
+
+                self._node = this_node()
+            else:
+                self._node = _call(lambda: _short(self.conn.getHostname()))
         return self._node
 
     @property
     def inventory(self) -> HostInventory:
         if self._inventory is None:
             root = self.ours.get("--sysfs")
-            if root or is_local(self.uri):
+            if root or self.local:
                 from .sysfs import SysfsInventory
 
                 self._inventory = SysfsInventory(str(root) if root else "/sys")
             else:
-                self._inventory = read_inventory(self.conn, self.uri)
+                from .nodedev import read_inventory
+
+                self._inventory = read_inventory(self.conn, str(self.conn.getURI()))
         return self._inventory
 
     def scsi(self, doc: Document) -> ScsiInventory | None:
@@ -324,7 +427,7 @@ class Session:
             for el in devices_of(doc)
         )
         root = self.ours.get("--sysfs")
-        if not wanted or not (root or is_local(self.uri)):
+        if not wanted or not (root or self.local):
             return None
         from .scsi import read_scsi_inventory
 
@@ -368,22 +471,22 @@ def _call(fn: Any) -> Any:
         raise LibvirtRefused(f"error: {str(exc).strip()}") from None
 
 
-def open_session(inv: Invocation) -> Session:
+def _connect(uri: str | None, readonly: bool) -> Any:
     import libvirt
 
+    from .nodedev import quiet_libvirt
+
     quiet_libvirt()
-    uri = (
-        inv.uri
-        or os.environ.get("VIRSH_DEFAULT_CONNECT_URI")
-        or os.environ.get("LIBVIRT_DEFAULT_URI")
-    )
     try:
-        conn = libvirt.openReadOnly(uri) if inv.readonly else libvirt.open(uri)
+        return libvirt.openReadOnly(uri) if readonly else libvirt.open(uri)
     except libvirt.libvirtError as exc:
         raise HostAccessError(
             f"error: failed to connect to the hypervisor: {str(exc).strip()}"
         ) from None
-    return Session(conn, str(conn.getURI()), inv.ours, inv.quiet)
+
+
+def open_session(inv: Invocation) -> Session:
+    return Session(None, inv.uri or default_uri(), inv.ours, inv.quiet, inv.readonly)
 
 
 # -- resolution for this node ------------------------------------------------------------
@@ -433,7 +536,7 @@ def _running_documents(session: Session) -> list[Document]:
             xml = dom.XMLDesc(0)
         except libvirt.libvirtError:
             continue  # stopped while we looked: it holds nothing any more
-        docs.append(parse_bytes(xml.encode(), f"{session.uri} domain {dom.name()}"))
+        docs.append(parse_bytes(xml.encode(), f"{session.uri or 'libvirt'} domain {dom.name()}"))
     return docs
 
 
@@ -445,20 +548,40 @@ def uses_hostdev_resolver(doc: Document) -> bool:
     )
 
 
+def uses_pool(doc: Document, store: Store, node: str) -> bool:
+    """Does the domain reference (or record) a mapping with several entries on this
+    node? Only then does the choice depend on what running guests hold. Pure."""
+    names = [el.attrs.get(f"{{{HR_NS}}}map") for el in doc.root.iter()]
+    resolution = read_resolution(doc)
+    names += [r.map for r in (resolution.records if resolution else ())]
+    for name in names:
+        mapping = store.get(name) if name else None
+        if isinstance(mapping, PciMapping | UsbMapping) and len(mapping.entries_on(node)) > 1:
+            return True
+    return False
+
+
 def resolve_for_node(
-    data: bytes, source: str, session: Session, claimed: Iterable[object] = ()
+    data: bytes, source: str, session: Session, claimed: Iterable[object] | None = None
 ) -> bytes:
     """Resolve a domain document for the session's node; warnings go to stderr.
 
     A document with no hr reference and no record is not ours: it goes through as it
     is, without reading the store or the host (a drop-in for virsh must not block
-    unrelated guests, even on a host with no store).
+    unrelated guests, even on a host with no store). `claimed` None: the devices other
+    running guests hold, asked of libvirt only when the domain uses a pool.
     """
     doc = parse_bytes(data, source)
     if not uses_hostdev_resolver(doc):
         return _allocate(data, source, session)
     inventory = session.inventory
     store = session.store if needs_store(doc) else without_store(session.store_path)
+    if claimed is None:
+        claimed = (
+            claims_of(_running_documents(session), domain_name(doc))
+            if uses_pool(doc, store, session.node)
+            else ()
+        )
     scsi = session.scsi(doc)
     if scsi is not None and ensure_vports(session, doc, store, scsi):
         scsi = session.scsi(doc)  # the kernel made the vport's scsi_host: read it
@@ -516,6 +639,8 @@ def _allocate(data: bytes, source: str, session: Session) -> bytes:
     spare = session.ours.get("--spare-ports")
     if spare is not None and not decimal_digits(str(spare)):
         raise UsageError(f"--spare-ports {spare!r} is not a number")
+    import argparse
+
     args = argparse.Namespace(
         policy=str(policy_name),
         spare_ports=int(str(spare)) if spare is not None else None,
@@ -569,56 +694,57 @@ def _lookup(session: Session, name: str) -> Any:
     raise LibvirtRefused(f"error: failed to get domain '{name}'")
 
 
-def cmd_define(session: Session, args: argparse.Namespace) -> int:
-    import libvirt
-
-    path = _required(args.file or args.file_opt, "FILE", "define")
-    xml = resolve_for_node(_read_file(path), path, session, _claims(session, path))
-    flags = libvirt.VIR_DOMAIN_DEFINE_VALIDATE if args.validate else 0
-    dom = _call(lambda: session.conn.defineXMLFlags(xml.decode(), flags))
-    session.say(f"Domain '{dom.name()}' defined from {path}")
-    return 0
-
-
-def cmd_create(session: Session, args: argparse.Namespace) -> int:
-    import libvirt
-
-    path = _required(args.file or args.file_opt, "FILE", "create")
-    xml = resolve_for_node(_read_file(path), path, session, _claims(session, path))
-    flags = 0
-    for wanted, flag in (
-        (args.paused, libvirt.VIR_DOMAIN_START_PAUSED),
-        (args.autodestroy, libvirt.VIR_DOMAIN_START_AUTODESTROY),
-        (args.validate, libvirt.VIR_DOMAIN_START_VALIDATE),
-        (args.reset_nvram, libvirt.VIR_DOMAIN_START_RESET_NVRAM),
-    ):
-        if wanted:
-            flags |= flag
-    files = _pass_fds(args.pass_fds)
-    if files:
-        dom = _call(lambda: session.conn.createXMLWithFiles(xml.decode(), files, flags))
-    else:
-        dom = _call(lambda: session.conn.createXML(xml.decode(), flags))
-    session.say(f"Domain '{dom.name()}' created from {path}")
-    return _console(session, dom.name()) if args.console else 0
-
-
-def _console(session: Session, name: str) -> int:
-    exec_virsh(Invocation(("-c", session.uri), session.uri, False, False, "console", (name,)))
-
-
-def _claims(session: Session, path_or_name: str) -> set[object]:
-    """Devices other running guests hold (by the new domain's name, when the file has one)."""
+def exec_virsh_on(inv: Invocation, command: str, args: list[str], xml: bytes) -> NoReturn:
+    """Hand the resolved document to the real virsh: same global options, the command's
+    own options as given, FILE replaced by /dev/fd/N, a memory file holding `xml`
+    (inherited through exec, gone with virsh). virsh's output, errors and exit status
+    are then its own."""
     try:
-        name = (
-            domain_name(parse_file(path_or_name)) if os.path.exists(path_or_name) else path_or_name
-        )
-    except HostdevError:
-        name = path_or_name
-    return claims_of(_running_documents(session), name)
+        fd = os.memfd_create("hostdev-virsh-resolved", 0)  # no MFD_CLOEXEC: virsh reads it
+        view = memoryview(xml)
+        while view:
+            view = view[os.write(fd, view) :]
+    except OSError as exc:
+        raise HostAccessError(f"cannot hold the resolved document: {exc.strerror}") from None
+    exec_virsh(replace(inv, command=command, args=(*args, "--file", f"/dev/fd/{fd}")))
 
 
-def _device_flags(args: argparse.Namespace, dom: Any) -> int | None:
+def _file_and_rest(args: CommandArgs, flags: dict[str, str]) -> list[str]:
+    """The command's options other than FILE, as virsh spells them."""
+    rest = [option for dest, option in flags.items() if getattr(args, dest)]
+    if args.pass_fds:
+        rest += ["--pass-fds", args.pass_fds]
+    return rest
+
+
+_DEFINE_FLAGS = {"validate": "--validate"}
+_CREATE_FLAGS = {
+    "validate": "--validate",
+    "paused": "--paused",
+    "autodestroy": "--autodestroy",
+    "reset_nvram": "--reset-nvram",
+    "console": "--console",
+}
+
+
+def cmd_define(inv: Invocation, session: Session, args: CommandArgs) -> int:
+    """define and create: resolve, then virsh (docs/wrapper.md, "resolve, then virsh")."""
+    command = str(inv.command)
+    path = _required(args.file, "FILE", command)
+    data = _read_file(path)
+    xml = resolve_for_node(data, path, session)
+    if xml == data:  # nothing of ours in it: virsh reads the file itself
+        exec_virsh(inv)
+    flags = _DEFINE_FLAGS if command == "define" else _CREATE_FLAGS
+    exec_virsh_on(inv, command, _file_and_rest(args, flags), xml)
+
+
+def _console(session: Session, name: str) -> NoReturn:
+    globals_ = ("-c", session.uri) if session.uri else ()
+    exec_virsh(Invocation(globals_, session.uri, False, False, "console", (name,)))
+
+
+def _device_flags(args: CommandArgs, dom: Any) -> int | None:
     import libvirt
 
     if args.current:
@@ -666,11 +792,11 @@ def _set_record(session: Session, dom: Any, resolution: Resolution, flags: int) 
     )
 
 
-def cmd_device(session: Session, args: argparse.Namespace, command: str) -> int:
+def cmd_device(session: Session, args: CommandArgs, command: str) -> int:
     import libvirt
 
-    domain = _required(args.domain or args.domain_opt, "DOMAIN", command)
-    path = _required(args.file or args.file_opt, "FILE", command)
+    domain = _required(args.domain, "DOMAIN", command)
+    path = _required(args.file, "FILE", command)
     dom = _lookup(session, domain)
     flags = _device_flags(args, dom)
     live = (
@@ -715,10 +841,10 @@ def with_references(data: bytes, source: str) -> bytes:
     return splicer.apply()
 
 
-def cmd_edit(session: Session, args: argparse.Namespace) -> int:
+def cmd_edit(session: Session, args: CommandArgs) -> int:
     import libvirt
 
-    domain = _required(args.domain or args.domain_opt, "DOMAIN", "edit")
+    domain = _required(args.domain, "DOMAIN", "edit")
     dom = _lookup(session, domain)
     flags = libvirt.VIR_DOMAIN_XML_INACTIVE | libvirt.VIR_DOMAIN_XML_SECURE
     original = with_references(_call(lambda: dom.XMLDesc(flags)).encode(), f"domain {domain}")
@@ -776,10 +902,10 @@ def pooled(doc: Document, store: Store, node: str) -> bool:
     return False
 
 
-def cmd_start(session: Session, args: argparse.Namespace) -> int:
+def cmd_start(session: Session, args: CommandArgs) -> int:
     import libvirt
 
-    domain = _required(args.domain or args.domain_opt, "DOMAIN", "start")
+    domain = _required(args.domain, "DOMAIN", "start")
     dom = _lookup(session, domain)
     xml = _call(
         lambda: dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE | libvirt.VIR_DOMAIN_XML_SECURE)
@@ -807,7 +933,9 @@ def cmd_start(session: Session, args: argparse.Namespace) -> int:
     else:
         _call(lambda: dom.createWithFlags(flags))
     session.say(f"Domain '{dom.name()}' started")
-    return _console(session, dom.name()) if args.console else 0
+    if args.console:
+        _console(session, dom.name())
+    return 0
 
 
 def _asks_version(globals_: Sequence[str]) -> bool:
@@ -841,24 +969,25 @@ def run(inv: Invocation) -> int:
     if inv.command is None or inv.command not in _HANDLED:
         exec_virsh(inv)
     command = inv.command
-    args = _command_parser(command).parse_args(list(inv.args))
+    args = command_args(command, inv.args)
     session = open_session(inv)
     try:
-        if command == "define":
-            return cmd_define(session, args)
-        if command == "create":
-            return cmd_create(session, args)
+        if command in ("define", "create"):
+            return cmd_define(inv, session, args)
         if command in ("attach-device", "update-device"):
             return cmd_device(session, args, command)
         if command == "edit":
             return cmd_edit(session, args)
         return cmd_start(session, args)
     finally:
-        session.conn.close()
+        if session.handle is not None:
+            session.handle.close()
 
 
 def build_parser() -> argparse.ArgumentParser:
     """For --help and man pages: our options; everything else is virsh's."""
+    import argparse
+
     p = argparse.ArgumentParser(
         prog=PROG,
         description=(

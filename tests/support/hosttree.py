@@ -147,6 +147,15 @@ class HostTree:
         if spec.subsystem_device is not None:
             _write(path / "subsystem_device", f"0x{spec.subsystem_device}")
         _write(path / "class", f"0x{spec.klass}")
+        # As the kernel writes it (pci_uevent): the same IDs, upper case, class unpadded.
+        uevent = [
+            f"PCI_CLASS={int(spec.klass, 16):X}",
+            f"PCI_ID={spec.vendor}:{spec.device}".upper(),
+        ]
+        if spec.subsystem_vendor is not None and spec.subsystem_device is not None:
+            uevent.append(f"PCI_SUBSYS_ID={spec.subsystem_vendor}:{spec.subsystem_device}".upper())
+        uevent.append(f"PCI_SLOT_NAME={name}")
+        _write(path / "uevent", "\n".join(uevent))
         _write(path / "numa_node", str(spec.numa_node))
         _write(path / "driver_override", "(null)")
         (path / "config").write_bytes(dsn_config(spec.serial))

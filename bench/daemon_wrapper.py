@@ -1,6 +1,7 @@
 """`hostdev-virsh define` against `virsh define` of the already-resolved file (target <= 2x).
 
-Standalone: `.venv/bin/python bench/bench_wrapper.py [RUNS]`. Needs the real libvirtd
+Not part of `make bench` (which times the test driver, no daemon): run it alone,
+`.venv/bin/python bench/daemon_wrapper.py [RUNS]`. Needs the real libvirtd
 (started or reused through tests/support/libvirtd.py, as root). Both sides are timed
 as whole processes, as a user would run them; the median of RUNS is compared.
 """

@@ -1,0 +1,219 @@
+"""define and create: resolve in Python, then exec the real virsh (docs/wrapper.md).
+
+A recording `virsh` first on PATH shows exactly what virsh is given: the same global
+options, the command's own options, and the resolved document as /dev/fd/N. No daemon.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from hostdev_resolver.errors import UsageError
+from hostdev_resolver.wrapper import command_args, default_uri, is_local, uses_pool
+from hostdev_resolver.xmldoc import parse_bytes
+from tests.support.hosttree import HostSpec, HostTree, PciSpec
+
+WRAPPER = str(Path(sys.executable).with_name("hostdev-virsh"))
+HR = "http://hostdev-resolver.org/xmlns/domain/1"
+NIC = "<node name='n1' address='0000:05:00.0' vendor='8086' device='1533'/>"
+POOL = NIC + "<node name='n1' address='0000:06:00.0' vendor='8086' device='1533'/>"
+
+RECORDER = """#!/bin/sh
+printf '%s\\n' "$@" > "$VIRSH_LOG"
+while [ $# -gt 0 ]; do
+    if [ "$1" = --file ]; then cat "$2" > "$VIRSH_LOG.xml"; fi
+    shift
+done
+echo "virsh ran"
+exit 7
+"""
+
+
+def _domain(mapped: bool) -> str:
+    dev = "<hostdev mode='subsystem' type='pci' managed='yes' hr:map='nic'/>" if mapped else ""
+    return (
+        f"<domain type='test' xmlns:hr='{HR}'><name>g</name><memory>65536</memory>"
+        f"<os><type>hvm</type></os><devices>{dev}</devices></domain>\n"
+    )
+
+
+@pytest.fixture
+def host(tmp_path: Path) -> dict[str, str]:
+    HostTree.build(
+        tmp_path / "sys",
+        HostSpec(pci=[PciSpec("0000:05:00.0", "8086", "1533", klass="020000", iommu_group=5)]),
+    )
+    store = tmp_path / "m.xml"
+    store.write_text(
+        f"<mappings xmlns='http://hostdev-resolver.org/xmlns/store/1'><pci name='nic'>{NIC}"
+        "</pci></mappings>\n"
+    )
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    (bindir / "virsh").write_text(RECORDER)
+    (bindir / "virsh").chmod(0o755)
+    return {"sys": str(tmp_path / "sys"), "store": str(store), "bin": str(bindir)}
+
+
+def _run(
+    host: dict[str, str], tmp_path: Path, *argv: str, python: list[str] | None = None
+) -> tuple[subprocess.CompletedProcess[str], list[str], str | None]:
+    log = tmp_path / "virsh.log"
+    env = dict(os.environ, PATH=f"{host['bin']}:/usr/bin:/bin", VIRSH_LOG=str(log))
+    proc = subprocess.run(
+        [*(python or []), WRAPPER, *argv], capture_output=True, text=True, env=env, check=False
+    )
+    xml = Path(f"{log}.xml")
+    return (
+        proc,
+        log.read_text().splitlines() if log.exists() else [],
+        xml.read_text() if xml.exists() else None,
+    )
+
+
+def test_define_hands_the_resolved_document_to_virsh(host: dict[str, str], tmp_path: Path) -> None:
+    guest = tmp_path / "g.xml"
+    guest.write_text(_domain(mapped=True))
+    ours = ["--store", host["store"], "--node", "n1", "--sysfs", host["sys"]]
+    proc, argv, xml = _run(
+        host, tmp_path, "-qc", "test:///default", "define", str(guest), "--validate", *ours
+    )
+    # virsh's output and exit status are the command's own.
+    assert (proc.returncode, proc.stdout, proc.stderr) == (7, "virsh ran\n", "")
+    assert argv[:4] == ["-qc", "test:///default", "define", "--validate"]
+    assert argv[4] == "--file" and argv[5].startswith("/dev/fd/") and len(argv) == 6
+    assert xml is not None
+    assert "<address domain='0x0000' bus='0x05' slot='0x00' function='0x0'/>" in xml
+    assert "hr:resolution" in xml and "hr:map" not in xml.split("<metadata>")[0]
+
+
+def test_a_domain_without_references_reaches_virsh_as_given(
+    host: dict[str, str], tmp_path: Path
+) -> None:
+    guest = tmp_path / "plain.xml"
+    guest.write_text(_domain(mapped=False))
+    proc, argv, xml = _run(
+        host, tmp_path, "-c", "test:///default", "create", str(guest), "--paused",
+        "--store", str(tmp_path / "missing.xml"),
+    )  # fmt: skip
+    assert proc.returncode == 7
+    assert argv == ["-c", "test:///default", "create", str(guest), "--paused"]
+    assert xml is None
+
+
+def test_create_keeps_its_options(host: dict[str, str], tmp_path: Path) -> None:
+    guest = tmp_path / "g.xml"
+    guest.write_text(_domain(mapped=True))
+    proc, argv, xml = _run(
+        host, tmp_path, "--connect=test:///default", "create", "--console", "--file",
+        str(guest), "--autodestroy", "--sysfs", host["sys"], "--store", host["store"],
+        "--node", "n1",
+    )  # fmt: skip
+    assert proc.returncode == 7, proc.stderr
+    assert argv[:4] == ["--connect=test:///default", "create", "--autodestroy", "--console"]
+    assert argv[4] == "--file" and argv[5].startswith("/dev/fd/")
+    assert xml is not None and "bus='0x05'" in xml
+
+
+def test_define_path_imports_no_libvirt_and_no_option_library(
+    host: dict[str, str], tmp_path: Path
+) -> None:
+    guest = tmp_path / "g.xml"
+    guest.write_text(_domain(mapped=True))
+    proc, _, xml = _run(
+        host, tmp_path, "-c", "qemu:///system", "define", str(guest),
+        "--store", host["store"], "--node", "n1", "--sysfs", host["sys"],
+        python=[sys.executable, "-X", "importtime"],
+    )  # fmt: skip
+    assert proc.returncode == 7 and xml is not None
+    imported = {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines()}
+    assert "hostdev_resolver.resolution" in imported
+    heavy = {
+        "libvirt",
+        "libvirtmod",
+        "argparse",
+        "getopt",
+        "gettext",
+        "typing",
+        "urllib.parse",
+        "re",
+    }
+    assert not imported & heavy
+
+
+def test_our_error_stops_before_virsh(host: dict[str, str], tmp_path: Path) -> None:
+    guest = tmp_path / "g.xml"
+    guest.write_text(_domain(mapped=True).replace("hr:map='nic'", "hr:map='gpu9'"))
+    proc, argv, _ = _run(
+        host, tmp_path, "define", str(guest), "--store", host["store"], "--node", "n1",
+        "--sysfs", host["sys"],
+    )  # fmt: skip
+    assert proc.returncode == 1 and argv == []
+    assert proc.stderr.startswith(f"hostdev-virsh: {guest}:") and proc.stderr.count("\n") == 1
+
+
+def test_command_arguments_as_virsh_reads_them() -> None:
+    args = command_args("start", ["--paused", "dom", "--pass-fds=3,4"])
+    assert (args.domain, args.paused, args.pass_fds, args.console) == ("dom", True, "3,4", False)
+    args = command_args("attach-device", ["--file", "d.xml", "dom", "--live"])
+    assert (args.domain, args.file, args.live) == ("dom", "d.xml", True)
+    with pytest.raises(UsageError, match="define: option --paused not recognized"):
+        command_args("define", ["f.xml", "--paused"])
+    with pytest.raises(UsageError, match="unexpected argument 'two'"):
+        command_args("define", ["one", "two"])
+    with pytest.raises(UsageError, match=r"unexpected argument 'x\.xml'"):
+        command_args("define", ["--file", "f.xml", "x.xml"])
+    with pytest.raises(UsageError, match="--file needs a value"):
+        command_args("define", ["--file"])
+    assert command_args("define", ["--", "--odd.xml"]).file == "--odd.xml"
+
+
+def test_only_a_pool_needs_the_running_guests() -> None:
+    from hostdev_resolver.store import parse_store
+
+    def store(entries: str) -> object:
+        data = (
+            "<mappings xmlns='http://hostdev-resolver.org/xmlns/store/1'>"
+            f"<pci name='nic'>{entries}</pci></mappings>"
+        ).encode()
+        return parse_store(parse_bytes(data, "m.xml"))
+
+    doc = parse_bytes(_domain(mapped=True).encode(), "g.xml")
+    assert not uses_pool(doc, store(NIC), "n1")  # type: ignore[arg-type]
+    assert uses_pool(doc, store(POOL), "n1")  # type: ignore[arg-type]
+    assert not uses_pool(doc, store(POOL), "n2")  # type: ignore[arg-type]
+
+
+def test_default_uri_is_libvirts(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("VIRSH_DEFAULT_CONNECT_URI", "qemu+ssh://hv2/system")
+    assert default_uri() == "qemu+ssh://hv2/system"
+    monkeypatch.delenv("VIRSH_DEFAULT_CONNECT_URI")
+    monkeypatch.setenv("LIBVIRT_DEFAULT_URI", "test:///default")
+    assert default_uri() == "test:///default"
+    monkeypatch.delenv("LIBVIRT_DEFAULT_URI")
+    if os.geteuid() != 0:
+        monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+        conf = tmp_path / "libvirt" / "libvirt.conf"
+        conf.parent.mkdir()
+        conf.write_text('# a comment\nuri_default = "qemu+ssh://hv3/system"\n')
+        assert default_uri() == "qemu+ssh://hv3/system"
+
+
+@pytest.mark.parametrize(
+    ("uri", "local"),
+    [
+        ("qemu:///system", True),
+        ("qemu+unix:///system", True),
+        ("qemu+ssh://root@hv2:22/system", False),
+        ("qemu+tcp://[fe80::1]/system", False),
+        ("test:///default", False),
+        ("lxc:///", True),
+    ],
+)
+def test_local_uris(uri: str, local: bool) -> None:
+    assert is_local(uri) is local
