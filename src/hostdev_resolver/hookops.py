@@ -39,6 +39,7 @@ _KEYS = {
     "state_dir": str,
     "trust_any_owner": bool,
     "log_file": str,
+    "syslog": bool,
 }
 
 if TYPE_CHECKING:
@@ -54,6 +55,7 @@ class HookConfig:
     state_dir: str = DEFAULT_STATE_DIR
     trust_any_owner: bool = False
     log_file: str = DEFAULT_LOG_FILE  # used when there is no syslog socket
+    syslog: bool = True  # false: log_file only (hosts without syslog, tests)
     path: str | None = None  # the file it came from, None when there was none
 
 
@@ -106,6 +108,7 @@ def load_config(environ: dict[str, str] | os._Environ[str]) -> HookConfig:
         state_dir=str(values.get("state_dir", DEFAULT_STATE_DIR)),
         trust_any_owner=bool(values.get("trust_any_owner", False)),
         log_file=str(values.get("log_file", DEFAULT_LOG_FILE)),
+        syslog=bool(values.get("syslog", True)),
         path=path,
     )
 
@@ -204,15 +207,17 @@ class Log:
         self.domain = domain
         self.op = op
         self.stderr = stderr
-        self.dev_log = dev_log
+        self.dev_log: str | None = dev_log
         self.log_file = log_file
         self._socket: object = None
 
     def configure(self, config: HookConfig) -> None:
         self.log_file = config.log_file
+        if not config.syslog:
+            self.dev_log = None
 
     def _send(self, severity: int, line: str) -> bool:
-        if not os.path.exists(self.dev_log):
+        if self.dev_log is None or not os.path.exists(self.dev_log):
             return False
         import _socket
         import time

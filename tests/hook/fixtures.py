@@ -129,7 +129,7 @@ class Host:
     def write_config(self, node: str = NODE, extra: str = "") -> None:
         self.config.write_text(
             f"store = '{self.store}'\nnode = '{node}'\nsysfs = '{self.root}'\n"
-            f"state_dir = '{self.state}'\nlog_file = '{self.log}'\n{extra}"
+            f"state_dir = '{self.state}'\nlog_file = '{self.log}'\nsyslog = false\n{extra}"
         )
 
 

@@ -34,7 +34,7 @@ def daemon(libvirt_uri: str) -> Iterator[str]:
 def _point_hook_at(host: Host, sysfs: Path, node: str = "hv1") -> None:
     libvirtd.write_hook_config(
         f"store = '{host.store}'\nnode = '{node}'\nsysfs = '{sysfs}'\nstate_dir = '{host.state}'\n"
-        f"log_file = '{host.log}'\n"
+        f"log_file = '{host.log}'\nsyslog = false\n"
     )
 
 

@@ -129,11 +129,16 @@ class San:
             NODE,
         ]
 
+    @property
+    def log(self) -> Path:
+        return self.base / "hook.log"
+
     def hook_config(self) -> Path:
         config = self.base / "hook.toml"
         config.write_text(
             f"store = '{self.store}'\nnode = '{NODE}'\nsysfs = '{self.sysfs}'\n"
             f"dev_root = '{self.base / 'dev'}'\nstate_dir = '{self.base / 'state'}'\n"
+            f"log_file = '{self.log}'\nsyslog = false\n"
         )
         return config
 
@@ -347,10 +352,12 @@ def test_reconnect_checks_luns_against_the_hosts_scsi_view(
     san = san_host(tmp_path)
     resolved = resolve(san, domain([*OTHERS, *REFERENCES]), capsys)
     rc, stdout, stderr = _hook(san, "reconnect", resolved)
-    assert (rc, stdout) == (0, "")
-    lines = stderr.splitlines()
-    assert len(lines) == len(REFERENCES) and all(": reconnect: " in line for line in lines)
-    assert all(line.endswith(": ok") for line in lines), lines
+    assert (rc, stdout, stderr) == (0, "", "")  # reconnect logs; libvirt shows no stderr
+    lines = san.log.read_text().splitlines()
+    assert len(lines) == len(REFERENCES) and all(": reconnect begin: " in line for line in lines)
+    assert not any("SCSI inventory" in line for line in lines), lines
+    luns = [line for line in lines if "/dev/disk/by-id/" in line or ": 5:0:0:" in line]
+    assert len(luns) == 4 and all(line.endswith(" ok") for line in luns), lines
 
 
 def test_a_scsi_hostdev_position_means_what_it_means_to_libvirt(

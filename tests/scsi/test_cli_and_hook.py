@@ -75,7 +75,7 @@ def test_lun_survives_relogin_scsi_hostdev_is_refused(
     config.write_text(
         f'store = "{store}"\nnode = "hv1"\nsysfs = "{tmp_path / "after" / "sys"}"\n'
         f'dev_root = "{tmp_path / "after" / "dev"}"\nstate_dir = "{tmp_path / "state"}"\n'
-        f'log_file = "{tmp_path / "hook.log"}"\ntrust_any_owner = true\n'
+        f'log_file = "{tmp_path / "hook.log"}"\nsyslog = false\ntrust_any_owner = true\n'
     )
     stderr = io.StringIO()
     rc = hook.main(

@@ -86,7 +86,7 @@ def env(libvirt_uri: str, tmp_path: Path) -> Iterator[dict[str, str]]:
     store.write_text(STORE)
     libvirtd.write_hook_config(
         f'store = "{store}"\nnode = "{NODE}"\nsysfs = "{tree}"\ntrust_any_owner = true\n'
-        f'state_dir = "{tmp_path / "state"}"\nlog_file = "{tmp_path / "hook.log"}"\n'
+        f'state_dir = "{tmp_path / "state"}"\nlog_file = "{tmp_path / "hook.log"}"\nsyslog = false\n'
     )
     libvirtd.undefine_all("wrap-")
     yield {"uri": libvirt_uri, "store": str(store), "sysfs": str(tree), "dir": str(tmp_path)}
