@@ -148,11 +148,18 @@ class SysfsReader:
             return []
 
 
-def read_attribute(dir_fd: int, name: str, where: str) -> bytes | None:
-    """An attribute's bytes, read relative to its device's directory; None when the
-    kernel has no value for us (absent, or unreadable as the device goes away)."""
+def read_attribute(dir_fd: int, name: str, where: str, limit: int = TEXT_LIMIT) -> bytes | None:
+    """An attribute's bytes (at most `limit`), read relative to its device's directory;
+    None when the kernel has no value for us (absent, or unreadable as the device goes
+    away). The same rules as `_read_attribute`: only a regular file is opened, and
+    non-blocking, so a FIFO or device node in a --sysfs tree cannot hang a command."""
     try:
-        fd = os.open(name, os.O_RDONLY | os.O_CLOEXEC, dir_fd=dir_fd)
+        info = os.stat(name, dir_fd=dir_fd, follow_symlinks=True)
+        if stat.S_ISDIR(info.st_mode):
+            return None
+        if not stat.S_ISREG(info.st_mode):
+            raise _not_an_attribute(os.path.join(where, name), "is not a regular file")
+        fd = os.open(name, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dir_fd)
     except PermissionError as exc:
         raise HostAccessError(
             f"cannot read {os.path.join(where, name)}: permission denied", fix="run as root"
@@ -160,15 +167,26 @@ def read_attribute(dir_fd: int, name: str, where: str) -> bytes | None:
     except OSError:
         return None
     try:
-        # sysfs hands a text attribute (at most a page) over in one read, and `config`
-        # (a binary attribute) up to its 4 KiB: a short read is the end of the file.
-        data = os.read(fd, 8192)
-        if len(data) < 8192:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise _not_an_attribute(os.path.join(where, name), "is not a regular file")
+        # One read asks for more than any attribute of its kind holds: sysfs hands a
+        # text attribute (one page) or `config` (its 4 KiB) over whole, and a regular
+        # file gives what it has; a short read is the end of the file.
+        data = os.read(fd, limit + 1)
+        if len(data) <= limit:
             return data
         chunks = [data]
-        while len(chunks) < 16 and (chunk := os.read(fd, 8192)):
+        size = len(data)
+        while size <= limit and (chunk := os.read(fd, limit + 1 - size)):
             chunks.append(chunk)
+            size += len(chunk)
+        if size > limit:
+            raise _not_an_attribute(os.path.join(where, name), f"is larger than {limit} bytes")
         return b"".join(chunks)
+    except PermissionError as exc:
+        raise HostAccessError(
+            f"cannot read {os.path.join(where, name)}: permission denied", fix="run as root"
+        ) from exc
     except OSError:  # ENODEV, EIO: as if absent
         return None
     finally:
@@ -182,8 +200,8 @@ class SysfsDir:
         self.path = path
         self.fd = fd
 
-    def bytes(self, name: str) -> bytes | None:
-        return read_attribute(self.fd, name, self.path)
+    def bytes(self, name: str, limit: int = TEXT_LIMIT) -> bytes | None:
+        return read_attribute(self.fd, name, self.path, limit)
 
     def text(self, name: str) -> str | None:
         data = self.bytes(name)
@@ -297,7 +315,7 @@ class SysfsInventory:
             if sub_device
             else None,
             class_code=parse_class(klass, where) if klass else None,
-            serial=read_dsn(d.bytes("config")),
+            serial=read_dsn(d.bytes("config", CONFIG_LIMIT)),
         )
         group = d.link_name("iommu_group")
         numa = d.text("numa_node")
