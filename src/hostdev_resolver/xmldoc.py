@@ -274,7 +274,10 @@ def escape_attr(value: str) -> str:
 
 
 def escape_text(value: str) -> str:
-    return value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    # A raw CR in character data reads back as LF (XML 1.0 §2.11 line-end handling).
+    return (
+        value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("\r", "&#13;")
+    )
 
 
 @mutable
