@@ -11,10 +11,12 @@ from __future__ import annotations
 import tomllib
 
 import pytest
-from hypothesis import example, find, given
+from hypothesis import Phase, example, find, given, settings
 from hypothesis import strategies as st
 
 from hostdev_resolver.hookops import flat_toml
+
+from .conftest import known_bug
 
 # Pieces of TOML-ish text, weighted towards what the fast path reads, with everything
 # that separates the two readers: control characters, CR, CRLF, the Unicode line
@@ -181,6 +183,7 @@ def test_fast_reader_agrees_with_tomllib(text: str) -> None:
 @pytest.mark.xfail(
     strict=True, raises=AssertionError, reason="issue 10 item 8, fixed on branch c-trust"
 )
+@known_bug
 @given(st.lists(_line(), max_size=4).map(lambda ls: "\n".join(ls) + "\r"))
 @example("node = 'hv1'\r")
 def test_fast_reader_refuses_a_bare_cr_at_end(text: str) -> None:
@@ -201,5 +204,7 @@ def test_the_generator_reaches_the_fast_path() -> None:
             and "#" in t
             and not _bare_cr_at_end(t)
         ),
+        # Any such text will do: no shrinking, and a bound on the search.
+        settings=settings(max_examples=500, phases=[Phase.generate], database=None),
     )
     assert flat_toml(found)
