@@ -8,13 +8,16 @@ text. An error is then always tomllib's own.
 
 from __future__ import annotations
 
+import os
+import tempfile
 import tomllib
 
 import pytest
 from hypothesis import Phase, example, find, given, settings
 from hypothesis import strategies as st
 
-from hostdev_resolver.hookops import flat_toml
+from hostdev_resolver.errors import InputError, UntrustedFileError
+from hostdev_resolver.hookops import flat_toml, load_config
 
 from .conftest import known_bug
 
@@ -208,3 +211,37 @@ def test_the_generator_reaches_the_fast_path() -> None:
         settings=settings(max_examples=500, phases=[Phase.generate], database=None),
     )
     assert flat_toml(found)
+
+
+_TYPES = {"store": str, "node": str, "sysfs": str, "state_dir": str, "trust_any_owner": bool}
+
+
+@given(toml_texts())
+@example("store = '/s'\nnode = 'hv1'\n")
+@example("store = 1\n")
+@example("[store]\n")
+def test_the_config_fails_exactly_when_tomllib_does(text: str) -> None:
+    """The whole reader (fast path, tomllib fallback, key checks) as the hook runs it:
+    an InputError exactly when tomllib fails or a key is unknown or mistyped; otherwise
+    tomllib's values."""
+    if _bare_cr_at_end(text):
+        return  # issue 10 item 8, tested above
+    expected = _tomllib(text)
+    valid = expected is not None and all(
+        k in _TYPES and type(v) is _TYPES[k] for k, v in expected.items()
+    )
+    with tempfile.TemporaryDirectory() as directory:
+        path = os.path.join(directory, "hook.toml")
+        with open(path, "w", encoding="utf-8", newline="") as handle:
+            handle.write(text)
+        try:
+            config = load_config({"HOSTDEV_RESOLVER_CONFIG": path})
+        except UntrustedFileError:
+            # As root the hook trusts only root-owned directories; not a TOML question.
+            pytest.skip(f"{directory} is not trusted by a root-run hook")
+        except InputError:
+            assert not valid
+            return
+    assert valid and expected is not None
+    for key, value in expected.items():
+        assert getattr(config, key) == value
