@@ -70,9 +70,13 @@ class Element:
         return [c for c in self.children if c.tag == tag and c.ns == ns]
 
     def iter(self) -> Iterator[Element]:
-        yield self
-        for child in self.children:
-            yield from child.iter()
+        """This element and all below it, in document order. Not recursive: expat reads
+        documents nested thousands deep, deeper than Python's recursion limit."""
+        stack = [self]
+        while stack:
+            el = stack.pop()
+            yield el
+            stack.extend(reversed(el.children))
 
 
 @mutable(eq=False)

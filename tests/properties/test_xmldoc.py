@@ -6,6 +6,8 @@ the edit said, and every byte outside the edited element is the original byte.""
 
 from __future__ import annotations
 
+from xml.parsers import expat
+
 from hypothesis import example, given
 from hypothesis import strategies as st
 
@@ -272,3 +274,29 @@ def test_written_text_reads_back_exactly(text: str, raw: bytes) -> None:
     splicer.append_child(doc.root, Node("node", text=text))
     after = parse_bytes(splicer.apply(), "out.xml")
     assert after.root.children[-1].text == text
+
+
+def _start_offsets(data: bytes) -> list[int]:
+    """Where every element starts, as expat reports them in document order."""
+    parser = expat.ParserCreate()
+    offsets: list[int] = []
+    parser.StartElementHandler = lambda *_: offsets.append(parser.CurrentByteIndex)
+    parser.Parse(data, True)
+    return offsets
+
+
+@given(documents(), st.integers(0, 5000))
+@example((b"<domain><devices/></domain>", Expected(None, "domain", "domain", {})), 3000)
+def test_every_element_is_visited_in_document_order(
+    case: tuple[bytes, Expected], depth: int
+) -> None:
+    """Regression: Element.iter recursed, and a document nested a few thousand deep
+    (which expat reads) raised RecursionError wherever the elements were walked."""
+    raw, _ = case
+    root = parse_bytes(raw, "gen.xml").root
+    # The generated document with a chain `depth` deep as the root's first child.
+    raw = raw[: root.start_end] + b"<n>" * depth + b"</n>" * depth + raw[root.start_end :]
+    if root.self_closing:
+        raw = raw[: root.start] + b"<r>" + b"<n>" * depth + b"</n>" * depth + b"</r>"
+    doc = parse_bytes(raw, "gen.xml")
+    assert [el.start for el in doc.root.iter()] == _start_offsets(raw)
