@@ -285,7 +285,7 @@ def _start_offsets(data: bytes) -> list[int]:
     return offsets
 
 
-@given(documents(), st.integers(0, 5000))
+@given(documents(), st.integers(0, 3000))
 @example((b"<domain><devices/></domain>", Expected(None, "domain", "domain", {})), 3000)
 def test_every_element_is_visited_in_document_order(
     case: tuple[bytes, Expected], depth: int
