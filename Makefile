@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: all setup demo test lint typecheck bench deb clean
+.PHONY: all setup demo test fuzz lint typecheck bench deb clean
 
 all: test
 
@@ -27,6 +27,11 @@ typecheck: $(STAMP)
 test: $(STAMP) lint typecheck
 	$(VENV)/bin/python -m pytest -q $(PYTEST_ARGS)
 
+# The property tests of tests/properties with many more examples than `make test` runs
+# (HYPOTHESIS_MAX_EXAMPLES overrides the count); failures are kept in .hypothesis/.
+fuzz: $(STAMP)
+	HYPOTHESIS_PROFILE=fuzz $(VENV)/bin/python -m pytest -q tests/properties $(PYTEST_ARGS)
+
 bench: $(STAMP)
 	$(VENV)/bin/python bench/run.py
 
@@ -34,4 +39,4 @@ deb:
 	sh packaging/build-deb
 
 clean:
-	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache packaging/out
+	rm -rf $(VENV) .hypothesis build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache packaging/out

@@ -101,9 +101,13 @@ class Element:
         return [c for c in self.children if c.tag == tag and c.ns == ns]
 
     def iter(self) -> Iterator[Element]:
-        yield self
-        for child in self.children:
-            yield from child.iter()
+        """This element and all below it, in document order. Not recursive: expat reads
+        documents nested thousands deep, deeper than Python's recursion limit."""
+        stack = [self]
+        while stack:
+            el = stack.pop()
+            yield el
+            stack.extend(reversed(el.children))
 
 
 @mutable(eq=False)
@@ -330,7 +334,10 @@ def escape_attr(value: str) -> str:
 
 
 def escape_text(value: str) -> str:
-    return value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    # A raw CR in character data reads back as LF (XML 1.0 §2.11 line-end handling).
+    return (
+        value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("\r", "&#13;")
+    )
 
 
 @mutable
