@@ -182,7 +182,8 @@ def _json_type(value: Any) -> str:
 
 def _malformed(what: str, expected: str, value: Any, where: Location) -> InputError:
     return InputError(
-        f"malformed host snapshot: {what} must be {expected}, not {_json_type(value)}",
+        f"malformed host snapshot: {what} must be {expected}, "
+        f"not {'an empty string' if value == '' else _json_type(value)}",
         where=where,
         fix="write it again with 'hostdev-resolver inventory --format json'",
     )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 
-from hypothesis import HealthCheck, Phase, settings
+from hypothesis import HealthCheck, settings
 
 settings.register_profile(
     "ci",
@@ -29,7 +29,3 @@ settings.register_profile(
     suppress_health_check=[HealthCheck.too_slow],
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
-
-# For the strict-xfail tests of known bugs (fixed on another branch): every example
-# fails, so a few without shrinking say as much as many, at a fraction of the time.
-known_bug = settings(max_examples=5, phases=[Phase.explicit, Phase.generate])

@@ -19,8 +19,6 @@ from hypothesis import strategies as st
 from hostdev_resolver.errors import InputError, UntrustedFileError
 from hostdev_resolver.hookops import flat_toml, load_config
 
-from .conftest import known_bug
-
 # Pieces of TOML-ish text, weighted towards what the fast path reads, with everything
 # that separates the two readers: control characters, CR, CRLF, the Unicode line
 # separators, comments, both quote kinds, escapes, tables, numbers, duplicate keys.
@@ -162,11 +160,6 @@ def _tomllib(text: str) -> dict[str, object] | None:
         return None
 
 
-def _bare_cr_at_end(text: str) -> bool:
-    """Issue 10 item 8: a CR closing the file without LF (fixed on branch c-trust)."""
-    return text.endswith("\r")
-
-
 @given(toml_texts())
 @example("store = '/etc/x'\r\nnode = \"hv1\" # a comment\r\ntrust_any_owner = true\n")
 @example("a = 'x'\x85b = 'y'\n")
@@ -174,19 +167,11 @@ def _bare_cr_at_end(text: str) -> bool:
 @example('a = "x\\u0041"\n')
 @example("a = true\na = false\n")
 def test_fast_reader_agrees_with_tomllib(text: str) -> None:
-    # The bare CR at end of file is the known disagreement, tested on its own below
-    # (drop this line when that fix is merged).
-    if _bare_cr_at_end(text):
-        return
     fast = flat_toml(text)
     if fast is not None:
         assert _tomllib(text) == fast, "flat_toml accepted what tomllib reads otherwise"
 
 
-@pytest.mark.xfail(
-    strict=True, raises=AssertionError, reason="issue 10 item 8, fixed on branch c-trust"
-)
-@known_bug
 @given(st.lists(_line(), max_size=4).map(lambda ls: "\n".join(ls) + "\r"))
 @example("node = 'hv1'\r")
 def test_fast_reader_refuses_a_bare_cr_at_end(text: str) -> None:
@@ -201,11 +186,7 @@ def test_the_generator_reaches_the_fast_path() -> None:
     found = find(
         toml_texts(),
         lambda t: (
-            (fast := flat_toml(t)) is not None
-            and len(fast) >= 2
-            and "\r\n" in t
-            and "#" in t
-            and not _bare_cr_at_end(t)
+            (fast := flat_toml(t)) is not None and len(fast) >= 2 and "\r\n" in t and "#" in t
         ),
         # Any such text will do: no shrinking, and a bound on the search.
         settings=settings(max_examples=500, phases=[Phase.generate], database=None),
@@ -224,8 +205,6 @@ def test_the_config_fails_exactly_when_tomllib_does(text: str) -> None:
     """The whole reader (fast path, tomllib fallback, key checks) as the hook runs it:
     an InputError exactly when tomllib fails or a key is unknown or mistyped; otherwise
     tomllib's values."""
-    if _bare_cr_at_end(text):
-        return  # issue 10 item 8, tested above
     expected = _tomllib(text)
     valid = expected is not None and all(
         k in _TYPES and type(v) is _TYPES[k] for k, v in expected.items()

@@ -13,7 +13,6 @@ from hostdev_resolver.scsi import FcLunPath, LunIdentity, ScsiAddress
 from hostdev_resolver.scsiresolve import ScsiRecord
 from hostdev_resolver.xmldoc import Node, Splicer, parse_bytes
 
-from .conftest import known_bug
 from .test_store import pci_identities, usb_identities
 from .test_values import addresses, wwns
 from .xmlgen import xml_text
@@ -173,10 +172,6 @@ def test_a_record_raises_only_input_error(
     )
 
 
-@pytest.mark.xfail(
-    strict=True, raises=ValueError, reason="issue 10 item 10, fixed on branch c-trust"
-)
-@known_bug
 @given(
     st.sampled_from(
         [

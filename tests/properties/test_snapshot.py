@@ -16,7 +16,6 @@ from hostdev_resolver.identity import UsbIdentity
 from hostdev_resolver.inventory import PciDevice, UsbDevice
 from hostdev_resolver.snapshot import FORMAT, HostSnapshot, inventory_to_json
 
-from .conftest import known_bug
 from .test_store import pci_identities
 from .test_values import addresses
 
@@ -41,7 +40,7 @@ usb_devices = st.builds(
     bus=small,
     device=small,
     identity=st.builds(UsbIdentity, st.integers(0, 0xFFFF), st.integers(0, 0xFFFF), words),
-    port_path=st.text(max_size=8),
+    port_path=st.text(min_size=1, max_size=8),  # a USB device's sysfs name: never empty
     manufacturer=words,
     product_name=words,
     driver=words,
@@ -146,10 +145,6 @@ def test_odd_values_raise_only_input_error(data: object) -> None:
     _load(data)
 
 
-@pytest.mark.xfail(
-    strict=True, raises=AttributeError, reason="issue 10 item 10, fixed on branch c-trust"
-)
-@known_bug
 @given(
     st.sampled_from(["pci", "usb"]),
     st.one_of(st.none(), st.integers(), st.text(), st.lists(st.integers(), max_size=2)),
@@ -158,9 +153,6 @@ def test_an_entry_that_is_not_an_object_is_an_input_error(key: str, entry: objec
     _load({"format": FORMAT, "node": "hv1", key: [entry]})
 
 
-@pytest.mark.xfail(
-    strict=True, raises=AttributeError, reason="issue 10 item 10, fixed on branch c-trust"
-)
 @given(st.one_of(_corrupted(typed=False), json_values))
 @example({"format": FORMAT, "pci": [{"address": None}]})
 def test_any_json_raises_only_input_error(data: object) -> None:

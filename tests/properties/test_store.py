@@ -25,7 +25,6 @@ from hostdev_resolver.store import (
 )
 from hostdev_resolver.xmldoc import parse_bytes
 
-from .conftest import known_bug
 from .test_values import addresses, wwns
 from .xmlgen import documents, xml_text
 
@@ -285,10 +284,6 @@ def test_parser_raises_only_input_error(data: bytes) -> None:
         mapping.allows("some-domain")
 
 
-@pytest.mark.xfail(
-    strict=True, raises=ValueError, reason="issue 10 item 10, fixed on branch c-trust"
-)
-@known_bug
 @given(st.sampled_from(["iommu-group", "numa-node"]), st.integers(4301, 6000))
 def test_a_huge_number_is_an_input_error(attribute: str, digits: int) -> None:
     """Document.uint on thousands of digits (the resolution record's bug, in the store)."""
