@@ -177,6 +177,11 @@ def cmd_inventory(args: argparse.Namespace) -> int:
             from .scsi import scsi_to_json
 
             data["scsi"] = scsi_to_json(scsi)
+        from .sriovcli import mdev_inventory_json
+
+        mdev = mdev_inventory_json(inventory)
+        if mdev:
+            data["mdev"] = mdev
         print(json.dumps(data, indent=2))
         return 0
     pci = sorted(
@@ -218,6 +223,12 @@ def cmd_inventory(args: argparse.Namespace) -> int:
             print(
                 f"{u.bus:>3} {u.device:>3}  {u.port_path:<10} {u.identity.ids:<10} {u.driver or '-':<10} {u.identity.serial or '-':<{width}}  {name}".rstrip()
             )
+    from .sriovcli import mdev_inventory_lines
+
+    mdev_lines = mdev_inventory_lines(inventory)
+    if mdev_lines:
+        print()
+        print("\n".join(mdev_lines))
     scsi = open_scsi(args, inventory)
     if scsi is not None:
         from .scsi import describe_scsi
@@ -326,11 +337,16 @@ def cmd_map_add(args: argparse.Namespace) -> int:
     _check_map_add_text(args)
     path = store_path(args)
     entry: PciEntry | UsbEntry
+    if args.kind in ("vf", "mdev"):
+        return _map_add_sriov_mdev(args, path)
     if args.kind in ("pci", "usb"):
         inventory, node = open_host(args)
         if args.kind == "pci":
             if not args.address:
                 raise UsageError("map add pci needs --address BDF")
+            from .sriovcli import vf_suggestion
+
+            vf_suggestion(inventory, PciAddress.parse(args.address), args.name, node)
             entry = _capture_pci(inventory, node, args.address)
         else:
             entry = _capture_usb(inventory, node, args)
@@ -341,12 +357,64 @@ def cmd_map_add(args: argparse.Namespace) -> int:
                 entry,
                 description=args.description,
                 allow=tuple(args.allow or ()),
-                extra={"vfio": "yes"} if args.kind == "pci" and args.vfio else None,
+                extra=_pci_extra(args) if args.kind == "pci" else None,
             )
         where = str(entry.address) if isinstance(entry, PciEntry) else entry.identity.ids
         print(f"{args.kind} {args.name}: node {entry.node} -> {where} recorded in {path}")
         return 0
     return _map_add_wwn(args, path)
+
+
+def _pci_extra(args: argparse.Namespace) -> dict[str, str] | None:
+    extra = {}
+    if args.vfio:
+        extra["vfio"] = "yes"
+    if args.require_reset:
+        extra["require-reset"] = "yes"
+    return extra or None
+
+
+def _map_add_sriov_mdev(args: argparse.Namespace, path: str) -> int:
+    """vf and mdev mappings (issue 14): captured from the host like a pci mapping."""
+    from .mdev import new_uuid, parse_uuid
+    from .sriovcli import capture_mdev_parents, capture_vf
+    from .store import MdevMapping
+
+    inventory, node = open_host(args)
+    extra = _pci_extra(args) or {}
+    if args.kind == "vf":
+        entries: list[PciEntry] = [capture_vf(inventory, node, args, _capture_pci)]
+        if args.vgpu_type is not None:
+            extra["vgpu-type"] = args.vgpu_type
+        shown = f"VF {args.index} of PF {entries[0].address}"
+    else:
+        store = load_store(path, schema=False) if os.path.exists(path) else None
+        entries = capture_mdev_parents(inventory, node, args, store, _capture_pci)
+        existing = store.get(args.name) if store is not None else None
+        uuid = parse_uuid(args.uuid) if args.uuid is not None else None
+        if isinstance(existing, MdevMapping):
+            if existing.mdev_type != args.mdev_type:
+                raise RefusedError(
+                    f"mdev mapping {args.name!r} is of type {existing.mdev_type}, not {args.mdev_type}",
+                    fix="choose another name, or 'map remove' it first",
+                )
+            # The UUID was fixed when the mapping was made: the guest keeps seeing it.
+            uuid = uuid or existing.uuid
+        extra |= {"type": args.mdev_type, "uuid": uuid or new_uuid()}
+        shown = f"mdev {extra['uuid']} ({args.mdev_type}) on " + ", ".join(
+            str(e.address) for e in entries
+        )
+    with StoreFile(path).edit() as editor:
+        editor.add_entries(
+            args.kind,
+            args.name,
+            entries,
+            description=args.description,
+            allow=tuple(args.allow or ()),
+            extra=extra,
+        )
+    print(f"{args.kind} {args.name}: node {node} -> {shown} recorded in {path}")
+    return 0
 
 
 def _map_add_wwn(args: argparse.Namespace, path: str) -> int:
@@ -596,7 +664,7 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[common],
         help="add a mapping (or a node entry to it), capturing the identity from the host",
     )
-    add.add_argument("kind", choices=["pci", "usb", "lun", "scsi", "vhba"])
+    add.add_argument("kind", choices=["pci", "usb", "vf", "mdev", "lun", "scsi", "vhba"])
     add.add_argument("name")
     add.add_argument("--address", metavar="BDF", help="PCI address of the device on this node")
     add.add_argument("--vendor", metavar="V", help="USB vendor ID")
@@ -623,6 +691,9 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--parent-wwpn", metavar="WWPN", help="vhba: parent HBA port name")
     add.add_argument("--parent-fabric", metavar="WWN", help="vhba: parent by fabric name")
     add.add_argument("--description", metavar="TEXT")
+    from .sriovcli import add_options as add_sriov_mdev_options
+
+    add_sriov_mdev_options(add)
     add.add_argument(
         "--vfio",
         action="store_true",

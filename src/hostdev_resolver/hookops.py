@@ -265,10 +265,10 @@ def context(config: HookConfig, data: bytes, domain: str) -> _Context:
 def scsi_inventory(ctx: _Context) -> ScsiInventory | None:
     """The node's SCSI view, read only for domains with LUN or SCSI records: it scans
     every SCSI device, and PCI/USB guests must not pay for that on every start."""
-    from .metadata import read_resolution
+    from .metadata import MAP_KINDS, read_resolution
 
     resolution = read_resolution(ctx.doc)
-    if resolution is None or all(r.kind in ("pci", "usb") for r in resolution.records):
+    if resolution is None or all(r.kind in MAP_KINDS for r in resolution.records):
         return None
     from .scsi import read_scsi_inventory
 
@@ -331,7 +331,7 @@ def prepare(ctx: _Context, log: Log, writer_factory: WriterFactory) -> int:
     plan = decision.plan
     if plan is None:
         return 1
-    if not plan.changes:
+    if plan.empty:
         return 0
     writer = writer_factory(ctx.config.sysfs)
     bind_plan(
@@ -344,6 +344,8 @@ def prepare(ctx: _Context, log: Log, writer_factory: WriterFactory) -> int:
         log.info(
             f"{change.address}: bound to vfio-pci (was {change.driver or 'unbound'}; {change.reason})"
         )
+    for mdev in plan.mdevs:
+        log.info(f"{mdev.map}: created mdev {mdev.uuid} ({mdev.mdev_type}) on {mdev.parent}")
     return 0
 
 
