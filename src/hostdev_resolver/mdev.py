@@ -175,9 +175,10 @@ def no_room_message(
     inventory: HostInventory,
 ) -> str:
     where = ", ".join(f"{p} (available_instances {'?' if n is None else n})" for p, n in parents)
+    which, has = ("its parent", "has") if len(parents) == 1 else ("its parents", "have")
     return (
-        f"{name}: mdev {uuid} of type {mapping_type} does not exist and its parent "
-        f"{where} has no room for one; "
+        f"{name}: mdev {uuid} of type {mapping_type} does not exist and {which} "
+        f"{where} {has} no room for one; "
         + room_elsewhere(inventory, mapping_type, {p for p, _ in parents})
     )
 

@@ -263,7 +263,9 @@ def _verify_record(
     if isinstance(record, VfRecord):
         return _verify_vf(base, inventory, node, domain, record, entries)
     if isinstance(record, MdevRecord):
-        return _verify_mdev(base, inventory, node, domain, record, entries)
+        # Any parent of the pool will do: the hook creates the mdev where there is room.
+        pool = mapping.entries_on(node) if isinstance(mapping, MdevMapping) else ()
+        return _verify_mdev(base, inventory, node, record, list(pool))
     if isinstance(record, PciRecord):
         return _verify_pci(base, inventory, node, domain, record, entries)
     return _verify_usb(base, inventory, node, domain, record, entries)
@@ -421,11 +423,16 @@ def _verify_vf(
                 )
             return base.finding(status=Status.OK, message=message, address=str(record.address))
         # The PF (moved or not) has VF `index` elsewhere: the domain's address is stale.
+        moved = (
+            f"the PF moved from {entry.address} to {pf.address} and its VF {entry.index} is now at {vf.address}"
+            if loc.status == Status.SHIFTED
+            else f"VF {entry.index} of PF {pf.address} is now at {vf.address}"
+        )
         return base.finding(
             status=Status.SHIFTED,
             message=(
-                f"{record.map}: {domain} uses {record.address} on node {node}, but it is not "
-                f"VF {entry.index} of the mapped PF any more; {describe_vf(record.map, node, loc)}"
+                f"{record.map}: {domain} uses {record.address} on node {node}, which is not "
+                f"VF {entry.index} of the mapped PF any more: {moved}"
             ),
             fix=f"{_redefine(domain)} to follow it",
             address=str(record.address),
@@ -444,7 +451,6 @@ def _verify_mdev(
     base: _Subject,
     inventory: HostInventory,
     node: str,
-    domain: str,
     record: MdevRecord,
     entries: list[PciEntry],
 ) -> Finding:
