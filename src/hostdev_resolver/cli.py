@@ -29,6 +29,7 @@ from .xmldoc import parse_file
 if TYPE_CHECKING:
     from .inventory import HostInventory, PciDevice
     from .scsi import ScsiInventory
+    from .variants import VariantDrivers
     from .xmldoc import Document
 
 Handler = Callable[[argparse.Namespace], int]
@@ -592,7 +593,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
         if not isinstance(inventory, SysfsInventory):
             raise UsageError("--dry-run needs a sysfs host (the live host or --sysfs ROOT)")
         sysfs_root = inventory.reader.root
-    decision = decide_start(doc, store, inventory, node, open_scsi(args, inventory))
+    decision = decide_start(
+        doc, store, inventory, node, open_scsi(args, inventory), _live_variants(inventory)
+    )
     refusal = decision.refusal
     if args.format == "json":
         from .records import asdict
@@ -615,6 +618,17 @@ def cmd_verify(args: argparse.Namespace) -> int:
         for line in writes:
             print(f"  {line}")
     return 0 if decision.ok else 1
+
+
+def _live_variants(inventory: HostInventory) -> VariantDrivers | None:
+    """The running kernel's vfio variant drivers when verifying the live host (as the
+    hook would bind); a captured tree (--sysfs) or a snapshot has no kernel to ask."""
+    from .sysfs import SysfsInventory
+    from .variants import VariantDrivers, default_path
+
+    if isinstance(inventory, SysfsInventory) and inventory.reader.root == "/sys":
+        return VariantDrivers.load(default_path())
+    return None
 
 
 def cmd_validate(args: argparse.Namespace) -> int:

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from .scsi import ScsiInventory
     from .store import Store
     from .sysfs import SysfsInventory
+    from .variants import VariantDrivers
     from .verification import Finding
     from .vfio import BindingPlan, Writer
     from .xmldoc import Document
@@ -37,6 +38,7 @@ _KEYS = {
     "dev_root": str,
     "state_dir": str,
     "trust_any_owner": bool,
+    "modules_alias": str,
 }
 
 if TYPE_CHECKING:
@@ -52,6 +54,8 @@ class HookConfig:
     state_dir: str = DEFAULT_STATE_DIR
     trust_any_owner: bool = False
     path: str | None = None  # the file it came from, None when there was none
+    # the kernel's modules.alias, for vfio variant drivers; None = the running kernel's
+    modules_alias: str | None = None
 
 
 def load_config(environ: dict[str, str] | os._Environ[str]) -> HookConfig:
@@ -102,6 +106,7 @@ def load_config(environ: dict[str, str] | os._Environ[str]) -> HookConfig:
         state_dir=str(values.get("state_dir", DEFAULT_STATE_DIR)),
         trust_any_owner=bool(values.get("trust_any_owner", False)),
         path=path,
+        modules_alias=str(values["modules_alias"]) if "modules_alias" in values else None,
     )
 
 
@@ -295,6 +300,7 @@ def decide_start(
     inventory: HostInventory,
     node: str,
     scsi: ScsiInventory | None,
+    variants: VariantDrivers | None = None,
 ) -> StartDecision:
     """The hook's start-time decision, with no writes: `prepare begin` acts on it and
     `hostdev-resolver verify` prints it, so the two cannot disagree."""
@@ -309,16 +315,20 @@ def decide_start(
     if not all(f.ok for f in findings):
         return StartDecision(findings)
     try:
-        return StartDecision(findings, plan_binding(doc, store, inventory))
+        return StartDecision(findings, plan_binding(doc, store, inventory, variants))
     except RefusedError as exc:
         return StartDecision(findings, refusal=exc)
 
 
 def prepare(ctx: _Context, log: Log, writer_factory: WriterFactory) -> int:
     from .sysfs import SysfsReader
+    from .variants import VariantDrivers, default_path
     from .vfio import StateFile, bind_plan
 
-    decision = decide_start(ctx.doc, ctx.store, ctx.inventory, ctx.node, scsi_inventory(ctx))
+    variants = VariantDrivers.load(ctx.config.modules_alias or default_path())
+    decision = decide_start(
+        ctx.doc, ctx.store, ctx.inventory, ctx.node, scsi_inventory(ctx), variants
+    )
     for f in decision.findings:
         if f.ok:
             log.info(f"{f.map}: ok: {f.message}")
@@ -342,7 +352,7 @@ def prepare(ctx: _Context, log: Log, writer_factory: WriterFactory) -> int:
     )
     for change in plan.changes:
         log.info(
-            f"{change.address}: bound to vfio-pci (was {change.driver or 'unbound'}; {change.reason})"
+            f"{change.address}: bound to {change.vfio_driver} (was {change.driver or 'unbound'}; {change.reason})"
         )
     for mdev in plan.mdevs:
         log.info(f"{mdev.map}: created mdev {mdev.uuid} ({mdev.mdev_type}) on {mdev.parent}")

@@ -29,6 +29,7 @@ import os
 from .errors import HostAccessError, InputError, Location, RefusedError
 from .metadata import PciRecord, Resolution, read_resolution
 from .pciaddress import PciAddress
+from .pcifacts import facts_of
 from .records import frozen
 from .resolution import devices_of, domain_name, is_pci_source_element, pci_source_address
 from .store import PciMapping, Store
@@ -44,6 +45,7 @@ if TYPE_CHECKING:
     from .inventory import HostInventory, PciDevice
     from .mdev import MdevCreation
     from .sysfs import SysfsReader
+    from .variants import VariantDrivers
     from .xmldoc import Document
 
     class Writer(Protocol):
@@ -113,6 +115,7 @@ class DeviceChange:
     driver: str | None  # the original driver; None = it was unbound
     driver_override: str | None  # the original override; None = unset
     reason: str  # "gpu0" or "IOMMU group 31 sibling of gpu0"
+    vfio_driver: str = VFIO_DRIVER  # vfio-pci, or a variant driver (variants.py)
 
     def to_json(self) -> dict[str, str | None]:
         return {
@@ -120,6 +123,7 @@ class DeviceChange:
             "driver": self.driver,
             "driver_override": self.driver_override,
             "reason": self.reason,
+            "vfio_driver": self.vfio_driver,
         }
 
     @classmethod
@@ -128,11 +132,13 @@ class DeviceChange:
             raise InputError("state entry without an address", where=where)
         driver = data.get("driver")
         override = data.get("driver_override")
+        target = data.get("vfio_driver")
         return cls(
             PciAddress.parse(data["address"], where),
             driver if isinstance(driver, str) else None,
             override if isinstance(override, str) else None,
             str(data.get("reason", "")),
+            target if isinstance(target, str) else VFIO_DRIVER,
         )
 
 
@@ -175,8 +181,8 @@ def bind_writes(change: DeviceChange) -> list[SysfsWrite]:
     out = [
         SysfsWrite(
             _dev(change.address, "driver_override"),
-            VFIO_DRIVER,
-            f"set driver_override of {addr} to {VFIO_DRIVER}",
+            change.vfio_driver,
+            f"set driver_override of {addr} to {change.vfio_driver}",
         )
     ]
     if change.driver is not None:
@@ -187,7 +193,9 @@ def bind_writes(change: DeviceChange) -> list[SysfsWrite]:
                 f"unbind {addr} from {change.driver}",
             )
         )
-    out.append(SysfsWrite("bus/pci/drivers_probe", addr, f"probe {addr} (binds {VFIO_DRIVER})"))
+    out.append(
+        SysfsWrite("bus/pci/drivers_probe", addr, f"probe {addr} (binds {change.vfio_driver})")
+    )
     return out
 
 
@@ -215,8 +223,21 @@ def iommu_off(inventory: HostInventory) -> str | None:
     return "no PCI device has an IOMMU group"
 
 
-def plan_binding(doc: Document, store: Store, inventory: HostInventory) -> BindingPlan:
-    """What must move to vfio-pci for this domain; refuses a group a host driver uses."""
+def plan_binding(
+    doc: Document,
+    store: Store,
+    inventory: HostInventory,
+    variants: VariantDrivers | None = None,
+) -> BindingPlan:
+    """What must move to vfio-pci for this domain; refuses a group a host driver uses.
+
+    `variants`: the host's vfio variant drivers; each device the hook binds goes to the
+    one libvirt ≥ 10.0 would pick (or to the `<driver model='…'/>` its hostdev names).
+    """
+    from .variants import VariantDrivers
+
+    variants = variants or VariantDrivers()
+    facts = facts_of(inventory)
     domain = domain_name(doc)
     resolution = read_resolution(doc)
     records = [r for r in resolution.records if isinstance(r, PciRecord)] if resolution else []
@@ -225,6 +246,7 @@ def plan_binding(doc: Document, store: Store, inventory: HostInventory) -> Bindi
         return BindingPlan(domain, (), mdevs)
     # Every PCI device this domain is given, mapped or not, with its managed flag.
     in_domain: dict[PciAddress, bool] = {}
+    models: dict[PciAddress, str] = {}
     for el in devices_of(doc):
         # <interface type='hostdev'> (a NIC VF with its MAC/VLAN) is a PCI hostdev to
         # libvirt, with the same managed flag (virDomainNetDef's hostdev part).
@@ -232,6 +254,9 @@ def plan_binding(doc: Document, store: Store, inventory: HostInventory) -> Bindi
             address = pci_source_address(doc, el)
             if address is not None:
                 in_domain[address] = _managed(el.get("managed"))
+                driver = el.find("driver")
+                if driver is not None and driver.get("model"):
+                    models[address] = driver.attrs["model"]
     off = iommu_off(inventory)
     if off is not None:
         raise RefusedError(
@@ -240,6 +265,16 @@ def plan_binding(doc: Document, store: Store, inventory: HostInventory) -> Bindi
             fix="enable VT-d/AMD-Vi in the firmware and boot with intel_iommu=on or amd_iommu=on",
         )
     changes: dict[PciAddress, DeviceChange] = {}
+
+    def add(dev: PciDevice, reason: str) -> None:
+        # pci-stub is viable for a sibling only: the assigned device itself needs vfio
+        if dev.address in changes or variants.is_vfio_driver(dev.driver):
+            return
+        target = models.get(dev.address) or variants.best(
+            facts.modalias(dev.address) if facts is not None else None
+        )
+        changes[dev.address] = DeviceChange(dev.address, dev.driver, None, reason, target)
+
     for record in records:
         mapping = store.get(record.map)
         wants_vfio = isinstance(mapping, PciMapping) and mapping.vfio
@@ -252,8 +287,18 @@ def plan_binding(doc: Document, store: Store, inventory: HostInventory) -> Bindi
                 fix="check the firmware's ACS/IOMMU settings for this slot",
             )
         managed = in_domain.get(record.address, False)
-        if not managed or wants_vfio:
-            _add(changes, dev, record.map)
+        vgpu = facts.vgpu_type(dev.address) if facts is not None else None
+        if vgpu is not None:
+            # NVIDIA's VF vGPU (no mdevs): the VF must stay on the nvidia driver, which
+            # gives it its vGPU type; vfio-pci would turn it into a bare, useless VF.
+            if managed:
+                raise RefusedError(
+                    f"{record.map}: {record.address} is an NVIDIA vGPU VF; with managed='yes' "
+                    "libvirt would take it from the nvidia driver and break the vGPU",
+                    fix="give it with managed='no' (the VF stays on nvidia, as NVIDIA documents)",
+                )
+        elif not managed or wants_vfio:
+            add(dev, record.map)
         for member in inventory.iommu_group_members(dev.iommu_group):
             if member == record.address:
                 continue
@@ -265,12 +310,12 @@ def plan_binding(doc: Document, store: Store, inventory: HostInventory) -> Bindi
             reason = f"IOMMU group {dev.iommu_group} sibling of {record.map}"
             if member in in_domain:
                 if not in_domain[member]:
-                    _add(changes, sibling, reason)
+                    add(sibling, reason)
                 continue
-            if sibling.driver in _VIABLE_DRIVERS:
+            if sibling.driver in _VIABLE_DRIVERS or variants.is_vfio_driver(sibling.driver):
                 continue
             if sibling.driver is None:
-                _add(changes, sibling, reason)
+                add(sibling, reason)
                 continue
             raise RefusedError(
                 f"{record.map}: {record.address} shares IOMMU group {dev.iommu_group} with "
@@ -293,19 +338,15 @@ def _plan_mdevs(
     return plan_mdevs(records, store, inventory, resolution.node) if records else ()
 
 
-def _add(changes: dict[PciAddress, DeviceChange], dev: PciDevice, reason: str) -> None:
-    if dev.address in changes or dev.driver == VFIO_DRIVER:
-        return
-    changes[dev.address] = DeviceChange(dev.address, dev.driver, None, reason)
-
-
 def read_overrides(plan: BindingPlan, reader: SysfsReader) -> BindingPlan:
     """The plan with each device's current driver_override filled in, to restore it later."""
     out = []
     for change in plan.changes:
         text = reader.text(reader.path(_dev(change.address, "driver_override")))
         override = None if text in (None, "", _NO_OVERRIDE) else text
-        out.append(DeviceChange(change.address, change.driver, override, change.reason))
+        out.append(
+            DeviceChange(change.address, change.driver, override, change.reason, change.vfio_driver)
+        )
     return BindingPlan(plan.domain, tuple(out), plan.mdevs)
 
 
@@ -514,11 +555,12 @@ def bind_plan(plan: BindingPlan, writer: Writer, reader: SysfsReader, state: Sta
             for write in bind_writes(change):
                 writer.write(write)
             now = reader.link_name(reader.path(_dev(change.address, "driver")))
-            if now != VFIO_DRIVER:
+            if now != change.vfio_driver:
                 raise HostAccessError(
-                    f"step 'probe {change.address} (binds {VFIO_DRIVER})' left it on driver "
-                    f"{now or 'none'}, not {VFIO_DRIVER}",
-                    fix="load the module (modprobe vfio-pci) and check the IOMMU is on",
+                    f"step 'probe {change.address} (binds {change.vfio_driver})' left it on "
+                    f"driver {now or 'none'}, not {change.vfio_driver}",
+                    fix=f"load the module (modprobe {change.vfio_driver.replace('-', '_')}) "
+                    "and check the IOMMU is on",
                 )
     except BaseException as failure:
         # Any failure, expected (a write refused) or not (a bug, an interrupt), leaves no
