@@ -604,12 +604,19 @@ def cmd_verify(args: argparse.Namespace) -> int:
         findings = list(decision.findings)
         if refusal is not None:  # binding refused: the domain's, not one device's
             findings.append(Finding("*", node, "refused", refusal.what, refusal.fix, doc.source))
-        print(json.dumps([asdict(f) | {"ok": f.ok} for f in findings], indent=2))
+        rows = [asdict(f) | {"ok": f.ok} for f in findings]
+        rows += [
+            asdict(Finding(w.split(":", 1)[0], node, "warning", w, None, doc.source)) | {"ok": True}
+            for w in decision.warnings
+        ]
+        print(json.dumps(rows, indent=2))
     else:
         if not decision.findings:
             print(f"{args.file}: no mapped devices to verify")
         for f in decision.findings:
             print(f"ok: {f.message}" if f.ok else f"{f.status.upper()}: {f}")
+        for warning in decision.warnings:
+            print(f"WARNING: {warning}")
         if refusal is not None:
             print(f"REFUSED: {refusal.message}")
     if sysfs_root is not None and decision.plan is not None:

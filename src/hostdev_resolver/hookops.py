@@ -288,6 +288,7 @@ class StartDecision:
     findings: tuple[Finding, ...]
     plan: BindingPlan | None = None
     refusal: RefusedError | None = None
+    warnings: tuple[str, ...] = ()  # e.g. a device without a reset method (reset.py)
 
     @property
     def ok(self) -> bool:
@@ -305,19 +306,27 @@ def decide_start(
     """The hook's start-time decision, with no writes: `prepare begin` acts on it and
     `hostdev-resolver verify` prints it, so the two cannot disagree."""
     from .errors import RefusedError
+    from .reset import capability_checks
     from .verification import unresolved_references, verify_domain
     from .vfio import plan_binding
 
-    findings = (
+    findings: tuple[Finding, ...] = (
         *unresolved_references(doc, node),
         *verify_domain(doc, store, inventory, node, scsi=scsi),
     )
     if not all(f.ok for f in findings):
         return StartDecision(findings)
+    refusals, warned = capability_checks(doc, store, inventory, node)
+    findings = (*findings, *refusals)
+    warnings = tuple(warned)
+    if refusals:
+        return StartDecision(findings, warnings=warnings)
     try:
-        return StartDecision(findings, plan_binding(doc, store, inventory, variants))
+        return StartDecision(
+            findings, plan_binding(doc, store, inventory, variants), warnings=warnings
+        )
     except RefusedError as exc:
-        return StartDecision(findings, refusal=exc)
+        return StartDecision(findings, refusal=exc, warnings=warnings)
 
 
 def prepare(ctx: _Context, log: Log, writer_factory: WriterFactory) -> int:
@@ -332,6 +341,8 @@ def prepare(ctx: _Context, log: Log, writer_factory: WriterFactory) -> int:
     for f in decision.findings:
         if f.ok:
             log.info(f"{f.map}: ok: {f.message}")
+    for warning in decision.warnings:
+        log.warning(f"warning: {warning}")
     for f in decision.findings:
         if not f.ok:
             log.problem(f"hostdev-resolver: {f}")
