@@ -46,7 +46,7 @@ def capability_checks(
         if not isinstance(mapping, PciMapping):
             continue
 
-        def refuse(status: str, message: str, fix: str) -> None:
+        def refuse(status: str, message: str, fix: str, record: PciRecord = record) -> None:
             refusals.append(
                 Finding(
                     record.map,
