@@ -118,3 +118,21 @@ def test_resolve_from_a_snapshot_follows_virtfn_order(
         "slot='4' port-path='pci0000:40/03.1/00.0'", "slot='2' port-path='pci0000:40/01.1/00.0'"
     )
     assert domain_rng_errors(out.encode(), "out") == []
+
+
+def test_validate_finds_one_mdev_given_to_two_domains(
+    host: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    shutil.copy(GOLDEN / "stores" / "sriov.xml", "mappings.xml")
+    resolved = (GOLDEN / "verify-vf-and-mdev-ok" / "domain.xml").read_text()
+    Path("a.xml").write_text(resolved)
+    Path("b.xml").write_text(resolved.replace("<name>net-guest</name>", "<name>other</name>"))
+    assert _run("validate", "a.xml", "b.xml") == 1
+    out = capsys.readouterr().out
+    assert "mdev 4b20d080-1b54-4048-85b3-a6a62d165c01" in out
+
+
+def test_require_reset_is_written_and_read(host: Path) -> None:
+    assert _run("map", "add", "pci", "nic", "--address", "0000:00:1f.6", "--require-reset") == 0
+    mapping = load_store("mappings.xml").get("nic")
+    assert mapping is not None and getattr(mapping, "require_reset", False) is True

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .errors import HostdevError, InputError, Location
+from .mdev import MdevRecord
 from .metadata import HR_MAP, HR_WWN, PciRecord
 from .records import field, frozen, mutable
 from .resolution import domain_name, needs_store, resolve_domain, without_store
@@ -218,6 +219,8 @@ def _validate_domain(
         for record in result.resolution.records if result.resolution else ():
             if isinstance(record, ScsiRecord):
                 key = (node, f"SCSI {record.dev or record.address}")
+            elif isinstance(record, MdevRecord):
+                key = (node, f"mdev {record.uuid}")
             else:
                 key = (
                     node,

@@ -210,3 +210,56 @@ def test_simulated_kernel_refuses_a_duplicate_uuid(tmp_path: Path) -> None:
                 "bus/pci/devices/0000:42:00.0/mdev_supported_types/nvidia-222/create", VGPU0, "c"
             )
         )
+
+
+def test_hook_warns_about_a_device_without_reset_and_refuses_it_when_required(
+    tmp_path: Path,
+) -> None:
+    host = Host(tmp_path)
+    text = host.store.read_text().replace(
+        "</mappings>",
+        "  <pci name='nic0'>\n    <node name='hv1' address='0000:00:1f.6' vendor='8086' "
+        "device='15fa' class='020000' iommu-group='12'/>\n  </pci>\n</mappings>",
+    )
+    host.store.write_text(text)
+    xml = host.resolve(
+        DOMAIN.replace(
+            "<interface type='hostdev' managed='no' hr:map='nic-vf3'><mac address='52:54:00:00:00:03'/></interface>",
+            "<hostdev mode='subsystem' type='pci' managed='yes' hr:map='nic0'/>",
+        )
+    )
+
+    def prepare() -> tuple[int, str]:
+        err = io.StringIO()
+        rc = hook.main(
+            ["vgpu-guest", "prepare", "begin", "-"],
+            io.BytesIO(xml),
+            stdout=io.BytesIO(),
+            stderr=err,
+            environ={"HOSTDEV_RESOLVER_CONFIG": str(host.config)},
+            writer_factory=lambda root: SimKernel(Path(root), NATIVE),
+        )
+        return rc, err.getvalue()
+
+    rc, log = prepare()
+    assert rc == 0, log
+    assert "warning: nic0: 0000:00:1f.6 on node hv1 has no reset method" in log
+    assert (
+        hook.main(  # give the mdevs back before the second start
+            ["vgpu-guest", "release", "end", "-"],
+            io.BytesIO(xml),
+            stdout=io.BytesIO(),
+            stderr=io.StringIO(),
+            environ={"HOSTDEV_RESOLVER_CONFIG": str(host.config)},
+            writer_factory=lambda root: SimKernel(Path(root), NATIVE),
+        )
+        == 0
+    )
+    host.store.write_text(
+        text.replace("<pci name='nic0'>", "<pci name='nic0' require-reset='yes'>")
+    )
+    rc, log = prepare()
+    assert rc == 1
+    assert "nic0: 0000:00:1f.6 on node hv1 has no reset method" in log
+    assert "map it again without --require-reset" in log
+    assert mdev_state(host.root)["mdevs"] == []  # refused before anything was created
