@@ -22,7 +22,7 @@ from .hostsource import HostSource, default_store
 from .identity import UsbIdentity, parse_id16
 from .pciaddress import PciAddress
 from .records import fields, is_record
-from .store import PciEntry, Store, UsbEntry, load_store
+from .store import MdevMapping, PciEntry, Store, UsbEntry, VfEntry, load_store
 from .storefile import StoreFile
 from .xmldoc import parse_file
 
@@ -536,6 +536,7 @@ def cmd_map_show(args: argparse.Namespace) -> int:
                 f"serial {ident.serial}" if ident.serial else "",
                 f"slot {entry.physical_slot}" if entry.physical_slot else "",
             ]
+            bits += [f"VF {entry.index}" if isinstance(entry, VfEntry) else ""]
             print(f"  node {entry.node}: {entry.address}  " + "  ".join(b for b in bits if b))
         elif isinstance(entry, UsbEntry):
             serial = f" serial {entry.identity.serial}" if entry.identity.serial else ""
@@ -544,6 +545,8 @@ def cmd_map_show(args: argparse.Namespace) -> int:
     wwn = getattr(mapping, "wwn", None)
     if wwn:
         print(f"  wwn {wwn}")
+    if isinstance(mapping, MdevMapping):
+        print(f"  mdev type {mapping.mdev_type}, uuid {mapping.uuid}")
     return 0
 
 
