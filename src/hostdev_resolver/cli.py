@@ -17,7 +17,7 @@ from .hostsource import HostSource, default_store
 from .identity import UsbIdentity, parse_id16
 from .pciaddress import PciAddress
 from .records import fields, is_record
-from .store import PciEntry, Store, UsbEntry, load_store
+from .store import MdevMapping, PciEntry, Store, UsbEntry, VfEntry, load_store
 from .xmldoc import parse_file
 
 # Not typing.TYPE_CHECKING: every command pays for what this module imports, and
@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from .devicenames import DeviceNames
     from .inventory import HostInventory, PciDevice
     from .scsi import ScsiInventory
+    from .variants import VariantDrivers
     from .xmldoc import Document
 
     Handler = Callable[[argparse.Namespace], int]
@@ -204,6 +205,11 @@ def cmd_inventory(args: argparse.Namespace) -> int:
             from .scsi import scsi_to_json
 
             data["scsi"] = scsi_to_json(scsi)
+        from .sriovcli import mdev_inventory_json
+
+        mdev = mdev_inventory_json(inventory)
+        if mdev:
+            data["mdev"] = mdev
         import json
 
         print(json.dumps(data, indent=2))
@@ -260,6 +266,12 @@ def cmd_inventory(args: argparse.Namespace) -> int:
             print(
                 f"{u.bus:>3} {u.device:>3}  {u.port_path:<10} {u.identity.ids:<10} {u.driver or '-':<10} {u.identity.serial or '-':<{width}}  {name}".rstrip()
             )
+    from .sriovcli import mdev_inventory_lines
+
+    mdev_lines = mdev_inventory_lines(inventory)
+    if mdev_lines:
+        print()
+        print("\n".join(mdev_lines))
     scsi = open_scsi(args, inventory)
     if scsi is not None:
         from .scsi import describe_scsi
@@ -368,11 +380,16 @@ def cmd_map_add(args: argparse.Namespace) -> int:
     _check_map_add_text(args)
     path = store_path(args)
     entry: PciEntry | UsbEntry
+    if args.kind in ("vf", "mdev"):
+        return _map_add_sriov_mdev(args, path)
     if args.kind in ("pci", "usb"):
         inventory, node = open_host(args)
         if args.kind == "pci":
             if not args.address:
                 raise UsageError("map add pci needs --address BDF")
+            from .sriovcli import vf_suggestion
+
+            vf_suggestion(inventory, PciAddress.parse(args.address), args.name, node)
             entry = _capture_pci(inventory, node, args.address)
         else:
             entry = _capture_usb(inventory, node, args)
@@ -385,7 +402,7 @@ def cmd_map_add(args: argparse.Namespace) -> int:
                 entry,
                 description=args.description,
                 allow=tuple(args.allow or ()),
-                extra={"vfio": "yes"} if args.kind == "pci" and args.vfio else None,
+                extra=_pci_extra(args) if args.kind == "pci" else None,
                 pool=args.pool,
             )
         where = _entry_text(entry)
@@ -410,6 +427,60 @@ def _entry_text(entry: PciEntry | UsbEntry) -> str:
         return str(entry.address)
     port = f" port {entry.port_path}" if entry.port_path else ""
     return entry.identity.ids + port
+
+
+def _pci_extra(args: argparse.Namespace) -> dict[str, str] | None:
+    extra = {}
+    if args.vfio:
+        extra["vfio"] = "yes"
+    if args.require_reset:
+        extra["require-reset"] = "yes"
+    return extra or None
+
+
+def _map_add_sriov_mdev(args: argparse.Namespace, path: str) -> int:
+    """vf and mdev mappings (issue 14): captured from the host like a pci mapping."""
+    from .mdev import new_uuid, parse_uuid
+    from .sriovcli import capture_mdev_parents, capture_vf
+    from .store import MdevMapping
+
+    inventory, node = open_host(args)
+    extra = _pci_extra(args) or {}
+    if args.kind == "vf":
+        entries: list[PciEntry] = [capture_vf(inventory, node, args, _capture_pci)]
+        if args.vgpu_type is not None:
+            extra["vgpu-type"] = args.vgpu_type
+        shown = f"VF {args.index} of PF {entries[0].address}"
+    else:
+        store = load_store(path, schema=False) if os.path.exists(path) else None
+        entries = capture_mdev_parents(inventory, node, args, store, _capture_pci)
+        existing = store.get(args.name) if store is not None else None
+        uuid = parse_uuid(args.uuid) if args.uuid is not None else None
+        if isinstance(existing, MdevMapping):
+            if existing.mdev_type != args.mdev_type:
+                raise RefusedError(
+                    f"mdev mapping {args.name!r} is of type {existing.mdev_type}, not {args.mdev_type}",
+                    fix="choose another name, or 'map remove' it first",
+                )
+            # The UUID was fixed when the mapping was made: the guest keeps seeing it.
+            uuid = uuid or existing.uuid
+        extra |= {"type": args.mdev_type, "uuid": uuid or new_uuid()}
+        shown = f"mdev {extra['uuid']} ({args.mdev_type}) on " + ", ".join(
+            str(e.address) for e in entries
+        )
+    from .storefile import StoreFile
+
+    with StoreFile(path).edit() as editor:
+        editor.add_entries(
+            args.kind,
+            args.name,
+            entries,
+            description=args.description,
+            allow=tuple(args.allow or ()),
+            extra=extra,
+        )
+    print(f"{args.kind} {args.name}: node {node} -> {shown} recorded in {path}")
+    return 0
 
 
 def _map_add_wwn(args: argparse.Namespace, path: str) -> int:
@@ -567,6 +638,7 @@ def cmd_map_show(args: argparse.Namespace) -> int:
                 f"serial {ident.serial}" if ident.serial else "",
                 f"slot {entry.physical_slot}" if entry.physical_slot else "",
             ]
+            bits += [f"VF {entry.index}" if isinstance(entry, VfEntry) else ""]
             bits.append(f"[{name}]" if (name := _entry_name(names, entry)) else "")
             print(f"  node {entry.node}: {entry.address}  " + "  ".join(b for b in bits if b))
         elif isinstance(entry, UsbEntry):
@@ -578,6 +650,8 @@ def cmd_map_show(args: argparse.Namespace) -> int:
     wwn = getattr(mapping, "wwn", None)
     if wwn:
         print(f"  wwn {wwn}")
+    if isinstance(mapping, MdevMapping):
+        print(f"  mdev type {mapping.mdev_type}, uuid {mapping.uuid}")
     return 0
 
 
@@ -638,7 +712,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
             raise UsageError("--dry-run needs a sysfs host (the live host or --sysfs ROOT)")
         sysfs_root = inventory.reader.root
     scsi = open_scsi(args, inventory) if wants_scsi(doc) else None
-    decision = decide_start(doc, store, inventory, node, scsi)
+    decision = decide_start(doc, store, inventory, node, scsi, _live_variants(inventory))
     refusal = decision.refusal
     if args.format == "json":
         import json
@@ -649,12 +723,19 @@ def cmd_verify(args: argparse.Namespace) -> int:
         findings = list(decision.findings)
         if refusal is not None:  # binding refused: the domain's, not one device's
             findings.append(Finding("*", node, "refused", refusal.what, refusal.fix, doc.source))
-        print(json.dumps([asdict(f) | {"ok": f.ok} for f in findings], indent=2))
+        rows = [asdict(f) | {"ok": f.ok} for f in findings]
+        rows += [
+            asdict(Finding(w.split(":", 1)[0], node, "warning", w, None, doc.source)) | {"ok": True}
+            for w in decision.warnings
+        ]
+        print(json.dumps(rows, indent=2))
     else:
         if not decision.findings:
             print(f"{args.file}: no mapped devices to verify")
         for f in decision.findings:
             print(f"ok: {f.message}" if f.ok else f"{f.status.upper()}: {f}")
+        for warning in decision.warnings:
+            print(f"WARNING: {warning}")
         if refusal is not None:
             print(f"REFUSED: {refusal.message}")
     if sysfs_root is not None and decision.plan is not None:
@@ -663,6 +744,17 @@ def cmd_verify(args: argparse.Namespace) -> int:
         for line in writes:
             print(f"  {line}")
     return 0 if decision.ok else 1
+
+
+def _live_variants(inventory: HostInventory) -> VariantDrivers | None:
+    """The running kernel's vfio variant drivers when verifying the live host (as the
+    hook would bind); a captured tree (--sysfs) or a snapshot has no kernel to ask."""
+    from .sysfs import SysfsInventory
+    from .variants import VariantDrivers, default_path
+
+    if isinstance(inventory, SysfsInventory) and inventory.reader.root == "/sys":
+        return VariantDrivers.load(default_path())
+    return None
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -689,7 +781,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
 _MAP_ADD_DESTS = (
     "address", "vendor", "product", "serial", "port", "offline", "wwn", "device",
     "initiator", "target", "lun", "wwnn", "wwpn", "parent_wwnn", "parent_wwpn",
-    "parent_fabric", "vfio", "pool",
+    "parent_fabric", "vfio", "pool", "pf", "index", "vgpu_type", "parent", "mdev_type",
+    "uuid", "require_reset",
 )  # fmt: skip
 
 
@@ -709,11 +802,6 @@ def _add_map_add(msub: argparse._SubParsersAction[Any], common: argparse.Argumen
 
     pci = kind("pci", "a PCI device (GPU, NIC, NVMe), by its address on this node")
     pci.add_argument("--address", metavar="BDF", help="PCI address of the device on this node")
-    pci.add_argument(
-        "--vfio",
-        action="store_true",
-        help="the hook binds the device and its IOMMU group to vfio-pci at start",
-    )
     usb = kind("usb", "a USB device, by vendor and product (and serial or port)")
     usb.add_argument("--vendor", metavar="V", help="USB vendor ID")
     usb.add_argument("--product", metavar="P", help="USB product ID")
@@ -735,6 +823,35 @@ def _add_map_add(msub: argparse._SubParsersAction[Any], common: argparse.Argumen
             help="add the device as one more member of the mapping's pool on this node "
             "(without it, another device re-maps the name on this node)",
         )
+    vf = kind("vf", "an SR-IOV VF, by its PF's identity and its index")
+    vf.add_argument("--pf", metavar="BDF", help="the SR-IOV physical function on this node")
+    vf.add_argument("--index", metavar="N", type=int, help="the VF index below --pf")
+    vf.add_argument(
+        "--vgpu-type",
+        metavar="T",
+        help="NVIDIA VF vGPU: the type current_vgpu_type must hold at start",
+    )
+    mdev = kind("mdev", "a mediated device (vGPU), by its parent(s) and type")
+    mdev.add_argument(
+        "--parent",
+        metavar="BDF|MAPPING",
+        action="append",
+        help="parent device, or a pci mapping naming parents (repeatable: a pool)",
+    )
+    mdev.add_argument("--type", dest="mdev_type", metavar="T", help="the mdev type")
+    mdev.add_argument("--uuid", metavar="UUID", help="the mdev's UUID (default: a new one)")
+    for p in (pci, vf):
+        p.add_argument(
+            "--vfio",
+            action="store_true",
+            help="the hook binds the device and its IOMMU group to vfio-pci at start",
+        )
+    for p in (pci, vf, mdev):
+        p.add_argument(
+            "--require-reset",
+            action="store_true",
+            help="refuse a start when the device has no reset method",
+        )
     lun = kind("lun", "a LUN for <disk device='lun'>, by its WWN")
     scsi = kind("scsi", "a SCSI LUN for <hostdev type='scsi'>, by WWN or FC path")
     for p in (lun, scsi):
@@ -749,7 +866,7 @@ def _add_map_add(msub: argparse._SubParsersAction[Any], common: argparse.Argumen
     vhba.add_argument("--parent-wwnn", metavar="WWNN", help="parent HBA node name")
     vhba.add_argument("--parent-wwpn", metavar="WWPN", help="parent HBA port name")
     vhba.add_argument("--parent-fabric", metavar="WWN", help="parent by fabric name")
-    for p in (pci, usb, lun, scsi, vhba):
+    for p in (pci, usb, vf, mdev, lun, scsi, vhba):
         p.add_argument("--description", metavar="TEXT", help="what the device is for")
         p.add_argument(
             "--allow",

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from .scsi import ScsiInventory
     from .store import Store
     from .sysfs import SysfsInventory
+    from .variants import VariantDrivers
     from .verification import Finding
     from .vfio import BindingPlan, Writer
     from .xmldoc import Document
@@ -40,6 +41,7 @@ _KEYS = {
     "trust_any_owner": bool,
     "log_file": str,
     "syslog": bool,
+    "modules_alias": str,
 }
 
 if TYPE_CHECKING:
@@ -57,6 +59,8 @@ class HookConfig:
     log_file: str = DEFAULT_LOG_FILE  # used when there is no syslog socket
     syslog: bool = True  # false: log_file only (hosts without syslog, tests)
     path: str | None = None  # the file it came from, None when there was none
+    # the kernel's modules.alias, for vfio variant drivers; None = the running kernel's
+    modules_alias: str | None = None
 
 
 def load_config(environ: dict[str, str] | os._Environ[str]) -> HookConfig:
@@ -110,6 +114,7 @@ def load_config(environ: dict[str, str] | os._Environ[str]) -> HookConfig:
         log_file=str(values.get("log_file", DEFAULT_LOG_FILE)),
         syslog=bool(values.get("syslog", True)),
         path=path,
+        modules_alias=str(values["modules_alias"]) if "modules_alias" in values else None,
     )
 
 
@@ -342,10 +347,10 @@ def context(config: HookConfig, data: bytes, domain: str) -> _Context:
 def scsi_inventory(ctx: _Context) -> ScsiInventory | None:
     """The node's SCSI view, read only for domains with LUN or SCSI records: it scans
     every SCSI device, and PCI/USB guests must not pay for that on every start."""
-    from .metadata import read_resolution
+    from .metadata import MAP_KINDS, read_resolution
 
     resolution = read_resolution(ctx.doc)
-    if resolution is None or all(r.kind in ("pci", "usb") for r in resolution.records):
+    if resolution is None or all(r.kind in MAP_KINDS for r in resolution.records):
         return None
     from .scsi import read_scsi_inventory
 
@@ -360,6 +365,7 @@ class StartDecision:
     findings: tuple[Finding, ...]
     plan: BindingPlan | None = None
     refusal: RefusedError | None = None
+    warnings: tuple[str, ...] = ()  # e.g. a device without a reset method (reset.py)
 
     @property
     def ok(self) -> bool:
@@ -372,23 +378,32 @@ def decide_start(
     inventory: HostInventory,
     node: str,
     scsi: ScsiInventory | None,
+    variants: VariantDrivers | None = None,
 ) -> StartDecision:
     """The hook's start-time decision, with no writes: `prepare begin` acts on it and
     `hostdev-resolver verify` prints it, so the two cannot disagree."""
     from .errors import RefusedError
+    from .reset import capability_checks
     from .verification import unresolved_references, verify_domain
     from .vfio import plan_binding
 
-    findings = (
+    findings: tuple[Finding, ...] = (
         *unresolved_references(doc, node),
         *verify_domain(doc, store, inventory, node, scsi=scsi),
     )
     if not all(f.ok for f in findings):
         return StartDecision(findings)
+    refusals, warned = capability_checks(doc, store, inventory, node)
+    findings = (*findings, *refusals)
+    warnings = tuple(warned)
+    if refusals:
+        return StartDecision(findings, warnings=warnings)
     try:
-        return StartDecision(findings, plan_binding(doc, store, inventory))
+        return StartDecision(
+            findings, plan_binding(doc, store, inventory, variants), warnings=warnings
+        )
     except RefusedError as exc:
-        return StartDecision(findings, refusal=exc)
+        return StartDecision(findings, refusal=exc, warnings=warnings)
 
 
 def finding_line(f: Finding) -> str:
@@ -399,12 +414,18 @@ def finding_line(f: Finding) -> str:
 
 def prepare(ctx: _Context, log: Log, writer_factory: WriterFactory) -> int:
     from .sysfs import SysfsReader
+    from .variants import VariantDrivers, default_path
     from .vfio import StateFile, bind_plan
 
-    decision = decide_start(ctx.doc, ctx.store, ctx.inventory, ctx.node, scsi_inventory(ctx))
+    variants = VariantDrivers.load(ctx.config.modules_alias or default_path())
+    decision = decide_start(
+        ctx.doc, ctx.store, ctx.inventory, ctx.node, scsi_inventory(ctx), variants
+    )
     for f in decision.findings:
         if f.ok:
             log.info(f.message)
+    for warning in decision.warnings:
+        log.warning(f"warning: {warning}")
     bad = [f for f in decision.findings if not f.ok]
     for f in bad:
         log.problem(str(f), logged=f"start refused: {finding_line(f)}")
@@ -415,7 +436,7 @@ def prepare(ctx: _Context, log: Log, writer_factory: WriterFactory) -> int:
     plan = decision.plan
     if bad or plan is None:
         return 1
-    if not plan.changes:
+    if plan.empty:
         return 0
     writer = writer_factory(ctx.config.sysfs)
     bind_plan(
@@ -426,8 +447,10 @@ def prepare(ctx: _Context, log: Log, writer_factory: WriterFactory) -> int:
     )
     for change in plan.changes:
         log.info(
-            f"{change.address}: bound to vfio-pci (was {change.driver or 'unbound'}; {change.reason})"
+            f"{change.address}: bound to {change.vfio_driver} (was {change.driver or 'unbound'}; {change.reason})"
         )
+    for mdev in plan.mdevs:
+        log.info(f"{mdev.map}: created mdev {mdev.uuid} ({mdev.mdev_type}) on {mdev.parent}")
     return 0
 
 

@@ -32,11 +32,15 @@ from .xmldoc import Document, Element, Node
 # Not typing.TYPE_CHECKING: the hook avoids importing typing (see records.py).
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from .mdev import MdevRecord
     from .scsiresolve import ScsiRecord
 
 HR_NS = "http://hostdev-resolver.org/xmlns/domain/1"
 HR_MAP = f"{{{HR_NS}}}map"
 HR_WWN = f"{{{HR_NS}}}wwn"
+# Records made from hr:map references to store mappings with node entries; the rest
+# (lun, scsi) are SCSI records (scsiresolve).
+MAP_KINDS = ("pci", "usb", "vf", "mdev")
 
 
 @frozen
@@ -86,7 +90,9 @@ class UsbRecord:
 
 
 if TYPE_CHECKING:
-    Record = PciRecord | UsbRecord | ScsiRecord
+    from typing import TypeAlias
+
+    Record: TypeAlias = PciRecord | UsbRecord | ScsiRecord | MdevRecord
 
 
 @frozen
@@ -164,6 +170,14 @@ def read_resolution(doc: Document) -> Resolution | None:
             records.append(_pci_record(doc, child))
         elif child.tag == "usb":
             records.append(_usb_record(doc, child))
+        elif child.tag == "vf":
+            from .sriov import vf_record
+
+            records.append(vf_record(doc, child))
+        elif child.tag == "mdev":
+            from .mdev import mdev_record
+
+            records.append(mdev_record(doc, child))
         elif child.tag in ("lun", "scsi"):
             from .scsiresolve import scsi_record
 

@@ -28,6 +28,7 @@ from .locate import (
     locate_usb,
     lookalike_fix,
 )
+from .mdev import MdevRecord
 from .metadata import (
     HR_MAP,
     HR_WWN,
@@ -39,7 +40,16 @@ from .metadata import (
 )
 from .pciaddress import PciAddress, parse_xml_uint
 from .records import field, frozen, mutable
-from .store import PciEntry, PciMapping, Store, UsbEntry, UsbMapping
+from .store import (
+    MdevMapping,
+    PciEntry,
+    PciMapping,
+    Store,
+    UsbEntry,
+    UsbMapping,
+    VfEntry,
+    VfMapping,
+)
 from .xmldoc import Document, Element, Node, Splicer
 
 # Not typing.TYPE_CHECKING: the hook avoids importing typing (see records.py).
@@ -52,6 +62,7 @@ if TYPE_CHECKING:
     from .metadata import Record
     from .scsi import ScsiInventory
     from .scsiresolve import ScsiRecord, ScsiReference
+    from .sriov import VfRecord
     from .store import Mapping
 
 # Elements that conventionally open a domain; <metadata> goes after them.
@@ -159,7 +170,10 @@ def element_of_record(doc: Document, record: Record) -> Element | None:
     if not isinstance(record, PciRecord | UsbRecord):
         return next((el for el in devices_of(doc) if record.matches_element(doc, el)), None)
     for el in devices_of(doc):
-        if el.tag != "hostdev" or el.get("type") != record.kind:
+        if isinstance(record, PciRecord):
+            if not is_pci_source_element(el):
+                continue
+        elif el.tag != "hostdev" or el.get("type") != record.kind:
             continue
         if isinstance(record, PciRecord):
             if pci_source_address(doc, el) == record.address:
@@ -175,12 +189,28 @@ def element_of_record(doc: Document, record: Record) -> Element | None:
     return None
 
 
+def is_pci_source_element(el: Element) -> bool:
+    """A <hostdev type='pci'>, or an <interface type='hostdev'> (a NIC VF given with its
+    MAC/VLAN): both name a host PCI function by <source><address/>."""
+    if el.tag == "interface":
+        return el.get("type") == "hostdev"
+    return el.tag == "hostdev" and el.get("type") == "pci"
+
+
 # -- resolution ----------------------------------------------------------------
+
+_MAP_ADD_FORMS = {
+    "pci": "--address BDF",
+    "usb": "--vendor V --product P [--serial S]",
+    "vf": "--pf BDF --index N",
+    "mdev": "--parent BDF --type TYPE",
+}
+# Which mapping kinds each referencing element takes.
+_ACCEPTED = {"pci": ("pci", "vf"), "usb": ("usb",), "mdev": ("mdev",)}
 
 
 def _fix_map_add(kind: str, name: str, node: str) -> str:
-    how = "--address BDF" if kind == "pci" else "--vendor V --product P [--serial S]"
-    return f"run 'hostdev-resolver map add {kind} {name} --node {node} {how}'"
+    return f"run 'hostdev-resolver map add {kind} {name} --node {node} {_MAP_ADD_FORMS[kind]}'"
 
 
 def _mapping_for(ctx: _Context, el: Element, name: str, kind: str) -> PciMapping | UsbMapping:
@@ -192,9 +222,9 @@ def _mapping_for(ctx: _Context, el: Element, name: str, kind: str) -> PciMapping
             where=where,
             fix=_fix_map_add(kind, name, ctx.node),
         )
-    if mapping.kind != kind:
+    if mapping.kind not in _ACCEPTED[kind]:
         raise UnresolvableError(
-            f"{name!r} is a {mapping.kind} mapping, but <{el.tag} type='{el.get('type')}'> needs a {kind} one",
+            f"{name!r} is a {mapping.kind} mapping, but <{el.tag} type='{el.get('type')}'> needs a {' or '.join(_ACCEPTED[kind])} one",
             where=where,
             fix="reference a mapping of the right kind",
         )
@@ -345,6 +375,110 @@ def _usb_expectation(entry: UsbEntry) -> UsbExpectation:
     return UsbExpectation(entry.identity, port_path=entry.port_path)
 
 
+def _resolve_vf(ctx: _Context, el: Element, mapping: VfMapping) -> tuple[VfRecord, Node]:
+    """VF `index` of the PF the store names, wherever the PF is now (sriov.py)."""
+    from .sriov import VfRecord, describe_vf, locate_vf, vf_fix
+
+    entries = mapping.entries_on(ctx.node)
+    if not entries:
+        raise _no_entry(ctx, el, "vf", mapping.name)
+    problems: list[str] = []
+    ambiguous = False
+    fix = _fix_map_add("vf", mapping.name, ctx.node)
+    for entry in entries:
+        assert isinstance(entry, VfEntry)
+        loc = locate_vf(entry, ctx.inventory)
+        vf = loc.vf
+        pf = loc.pf.device
+        if vf is None or pf is None or loc.status not in (Status.OK, Status.SHIFTED):
+            problems.append(describe_vf(mapping.name, ctx.node, loc))
+            ambiguous = loc.pf.status == Status.AMBIGUOUS
+            fix = vf_fix(mapping.name, ctx.node, loc)
+            continue
+        if vf.address in ctx.claimed:
+            _check_conflict(ctx, el, vf.address, mapping.name, len(entries))
+            problems.append(f"{mapping.name}: {vf.address} is already in use")
+            continue
+        if loc.status == Status.SHIFTED:
+            ctx.warnings.append(
+                f"{describe_vf(mapping.name, ctx.node, loc)}; using it — refresh the store with "
+                f"'hostdev-resolver map add vf {mapping.name} --node {ctx.node} --pf {pf.address} --index {entry.index}'"
+            )
+        ctx.claimed.add(vf.address)
+        ctx.owner[vf.address] = el
+        record = VfRecord(
+            map=mapping.name,
+            address=vf.address,
+            identity=entry.identity,
+            iommu_group=vf.iommu_group,
+            numa_node=vf.numa_node,
+            physical_slot=entry.physical_slot,
+            port_path=entry.port_path,
+            vfio=mapping.vfio,
+            pf_address=pf.address,
+            index=entry.index,
+            vf_vendor=entry.vf_vendor,
+            vf_device=entry.vf_device,
+        )
+        return record, _pci_source(el, vf.address)
+    raise _none_usable(ctx, el, mapping.name, len(entries) > 1, problems, ambiguous, fix)
+
+
+def _pci_source(el: Element, address: PciAddress) -> Node:
+    attrs = address.xml_attributes()
+    if el.tag == "interface":  # domain.rng: an interface's hostdev address says its type
+        attrs = {"type": "pci", **attrs}
+    return Node("source", children=[Node("address", attrs)])
+
+
+def _resolve_mdev(ctx: _Context, el: Element, mapping: MdevMapping) -> tuple[MdevRecord, Node]:
+    """The mapping's mdev on the parent that has it, or one with room (mdev.py)."""
+    from .mdev import place_mdev
+
+    entries = mapping.entries_on(ctx.node)
+    if not entries:
+        raise _no_entry(ctx, el, "mdev", mapping.name)
+    key = ("mdev", mapping.uuid)
+    if key in ctx.claimed:
+        _check_conflict(ctx, el, key, mapping.name, 1)
+        raise UnresolvableError(
+            f"{mapping.name}: mdev {mapping.uuid} is already in use",
+            where=ctx.doc.where(el),
+            fix="give each guest its own mdev mapping (each has its own UUID)",
+        )
+    choice = place_mdev(mapping.name, mapping.uuid, mapping.mdev_type, entries, ctx.inventory)
+    placement = choice.placement
+    if placement is None:
+        error = AmbiguousError if choice.status == Status.AMBIGUOUS else UnresolvableError
+        raise error(
+            "; ".join(choice.problems),
+            where=ctx.doc.where(el),
+            fix=(
+                "free an instance (remove an unused mdev) or add a parent with "
+                f"'hostdev-resolver map add mdev {mapping.name} --node {ctx.node} --parent BDF "
+                f"--type {mapping.mdev_type} --uuid {mapping.uuid}'"
+            ),
+        )
+    if placement.location.status == Status.SHIFTED:
+        ctx.warnings.append(
+            f"{describe_pci(mapping.name, ctx.node, placement.location)}; the mdev goes there — "
+            f"refresh the store with 'hostdev-resolver map add mdev {mapping.name} --node {ctx.node} "
+            f"--parent {placement.parent.address} --type {mapping.mdev_type} --uuid {mapping.uuid}'"
+        )
+    ctx.claimed.add(key)
+    ctx.owner[key] = el
+    record = MdevRecord(
+        map=mapping.name,
+        uuid=mapping.uuid,
+        mdev_type=mapping.mdev_type,
+        parent=placement.parent.address,
+        identity=placement.entry.identity,
+        physical_slot=placement.entry.physical_slot,
+        port_path=placement.entry.port_path,
+    )
+    return record, Node("source", children=[Node("address", {"uuid": mapping.uuid})])
+
+
 def _same_source(ctx: _Context, el: Element, record: Record) -> bool:
     if not isinstance(record, PciRecord | UsbRecord):
         return record.matches_element(ctx.doc, el)
@@ -373,7 +507,7 @@ def _references(ctx: _Context, previous: Resolution | None) -> list[tuple[Elemen
             refs.append((el, el.attrs[HR_MAP]))
             seen.add(id(el))
     for record in previous.records if previous else ():
-        if not isinstance(record, PciRecord | UsbRecord):
+        if not isinstance(record, PciRecord | UsbRecord | MdevRecord):
             continue
         found = element_of_record(ctx.doc, record)
         if found is None:
@@ -422,7 +556,7 @@ def _scsi_references(
             refs.append((el, ref))
             seen.add(id(el))
     for record in previous.records if previous else ():
-        if isinstance(record, PciRecord | UsbRecord):
+        if isinstance(record, PciRecord | UsbRecord | MdevRecord):
             continue
         found = element_of_record(ctx.doc, record)
         if found is None:
@@ -487,13 +621,15 @@ def _kind_of(ctx: _Context, el: Element) -> str:
     if (
         el.tag == "hostdev"
         and el.get("mode", "subsystem") == "subsystem"
-        and kind in ("pci", "usb")
+        and kind in ("pci", "usb", "mdev")
     ):
         return kind
+    if el.tag == "interface" and kind == "hostdev":
+        return "pci"
     raise UnresolvableError(
         f"hr:map on <{el.tag}{' type=' + repr(kind) if kind else ''}> is not supported",
         where=ctx.doc.where(el),
-        fix="use hr:map on <hostdev mode='subsystem' type='pci'|'usb'>",
+        fix="use hr:map on <hostdev mode='subsystem' type='pci'|'usb'|'mdev'> or <interface type='hostdev'>",
     )
 
 
@@ -526,7 +662,11 @@ def resolve_domain(
         kind = _kind_of(ctx, el)
         mapping = _mapping_for(ctx, el, name, kind)
         record: Record
-        if isinstance(mapping, PciMapping):
+        if isinstance(mapping, VfMapping):
+            record, source = _resolve_vf(ctx, el, mapping)
+        elif isinstance(mapping, MdevMapping):
+            record, source = _resolve_mdev(ctx, el, mapping)
+        elif isinstance(mapping, PciMapping):
             record, source = _resolve_pci(ctx, el, mapping)
         else:
             record, source = _resolve_usb(ctx, el, mapping)

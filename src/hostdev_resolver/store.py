@@ -93,6 +93,8 @@ class _MappingBase:
 class PciMapping(_MappingBase):
     entries: tuple[PciEntry, ...] = ()
     vfio: bool = False
+    # require-reset='yes': refuse a start when the device has no reset method (reset.py)
+    require_reset: bool = False
     kind = "pci"
 
     def entries_on(self, node: str) -> tuple[PciEntry, ...]:
@@ -176,6 +178,45 @@ class VhbaMapping(_MappingBase):
         return attrs
 
 
+@frozen
+class VfEntry(PciEntry):
+    """An SR-IOV virtual function on one node: its PF's identity and placement (the
+    inherited fields, captured as a `pci` entry is), the VF index below that PF, and
+    the VF's own vendor/device. A VF's address is never recorded: it is derived from the
+    PF's `virtfnN` link, and changes whenever the PF moves or sriov_numvfs is re-set."""
+
+    index: int = 0
+    vf_vendor: int | None = None
+    vf_device: int | None = None
+
+    def to_node(self) -> Node:
+        node = PciEntry.to_node(self)
+        node.attrs["index"] = str(self.index)
+        if self.vf_vendor is not None and self.vf_device is not None:
+            node.attrs["vf-vendor"] = f"{self.vf_vendor:04x}"
+            node.attrs["vf-device"] = f"{self.vf_device:04x}"
+        return node
+
+
+@frozen
+class VfMapping(PciMapping):
+    """`vf` mappings: a PCI mapping whose entries name a PF and a VF index (sriov.py)."""
+
+    vgpu_type: str | None = None
+    kind = "vf"
+
+
+@frozen
+class MdevMapping(PciMapping):
+    """`mdev` mappings: a mediated device of `mdev_type` with a UUID fixed at `map add`;
+    the entries are its possible parents (PCI identities), a pool when there are several
+    on one node (mdev.py)."""
+
+    mdev_type: str = ""
+    uuid: str = ""
+    kind = "mdev"
+
+
 Mapping = PciMapping | UsbMapping | WwnMapping | VhbaMapping
 
 
@@ -252,6 +293,8 @@ def _mapping(doc: Document, el: Element) -> Mapping:
                 f"unexpected <{child.tag}> in <{el.tag} name='{name}'>", where=doc.where(child)
             )
     nodes = el.findall("node", NS)
+    if el.tag in ("vf", "mdev"):
+        return _sriov_mdev_mapping(doc, el, name, description, allow, nodes)
     if el.tag == "pci":
         vfio = el.get("vfio", "no")
         if vfio not in ("yes", "no"):
@@ -263,6 +306,7 @@ def _mapping(doc: Document, el: Element) -> Mapping:
             el.line,
             tuple(_pci_entry(doc, n) for n in nodes),
             vfio == "yes",
+            _yes_no(doc, el, "require-reset"),
         )
     if el.tag == "usb":
         return UsbMapping(
@@ -279,7 +323,77 @@ def _mapping(doc: Document, el: Element) -> Mapping:
     raise InputError(
         f"unknown mapping kind <{el.tag}>",
         where=doc.where(el),
-        fix="use pci, usb, lun, scsi or vhba",
+        fix="use pci, usb, vf, mdev, lun, scsi or vhba",
+    )
+
+
+def _yes_no(doc: Document, el: Element, attr: str) -> bool:
+    value = el.get(attr, "no")
+    if value not in ("yes", "no"):
+        raise InputError(f"{attr}={value!r} must be yes or no", where=doc.where(el))
+    return value == "yes"
+
+
+def _vf_entry(doc: Document, el: Element) -> VfEntry:
+    from .identity import parse_id16
+
+    where = doc.where(el)
+    pf = _pci_entry(doc, el)
+    index = doc.uint(el, "index")
+    if index is None:
+        raise _missing(doc, el, "index")
+    vv, vd = el.get("vf-vendor"), el.get("vf-device")
+    if (vv is None) != (vd is None):
+        raise InputError("vf-vendor and vf-device go together", where=where)
+    return VfEntry(
+        pf.node,
+        pf.address,
+        pf.identity,
+        pf.iommu_group,
+        pf.numa_node,
+        pf.physical_slot,
+        pf.port_path,
+        pf.line,
+        index,
+        parse_id16(vv, "vf-vendor", where) if vv is not None else None,
+        parse_id16(vd, "vf-device", where) if vd is not None else None,
+    )
+
+
+def _sriov_mdev_mapping(
+    doc: Document,
+    el: Element,
+    name: str,
+    description: str | None,
+    allow: tuple[str, ...],
+    nodes: list[Element],
+) -> Mapping:
+    """`<vf>` and `<mdev>` mappings (issue 14): PCI mappings with a VF index on each
+    entry, or with a mediated device type and UUID on the mapping."""
+    if el.tag == "vf":
+        return VfMapping(
+            name,
+            description,
+            allow,
+            el.line,
+            tuple(_vf_entry(doc, n) for n in nodes),
+            _yes_no(doc, el, "vfio"),
+            _yes_no(doc, el, "require-reset"),
+            el.get("vgpu-type"),
+        )
+    from .mdev import parse_uuid
+
+    mdev_type = _required(doc, el, "type")
+    return MdevMapping(
+        name,
+        description,
+        allow,
+        el.line,
+        tuple(_pci_entry(doc, n) for n in nodes),
+        False,
+        _yes_no(doc, el, "require-reset"),
+        mdev_type,
+        parse_uuid(_required(doc, el, "uuid"), doc.where(el)),
     )
 
 
@@ -690,12 +804,7 @@ class StoreEditor:
         here: list[tuple[Element, PciEntry | UsbEntry]] = []
         for node_el in el.findall("node", NS):
             if node_el.get("name") == entry.node:
-                parsed = (
-                    _pci_entry(self.doc, node_el)
-                    if kind == "pci"
-                    else _usb_entry(self.doc, node_el)
-                )
-                here.append((node_el, parsed))
+                here.append((node_el, _editor_entry(self.doc, node_el, kind)))
         same = [(n, e) for n, e in here if _same_device(e, entry)]
         moved = [(n, e) for n, e in here if _moved_device(e, entry)]
         outcome: Added
@@ -739,6 +848,42 @@ class StoreEditor:
                     self.splicer.append_child(el, node)
         return outcome
 
+    def add_entries(
+        self,
+        kind: str,
+        name: str,
+        entries: list[PciEntry],
+        *,
+        description: str | None = None,
+        allow: tuple[str, ...] = (),
+        extra: dict[str, str] | None = None,
+    ) -> None:
+        """Several entries at once (an mdev's pool of parents): a new mapping is written
+        whole; an existing one gets each entry as `add_entry` adds it."""
+        if self.store.get(name) is None:
+            attrs = {"name": name, **(extra or {})}
+            if description:
+                attrs["description"] = description
+            unique: list[PciEntry] = []
+            for entry in entries:
+                if not any(_same_device(entry, seen) for seen in unique):
+                    unique.append(entry)
+            children = [e.to_node() for e in unique]
+            children += [Node("allow", {"domain": p}) for p in allow]
+            self.splicer.append_child(self.doc.root, Node(kind, attrs, children))
+            return
+        for i, entry in enumerate(entries):
+            first = i == 0
+            self.add_entry(
+                kind,
+                name,
+                entry,
+                description=description if first else None,
+                allow=allow if first else (),
+                extra=extra if first else None,
+                pool=True,  # several parents on one node are the mapping's pool
+            )
+
     def remove(self, name: str, node: str | None = None, address: PciAddress | None = None) -> int:
         """Remove a mapping, or only its entries on `node`, or only the one of them at
         `address` (a member of a PCI pool); returns how many went."""
@@ -759,9 +904,10 @@ class StoreEditor:
                 where=Location(self.doc.source, el.line),
             )
         if address is not None:
-            if el.tag != "pci":
+            if el.tag not in ("pci", "mdev"):
                 raise InputError(
-                    f"--address picks a member of a PCI pool; {name!r} is a {el.tag} mapping",
+                    f"--address picks a member of a PCI pool (or an mdev's parent); {name!r} "
+                    f"is a {el.tag} mapping",
                     where=Location(self.doc.source, el.line),
                     fix=f"drop --address to remove its entries on node {node}",
                 )
@@ -790,9 +936,21 @@ class StoreEditor:
         return self.splicer.apply()
 
 
+def _editor_entry(doc: Document, el: Element, kind: str) -> PciEntry | UsbEntry:
+    if kind == "vf":
+        return _vf_entry(doc, el)
+    return _pci_entry(doc, el) if kind in ("pci", "mdev") else _usb_entry(doc, el)
+
+
 def _same_device(a: PciEntry | UsbEntry, b: PciEntry | UsbEntry) -> bool:
     if a.node != b.node:
         return False
+    if isinstance(a, VfEntry) or isinstance(b, VfEntry):
+        return (
+            isinstance(a, VfEntry)
+            and isinstance(b, VfEntry)
+            and (a.address, a.index) == (b.address, b.index)
+        )
     if isinstance(a, PciEntry) and isinstance(b, PciEntry):
         return a.address == b.address
     if isinstance(a, UsbEntry) and isinstance(b, UsbEntry):

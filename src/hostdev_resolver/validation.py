@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import HostdevError, InputError, Location
 from .inventory import RememberedInventory
+from .mdev import MdevRecord
 from .metadata import HR_MAP, HR_WWN, PciRecord
 from .records import field, frozen, mutable
 from .resolution import domain_name, needs_store, resolve_domain, wants_scsi, without_store
@@ -264,6 +265,8 @@ def _validate_domain(
         for record in result.resolution.records if result.resolution else ():
             if isinstance(record, ScsiRecord):
                 key = (node, f"SCSI {record.dev or record.address}")
+            elif isinstance(record, MdevRecord):
+                key = (node, f"mdev {record.uuid}")
             else:
                 key = (
                     node,

@@ -18,10 +18,22 @@ from .locate import (
     locate_usb,
     lookalike_fix,
 )
+from .mdev import MdevRecord
 from .metadata import HR_MAP, HR_WWN, PciRecord, UsbRecord, read_resolution
 from .records import frozen
 from .resolution import devices_of, domain_name, element_of_record, pci_expectation
-from .store import Mapping, PciMapping, Store, UsbMapping, VhbaMapping, WwnMapping
+from .sriov import VfRecord
+from .store import (
+    Mapping,
+    MdevMapping,
+    PciMapping,
+    Store,
+    UsbMapping,
+    VfEntry,
+    VfMapping,
+    VhbaMapping,
+    WwnMapping,
+)
 
 # Not typing.TYPE_CHECKING: the hook avoids importing typing (see records.py).
 TYPE_CHECKING = False
@@ -144,9 +156,9 @@ def verify_domain(
             )
         ]
     return [
-        _verify_scsi_record(doc, store, scsi, node, domain, r)
-        if not isinstance(r, PciRecord | UsbRecord)
-        else _verify_record(doc, store, inventory, node, domain, r)
+        _verify_record(doc, store, inventory, node, domain, r)
+        if isinstance(r, PciRecord | UsbRecord | MdevRecord)
+        else _verify_scsi_record(doc, store, scsi, node, domain, r)
         for r in resolution.records
     ]
 
@@ -223,7 +235,7 @@ def _verify_record(
     inventory: HostInventory,
     node: str,
     domain: str,
-    record: PciRecord | UsbRecord,
+    record: PciRecord | UsbRecord | MdevRecord,
 ) -> Finding:
     base = _Subject(record.map, node, doc.source, record.line)
     mapping = store.get(record.map)
@@ -248,6 +260,12 @@ def _verify_record(
             message=f"{record.map}: {domain} no longer has a <hostdev> with the recorded source",
             fix=_redefine(domain),
         )
+    if isinstance(record, VfRecord):
+        return _verify_vf(base, inventory, node, domain, record, entries)
+    if isinstance(record, MdevRecord):
+        # Any parent of the pool will do: the hook creates the mdev where there is room.
+        pool = mapping.entries_on(node) if isinstance(mapping, MdevMapping) else ()
+        return _verify_mdev(base, inventory, node, record, list(pool))
     if isinstance(record, PciRecord):
         return _verify_pci(base, inventory, node, domain, record, entries)
     return _verify_usb(base, inventory, node, domain, record, entries)
@@ -255,7 +273,22 @@ def _verify_record(
 
 def _store_entries(mapping: Mapping, record: Record, node: str) -> list[Any]:
     """The store's entries on this node that the record says it was resolved from."""
-    if isinstance(mapping, PciMapping) and isinstance(record, PciRecord):
+    if isinstance(mapping, MdevMapping) and isinstance(record, MdevRecord):
+        if (mapping.uuid, mapping.mdev_type) != (record.uuid, record.mdev_type):
+            return []
+    elif isinstance(record, VfRecord):
+        if not isinstance(mapping, VfMapping):
+            return []
+        return [
+            e
+            for e in mapping.entries_on(node)
+            if isinstance(e, VfEntry)
+            and e.index == record.index
+            and e.identity == record.identity
+            and e.physical_slot == record.physical_slot
+            and e.port_path == record.port_path
+        ]
+    if isinstance(mapping, PciMapping) and isinstance(record, PciRecord | MdevRecord):
         return [
             e
             for e in mapping.entries_on(node)
@@ -357,4 +390,97 @@ def _verify_usb(
         fix=fix,
         address=address,
         found_at=found_at,
+    )
+
+
+# -- SR-IOV VFs and mediated devices (issue 14) -----------------------------------------
+
+
+def _verify_vf(
+    base: _Subject,
+    inventory: HostInventory,
+    node: str,
+    domain: str,
+    record: VfRecord,
+    entries: list[VfEntry],
+) -> Finding:
+    """The store's PF, located now, must have VF `index` at the address the domain uses."""
+    from .sriov import describe_vf, locate_vf, vf_fix
+
+    located = [(e, locate_vf(e, inventory)) for e in entries]
+    for entry, loc in located:
+        vf, pf = loc.vf, loc.pf.device
+        if vf is None or pf is None or loc.status not in (Status.OK, Status.SHIFTED):
+            continue
+        if vf.address == record.address:
+            message = describe_vf(record.map, node, loc)
+            if loc.status == Status.SHIFTED:
+                message = (
+                    f"{record.map}: {vf.address} on node {node} is VF {entry.index} of the mapped "
+                    f"PF, now at {pf.address} (the store still records {entry.address}; refresh it "
+                    f"with 'hostdev-resolver map add vf {record.map} --node {node} --pf {pf.address} "
+                    f"--index {entry.index}')"
+                )
+            return base.finding(status=Status.OK, message=message, address=str(record.address))
+        # The PF (moved or not) has VF `index` elsewhere: the domain's address is stale.
+        moved = (
+            f"the PF moved from {entry.address} to {pf.address} and its VF {entry.index} is now at {vf.address}"
+            if loc.status == Status.SHIFTED
+            else f"VF {entry.index} of PF {pf.address} is now at {vf.address}"
+        )
+        return base.finding(
+            status=Status.SHIFTED,
+            message=(
+                f"{record.map}: {domain} uses {record.address} on node {node}, which is not "
+                f"VF {entry.index} of the mapped PF any more: {moved}"
+            ),
+            fix=f"{_redefine(domain)} to follow it",
+            address=str(record.address),
+            found_at=str(vf.address),
+        )
+    _entry, loc = located[0]
+    return base.finding(
+        status=loc.status if loc.status != Status.OK else Status.MISSING,
+        message=describe_vf(record.map, node, loc),
+        fix=vf_fix(record.map, node, loc),
+        address=str(record.address),
+    )
+
+
+def _verify_mdev(
+    base: _Subject,
+    inventory: HostInventory,
+    node: str,
+    record: MdevRecord,
+    entries: list[PciEntry],
+) -> Finding:
+    """The parent is present and the same device; the mdev exists there, or the type has
+    room for the hook to create it at start."""
+    from .mdev import describe_placement, place_mdev
+
+    choice = place_mdev(record.map, record.uuid, record.mdev_type, tuple(entries), inventory)
+    if choice.placement is not None:
+        return base.finding(
+            status=Status.OK,
+            message=describe_placement(
+                record.map, node, choice.placement, record.uuid, record.mdev_type
+            ),
+            address=record.uuid,
+        )
+    remap = (
+        f"'hostdev-resolver map add mdev {record.map} --node {node} --parent BDF "
+        f"--type {record.mdev_type} --uuid {record.uuid}'"
+    )
+    if choice.status == "no-room":
+        fix = (
+            "remove an unused mdev of that parent, start the guest on a node with room, "
+            f"or add a parent with {remap}"
+        )
+    else:
+        fix = f"put the parent back, or re-map it with {remap}"
+    return base.finding(
+        status=choice.status,
+        message="; ".join(choice.problems),
+        fix=fix,
+        address=record.uuid,
     )

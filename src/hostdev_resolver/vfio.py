@@ -27,10 +27,11 @@ from __future__ import annotations
 import os
 
 from .errors import HostAccessError, InputError, Location, RefusedError
-from .metadata import PciRecord, read_resolution
+from .metadata import PciRecord, Resolution, read_resolution
 from .pciaddress import PciAddress
+from .pcifacts import facts_of
 from .records import frozen
-from .resolution import devices_of, domain_name, pci_source_address
+from .resolution import devices_of, domain_name, is_pci_source_element, pci_source_address
 from .store import PciMapping, Store
 
 # Not typing.TYPE_CHECKING: the hook avoids importing typing (see records.py).
@@ -42,7 +43,9 @@ if TYPE_CHECKING:
     from typing import Protocol
 
     from .inventory import HostInventory, PciDevice
+    from .mdev import MdevCreation
     from .sysfs import SysfsReader
+    from .variants import VariantDrivers
     from .xmldoc import Document
 
     class Writer(Protocol):
@@ -112,6 +115,7 @@ class DeviceChange:
     driver: str | None  # the original driver; None = it was unbound
     driver_override: str | None  # the original override; None = unset
     reason: str  # "gpu0" or "IOMMU group 31 sibling of gpu0"
+    vfio_driver: str = VFIO_DRIVER  # vfio-pci, or a variant driver (variants.py)
 
     def to_json(self) -> dict[str, str | None]:
         return {
@@ -119,6 +123,7 @@ class DeviceChange:
             "driver": self.driver,
             "driver_override": self.driver_override,
             "reason": self.reason,
+            "vfio_driver": self.vfio_driver,
         }
 
     @classmethod
@@ -127,11 +132,13 @@ class DeviceChange:
             raise InputError("state entry without an address", where=where)
         driver = data.get("driver")
         override = data.get("driver_override")
+        target = data.get("vfio_driver")
         return cls(
             PciAddress.parse(data["address"], where),
             driver if isinstance(driver, str) else None,
             override if isinstance(override, str) else None,
             str(data.get("reason", "")),
+            target if isinstance(target, str) else VFIO_DRIVER,
         )
 
 
@@ -139,12 +146,30 @@ class DeviceChange:
 class BindingPlan:
     domain: str
     changes: tuple[DeviceChange, ...]
+    # mdevs to create first, in the same all-or-nothing transaction (mdev.py)
+    mdevs: tuple[MdevCreation, ...] = ()
+
+    @property
+    def empty(self) -> bool:
+        return not self.changes and not self.mdevs
 
     def writes(self) -> list[SysfsWrite]:
-        out: list[SysfsWrite] = []
+        out: list[SysfsWrite] = [create_mdev_write(m) for m in self.mdevs]
         for change in self.changes:
             out.extend(bind_writes(change))
         return out
+
+
+def create_mdev_write(mdev: MdevCreation) -> SysfsWrite:
+    return SysfsWrite(
+        mdev.create_path(),
+        mdev.uuid,
+        f"create mdev {mdev.uuid} ({mdev.mdev_type}) on {mdev.parent}",
+    )
+
+
+def remove_mdev_write(mdev: MdevCreation) -> SysfsWrite:
+    return SysfsWrite(mdev.remove_path(), "1", f"remove mdev {mdev.uuid} from {mdev.parent}")
 
 
 def _dev(address: PciAddress, attribute: str) -> str:
@@ -156,8 +181,8 @@ def bind_writes(change: DeviceChange) -> list[SysfsWrite]:
     out = [
         SysfsWrite(
             _dev(change.address, "driver_override"),
-            VFIO_DRIVER,
-            f"set driver_override of {addr} to {VFIO_DRIVER}",
+            change.vfio_driver,
+            f"set driver_override of {addr} to {change.vfio_driver}",
         )
     ]
     if change.driver is not None:
@@ -168,7 +193,9 @@ def bind_writes(change: DeviceChange) -> list[SysfsWrite]:
                 f"unbind {addr} from {change.driver}",
             )
         )
-    out.append(SysfsWrite("bus/pci/drivers_probe", addr, f"probe {addr} (binds {VFIO_DRIVER})"))
+    out.append(
+        SysfsWrite("bus/pci/drivers_probe", addr, f"probe {addr} (binds {change.vfio_driver})")
+    )
     return out
 
 
@@ -196,20 +223,40 @@ def iommu_off(inventory: HostInventory) -> str | None:
     return "no PCI device has an IOMMU group"
 
 
-def plan_binding(doc: Document, store: Store, inventory: HostInventory) -> BindingPlan:
-    """What must move to vfio-pci for this domain; refuses a group a host driver uses."""
+def plan_binding(
+    doc: Document,
+    store: Store,
+    inventory: HostInventory,
+    variants: VariantDrivers | None = None,
+) -> BindingPlan:
+    """What must move to vfio-pci for this domain; refuses a group a host driver uses.
+
+    `variants`: the host's vfio variant drivers; each device the hook binds goes to the
+    one libvirt ≥ 10.0 would pick (or to the `<driver model='…'/>` its hostdev names).
+    """
+    from .variants import VariantDrivers
+
+    variants = variants or VariantDrivers()
+    facts = facts_of(inventory)
     domain = domain_name(doc)
     resolution = read_resolution(doc)
     records = [r for r in resolution.records if isinstance(r, PciRecord)] if resolution else []
+    mdevs = _plan_mdevs(resolution, store, inventory)
     if not records:
-        return BindingPlan(domain, ())
+        return BindingPlan(domain, (), mdevs)
     # Every PCI device this domain is given, mapped or not, with its managed flag.
     in_domain: dict[PciAddress, bool] = {}
+    models: dict[PciAddress, str] = {}
     for el in devices_of(doc):
-        if el.tag == "hostdev" and el.get("type") == "pci":
+        # <interface type='hostdev'> (a NIC VF with its MAC/VLAN) is a PCI hostdev to
+        # libvirt, with the same managed flag (virDomainNetDef's hostdev part).
+        if is_pci_source_element(el):
             address = pci_source_address(doc, el)
             if address is not None:
                 in_domain[address] = _managed(el.get("managed"))
+                driver = el.find("driver")
+                if driver is not None and driver.get("model"):
+                    models[address] = driver.attrs["model"]
     off = iommu_off(inventory)
     if off is not None:
         raise RefusedError(
@@ -218,6 +265,16 @@ def plan_binding(doc: Document, store: Store, inventory: HostInventory) -> Bindi
             fix="enable VT-d/AMD-Vi in the firmware and boot with intel_iommu=on or amd_iommu=on",
         )
     changes: dict[PciAddress, DeviceChange] = {}
+
+    def add(dev: PciDevice, reason: str) -> None:
+        # pci-stub is viable for a sibling only: the assigned device itself needs vfio
+        if dev.address in changes or variants.is_vfio_driver(dev.driver):
+            return
+        target = models.get(dev.address) or variants.best(
+            facts.modalias(dev.address) if facts is not None else None
+        )
+        changes[dev.address] = DeviceChange(dev.address, dev.driver, None, reason, target)
+
     for record in records:
         mapping = store.get(record.map)
         wants_vfio = isinstance(mapping, PciMapping) and mapping.vfio
@@ -230,8 +287,18 @@ def plan_binding(doc: Document, store: Store, inventory: HostInventory) -> Bindi
                 fix="check the firmware's ACS/IOMMU settings for this slot",
             )
         managed = in_domain.get(record.address, False)
-        if not managed or wants_vfio:
-            _add(changes, dev, record.map)
+        vgpu = facts.vgpu_type(dev.address) if facts is not None else None
+        if vgpu is not None:
+            # NVIDIA's VF vGPU (no mdevs): the VF must stay on the nvidia driver, which
+            # gives it its vGPU type; vfio-pci would turn it into a bare, useless VF.
+            if managed:
+                raise RefusedError(
+                    f"{record.map}: {record.address} is an NVIDIA vGPU VF; with managed='yes' "
+                    "libvirt would take it from the nvidia driver and break the vGPU",
+                    fix="give it with managed='no' (the VF stays on nvidia, as NVIDIA documents)",
+                )
+        elif not managed or wants_vfio:
+            add(dev, record.map)
         for member in inventory.iommu_group_members(dev.iommu_group):
             if member == record.address:
                 continue
@@ -243,12 +310,12 @@ def plan_binding(doc: Document, store: Store, inventory: HostInventory) -> Bindi
             reason = f"IOMMU group {dev.iommu_group} sibling of {record.map}"
             if member in in_domain:
                 if not in_domain[member]:
-                    _add(changes, sibling, reason)
+                    add(sibling, reason)
                 continue
-            if sibling.driver in _VIABLE_DRIVERS:
+            if sibling.driver in _VIABLE_DRIVERS or variants.is_vfio_driver(sibling.driver):
                 continue
             if sibling.driver is None:
-                _add(changes, sibling, reason)
+                add(sibling, reason)
                 continue
             raise RefusedError(
                 f"{record.map}: {record.address} shares IOMMU group {dev.iommu_group} with "
@@ -257,13 +324,18 @@ def plan_binding(doc: Document, store: Store, inventory: HostInventory) -> Bindi
                 fix=f"give {member} to {domain} as well, unbind it from {sibling.driver} yourself, "
                 "or move the card to a slot with its own IOMMU group",
             )
-    return BindingPlan(domain, tuple(changes.values()))
+    return BindingPlan(domain, tuple(changes.values()), mdevs)
 
 
-def _add(changes: dict[PciAddress, DeviceChange], dev: PciDevice, reason: str) -> None:
-    if dev.address in changes or dev.driver == VFIO_DRIVER:
-        return
-    changes[dev.address] = DeviceChange(dev.address, dev.driver, None, reason)
+def _plan_mdevs(
+    resolution: Resolution | None, store: Store, inventory: HostInventory
+) -> tuple[MdevCreation, ...]:
+    if resolution is None:
+        return ()
+    from .mdev import MdevRecord, plan_mdevs
+
+    records = [r for r in resolution.records if isinstance(r, MdevRecord)]
+    return plan_mdevs(records, store, inventory, resolution.node) if records else ()
 
 
 def read_overrides(plan: BindingPlan, reader: SysfsReader) -> BindingPlan:
@@ -272,8 +344,10 @@ def read_overrides(plan: BindingPlan, reader: SysfsReader) -> BindingPlan:
     for change in plan.changes:
         text = reader.text(reader.path(_dev(change.address, "driver_override")))
         override = None if text in (None, "", _NO_OVERRIDE) else text
-        out.append(DeviceChange(change.address, change.driver, override, change.reason))
-    return BindingPlan(plan.domain, tuple(out))
+        out.append(
+            DeviceChange(change.address, change.driver, override, change.reason, change.vfio_driver)
+        )
+    return BindingPlan(plan.domain, tuple(out), plan.mdevs)
 
 
 def planned_writes(
@@ -297,30 +371,65 @@ class StateFile:
         # Domain names may contain '/', which libvirt allows; keep one flat file per domain.
         self.path = Path(state_dir) / (domain.replace("/", "%2F") + ".json")
 
-    def load(self) -> list[DeviceChange]:
+    def _data(self) -> dict[str, object] | None:
         import json
 
         where = Location(str(self.path))
         try:
             data = json.loads(self.path.read_bytes())
         except FileNotFoundError:
-            return []
+            return None
         except (OSError, ValueError) as exc:
             raise InputError(f"cannot read the vfio state file: {exc}", where=where) from None
-        entries = data.get("devices") if isinstance(data, dict) else None
+        if not isinstance(data, dict):
+            raise InputError("vfio state file has no device list", where=where)
+        return data
+
+    def load(self) -> list[DeviceChange]:
+        data = self._data()
+        if data is None:
+            return []
+        where = Location(str(self.path))
+        entries = data.get("devices")
         if not isinstance(entries, list):
             raise InputError("vfio state file has no device list", where=where)
         return [DeviceChange.from_json(e, where) for e in entries]
 
-    def save(self, changes: Sequence[DeviceChange]) -> None:
-        if not changes:
+    def load_mdevs(self) -> list[MdevCreation]:
+        """The mdevs this hook created for the domain (and only those: release removes
+        them, never an mdev that existed before the start)."""
+        data = self._data()
+        entries = data.get("mdevs", []) if data is not None else []
+        if not entries:
+            return []
+        from .mdev import MdevCreation
+
+        where = Location(str(self.path))
+        if not isinstance(entries, list):
+            raise InputError("vfio state file has a malformed mdev list", where=where)
+        return [MdevCreation.from_json(e, where) for e in entries]
+
+    def save(
+        self, changes: Sequence[DeviceChange], mdevs: Sequence[MdevCreation] | None = None
+    ) -> None:
+        """Record `changes` (and `mdevs`; None keeps the ones recorded now)."""
+        if mdevs is None:
+            try:
+                mdevs = self.load_mdevs()
+            except InputError:
+                mdevs = []
+        if not changes and not mdevs:
             self.remove()
             return
         import json
 
-        data = json.dumps(
-            {"domain": self.domain, "devices": [c.to_json() for c in changes]}, indent=1
-        ).encode()
+        record: dict[str, object] = {
+            "domain": self.domain,
+            "devices": [c.to_json() for c in changes],
+        }
+        if mdevs:
+            record["mdevs"] = [m.to_json() for m in mdevs]
+        data = json.dumps(record, indent=1).encode()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}")
@@ -396,35 +505,66 @@ def restore_device(change: DeviceChange, writer: Writer, reader: SysfsReader) ->
         )
 
 
-def bind_plan(plan: BindingPlan, writer: Writer, reader: SysfsReader, state: StateFile) -> None:
-    """Move every device of the plan to vfio-pci, all or nothing.
+def _mdev_exists(reader: SysfsReader, uuid: str) -> bool:
+    return os.path.isdir(reader.path("bus", "mdev", "devices", uuid))
 
-    The original drivers are saved before the first write (merged with a record left by
-    an earlier start that was never released, which knows the true originals). On any
-    failure everything already changed is given back, and the error names the step.
+
+def create_mdev(mdev: MdevCreation, writer: Writer, reader: SysfsReader) -> None:
+    writer.write(create_mdev_write(mdev))
+    if not _mdev_exists(reader, mdev.uuid):
+        raise HostAccessError(
+            f"step 'create mdev {mdev.uuid} ({mdev.mdev_type}) on {mdev.parent}' made no "
+            f"/sys/bus/mdev/devices/{mdev.uuid}",
+            fix=f"check the parent's vendor driver and mdev_supported_types/{mdev.mdev_type}",
+        )
+
+
+def remove_mdev(mdev: MdevCreation, writer: Writer, reader: SysfsReader) -> None:
+    """Remove an mdev the hook created; one that is gone already is fine."""
+    if _mdev_exists(reader, mdev.uuid):
+        writer.write(remove_mdev_write(mdev))
+
+
+def bind_plan(plan: BindingPlan, writer: Writer, reader: SysfsReader, state: StateFile) -> None:
+    """Create the plan's mdevs and move every device of the plan to vfio-pci, all or nothing.
+
+    The original drivers and the mdevs about to be created are saved before the first
+    write (merged with a record left by an earlier start that was never released, which
+    knows the true originals). On any failure everything already changed is given back
+    (created mdevs removed), and the error names the step.
     """
-    if not plan.changes:
+    if plan.empty:
         return
     plan = read_overrides(plan, reader)
     earlier = state.load()
+    earlier_mdevs = state.load_mdevs()
     known = {c.address for c in earlier}
-    state.save([*earlier, *(c for c in plan.changes if c.address not in known)])
+    known_mdevs = {m.uuid for m in earlier_mdevs}
+    state.save(
+        [*earlier, *(c for c in plan.changes if c.address not in known)],
+        [*earlier_mdevs, *(m for m in plan.mdevs if m.uuid not in known_mdevs)],
+    )
     touched: list[DeviceChange] = []
+    created: list[MdevCreation] = []
     try:
+        for mdev in plan.mdevs:
+            create_mdev(mdev, writer, reader)
+            created.append(mdev)
         for change in plan.changes:
             touched.append(change)
             for write in bind_writes(change):
                 writer.write(write)
             now = reader.link_name(reader.path(_dev(change.address, "driver")))
-            if now != VFIO_DRIVER:
+            if now != change.vfio_driver:
                 raise HostAccessError(
-                    f"step 'probe {change.address} (binds {VFIO_DRIVER})' left it on driver "
-                    f"{now or 'none'}, not {VFIO_DRIVER}",
-                    fix="load the module (modprobe vfio-pci) and check the IOMMU is on",
+                    f"step 'probe {change.address} (binds {change.vfio_driver})' left it on "
+                    f"driver {now or 'none'}, not {change.vfio_driver}",
+                    fix=f"load the module (modprobe {change.vfio_driver.replace('-', '_')}) "
+                    "and check the IOMMU is on",
                 )
     except BaseException as failure:
         # Any failure, expected (a write refused) or not (a bug, an interrupt), leaves no
-        # device half-bound: everything touched is put back before the error goes on.
+        # device half-bound and no mdev behind: everything touched is put back first.
         problems = []
         for change in reversed(touched):
             try:
@@ -433,6 +573,13 @@ def bind_plan(plan: BindingPlan, writer: Writer, reader: SysfsReader, state: Sta
                 problems.append(exc.message)
             except Exception as exc:  # noqa: BLE001 - undo the other devices regardless
                 problems.append(f"{change.address}: {exc!r}")
+        for mdev in reversed(created):
+            try:
+                remove_mdev(mdev, writer, reader)
+            except HostAccessError as exc:
+                problems.append(exc.message)
+            except Exception as exc:  # noqa: BLE001 - undo the others regardless
+                problems.append(f"mdev {mdev.uuid}: {exc!r}")
         if problems:
             # Keep the state file: a later `release end` retries from it.
             what = failure.message if isinstance(failure, HostAccessError) else repr(failure)
@@ -440,14 +587,16 @@ def bind_plan(plan: BindingPlan, writer: Writer, reader: SysfsReader, state: Sta
                 f"{what}; undoing it also failed: {'; '.join(problems)}",
                 where=failure.where if isinstance(failure, HostAccessError) else None,
             ) from None
-        state.save(earlier)
+        state.save(earlier, earlier_mdevs)
         raise
 
 
 def release(state: StateFile, writer: Writer, reader: SysfsReader) -> list[str]:
-    """Give back every device recorded for the domain; returns the problems (never raises)."""
+    """Give back every device recorded for the domain and remove the mdevs the hook
+    created; returns the problems (never raises)."""
     try:
         changes = state.load()
+        mdevs = state.load_mdevs()
     except InputError as exc:
         return [exc.message]
     problems: list[str] = []
@@ -458,8 +607,15 @@ def release(state: StateFile, writer: Writer, reader: SysfsReader) -> list[str]:
         except HostAccessError as exc:
             problems.append(exc.message)
             failed.append(change)
+    kept: list[MdevCreation] = []
+    for mdev in reversed(mdevs):
+        try:
+            remove_mdev(mdev, writer, reader)
+        except HostAccessError as exc:
+            problems.append(exc.message)
+            kept.append(mdev)
     try:
-        state.save(list(reversed(failed)))
+        state.save(list(reversed(failed)), list(reversed(kept)))
     except HostAccessError as exc:
         problems.append(exc.message)
     return problems

@@ -25,6 +25,7 @@ import sys
 from . import __version__
 from .errors import HostAccessError, HostdevError, InputError, Location, RefusedError, UsageError
 from .hostsource import default_store
+from .mdev import MdevRecord
 from .metadata import HR_NS, PciRecord, Resolution, UsbRecord, read_resolution
 from .pciaddress import decimal_digits
 from .records import field, frozen, mutable, replace
@@ -32,6 +33,7 @@ from .resolution import (
     devices_of,
     domain_name,
     element_of_record,
+    is_pci_source_element,
     needs_store,
     pci_source_address,
     resolve_domain,
@@ -499,13 +501,11 @@ def _held_by(doc: Document) -> set[object]:
     """
     held: set[object] = set()
     for el in devices_of(doc):
-        if el.tag != "hostdev":
-            continue
-        if el.get("type") == "pci":
+        if is_pci_source_element(el):  # <interface type='hostdev'> holds a VF as well
             address = pci_source_address(doc, el)
             if address is not None:
                 held.add(address)
-        elif el.get("type") == "usb":
+        elif el.tag == "hostdev" and el.get("type") == "usb":
             src = usb_source(doc, el)
             if src is not None and src[2] is not None:
                 held.add(("usb", src[2], src[3]))
@@ -515,6 +515,8 @@ def _held_by(doc: Document) -> set[object]:
             held.add(record.address)
         elif isinstance(record, UsbRecord) and record.bus is not None:
             held.add(("usb", record.bus, record.device))
+        elif isinstance(record, MdevRecord):
+            held.add(("mdev", record.uuid))
     return held
 
 
@@ -833,7 +835,7 @@ def with_references(data: bytes, source: str) -> bytes:
     for record in resolution.records:
         element = element_of_record(doc, record)
         if (
-            isinstance(record, PciRecord | UsbRecord)
+            isinstance(record, PciRecord | UsbRecord | MdevRecord)
             and element is not None
             and doc.attribute_span(element, "hr:map") is None
         ):

@@ -111,3 +111,31 @@ def test_migrate_filter_output_is_xml_libvirt_accepts(daemon: str, tmp_path: Pat
     assert "bus='0x45'" in dumped
     # libvirt keeps the resolution record under <metadata>: the next start verifies it.
     assert "hostdev-resolver.org/xmlns/domain/1" in dumped and 'node="hv2"' in dumped
+
+
+def test_define_accepts_a_resolved_mdev_hostdev_and_interface_vf(
+    daemon: str, tmp_path: Path
+) -> None:
+    """libvirt takes what `resolve` writes for a vf mapping on <interface type='hostdev'>
+    and <hostdev type='pci'>, and for an mdev mapping (issue 14); the records survive."""
+    golden = Path(__file__).resolve().parents[1] / "golden" / "resolve-vf-and-mdev"
+    resolved = (
+        (golden / "expected.out")
+        .read_text()
+        .replace("<domain type='kvm'", "<domain type='qemu'")
+        .replace("<name>net-guest</name>", "<name>hook-vf-mdev</name>")
+    )
+    path = tmp_path / "hook-vf-mdev.xml"
+    path.write_text(resolved)
+
+    libvirtd.virsh("define", str(path))
+
+    dumped = libvirtd.virsh("dumpxml", "hook-vf-mdev").stdout
+    assert "<address uuid='4b20d080-1b54-4048-85b3-a6a62d165c01'/>" in dumped
+    assert "<address uuid='0c5e7a2b-9d41-4f3e-8b6a-1e2d3c4b5a69'/>" in dumped
+    assert "<interface type='hostdev' managed='yes'>" in dumped
+    assert "<address type='pci' domain='0x0000' bus='0x3b' slot='0x00' function='0x5'/>" in dumped
+    assert "<vlan>" in dumped and "52:54:00:6d:90:02" in dumped
+    # The records stay under <metadata> (libvirt rewrites their quoting, not their content).
+    assert "hostdev-resolver.org/xmlns/domain/1" in dumped
+    assert "nic-vf2" in dumped and "vgpu-pool" in dumped

@@ -46,6 +46,18 @@ class PciSpec:
     upstream: str | None = None
     slot: str | None = None
     physfn: str | None = None
+    # SR-IOV PF: sriov_totalvfs/sriov_numvfs (numvfs defaults to the VFs in the spec)
+    sriov_totalvfs: int | None = None
+    sriov_numvfs: int | None = None
+    # reset_method as the kernel shows it ("flr bus"); "" = the attribute is hidden (no
+    # method), as on a device that cannot be reset
+    reset_method: str = "flr"
+    # mdev parent: {type_id: {"name": …, "available_instances": N, "device_api": …}}
+    mdev_types: dict[str, dict[str, Any]] | None = None
+    # existing mdevs on this parent: [{"uuid": …, "type": …}]
+    mdevs: list[dict[str, str]] = field(default_factory=list)
+    # NVIDIA VF vGPU: nvidia/current_vgpu_type
+    vgpu_type: str | None = None
 
 
 @dataclass
@@ -117,6 +129,7 @@ class HostTree:
         (root / "bus" / "usb" / "devices").mkdir(parents=True, exist_ok=True)
         (root / "kernel" / "iommu_groups").mkdir(parents=True, exist_ok=True)
         self._pci_paths: dict[str, Path] = {}
+        self._numvfs_fixed: dict[str, bool] = {}
 
     @classmethod
     def build(cls, root: Path, spec: HostSpec) -> HostTree:
@@ -180,7 +193,63 @@ class HostTree:
             (path / "physfn").symlink_to(_rel(pf, path / "physfn"))
             index = len([p for p in os.listdir(pf) if p.startswith("virtfn")])
             (pf / f"virtfn{index}").symlink_to(_rel(path, pf / f"virtfn{index}"))
+            if (pf / "sriov_numvfs").exists() and not self._numvfs_fixed.get(pf.name):
+                _write(pf / "sriov_numvfs", str(index + 1))
+        _write(
+            path / "modalias",
+            f"pci:v0000{spec.vendor.upper()}d0000{spec.device.upper()}"
+            f"sv0000{(spec.subsystem_vendor or '0000').upper()}"
+            f"sd0000{(spec.subsystem_device or '0000').upper()}"
+            f"bc{spec.klass[:2].upper()}sc{spec.klass[2:4].upper()}i{spec.klass[4:].upper()}",
+        )
+        if spec.reset_method:
+            _write(path / "reset_method", spec.reset_method)
+            _write(path / "reset", "")
+        if spec.sriov_totalvfs is not None:
+            _write(path / "sriov_totalvfs", str(spec.sriov_totalvfs))
+            _write(path / "sriov_numvfs", str(spec.sriov_numvfs or 0))
+            self._numvfs_fixed[name] = spec.sriov_numvfs is not None
+        if spec.vgpu_type is not None:
+            _write(path / "nvidia" / "current_vgpu_type", spec.vgpu_type)
+        for type_id, info in (spec.mdev_types or {}).items():
+            t = path / "mdev_supported_types" / type_id
+            (t / "devices").mkdir(parents=True, exist_ok=True)
+            _write(t / "name", str(info.get("name", type_id)))
+            _write(t / "available_instances", str(info.get("available_instances", 1)))
+            _write(t / "device_api", str(info.get("device_api", "vfio-pci")))
+            _write(t / "create", "")
+        for mdev in spec.mdevs:
+            self.add_mdev(name, mdev["type"], mdev["uuid"], take=False)
         return path
+
+    def add_mdev(self, parent: str, type_id: str, uuid: str, *, take: bool = True) -> Path:
+        """An mdev on `parent` as the kernel lays it out (`take`: one instance fewer)."""
+        pdir = self.device_path(parent)
+        mdev = pdir / uuid
+        mdev.mkdir()
+        t = pdir / "mdev_supported_types" / type_id
+        (mdev / "mdev_type").symlink_to(_rel(t, mdev / "mdev_type"))
+        _write(mdev / "remove", "")
+        (t / "devices" / uuid).symlink_to(_rel(mdev, t / "devices" / uuid))
+        bus = self.root / "bus" / "mdev" / "devices"
+        bus.mkdir(parents=True, exist_ok=True)
+        (bus / uuid).symlink_to(_rel(mdev, bus / uuid))
+        if take:
+            avail = t / "available_instances"
+            _write(avail, str(int(avail.read_text()) - 1))
+        return mdev
+
+    def remove_mdev(self, uuid: str) -> None:
+        import shutil
+
+        link = self.root / "bus" / "mdev" / "devices" / uuid
+        mdev = link.resolve()
+        t = (mdev / "mdev_type").resolve()
+        (t / "devices" / uuid).unlink()
+        avail = t / "available_instances"
+        _write(avail, str(int(avail.read_text()) + 1))
+        link.unlink()
+        shutil.rmtree(mdev)
 
     def bind(self, address: str, driver: str) -> None:
         path = self.device_path(address)

@@ -26,6 +26,7 @@ from pathlib import Path
 from hostdev_resolver.errors import HostAccessError, Location
 from hostdev_resolver.pciaddress import PciAddress
 from hostdev_resolver.vfio import SysfsWrite
+from tests.support.hosttree import HostTree
 
 
 class SimKernel:
@@ -103,6 +104,21 @@ class SimKernel:
                     raise OSError(errno.ENODEV, "No such device")
                 self._bind(dev, driver)
                 return
+        if parts[:3] == ["bus", "pci", "devices"] and parts[4:7:2] == [
+            "mdev_supported_types",
+            "create",
+        ]:
+            self._create_mdev(parts[3], parts[5], value.strip())
+            return
+        if parts[:3] == ["bus", "mdev", "devices"] and parts[4:] == ["remove"]:
+            link = self.root / "bus" / "mdev" / "devices" / parts[3]
+            if not link.exists():
+                raise OSError(errno.ENOENT, "No such file or directory")
+            HostTree(self.root).remove_mdev(parts[3])
+            return
+        if parts[:3] == ["bus", "pci", "devices"] and parts[-1] == "current_vgpu_type":
+            (self._device(parts[3]) / "/".join(parts[4:])).write_text(value.strip() + "\n")
+            return
         if path == "bus/pci/drivers_probe":
             dev = self._device(value)
             if self.driver_of(value) is not None:
@@ -113,6 +129,31 @@ class SimKernel:
                 self._bind(dev, wanted)
             return
         raise OSError(errno.ENOENT, "No such file or directory")
+
+    def _create_mdev(self, parent: str, type_id: str, uuid: str) -> None:
+        # drivers/vfio/mdev/mdev_sysfs.c create_store: the UUID must be new; the vendor
+        # driver refuses when the type has no instance left.
+        dev = self._device(parent)
+        t = dev / "mdev_supported_types" / type_id
+        if not t.is_dir():
+            raise OSError(errno.ENOENT, "No such file or directory")
+        if (self.root / "bus" / "mdev" / "devices" / uuid).exists():
+            raise OSError(errno.EEXIST, "File exists")
+        if int((t / "available_instances").read_text()) <= 0:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        tree = HostTree(self.root)
+        tree._pci_paths[dev.name] = dev
+        tree.add_mdev(dev.name, type_id, uuid)
+
+
+def mdev_state(root: Path) -> dict[str, object]:
+    """The mdevs that exist and each type's free instances."""
+    state: dict[str, object] = {}
+    bus = root / "bus" / "mdev" / "devices"
+    state["mdevs"] = sorted(os.listdir(bus)) if bus.is_dir() else []
+    for avail in sorted(root.glob("bus/pci/devices/*/mdev_supported_types/*/available_instances")):
+        state[str(avail.relative_to(root))] = avail.read_text()
+    return state
 
 
 def pci_state(root: Path) -> dict[str, object]:
