@@ -10,6 +10,25 @@ from tests.support import libvirtd, treesnapshot
 # (issue 10). Compared in pytest_sessionfinish, after the daemon is stopped.
 _ETC_BEFORE = pytest.StashKey[treesnapshot.Snapshot]()
 
+# The places the installed tool writes on a host. Tests point every one of them at temp
+# directories (hook.toml keys, HOSTDEV_RESOLVER_CACHE...): a run that creates one has a
+# test that reached the host's defaults, which is what an administrator must not see.
+_OWN_PATHS = (
+    "/etc/hostdev-resolver",
+    "/var/log/hostdev-resolver",
+    "/var/cache/hostdev-resolver",
+    "/run/hostdev-resolver",
+    "/var/lib/hostdev-resolver",
+    "/usr/local/libexec/hostdev-resolver",
+)
+_OWN_BEFORE = pytest.StashKey[frozenset[str]]()
+
+
+def _own_paths_present() -> frozenset[str]:
+    import os
+
+    return frozenset(p for p in _OWN_PATHS if os.path.lexists(p))
+
 
 @pytest.fixture(autouse=True)
 def _no_host_id_databases(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -42,6 +61,7 @@ def libvirt_uri() -> Iterator[str]:
 
 def pytest_sessionstart(session: pytest.Session) -> None:
     session.stash[_ETC_BEFORE] = treesnapshot.snapshot(libvirtd.ETC)
+    session.stash[_OWN_BEFORE] = _own_paths_present()
 
 
 @pytest.hookimpl(trylast=True)  # after the fixtures' teardown (packaging restores files)
@@ -62,6 +82,10 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
                 "as the host's own libvirtd defining a guest); put back:"
             )
             lines.extend(changed)
+    own_before = session.stash.get(_OWN_BEFORE, None)
+    if own_before is not None:
+        for path in sorted(_own_paths_present() - own_before):
+            lines.append(f"the test run created {path}: a test used the host's default path")
     if lines:
         reporter = session.config.pluginmanager.get_plugin("terminalreporter")
         if reporter is not None:

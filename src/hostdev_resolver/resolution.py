@@ -688,7 +688,7 @@ def resolve_domain(
 
 def _insert_source(splicer: Splicer, el: Element, source: Node) -> None:
     """Add a new <source> where libvirt writes it: after <driver> (and a disk's legacy
-    disk-level <auth>), before everything else (virDomainHostdevDefFormat,
+    disk-level <auth>, an interface's <mac>), before everything else (virDomainHostdevDefFormat,
     virDomainDiskDefFormat in src/conf/domain_conf.c).
 
     For a PCI hostdev this is also what makes the result valid: domain.rng nests <driver>,
@@ -698,6 +698,10 @@ def _insert_source(splicer: Splicer, el: Element, source: Node) -> None:
     """
     if el.tag == "disk":
         splicer.insert_child(el, source, after=("driver", "auth"))
+    elif el.tag == "interface":
+        # <interface type='hostdev'>: virDomainNetDefFormat writes <mac> first, then the
+        # hostdev's <driver> and <source>, then <vlan>, <virtualport> and the rest.
+        splicer.insert_child(el, source, after=("mac", "driver"), before=("teaming",))
     else:
         splicer.insert_child(el, source, after=("driver",), before=("teaming",))
 

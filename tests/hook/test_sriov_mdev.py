@@ -49,9 +49,11 @@ class Host:
         shutil.copy(GOLDEN / "stores" / "sriov.xml", self.store)
         self.state = base / "state"
         self.config = base / "hook.toml"
+        self.log = base / "hook.log"
         self.config.write_text(
             f"store = '{self.store}'\nnode = 'hv1'\nsysfs = '{self.root}'\n"
             f"state_dir = '{self.state}'\ntrust_any_owner = true\n"
+            f"log_file = '{self.log}'\nsyslog = false\n"
         )
 
     def resolve(self, xml: str = DOMAIN) -> bytes:
@@ -163,7 +165,7 @@ def test_hook_prepare_creates_and_release_removes_only_its_own(tmp_path: Path) -
             environ={"HOSTDEV_RESOLVER_CONFIG": str(host.config)},
             writer_factory=factory,
         )
-        return rc, err.getvalue()
+        return rc, err.getvalue() + (host.log.read_text() if host.log.exists() else "")
 
     rc, log = run("prepare", "begin")
     assert rc == 0, log
@@ -239,7 +241,7 @@ def test_hook_warns_about_a_device_without_reset_and_refuses_it_when_required(
             environ={"HOSTDEV_RESOLVER_CONFIG": str(host.config)},
             writer_factory=lambda root: SimKernel(Path(root), NATIVE),
         )
-        return rc, err.getvalue()
+        return rc, err.getvalue() + (host.log.read_text() if host.log.exists() else "")
 
     rc, log = prepare()
     assert rc == 0, log

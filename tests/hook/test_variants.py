@@ -112,4 +112,4 @@ def test_hook_reads_modules_alias_from_its_config(tmp_path: Path) -> None:
         writer_factory=lambda root: SimKernel(Path(root), NATIVE),
     )
     assert rc == 0, err.getvalue()
-    assert f"{VF3}: bound to mlx5_vfio_pci (was mlx5_core; nic-vf3)" in err.getvalue()
+    assert f"{VF3}: bound to mlx5_vfio_pci (was mlx5_core; nic-vf3)" in host.log.read_text()
