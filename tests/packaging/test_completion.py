@@ -162,7 +162,7 @@ def test_values_come_from_the_store_sysfs_and_virsh(tmp_path: Path) -> None:
         "hostdev-resolver map add pci gpu0 --w": [],
         "hostdev-resolver map add lun db --w": ["--wwn"],
         "hostdev-resolver map add usb key --p": ["--product", "--port", "--pool"],
-        "hostdev-resolver map add ": ["pci", "usb", "lun", "scsi", "vhba"],
+        "hostdev-resolver map add ": ["pci", "usb", "vf", "mdev", "lun", "scsi", "vhba"],
     }  # fmt: skip
     body = [f"source {shlex.quote(str(script))}"]
     for line in cases:
