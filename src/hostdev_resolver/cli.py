@@ -18,12 +18,12 @@ from . import __doc__ as _package_doc
 from .allocation.command import add_allocate_arguments, run_allocate
 from .errors import HostdevError, InputError, Location, RefusedError, UsageError
 from .hookcmd import register_hook_command
-from .hostsource import HostSource, default_store
+from .hostsource import HostSource
 from .identity import UsbIdentity, parse_id16
 from .pciaddress import PciAddress
 from .records import fields, is_record
-from .store import PciEntry, Store, UsbEntry, load_store
-from .storefile import StoreFile
+from .store import PciEntry, Store, UsbEntry
+from .storebackend import edit_store, is_url, store_location
 from .xmldoc import parse_file
 
 if TYPE_CHECKING:
@@ -48,8 +48,9 @@ def _common(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--store",
         metavar="PATH",
-        help="mapping store (default $HOSTDEV_RESOLVER_STORE or /etc/hostdev-resolver/mappings.xml)",
+        help="mapping store: a file, or etcd://HOST:PORT[,...]/PREFIX (default $HOSTDEV_RESOLVER_STORE or /etc/hostdev-resolver/mappings.xml)",
     )
+    add_store_tls_options(group)
     group.add_argument("--node", metavar="NAME", help="node name (default: this host's name)")
     group.add_argument(
         "--dev-root",
@@ -118,12 +119,20 @@ def open_scsi(args: argparse.Namespace, inventory: object = None) -> ScsiInvento
     return read_scsi_inventory(args.sysfs or "/sys", dev_root)
 
 
+def add_store_tls_options(group: Any) -> None:
+    group.add_argument("--store-ca", metavar="FILE", help="etcds://: CA bundle of the etcd cluster")
+    group.add_argument("--store-cert", metavar="FILE", help="etcds://: client certificate")
+    group.add_argument("--store-key", metavar="FILE", help="etcds://: client certificate's key")
+
+
 def store_path(args: argparse.Namespace) -> str:
-    return str(args.store or default_store())
+    return store_location(args)
 
 
 def open_store(args: argparse.Namespace) -> Store:
-    return load_store(store_path(args))
+    from .storebackend import open_store as open_backend
+
+    return open_backend(args)
 
 
 def write_output(data: bytes, out: str | None) -> None:
@@ -326,15 +335,18 @@ def cmd_map_add(args: argparse.Namespace) -> int:
             entry = _capture_pci(inventory, node, args.address)
         else:
             entry = _capture_usb(inventory, node, args)
-        with StoreFile(path).edit() as editor:
-            editor.add_entry(
+        edit_store(
+            args,
+            args.name,
+            lambda editor: editor.add_entry(
                 args.kind,
                 args.name,
                 entry,
                 description=args.description,
                 allow=tuple(args.allow or ()),
                 extra={"vfio": "yes"} if args.kind == "pci" and args.vfio else None,
-            )
+            ),
+        )
         where = str(entry.address) if isinstance(entry, PciEntry) else entry.identity.ids
         print(f"{args.kind} {args.name}: node {entry.node} -> {where} recorded in {path}")
         return 0
@@ -376,15 +388,18 @@ def _map_add_wwn(args: argparse.Namespace, path: str) -> int:
             description=args.description,
             allow=tuple(args.allow or ()),
         )
-    with StoreFile(path).edit() as editor:
-        editor.add_entry(
+    edit_store(
+        args,
+        mapping.name,
+        lambda editor: editor.add_entry(
             mapping.kind,
             mapping.name,
             None,
             description=mapping.description,
             allow=mapping.allow,
             extra=mapping.store_attributes(),
-        )
+        ),
+    )
     print(f"{mapping.kind} {mapping.name} recorded in {path}")
     return 0
 
@@ -472,10 +487,9 @@ def cmd_map_show(args: argparse.Namespace) -> int:
 
 def cmd_map_remove(args: argparse.Namespace) -> int:
     path = store_path(args)
-    if not os.path.exists(path):
+    if not is_url(path) and not os.path.exists(path):
         raise InputError("mapping store not found", where=Location(path), fix="give --store")
-    with StoreFile(path).edit() as editor:
-        count = editor.remove(args.name, args.node)
+    count = edit_store(args, args.name, lambda editor: editor.remove(args.name, args.node))
     what = (
         f"{count} entr{'y' if count == 1 else 'ies'} for node {args.node}"
         if args.node
@@ -670,6 +684,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=run_allocate)
 
     register_hook_command(sub, common)
+    from .clustercmd import register_cluster_commands
+
+    register_cluster_commands(sub, common)
     return parser
 
 

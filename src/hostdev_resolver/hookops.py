@@ -34,6 +34,7 @@ _KEYS = {
     "dev_root": str,
     "state_dir": str,
     "trust_any_owner": bool,
+    "cache_max_age": int,
 }
 
 if TYPE_CHECKING:
@@ -48,6 +49,8 @@ class HookConfig:
     dev_root: str = "/dev"  # where /dev/disk/by-id lives, for LUN disks
     state_dir: str = DEFAULT_STATE_DIR
     trust_any_owner: bool = False
+    # An agent's cache (docs/cluster.md) older than this many seconds is logged.
+    cache_max_age: int = 300
     path: str | None = None  # the file it came from, None when there was none
 
 
@@ -98,6 +101,7 @@ def load_config(environ: dict[str, str] | os._Environ[str]) -> HookConfig:
         dev_root=str(values.get("dev_root", "/dev")),
         state_dir=str(values.get("state_dir", DEFAULT_STATE_DIR)),
         trust_any_owner=bool(values.get("trust_any_owner", False)),
+        cache_max_age=int(str(values.get("cache_max_age", 300))),
         path=path,
     )
 
@@ -156,9 +160,12 @@ def flat_toml(text: str) -> dict[str, object] | None:
         else:
             word, _, tail = rest.partition("#")
             word = word.strip(" \t")
-            if word not in ("true", "false"):
+            if word.isascii() and word.isdigit() and (word == "0" or word[0] != "0"):
+                value = int(word)
+            elif word in ("true", "false"):
+                value = word == "true"
+            else:
                 return None
-            value = word == "true"
             tail = "#" + tail if tail else ""
         if tail and not tail.startswith("#"):
             return None
@@ -214,6 +221,7 @@ class _Context:
     store: Store
     inventory: SysfsInventory
     node: str
+    cache: tuple[int, float] | None = None  # an agent cache's (revision, synced time)
 
 
 def has_resolution(data: bytes, domain: str) -> bool:
@@ -231,26 +239,71 @@ def has_resolution(data: bytes, domain: str) -> bool:
 
 
 def context(config: HookConfig, data: bytes, domain: str) -> _Context:
+    from .cachefile import read_header, view_path
     from .errors import InputError, Location
     from .hostsource import this_node
     from .store import parse_store, read_store_bytes, read_trusted
     from .sysfs import SysfsInventory
     from .xmldoc import parse_bytes
 
-    try:
+    def read(path: str, view: bool = False) -> bytes:
         if config.trust_any_owner:
-            store_data = read_store_bytes(config.store)
-        else:
-            store_data = read_trusted(config.store, "mapping store")
-    except FileNotFoundError:
-        raise InputError(
-            "mapping store not found",
-            where=Location(config.store),
-            fix="set 'store' in the hook config, or create it with 'hostdev-resolver map add'",
-        ) from None
+            if view:  # a missing view is normal: FileNotFoundError, not a store error
+                with open(path, "rb") as handle:
+                    return handle.read()
+            return read_store_bytes(path)
+        return read_trusted(path, "mapping store")
+
+    node = config.node or this_node()
     doc = parse_bytes(data, f"domain {domain} (hook stdin)")
-    store = parse_store(parse_bytes(store_data, config.store))
-    return _Context(config, doc, store, SysfsInventory(config.sysfs), config.node or this_node())
+    store = None
+    try:
+        # An agent's view of this node (docs/cluster.md), when there is one and it
+        # has every mapping the domain names; else the whole store or cache.
+        path = view_path(config.store, node)
+        store_data = read(path, view=True)
+        store = parse_store(parse_bytes(store_data, path))
+        if not _names_all(doc, store):
+            store = None
+    except FileNotFoundError:
+        pass
+    if store is None:
+        try:
+            store_data = read(config.store)
+        except FileNotFoundError:
+            raise InputError(
+                "mapping store not found",
+                where=Location(config.store),
+                fix="set 'store' in the hook config, or create it with 'hostdev-resolver map add'",
+            ) from None
+        store = parse_store(parse_bytes(store_data, config.store))
+    return _Context(config, doc, store, SysfsInventory(config.sysfs), node, read_header(store_data))
+
+
+def _names_all(doc: Document, store: Store) -> bool:
+    from .metadata import read_resolution
+
+    resolution = read_resolution(doc)
+    if resolution is None:
+        return True
+    return all(getattr(r, "map", None) in (None, *store.mappings) for r in resolution.records)
+
+
+def note_cache_age(ctx: _Context, log: Log, now: float | None = None) -> None:
+    """Say how old an agent's cache is when it is older than the configured bound: the
+    node may be cut off from etcd (it still starts guests from the last cache)."""
+    if ctx.cache is None:
+        return
+    import time
+
+    revision, synced = ctx.cache
+    age = (time.time() if now is None else now) - synced
+    if age > ctx.config.cache_max_age:
+        log.warning(
+            f"the store cache {ctx.config.store} is {int(age)} s old (etcd revision "
+            f"{revision}; bound {ctx.config.cache_max_age} s): is the agent on this node "
+            "running and connected to etcd?"
+        )
 
 
 def scsi_inventory(ctx: _Context) -> ScsiInventory | None:
@@ -271,6 +324,7 @@ def prepare(ctx: _Context, log: Log, writer_factory: WriterFactory) -> int:
     from .verification import verify_domain
     from .vfio import StateFile, bind_plan, plan_binding
 
+    note_cache_age(ctx, log)
     findings = verify_domain(ctx.doc, ctx.store, ctx.inventory, ctx.node, scsi=scsi_inventory(ctx))
     bad = [f for f in findings if not f.ok]
     for f in findings:
@@ -322,6 +376,7 @@ def writer_writes(writer: object) -> list[object]:
 def filter_xml(ctx: _Context, data: bytes, log: Log, stdout: BinaryIO) -> int:
     from .resolution import resolve_domain
 
+    note_cache_age(ctx, log)
     result = resolve_domain(ctx.doc, ctx.store, ctx.inventory, ctx.node, scsi=scsi_inventory(ctx))
     for warning in result.warnings:
         log.warning(warning)

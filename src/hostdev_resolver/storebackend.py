@@ -1,0 +1,63 @@
+"""Where the mapping store lives: a file (the default) or etcd (`etcd://…`, SPEC §7a).
+
+The CLI opens and edits the store through these three functions only; the etcd
+modules are imported only when the store is a URL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeVar
+
+from .hostsource import default_store
+from .store import Store, StoreEditor, load_store
+
+if TYPE_CHECKING:
+    import argparse
+
+    from .etcdstore import EtcdStore
+
+T = TypeVar("T")
+
+
+def store_location(args: argparse.Namespace) -> str:
+    return str(getattr(args, "store", None) or default_store())
+
+
+def is_url(text: str) -> bool:
+    """A store given as SCHEME://… (anything else is a file path)."""
+    scheme, sep, _ = text.partition("://")
+    return bool(sep) and scheme.isascii() and scheme.replace("+", "").isalnum()
+
+
+def is_etcd(args: argparse.Namespace) -> bool:
+    return is_url(store_location(args))
+
+
+def etcd_store(args: argparse.Namespace) -> EtcdStore:
+    """The etcd store the arguments name (a bad URL is a usage error, exit 2)."""
+    from .etcdstore import open_etcd_store
+
+    return open_etcd_store(
+        store_location(args),
+        getattr(args, "store_ca", None),
+        getattr(args, "store_cert", None),
+        getattr(args, "store_key", None),
+    )
+
+
+def open_store(args: argparse.Namespace) -> Store:
+    if is_etcd(args):
+        return etcd_store(args).load()
+    return load_store(store_location(args))
+
+
+def edit_store(args: argparse.Namespace, name: str, change: Callable[[StoreEditor], T]) -> T:
+    """Apply `change` to the store: under the file lock, or as an etcd transaction on
+    mapping `name` (retried when another writer got there first)."""
+    if is_etcd(args):
+        return etcd_store(args).edit_mapping(name, change)
+    from .storefile import StoreFile
+
+    with StoreFile(store_location(args)).edit() as editor:
+        return change(editor)
