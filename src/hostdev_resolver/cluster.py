@@ -288,8 +288,11 @@ def render_text(rows: Sequence[CheckRow]) -> str:
             )
         lines.append(f"{r.mapping:<{width_map}}  {r.node:<{width_node}}  {r.status:<12} {detail}")
     bad = sum(1 for r in rows if not r.ok)
+    stale = sum(1 for r in rows if r.status == STALE)
     lines.append("")
-    lines.append(f"{len(rows) - bad} ok, {bad} not ok")
+    lines.append(
+        f"{len(rows) - bad - stale} ok, " + (f"{stale} stale, " if stale else "") + f"{bad} not ok"
+    )
     return "\n".join(lines) + "\n"
 
 
