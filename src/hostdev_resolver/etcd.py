@@ -66,6 +66,17 @@ class Unavailable(HostAccessError):
         )
 
 
+class Refused(HostAccessError):
+    """A member answered and refused the request itself (`reason` is etcd's message)."""
+
+    def __init__(self, endpoint: str, reason: str) -> None:
+        self.reason = reason
+        super().__init__(
+            f"etcd at {endpoint} refused the request: {reason}",
+            fix="this is a bug or a version mismatch; etcd >= 3.4 is needed",
+        )
+
+
 class Compacted(HostAccessError):
     """The revision a watch asked for is gone (compacted): read everything again."""
 
@@ -147,10 +158,7 @@ class EtcdClient:
             if resp.status != 200 or "error" in answer:
                 message = str(answer.get("message") or answer.get("error") or resp.reason)
                 if answer.get("code") not in _TRY_NEXT and resp.status < 500:
-                    raise HostAccessError(
-                        f"etcd at {endpoint} refused the request: {message}",
-                        fix="this is a bug or a version mismatch; etcd >= 3.4 is needed",
-                    )
+                    raise Refused(endpoint, message)
                 # A member without quorum (or still electing) answers with an error;
                 # another member may have it.
                 reasons.append(f"{endpoint}: {message}")

@@ -22,8 +22,8 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from .errors import InputError, Location, RefusedError, UsageError
-from .etcd import EtcdClient, KeyValue, Tls, b64, prefix_end
+from .errors import HostAccessError, InputError, Location, RefusedError, UsageError
+from .etcd import EtcdClient, KeyValue, Refused, Tls, b64, prefix_end
 from .records import frozen
 from .store import NS, Mapping, Store, StoreEditor, parse_store, validate_schema
 from .xmldoc import parse_bytes
@@ -230,7 +230,17 @@ class EtcdStore:
             {"request_put": {"key": b64(self.key(n)), "value": b64(e)}}
             for n, e in sorted(elements.items())
         ]
-        done, _ = self.client.txn(compare, ops)
+        try:
+            done, _ = self.client.txn(compare, ops)
+        except Refused as exc:
+            if "too many operations" not in exc.reason and "too large" not in exc.reason:
+                raise
+            raise HostAccessError(
+                f"{self.url}: etcd refused the import as one transaction of {len(ops)} "
+                f"operations, {len(data)} bytes ({exc.reason}); nothing was written",
+                fix="start the etcd members with --max-txn-ops and --max-request-bytes "
+                "above these (defaults 128 and 1.5 MiB), see docs/cluster.md",
+            ) from None
         if not done:
             raise RefusedError(
                 f"{self.url} changed while the import was prepared; nothing was written",

@@ -4,8 +4,8 @@ away, and feeds the hook, which never talks to etcd itself."""
 from __future__ import annotations
 
 import io
-import re
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -13,8 +13,6 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-
-import pytest
 
 from hostdev_resolver import hook
 from hostdev_resolver.cachefile import read_header, view_path

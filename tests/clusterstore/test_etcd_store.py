@@ -14,7 +14,7 @@ from hostdev_resolver.etcd import EtcdClient, b64
 from hostdev_resolver.etcdstore import EtcdStore, StoreUrl
 from hostdev_resolver.store import load_store
 from tests.clusterstore.conftest import REPO, cli
-from tests.hook.fixtures import GPU, NVME, gpu_host, make_host
+from tests.hook.fixtures import GPU, NVME, make_host
 from tests.support.etcd import EtcdCluster, free_port
 
 
@@ -264,3 +264,21 @@ def test_writes_use_the_json_gateway_of_etcd_3_4(url: str) -> None:
     )
     assert (ok, again) == (True, False)
     assert client.range(key)[1][0].value == b"1"
+
+
+def test_an_import_beyond_etcds_transaction_limit_says_which_limit(
+    tmp_path: Path, url: str
+) -> None:
+    """etcd refuses more than --max-txn-ops (default 128) operations in one transaction;
+    the import stays one transaction and says what to raise."""
+    lines = [f"  <lun name='lun{i}' wwn='0x5000c500a1b2{i:04x}'/>" for i in range(130)]
+    big = tmp_path / "big.xml"
+    big.write_text(
+        "<mappings xmlns='http://hostdev-resolver.org/xmlns/store/1'>\n"
+        + "\n".join(lines)
+        + "\n</mappings>\n"
+    )
+    proc = cli("store", "import", str(big), "--store", url, check=3)
+    assert "one transaction of 130 operations" in proc.stderr
+    assert "--max-txn-ops" in proc.stderr and "nothing was written" in proc.stderr
+    assert EtcdStore(StoreUrl.parse(url)).load().mappings == {}

@@ -27,8 +27,9 @@ def free_port() -> int:
 
 
 class Member:
-    def __init__(self, name: str, base: Path) -> None:
+    def __init__(self, name: str, base: Path, extra: tuple[str, ...] = ()) -> None:
         self.name = name
+        self.extra = extra
         self.client_port = free_port()
         self.peer_port = free_port()
         self.data = base / f"{name}.etcd"
@@ -69,6 +70,7 @@ class Member:
                     "50",
                     "--election-timeout",
                     "500",
+                    *self.extra,
                 ],
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -98,9 +100,9 @@ class Member:
 class EtcdCluster:
     """`size` members on loopback; `url(prefix)` is the store URL naming all of them."""
 
-    def __init__(self, base: Path, size: int = 1) -> None:
+    def __init__(self, base: Path, size: int = 1, extra: tuple[str, ...] = ()) -> None:
         base.mkdir(parents=True, exist_ok=True)
-        self.members = [Member(f"m{i}", base) for i in range(size)]
+        self.members = [Member(f"m{i}", base, extra) for i in range(size)]
         self.initial = ",".join(f"{m.name}={m.peer_url}" for m in self.members)
 
     def start(self) -> EtcdCluster:
