@@ -19,11 +19,11 @@ import time
 from collections.abc import Callable
 from typing import Any, TextIO
 
-from .cachefile import header, view_path
+from .cachefile import header, indexed, view_path
 from .cluster import NodeView, check_mapping
 from .errors import HostAccessError, InputError, Location
 from .etcd import Compacted, KeyValue, prefix_end
-from .etcdstore import EtcdStore, file_form
+from .etcdstore import EtcdStore, element_spans, file_form
 from .store import Mapping, PciMapping, UsbMapping
 
 Inventory = Callable[[], tuple[Any, dict[str, Any]]]  # (HostInventory, its JSON document)
@@ -64,16 +64,31 @@ class Agent:
 
     # -- the cache -------------------------------------------------------------------
 
-    def _accept(self, kv: KeyValue) -> None:
-        name = kv.key[len(self.store.mappings_prefix) :].decode(errors="replace")
+    def _accept(self, kvs: list[KeyValue]) -> None:
+        """Take the keys that hold a valid mapping; log and skip the others, keeping
+        what the cache had for them (one bad key never empties the cache)."""
+        good: dict[str, tuple[bytes, Mapping]] = {}
+        for kv in kvs:
+            name = kv.key[len(self.store.mappings_prefix) :].decode(errors="replace")
+            try:
+                good[name] = (kv.value, self.store.check_element(kv, schema=False))
+            except InputError as exc:
+                self.log(f"{exc.message}; keeping the cached version of {name!r}")
         try:
-            mapping = self.store.check_element(kv)
-        except InputError as exc:
-            # Never let one bad key empty the cache: keep what we had for it.
-            self.log(f"{exc.message}; keeping the cached version of {name!r}")
-            return
-        self.elements[name] = kv.value
-        self.mappings[name] = mapping
+            # store.xsd once for the batch: building the schema is the expensive part.
+            self.store.check_schema({n: v for n, (v, _) in good.items()})
+        except InputError:
+            for kv in kvs:
+                name = kv.key[len(self.store.mappings_prefix) :].decode(errors="replace")
+                if name in good:
+                    try:
+                        self.store.check_element(kv)
+                    except InputError as exc:
+                        self.log(f"{exc.message}; keeping the cached version of {name!r}")
+                        del good[name]
+        for name, (value, mapping) in good.items():
+            self.elements[name] = value
+            self.mappings[name] = mapping
 
     def sync(self) -> None:
         """Read the whole store and rewrite the cache."""
@@ -83,21 +98,23 @@ class Agent:
         for gone in set(self.elements) - names:
             del self.elements[gone]
             self.mappings.pop(gone, None)
-        for kv in kvs:
-            self._accept(kv)
+        self._accept(kvs)
         self.revision = revision
         self.write_cache()
 
     def apply(self, events: list[Any]) -> None:
         prefix = self.store.mappings_prefix
-        for ev in events:
-            name = ev.key[len(prefix) :].decode(errors="replace")
+        latest: dict[bytes, Any] = {ev.key: ev for ev in events}  # last change per key
+        puts = []
+        for ev in latest.values():
             if ev.value is None:
+                name = ev.key[len(prefix) :].decode(errors="replace")
                 self.elements.pop(name, None)
                 self.mappings.pop(name, None)
             else:
-                self._accept(KeyValue(ev.key, ev.value, ev.mod_revision, 0))
-            self.revision = max(self.revision, ev.mod_revision)
+                puts.append(KeyValue(ev.key, ev.value, ev.mod_revision, 0))
+        self._accept(puts)
+        self.revision = max(self.revision, *(ev.mod_revision for ev in events))
         self.write_cache()
 
     def _on_node(self, mapping: Mapping) -> bool:
@@ -110,7 +127,8 @@ class Agent:
         head = header(self.revision, now, str(self.store.url))
         _replace(self.cache, head + file_form(self.elements))
         view = {n: e for n, e in self.elements.items() if self._on_node(self.mappings[n])}
-        _replace(view_path(self.cache, self.node), head + file_form(view))
+        body = indexed(file_form(view), element_spans(view))
+        _replace(view_path(self.cache, self.node), head + body)
         self.last_sync = now
 
     # -- the inventory -----------------------------------------------------------------

@@ -131,6 +131,8 @@ class EtcdStore:
     def check_schema(self, elements: dict[str, bytes]) -> None:
         """store.xsd over all elements at once (building the schema costs more than
         checking a thousand mappings); a violation names the key it is in."""
+        if not elements:
+            return
         data = file_form(elements)
         try:
             validate_schema(parse_bytes(data, str(self.url)))
@@ -281,6 +283,18 @@ class Published:
 def file_form(elements: dict[str, bytes]) -> bytes:
     body = b"".join(b"  " + elements[name] + b"\n" for name in sorted(elements))
     return HEAD + body + TAIL
+
+
+def element_spans(elements: dict[str, bytes]) -> dict[str, tuple[int, int, int]]:
+    """Where each element sits in `file_form(elements)`: (offset, length, line)."""
+    spans: dict[str, tuple[int, int, int]] = {}
+    offset, line = len(HEAD), 2
+    for name in sorted(elements):
+        element = elements[name]
+        spans[name] = (offset + 2, len(element), line)
+        offset += len(element) + 3
+        line += element.count(b"\n") + 1
+    return spans
 
 
 def element_bytes(doc: Any, name: str) -> bytes:

@@ -239,7 +239,7 @@ def has_resolution(data: bytes, domain: str) -> bool:
 
 
 def context(config: HookConfig, data: bytes, domain: str) -> _Context:
-    from .cachefile import read_header, view_path
+    from .cachefile import read_header, select, view_path
     from .errors import InputError, Location
     from .hostsource import this_node
     from .store import parse_store, read_store_bytes, read_trusted
@@ -259,12 +259,14 @@ def context(config: HookConfig, data: bytes, domain: str) -> _Context:
     store = None
     try:
         # An agent's view of this node (docs/cluster.md), when there is one and it
-        # has every mapping the domain names; else the whole store or cache.
+        # has every mapping the domain names: only those are parsed. Else the whole
+        # store or cache.
         path = view_path(config.store, node)
         store_data = read(path, view=True)
-        store = parse_store(parse_bytes(store_data, path))
-        if not _names_all(doc, store):
-            store = None
+        names = _referenced(doc)
+        part = select(store_data, names) if names is not None else None
+        if part is not None:
+            store = parse_store(parse_bytes(part, path))
     except FileNotFoundError:
         pass
     if store is None:
@@ -280,13 +282,14 @@ def context(config: HookConfig, data: bytes, domain: str) -> _Context:
     return _Context(config, doc, store, SysfsInventory(config.sysfs), node, read_header(store_data))
 
 
-def _names_all(doc: Document, store: Store) -> bool:
+def _referenced(doc: Document) -> set[str] | None:
+    """The mapping names the domain's resolution record uses (None: no record)."""
     from .metadata import read_resolution
 
     resolution = read_resolution(doc)
     if resolution is None:
-        return True
-    return all(getattr(r, "map", None) in (None, *store.mappings) for r in resolution.records)
+        return None
+    return {name for r in resolution.records if (name := getattr(r, "map", None)) is not None}
 
 
 def note_cache_age(ctx: _Context, log: Log, now: float | None = None) -> None:

@@ -146,6 +146,24 @@ def test_node_view_holds_only_this_nodes_mappings(tmp_path: Path, url: str) -> N
     assert "other" in load_store(str(cache)).mappings
     code, err = prepare(host, cache)
     assert code == 0, err
+    # nvme0 loses its hv1 entry: no longer in hv1's view, so the hook reads the whole
+    # cache and says what happened to the mapping (not that it does not exist).
+    cli("map", "remove", "nvme0", "--node", "hv1", "--store", url)
+    cli(
+        "agent",
+        "--once",
+        "--store",
+        url,
+        "--cache",
+        str(cache),
+        "--node",
+        "hv1",
+        "--sysfs",
+        str(host.root),
+    )
+    assert "nvme0" not in load_store(view_path(str(cache), "hv1")).mappings
+    code, err = prepare(host, cache)
+    assert code == 1 and "the store's entry for node hv1 no longer matches" in err, err
 
 
 def test_etcd_gone_the_cache_stays_and_the_hook_still_verifies(tmp_path: Path) -> None:
