@@ -318,3 +318,37 @@ def test_map_check_reads_the_inventories_two_agents_published(tmp_path: Path, ur
     assert re.search(r"hv2's agent last published 36\d\d s ago", proc.stdout)
     assert proc.stdout.endswith("4 ok, 4 stale, 0 not ok\n")
     assert proc.returncode == 0  # every hv2 row (its shift too) is stale: not a failure
+
+
+def test_the_hook_reading_a_cache_opens_no_network_connection(tmp_path: Path, url: str) -> None:
+    """No socket module, no etcd client on the hook's path: it cannot talk to etcd."""
+    host = make_host(tmp_path)
+    cli("store", "import", str(host.store), "--store", url)
+    cache = tmp_path / "cache.xml"
+    cli("agent", "--once", "--store", url, "--cache", str(cache), "--node", "hv1",
+        "--sysfs", str(host.root))  # fmt: skip
+    host.config.write_text(
+        f"store = '{cache}'\nnode = 'hv1'\nsysfs = '{host.root}'\n"
+        f"state_dir = '{host.state}'\ncache_max_age = 0\n"
+    )
+    xml = tmp_path / "vm1.xml"
+    xml.write_bytes(host.resolve(domain_xml("vm1", mapped("nvme0", managed="yes"))))
+    script = (
+        "import sys\n"
+        "from hostdev_resolver import hook\n"
+        f"code = hook.main(['vm1', 'prepare', 'begin', '-'], open({str(xml)!r}, 'rb'))\n"
+        "net = sorted(m for m in sys.modules if m in ('socket', 'ssl', 'http.client',"
+        " 'urllib.request', 'hostdev_resolver.etcd', 'hostdev_resolver.etcdstore'))\n"
+        "print(code, net)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script],
+        env={**os.environ, "PYTHONPATH": str(REPO / "src"),
+             "HOSTDEV_RESOLVER_CONFIG": str(host.config)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )  # fmt: skip
+    assert proc.stdout.strip() == "0 []", proc.stderr
+    if not os.path.exists("/dev/log"):  # else the hook logs to syslog
+        assert "s old (etcd revision" in proc.stderr

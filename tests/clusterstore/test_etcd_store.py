@@ -15,7 +15,7 @@ from hostdev_resolver.etcdstore import EtcdStore, StoreUrl
 from hostdev_resolver.store import load_store
 from tests.clusterstore.conftest import REPO, cli
 from tests.hook.fixtures import GPU, NVME, make_host
-from tests.support.etcd import EtcdCluster, free_port
+from tests.support.etcd import EtcdCluster, Pki, free_port
 
 
 @pytest.mark.parametrize(
@@ -282,3 +282,25 @@ def test_an_import_beyond_etcds_transaction_limit_says_which_limit(
     assert "one transaction of 130 operations" in proc.stderr
     assert "--max-txn-ops" in proc.stderr and "nothing was written" in proc.stderr
     assert EtcdStore(StoreUrl.parse(url)).load().mappings == {}
+
+
+def test_etcds_with_client_certificates(tmp_path: Path) -> None:
+    pki = Pki(tmp_path / "pki")
+    cluster = EtcdCluster(tmp_path / "etcd", tls=pki).start()
+    try:
+        url = cluster.url()
+        assert url.startswith("etcds://")
+        host = make_host(tmp_path)
+        tls = ["--store-ca", str(pki.ca), "--store-cert", str(pki.client_cert),
+               "--store-key", str(pki.client_key)]  # fmt: skip
+        cli("store", "import", str(host.store), "--store", url, *tls)
+        out = cli("map", "list", "--store", url, *tls).stdout
+        assert "nvme0" in out
+        # Without the client certificate the server refuses the handshake: exit 3.
+        proc = cli("map", "list", "--store", url, "--store-ca", str(pki.ca), check=3)
+        assert "etcd unreachable: tried" in proc.stderr
+        # TLS options with a plain etcd:// URL are a usage error.
+        proc = cli("map", "list", "--store", url.replace("etcds", "etcd", 1), *tls, check=2)
+        assert "is not etcds://" in proc.stderr
+    finally:
+        cluster.stop()

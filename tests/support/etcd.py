@@ -12,12 +12,46 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import time
 import urllib.request
 from pathlib import Path
 
 ETCD = shutil.which("etcd") or "/usr/bin/etcd"
+
+
+class Pki:
+    """A CA, a server certificate for 127.0.0.1 and a client certificate (openssl)."""
+
+    def __init__(self, base: Path) -> None:
+        base.mkdir(parents=True, exist_ok=True)
+        self.ca, ca_key = base / "ca.pem", base / "ca.key"
+        self.server_cert, self.server_key = base / "server.pem", base / "server.key"
+        self.client_cert, self.client_key = base / "client.pem", base / "client.key"
+        subprocess.run(
+            ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+             "-subj", "/CN=test-ca", "-keyout", str(ca_key), "-out", str(self.ca)],
+            check=True, capture_output=True,
+        )  # fmt: skip
+        ext = base / "san.cnf"
+        ext.write_text("subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n")
+        for cert, key, cn in (
+            (self.server_cert, self.server_key, "127.0.0.1"),
+            (self.client_cert, self.client_key, "client"),
+        ):
+            csr = base / f"{cn}.csr"
+            subprocess.run(
+                ["openssl", "req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={cn}",
+                 "-keyout", str(key), "-out", str(csr)],
+                check=True, capture_output=True,
+            )  # fmt: skip
+            subprocess.run(
+                ["openssl", "x509", "-req", "-in", str(csr), "-CA", str(self.ca),
+                 "-CAkey", str(ca_key), "-CAcreateserial", "-days", "2",
+                 "-extfile", str(ext), "-out", str(cert)],
+                check=True, capture_output=True,
+            )  # fmt: skip
 
 
 def free_port() -> int:
@@ -27,9 +61,13 @@ def free_port() -> int:
 
 
 class Member:
-    def __init__(self, name: str, base: Path, extra: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self, name: str, base: Path, extra: tuple[str, ...] = (), tls: Pki | None = None
+    ) -> None:
         self.name = name
         self.extra = extra
+        self.tls = tls
+        self.scheme = "https" if tls else "http"
         self.client_port = free_port()
         self.peer_port = free_port()
         self.data = base / f"{name}.etcd"
@@ -54,9 +92,10 @@ class Member:
                     "--data-dir",
                     str(self.data),
                     "--listen-client-urls",
-                    f"http://{self.endpoint}",
+                    f"{self.scheme}://{self.endpoint}",
                     "--advertise-client-urls",
-                    f"http://{self.endpoint}",
+                    f"{self.scheme}://{self.endpoint}",
+                    *self.tls_args(),
                     "--listen-peer-urls",
                     self.peer_url,
                     "--initial-advertise-peer-urls",
@@ -77,6 +116,14 @@ class Member:
                 start_new_session=True,
             )
 
+    def tls_args(self) -> list[str]:
+        if self.tls is None:
+            return []
+        return [
+            "--cert-file", str(self.tls.server_cert), "--key-file", str(self.tls.server_key),
+            "--trusted-ca-file", str(self.tls.ca), "--client-cert-auth",
+        ]  # fmt: skip
+
     def stop(self, sig: int = signal.SIGTERM) -> None:
         if self.proc is None:
             return
@@ -90,8 +137,14 @@ class Member:
         self.proc = None
 
     def healthy(self) -> bool:
+        context = None
+        if self.tls is not None:
+            context = ssl.create_default_context(cafile=str(self.tls.ca))
+            context.load_cert_chain(str(self.tls.client_cert), str(self.tls.client_key))
         try:
-            with urllib.request.urlopen(f"http://{self.endpoint}/health", timeout=1) as resp:
+            with urllib.request.urlopen(
+                f"{self.scheme}://{self.endpoint}/health", timeout=1, context=context
+            ) as resp:
                 return bool(json.loads(resp.read()).get("health") == "true")
         except (OSError, ValueError):
             return False
@@ -100,9 +153,12 @@ class Member:
 class EtcdCluster:
     """`size` members on loopback; `url(prefix)` is the store URL naming all of them."""
 
-    def __init__(self, base: Path, size: int = 1, extra: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self, base: Path, size: int = 1, extra: tuple[str, ...] = (), tls: Pki | None = None
+    ) -> None:
         base.mkdir(parents=True, exist_ok=True)
-        self.members = [Member(f"m{i}", base, extra) for i in range(size)]
+        self.tls = tls
+        self.members = [Member(f"m{i}", base, extra, tls) for i in range(size)]
         self.initial = ",".join(f"{m.name}={m.peer_url}" for m in self.members)
 
     def start(self) -> EtcdCluster:
@@ -127,7 +183,8 @@ class EtcdCluster:
         self.wait_healthy([member])
 
     def url(self, prefix: str = "/hr") -> str:
-        return f"etcd://{','.join(m.endpoint for m in self.members)}{prefix}"
+        scheme = "etcds" if self.tls else "etcd"
+        return f"{scheme}://{','.join(m.endpoint for m in self.members)}{prefix}"
 
     def stop(self) -> None:
         for m in self.members:
