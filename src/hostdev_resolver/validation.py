@@ -16,7 +16,7 @@ from .resolution import domain_name, resolve_domain
 from .rng import domain_rng_errors
 from .scsiresolve import ScsiRecord
 from .store import NS as STORE_NS
-from .store import Store, load_store, parse_store, validate_schema
+from .store import Store, parse_store, validate_schema
 from .xmldoc import Document, Splicer, parse_file
 
 if TYPE_CHECKING:
@@ -150,10 +150,10 @@ def validate_files(files: list[str], args: argparse.Namespace, *, all_nodes: boo
     if not docs:
         return report
     if store is None:
-        from .cli import store_path
+        from .cli import open_store, store_path
 
         try:
-            store = load_store(store_path(args))
+            store = open_store(args)
         except HostdevError as exc:
             report.add(exc, store_path(args))
             return report

@@ -40,6 +40,7 @@ from .resolution import (
     usb_source,
 )
 from .store import PciMapping, Store, UsbMapping, load_store
+from .storebackend import is_url
 from .xmldoc import Document, Splicer, parse_bytes, parse_file
 
 if TYPE_CHECKING:
@@ -333,7 +334,13 @@ class Session:
             given = self.ours.get("--store")
             # The parser checks every value it keeps (as in the hook); the XSD pass costs
             # ~300 ms of xmlschema import per command, more than the define itself.
-            self._store = load_store(str(given) if given else default_store(), schema=False)
+            location = str(given) if given else default_store()
+            if is_url(location):  # a cluster store (docs/cluster.md)
+                from .etcdstore import open_etcd_store
+
+                self._store = open_etcd_store(location).load()
+            else:
+                self._store = load_store(location, schema=False)
         return self._store
 
     def say(self, text: str) -> None:

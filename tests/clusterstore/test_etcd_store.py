@@ -14,7 +14,7 @@ from hostdev_resolver.etcd import EtcdClient, b64
 from hostdev_resolver.etcdstore import EtcdStore, StoreUrl
 from hostdev_resolver.store import load_store
 from tests.clusterstore.conftest import REPO, cli
-from tests.hook.fixtures import GPU, NVME, make_host
+from tests.hook.fixtures import GPU, NVME, domain_xml, make_host, mapped
 from tests.support.etcd import EtcdCluster, Pki, free_port
 
 
@@ -304,3 +304,15 @@ def test_etcds_with_client_certificates(tmp_path: Path) -> None:
         assert "is not etcds://" in proc.stderr
     finally:
         cluster.stop()
+
+
+def test_validate_and_resolve_read_an_etcd_store(tmp_path: Path, url: str) -> None:
+    host = make_host(tmp_path)
+    cli("store", "import", str(host.store), "--store", url)
+    domain = tmp_path / "vm.xml"
+    domain.write_text(domain_xml("vm", mapped("nvme0")))
+    common = ["--store", url, "--sysfs", str(host.root), "--node", "hv1"]
+    resolved = cli("resolve", str(domain), *common).stdout
+    assert "bus='0x42'" in resolved
+    domain.write_text(resolved)
+    cli("validate", str(domain), *common)
