@@ -352,3 +352,35 @@ def test_the_hook_reading_a_cache_opens_no_network_connection(tmp_path: Path, ur
     assert proc.stdout.strip() == "0 []", proc.stderr
     if not os.path.exists("/dev/log"):  # else the hook logs to syslog
         assert "s old (etcd revision" in proc.stderr
+
+
+def test_the_agent_logs_a_mapped_device_that_vanishes_and_comes_back(
+    tmp_path: Path, url: str
+) -> None:
+    from hostdev_resolver.agent import Agent
+    from hostdev_resolver.snapshot import inventory_to_json
+    from hostdev_resolver.sysfs import SysfsInventory
+    from tests.hook.fixtures import NVME
+    from tests.support.hosttree import PciSpec
+
+    host = make_host(tmp_path)
+    cli("store", "import", str(host.store), "--store", url)
+
+    def inventory():  # type: ignore[no-untyped-def]
+        inv = SysfsInventory(host.root)
+        return inv, inventory_to_json(inv, "hv1")
+
+    log = io.StringIO()
+    agent = Agent(EtcdStore(StoreUrl.parse(url)), str(tmp_path / "c.xml"), "hv1", inventory,
+                  log=log)  # fmt: skip
+    agent.once()
+    assert log.getvalue() == ""  # everything where the store says: nothing to tell
+    host.tree.remove_pci(NVME)
+    agent.publish()
+    assert log.getvalue().count("\n") == 1
+    assert "nvme0 on hv1: ok -> missing" in log.getvalue()
+    host.tree.add_pci(PciSpec(NVME, "144d", "a808", "144d", "a801", "010802", 32, 0, "nvme"))
+    agent.publish()
+    assert "nvme0 on hv1: missing -> ok" in log.getvalue().splitlines()[-1]
+    published = {p.node: p for p in agent.store.inventories()}
+    assert any(d["address"] == NVME for d in published["hv1"].inventory["pci"])
