@@ -172,6 +172,8 @@ class EtcdStore:
             editor = StoreEditor(parse_bytes(data, str(self.where(key))))
             result = change(editor)
             new = editor.result()
+            if new == data:
+                return result  # nothing to write (the same entry added again)
             doc = parse_bytes(new, str(self.where(key)))
             store = parse_store(doc)
             validate_schema(doc)

@@ -73,6 +73,10 @@ def test_one_key_per_mapping_holding_its_element(tmp_path: Path, url: str) -> No
     assert value.startswith("<pci name='gpu0'>") and value.endswith("</pci>")
     assert "<node name='hv1' address='0000:41:00.0' vendor='10de' device='1e84'" in value
     assert "<allow domain='ml-*'/>" in value
+    # The same entry again changes nothing, so nothing is written (no new revision).
+    cli("map", "add", "pci", "gpu0", "--node", "hv1", "--address", GPU, "--store", url,
+        "--sysfs", str(host.root), "--allow", "ml-*")  # fmt: skip
+    assert store.client.range(store.key("gpu0"))[1][0].mod_revision == kvs[0].mod_revision
 
 
 def test_a_key_that_breaks_the_schema_is_refused_on_read(
