@@ -10,6 +10,7 @@ from typing import Any
 from .errors import InputError, Location, UsageError
 
 AGENT_CONFIG = "/etc/hostdev-resolver/cluster.toml"
+CONFIG_ENV = "HOSTDEV_RESOLVER_CLUSTER_CONFIG"  # another file instead (tests, by hand)
 # Keys of the agent's config file, and the option each stands for.
 _CONFIG_KEYS = {
     "store": "store",
@@ -51,6 +52,10 @@ def cmd_store_import(args: argparse.Namespace) -> int:
     return 0
 
 
+def cluster_config_path() -> str:
+    return os.environ.get(CONFIG_ENV) or AGENT_CONFIG
+
+
 def read_agent_config(path: str, required: bool) -> dict[str, str]:
     """The agent's config file: flat TOML, `store`, `store_ca`, `store_cert`, `store_key`,
     `cache`, `node`, `sysfs` (command-line options win)."""
@@ -89,7 +94,9 @@ def cmd_agent(args: argparse.Namespace) -> int:
     from .hostsource import this_node
     from .snapshot import inventory_to_json
 
-    config = read_agent_config(args.config or AGENT_CONFIG, required=args.config is not None)
+    config = read_agent_config(
+        args.config or cluster_config_path(), required=args.config is not None
+    )
     for key, value in config.items():
         if getattr(args, key, None) is None:
             setattr(args, key, value)

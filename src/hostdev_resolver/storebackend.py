@@ -38,12 +38,15 @@ def etcd_store(args: argparse.Namespace) -> EtcdStore:
     """The etcd store the arguments name (a bad URL is a usage error, exit 2)."""
     from .etcdstore import open_etcd_store
 
-    return open_etcd_store(
-        store_location(args),
-        getattr(args, "store_ca", None),
-        getattr(args, "store_cert", None),
-        getattr(args, "store_key", None),
-    )
+    location = store_location(args)
+    tls = [getattr(args, k, None) for k in ("store_ca", "store_cert", "store_key")]
+    if location.startswith("etcds://") and not any(tls):
+        # The TLS files the node's agent uses (docs/cluster.md), when none are given.
+        from .clustercmd import cluster_config_path, read_agent_config
+
+        config = read_agent_config(cluster_config_path(), required=False)
+        tls = [config.get(k) for k in ("store_ca", "store_cert", "store_key")]
+    return open_etcd_store(location, *tls)
 
 
 def open_store(args: argparse.Namespace) -> Store:

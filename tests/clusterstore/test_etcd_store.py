@@ -288,7 +288,7 @@ def test_an_import_beyond_etcds_transaction_limit_says_which_limit(
     assert EtcdStore(StoreUrl.parse(url)).load().mappings == {}
 
 
-def test_etcds_with_client_certificates(tmp_path: Path) -> None:
+def test_etcds_with_client_certificates(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     pki = Pki(tmp_path / "pki")
     cluster = EtcdCluster(tmp_path / "etcd", tls=pki).start()
     try:
@@ -303,6 +303,14 @@ def test_etcds_with_client_certificates(tmp_path: Path) -> None:
         # Without the client certificate the server refuses the handshake: exit 3.
         proc = cli("map", "list", "--store", url, "--store-ca", str(pki.ca), check=3)
         assert "etcd unreachable: tried" in proc.stderr
+        # No TLS options: those of the cluster config, as the agent reads them.
+        config = tmp_path / "cluster.toml"
+        config.write_text(
+            f"store = '{url}'\nstore_ca = '{pki.ca}'\nstore_cert = '{pki.client_cert}'\n"
+            f"store_key = '{pki.client_key}'\n"
+        )
+        monkeypatch.setenv("HOSTDEV_RESOLVER_CLUSTER_CONFIG", str(config))
+        assert "nvme0" in cli("map", "list", "--store", url).stdout
         # TLS options with a plain etcd:// URL are a usage error.
         proc = cli("map", "list", "--store", url.replace("etcds", "etcd", 1), *tls, check=2)
         assert "is not etcds://" in proc.stderr
