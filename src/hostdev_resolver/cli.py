@@ -13,11 +13,12 @@ import sys
 from . import __doc__ as _package_doc
 from . import __version__
 from .errors import HostdevError, InputError, Location, RefusedError, UsageError
-from .hostsource import HostSource, default_store
+from .hostsource import HostSource
 from .identity import UsbIdentity, parse_id16
 from .pciaddress import PciAddress
 from .records import fields, is_record
-from .store import MdevMapping, PciEntry, Store, UsbEntry, VfEntry, load_store
+from .store import MdevMapping, PciEntry, Store, UsbEntry, VfEntry
+from .storebackend import edit_store, is_url, store_location
 from .xmldoc import parse_file
 
 # Not typing.TYPE_CHECKING: every command pays for what this module imports, and
@@ -53,8 +54,9 @@ def _common(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--store",
         metavar="PATH",
-        help="mapping store (default $HOSTDEV_RESOLVER_STORE or /etc/hostdev-resolver/mappings.xml)",
+        help="mapping store: a file, or etcd://HOST:PORT[,...]/PREFIX (default $HOSTDEV_RESOLVER_STORE or /etc/hostdev-resolver/mappings.xml)",
     )
+    add_store_tls_options(group)
     group.add_argument("--node", metavar="NAME", help="node name (default: this host's name)")
     group.add_argument(
         "--dev-root",
@@ -123,12 +125,20 @@ def open_scsi(args: argparse.Namespace, inventory: object = None) -> ScsiInvento
     return read_scsi_inventory(args.sysfs or "/sys", dev_root)
 
 
+def add_store_tls_options(group: Any) -> None:
+    group.add_argument("--store-ca", metavar="FILE", help="etcds://: CA bundle of the etcd cluster")
+    group.add_argument("--store-cert", metavar="FILE", help="etcds://: client certificate")
+    group.add_argument("--store-key", metavar="FILE", help="etcds://: client certificate's key")
+
+
 def store_path(args: argparse.Namespace) -> str:
-    return str(args.store or default_store())
+    return store_location(args)
 
 
 def open_store(args: argparse.Namespace) -> Store:
-    return load_store(store_path(args))
+    from .storebackend import open_store as open_backend
+
+    return open_backend(args)
 
 
 def store_for(args: argparse.Namespace, doc: Document) -> Store:
@@ -393,10 +403,10 @@ def cmd_map_add(args: argparse.Namespace) -> int:
             entry = _capture_pci(inventory, node, args.address)
         else:
             entry = _capture_usb(inventory, node, args)
-        from .storefile import StoreFile
-
-        with StoreFile(path).edit() as editor:
-            added = editor.add_entry(
+        added = edit_store(
+            args,
+            args.name,
+            lambda editor: editor.add_entry(
                 args.kind,
                 args.name,
                 entry,
@@ -404,7 +414,8 @@ def cmd_map_add(args: argparse.Namespace) -> int:
                 allow=tuple(args.allow or ()),
                 extra=_pci_extra(args) if args.kind == "pci" else None,
                 pool=args.pool,
-            )
+            ),
+        )
         where = _entry_text(entry)
         if added.action == "re-mapped" and added.old is not None:
             print(
@@ -452,7 +463,7 @@ def _map_add_sriov_mdev(args: argparse.Namespace, path: str) -> int:
             extra["vgpu-type"] = args.vgpu_type
         shown = f"VF {args.index} of PF {entries[0].address}"
     else:
-        store = load_store(path, schema=False) if os.path.exists(path) else None
+        store = open_store(args) if is_url(path) or os.path.exists(path) else None
         entries = capture_mdev_parents(inventory, node, args, store, _capture_pci)
         existing = store.get(args.name) if store is not None else None
         uuid = parse_uuid(args.uuid) if args.uuid is not None else None
@@ -468,17 +479,18 @@ def _map_add_sriov_mdev(args: argparse.Namespace, path: str) -> int:
         shown = f"mdev {extra['uuid']} ({args.mdev_type}) on " + ", ".join(
             str(e.address) for e in entries
         )
-    from .storefile import StoreFile
-
-    with StoreFile(path).edit() as editor:
-        editor.add_entries(
+    edit_store(
+        args,
+        args.name,
+        lambda editor: editor.add_entries(
             args.kind,
             args.name,
             entries,
             description=args.description,
             allow=tuple(args.allow or ()),
             extra=extra,
-        )
+        ),
+    )
     print(f"{args.kind} {args.name}: node {node} -> {shown} recorded in {path}")
     return 0
 
@@ -518,24 +530,25 @@ def _map_add_wwn(args: argparse.Namespace, path: str) -> int:
             description=args.description,
             allow=tuple(args.allow or ()),
         )
-    from .storefile import StoreFile
-
-    with StoreFile(path).edit() as editor:
-        editor.add_entry(
+    edit_store(
+        args,
+        mapping.name,
+        lambda editor: editor.add_entry(
             mapping.kind,
             mapping.name,
             None,
             description=mapping.description,
             allow=mapping.allow,
             extra=mapping.store_attributes(),
-        )
+        ),
+    )
     print(f"{mapping.kind} {mapping.name} recorded in {path}")
     return 0
 
 
 def cmd_map_list(args: argparse.Namespace) -> int:
     path = store_path(args)
-    if not os.path.lexists(path):
+    if not is_url(path) and not os.path.lexists(path):
         # A fresh host: no mapping yet is not an error.
         print(
             f"hostdev-resolver: no mapping store yet at {path}; "
@@ -545,7 +558,7 @@ def cmd_map_list(args: argparse.Namespace) -> int:
         if args.format == "json":
             print("[]")
         return 0
-    store = load_store(path)
+    store = open_store(args)
     if args.format == "json":
         import json
 
@@ -657,17 +670,14 @@ def cmd_map_show(args: argparse.Namespace) -> int:
 
 def cmd_map_remove(args: argparse.Namespace) -> int:
     path = store_path(args)
-    if not os.path.exists(path):
+    if not is_url(path) and not os.path.exists(path):
         raise InputError("mapping store not found", where=Location(path), fix="give --store")
-    from .storefile import StoreFile
-
     address = None
     if args.address is not None:
         if not args.node:
             raise UsageError("--address picks a pool member on one node: give --node as well")
         address = PciAddress.parse(args.address)
-    with StoreFile(path).edit() as editor:
-        count = editor.remove(args.name, args.node, address)
+    count = edit_store(args, args.name, lambda editor: editor.remove(args.name, args.node, address))
     if address is not None:
         what = f"member {address} on node {args.node}"
     elif args.node:
@@ -958,6 +968,13 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         register_hook_command(sub, common)
     else:
         sub.add_parser("hook", help="the libvirt qemu hook")
+    if want("store") or want("agent"):
+        from .clustercmd import register_cluster_commands
+
+        register_cluster_commands(sub, common)
+    else:
+        sub.add_parser("store", help="convert the store between etcd and its file form")
+        sub.add_parser("agent", help="cluster node service (docs/cluster.md)")
     return parser
 
 

@@ -43,6 +43,8 @@ if TYPE_CHECKING:
 UNREACHABLE = "unreachable"
 NO_ENTRY = "no-entry"
 NOT_PER_NODE = "not-per-node"
+STALE = "stale"  # an agent's inventory older than the bound: shown, not a failure
+DEFAULT_MAX_AGE = 300
 
 
 @frozen
@@ -52,6 +54,8 @@ class NodeView:
     node: str
     inventory: HostInventory | None
     error: str | None = None
+    age: float | None = None  # seconds since an agent published it (cluster store)
+    stale: bool = False
 
 
 @frozen
@@ -64,10 +68,11 @@ class CheckRow:
     address: str | None = None  # where the store expects the device
     found_at: str | None = None  # where it is now, when it moved
     unchecked: tuple[str, ...] = ()  # recorded fields this source cannot show
+    age: float | None = None  # seconds since the node's agent published its inventory
 
     @property
     def ok(self) -> bool:
-        return self.status in (Status.OK, NOT_PER_NODE)
+        return self.status in (Status.OK, NOT_PER_NODE, STALE)
 
 
 def parse_connect(spec: str) -> tuple[str | None, str]:
@@ -197,9 +202,47 @@ def check_mapping(mapping: Mapping, views: Sequence[NodeView]) -> list[CheckRow]
 def check_mappings(store: Store, views: Sequence[NodeView]) -> list[CheckRow]:
     """One row per mapping and node (per entry, for pools). Pure."""
     rows: list[CheckRow] = []
+    by_node = {v.node: v for v in views}
     for mapping in store.mappings.values():
-        rows.extend(check_mapping(mapping, views))
+        for row in check_mapping(mapping, views):
+            view = by_node.get(row.node)
+            if view is not None and view.age is not None:
+                row = _aged(row, view)
+            rows.append(row)
     return rows
+
+
+def _aged(row: CheckRow, view: NodeView) -> CheckRow:
+    from .records import replace
+
+    age = int(view.age or 0)
+    if view.stale:
+        return replace(
+            row,
+            status=STALE,
+            detail=f"node {view.node}'s agent last published {age} s ago; "
+            f"that inventory said: {row.status}: {row.detail}",
+            age=view.age,
+        )
+    return replace(row, detail=f"{row.detail} (inventory {age} s old)", age=view.age)
+
+
+def published_views(store: Any, max_age: float, now: float | None = None) -> list[NodeView]:
+    """The nodes as their agents last published them under the etcd store."""
+    import time
+
+    from .errors import Location
+    from .snapshot import HostSnapshot
+
+    now = time.time() if now is None else now
+    views = []
+    for item in store.inventories():
+        inventory = HostSnapshot.from_json(
+            item.inventory, Location(f"{store.url} inventory of {item.node}")
+        )
+        age = max(0.0, now - item.published)
+        views.append(NodeView(item.node, inventory, age=age, stale=age > max_age))
+    return views
 
 
 def sources_of(args: argparse.Namespace) -> list[HostSource]:
@@ -245,8 +288,11 @@ def render_text(rows: Sequence[CheckRow]) -> str:
             )
         lines.append(f"{r.mapping:<{width_map}}  {r.node:<{width_node}}  {r.status:<12} {detail}")
     bad = sum(1 for r in rows if not r.ok)
+    stale = sum(1 for r in rows if r.status == STALE)
     lines.append("")
-    lines.append(f"{len(rows) - bad} ok, {bad} not ok")
+    lines.append(
+        f"{len(rows) - bad - stale} ok, " + (f"{stale} stale, " if stale else "") + f"{bad} not ok"
+    )
     return "\n".join(lines) + "\n"
 
 
@@ -258,8 +304,23 @@ def cmd_map_check(args: argparse.Namespace) -> int:
     """Exit 0 all ok; 1 a device is wrong somewhere; 3 nothing was wrong but some node
     could not be looked at (SPEC §5: libvirt unreachable), so scripts can tell apart
     "the devices are wrong" from "we could not look"."""
-    store = load_store(str(args.store or default_store()))
-    views = open_nodes(sources_of(args))
+    from .storebackend import etcd_store, is_etcd
+
+    if is_etcd(args):
+        cluster = etcd_store(args)
+        store = cluster.load()
+        if args.connect or args.host or args.sysfs:
+            views = open_nodes(sources_of(args))
+        else:
+            views = published_views(cluster, args.max_age)
+            if not views:
+                raise HostAccessError(
+                    f"no node has published its inventory under {cluster.url}",
+                    fix="start 'hostdev-resolver agent' on the nodes, or give --connect",
+                )
+    else:
+        store = load_store(str(args.store or default_store()))
+        views = open_nodes(sources_of(args))
     names = [v.node for v in views]
     twice = sorted({n for n in names if names.count(n) > 1})
     if twice:
@@ -297,8 +358,19 @@ def register_map_check(map_subparsers: Any, common: argparse.ArgumentParser) -> 
     )
     p.add_argument(
         "--store",
-        metavar="PATH",
-        help="mapping store (default $HOSTDEV_RESOLVER_STORE or /etc/hostdev-resolver/mappings.xml)",
+        metavar="PATH|URL",
+        help="mapping store (default $HOSTDEV_RESOLVER_STORE or /etc/hostdev-resolver/mappings.xml); "
+        "with etcd://… and no --connect/--host/--sysfs, the nodes are the inventories their agents published",
+    )
+    from .cli import add_store_tls_options
+
+    add_store_tls_options(p)
+    p.add_argument(
+        "--max-age",
+        metavar="SECONDS",
+        type=float,
+        default=DEFAULT_MAX_AGE,
+        help=f"a published inventory older than this is a 'stale' row (default {DEFAULT_MAX_AGE})",
     )
     p.add_argument(
         "--connect",

@@ -42,6 +42,7 @@ _KEYS = {
     "log_file": str,
     "syslog": bool,
     "modules_alias": str,
+    "cache_max_age": int,
 }
 
 if TYPE_CHECKING:
@@ -58,6 +59,8 @@ class HookConfig:
     trust_any_owner: bool = False
     log_file: str = DEFAULT_LOG_FILE  # used when there is no syslog socket
     syslog: bool = True  # false: log_file only (hosts without syslog, tests)
+    # An agent's cache (docs/cluster.md) older than this many seconds is logged.
+    cache_max_age: int = 300
     path: str | None = None  # the file it came from, None when there was none
     # the kernel's modules.alias, for vfio variant drivers; None = the running kernel's
     modules_alias: str | None = None
@@ -101,7 +104,7 @@ def load_config(environ: dict[str, str] | os._Environ[str]) -> HookConfig:
                 where=Location(path),
                 fix=f"the keys are {', '.join(_KEYS)}",
             )
-        if not isinstance(value, kind):
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
             raise InputError(f"{key} = {value!r} must be a {kind.__name__}", where=Location(path))
         values[key] = value
     return HookConfig(
@@ -113,6 +116,7 @@ def load_config(environ: dict[str, str] | os._Environ[str]) -> HookConfig:
         trust_any_owner=bool(values.get("trust_any_owner", False)),
         log_file=str(values.get("log_file", DEFAULT_LOG_FILE)),
         syslog=bool(values.get("syslog", True)),
+        cache_max_age=age if isinstance(age := values.get("cache_max_age"), int) else 300,
         path=path,
         modules_alias=str(values["modules_alias"]) if "modules_alias" in values else None,
     )
@@ -175,9 +179,12 @@ def flat_toml(text: str) -> dict[str, object] | None:
         else:
             word, _, tail = rest.partition("#")
             word = word.strip(" \t")
-            if word not in ("true", "false"):
+            if word.isascii() and word.isdigit() and (word == "0" or word[0] != "0"):
+                value = int(word)
+            elif word in ("true", "false"):
+                value = word == "true"
+            else:
                 return None
-            value = word == "true"
             tail = "#" + tail if tail else ""
         if tail and not tail.startswith("#"):
             return None
@@ -290,6 +297,7 @@ class _Context:
     store: Store
     inventory: SysfsInventory
     node: str
+    cache: tuple[int, float] | None = None  # an agent cache's (revision, synced time)
 
 
 def has_resolution(data: bytes, domain: str) -> bool:
@@ -307,10 +315,11 @@ def has_resolution(data: bytes, domain: str) -> bool:
 
 
 def context(config: HookConfig, data: bytes, domain: str) -> _Context:
+    from .cachefile import read_header, select, view_path
     from .errors import InputError, Location, RefusedError
     from .hostsource import this_node
     from .resolution import domain_name, needs_store, without_store
-    from .store import parse_store, read_store_bytes, read_trusted
+    from .store import parse_store, read_regular, read_store_bytes, read_trusted
     from .sysfs import SysfsInventory
     from .xmldoc import parse_bytes
 
@@ -329,19 +338,65 @@ def context(config: HookConfig, data: bytes, domain: str) -> _Context:
         return _Context(
             config, doc, without_store(config.store), SysfsInventory(config.sysfs), node
         )
-    try:
+
+    def read(path: str, view: bool = False) -> bytes:
         if config.trust_any_owner:
-            store_data = read_store_bytes(config.store)
-        else:
-            store_data = read_trusted(config.store, "mapping store")
+            if view:  # a missing view is normal: FileNotFoundError, not a store error
+                return read_regular(path, "mapping store view")
+            return read_store_bytes(path)
+        return read_trusted(path, "mapping store")
+
+    store = None
+    try:
+        # An agent's view of this node (docs/cluster.md), when there is one and it
+        # has every mapping the domain names: only those are parsed. Else the whole
+        # store or cache.
+        path = view_path(config.store, node)
+        store_data = read(path, view=True)
+        names = _referenced(doc)
+        part = select(store_data, names) if names is not None else None
+        if part is not None:
+            store = parse_store(parse_bytes(part, path))
     except FileNotFoundError:
-        raise InputError(
-            "mapping store not found",
-            where=Location(config.store),
-            fix="set 'store' in the hook config, or create it with 'hostdev-resolver map add'",
-        ) from None
-    store = parse_store(parse_bytes(store_data, config.store))
-    return _Context(config, doc, store, SysfsInventory(config.sysfs), node)
+        pass
+    if store is None:
+        try:
+            store_data = read(config.store)
+        except FileNotFoundError:
+            raise InputError(
+                "mapping store not found",
+                where=Location(config.store),
+                fix="set 'store' in the hook config, or create it with 'hostdev-resolver map add'",
+            ) from None
+        store = parse_store(parse_bytes(store_data, config.store))
+    return _Context(config, doc, store, SysfsInventory(config.sysfs), node, read_header(store_data))
+
+
+def _referenced(doc: Document) -> set[str] | None:
+    """The mapping names the domain's resolution record uses (None: no record)."""
+    from .metadata import read_resolution
+
+    resolution = read_resolution(doc)
+    if resolution is None:
+        return None
+    return {name for r in resolution.records if (name := getattr(r, "map", None)) is not None}
+
+
+def note_cache_age(ctx: _Context, log: Log, now: float | None = None) -> None:
+    """Say how old an agent's cache is when it is older than the configured bound: the
+    node may be cut off from etcd (it still starts guests from the last cache)."""
+    if ctx.cache is None:
+        return
+    import time
+
+    revision, synced = ctx.cache
+    age = (time.time() if now is None else now) - synced
+    if age > ctx.config.cache_max_age:
+        log.warning(
+            f"the store cache {ctx.config.store} is {int(age)} s old (etcd revision "
+            f"{revision}; bound {ctx.config.cache_max_age} s): is the agent on this node "
+            "running and connected to etcd?"
+        )
 
 
 def scsi_inventory(ctx: _Context) -> ScsiInventory | None:
@@ -417,6 +472,7 @@ def prepare(ctx: _Context, log: Log, writer_factory: WriterFactory) -> int:
     from .variants import VariantDrivers, default_path
     from .vfio import StateFile, bind_plan
 
+    note_cache_age(ctx, log)
     variants = VariantDrivers.load(ctx.config.modules_alias or default_path())
     decision = decide_start(
         ctx.doc, ctx.store, ctx.inventory, ctx.node, scsi_inventory(ctx), variants
@@ -479,6 +535,7 @@ def writer_writes(writer: object) -> list[object]:
 def filter_xml(ctx: _Context, data: bytes, log: Log, stdout: BinaryIO) -> int:
     from .resolution import resolve_domain
 
+    note_cache_age(ctx, log)
     result = resolve_domain(ctx.doc, ctx.store, ctx.inventory, ctx.node, scsi=scsi_inventory(ctx))
     for warning in result.warnings:
         log.warning(warning)

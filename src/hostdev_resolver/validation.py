@@ -18,7 +18,7 @@ from .resolution import domain_name, needs_store, resolve_domain, wants_scsi, wi
 from .rng import schema_errors
 from .scsiresolve import ScsiRecord
 from .store import NS as STORE_NS
-from .store import Store, load_store, parse_store, validate_schema
+from .store import Store, parse_store, validate_schema
 from .xmldoc import Document, Splicer, parse_file
 
 if TYPE_CHECKING:
@@ -196,11 +196,11 @@ def validate_files(files: list[str], args: argparse.Namespace, *, all_nodes: boo
     if not docs:
         return report
     if store is None:
-        from .cli import store_path
+        from .cli import open_store, store_path
 
         try:
             if any(needs_store(doc) for doc in docs):
-                store = load_store(store_path(args))
+                store = open_store(args)
             else:
                 store = without_store(store_path(args))
         except HostdevError as exc:

@@ -41,6 +41,7 @@ from .resolution import (
     without_store,
 )
 from .store import PciMapping, Store, UsbMapping, load_store
+from .storebackend import is_url
 from .xmldoc import Document, Splicer, parse_bytes, read_document
 
 # Not typing.TYPE_CHECKING: `define` costs the interpreter's start-up plus what this
@@ -445,7 +446,13 @@ class Session:
         if self._store is None:
             # The parser checks every value it keeps (as in the hook); the XSD pass costs
             # ~300 ms of xmlschema import per command, more than the define itself.
-            self._store = load_store(self.store_path, schema=False)
+            location = self.store_path
+            if is_url(location):  # a cluster store (docs/cluster.md)
+                from .etcdstore import open_etcd_store
+
+                self._store = open_etcd_store(location).load()
+            else:
+                self._store = load_store(location, schema=False)
         return self._store
 
     def say(self, text: str) -> None:
