@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -119,7 +120,12 @@ def test_32_concurrent_map_adds_from_four_nodes_lose_nothing(tmp_path: Path, url
                     "--sysfs",
                     str(host.root),
                 ],
-                env={"PYTHONPATH": env_path, "PATH": "/usr/bin:/bin"},
+                env={
+                    "PYTHONPATH": env_path,
+                    "PATH": "/usr/bin:/bin",
+                    # the store-verdict cache of this test, never root's /var/cache
+                    "HOSTDEV_RESOLVER_CACHE": os.environ["HOSTDEV_RESOLVER_CACHE"],
+                },
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
             )

@@ -176,7 +176,11 @@ def test_values_come_from_the_store_sysfs_and_virsh(tmp_path: Path) -> None:
         text=True,
         check=False,
         timeout=60,
-        env={"PATH": f"{bindir}:/usr/bin:/bin", "COMP_WORDBREAKS": "\"'><=;|&(:"},
+        env={
+            "PATH": f"{bindir}:/usr/bin:/bin",
+            "COMP_WORDBREAKS": "\"'><=;|&(:",
+            "HOSTDEV_RESOLVER_CACHE": os.environ["HOSTDEV_RESOLVER_CACHE"],
+        },
     )
     assert proc.returncode == 0 and proc.stderr == "", proc.stderr
     replies = proc.stdout.split("\n")[: len(cases)]
