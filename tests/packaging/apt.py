@@ -28,6 +28,13 @@ SYSTEM_ENV = {
 }
 
 
+def _test_cache() -> dict[str, str]:
+    """The test's own store-verdict cache (tests/conftest.py), so the installed commands
+    never write root's /var/cache/hostdev-resolver during a test run."""
+    cache = os.environ.get("HOSTDEV_RESOLVER_CACHE")
+    return {"HOSTDEV_RESOLVER_CACHE": cache} if cache else {}
+
+
 class AptUnavailable(Exception):
     """This machine cannot install Debian packages (not root, or no apt)."""
 
@@ -43,7 +50,7 @@ def run(
     """A command with the system environment, from / (so no checkout is on sys.path)."""
     return subprocess.run(
         args,
-        env={**SYSTEM_ENV, **(env or {})},
+        env={**SYSTEM_ENV, **_test_cache(), **(env or {})},
         capture_output=True,
         text=True,
         timeout=timeout,
