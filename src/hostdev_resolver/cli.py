@@ -1047,7 +1047,11 @@ def _map_parser(sub: Any, common: argparse.ArgumentParser, wanted: bool) -> None
     lst = msub.add_parser("list", parents=[common], help="list mappings")
     lst.add_argument("--format", choices=["text", "json"], default="text")
     lst.set_defaults(handler=cmd_map_list)
-    show = msub.add_parser("show", parents=[common], help="show one mapping")
+    show = msub.add_parser(
+        "show",
+        parents=[common],
+        help="show one mapping, with the running guests holding its members (asked of libvirt)",
+    )
     show.add_argument("name")
     show.add_argument("--format", choices=["text", "json"], default="text")
     show.set_defaults(handler=cmd_map_show)

@@ -4,8 +4,9 @@
 behind the connection (and allocate guest addresses with `--policy`), then act through
 libvirt-python on that connection. `edit` shows the domain with its `hr:map`
 references restored, then resolves and defines what the editor saved. `start`
-re-resolves pooled mappings to devices no other running guest holds, redefines, then
-starts. Every other command line is handed to the real `virsh` unchanged (exec: same
+re-resolves pooled mappings to devices no other running guest holds, and devices that
+moved where they can be followed safely (what the hook refuses as shifted), redefines,
+then starts. Every other command line is handed to the real `virsh` unchanged (exec: same
 output, same exit code).
 
 Our options (`--store`, `--node`, `--sysfs`, `--policy`, `--spare-ports`,
@@ -1023,8 +1024,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog=PROG,
         description=(
             "virsh with hostdev-resolver: define, create, attach-device, update-device, edit "
-            "and start resolve hr:map references for the node behind the connection; every "
-            "other command is run by virsh unchanged."
+            "and start resolve hr:map references for the node behind the connection (start "
+            "also follows pooled devices and devices that moved, and redefines the guest); "
+            "every other command is run by virsh unchanged."
         ),
         epilog="Global virsh options (-c URI, -r, -q, -d, -l, -k, -K, -t, -e) are accepted as virsh accepts them.",
     )
