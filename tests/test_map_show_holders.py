@@ -16,6 +16,7 @@ import pytest
 
 from hostdev_resolver import cli
 from hostdev_resolver.claims import holders
+from hostdev_resolver.resolution import domain_name
 from hostdev_resolver.store import PciMapping, UsbMapping, parse_store
 from hostdev_resolver.xmldoc import parse_bytes
 from tests.support import libvirtd
@@ -240,3 +241,26 @@ def test_a_node_name_before_a_uri_with_its_own_equals_sign() -> None:
     named = cli._sources(argparse.Namespace(connect=[f"hv1={uri}"]))
     assert named == [HostSource("libvirt", uri, "hv1")]
     assert cli._sources(argparse.Namespace(connect=[uri])) == [HostSource("libvirt", uri, None)]
+
+
+def test_vf_and_mdev_members_are_held_through_their_records() -> None:
+    """A guest resolved against the SR-IOV/mdev store (the golden case's output) holds
+    the VF entries it was resolved from and the mdev pool's parent it landed on; a VF
+    entry's address is its PF's, which no guest holds as such."""
+    golden = Path(__file__).parent / "golden"
+    store = parse_store(parse_bytes((golden / "stores" / "sriov.xml").read_bytes(), "sriov.xml"))
+    guest = parse_bytes(
+        (golden / "resolve-vf-and-mdev" / "expected.out").read_bytes(), "resolved.xml"
+    )
+    who = domain_name(guest)
+
+    def held(mapping: str) -> dict[int, list[str]]:
+        found = store.get(mapping)
+        assert found is not None
+        return holders(found, "hv1", [guest])
+
+    assert held("nic-vf2") == {0: [who]} and held("nic-vf3") == {0: [who]}
+    assert held("vgpu-pool") == {0: [], 1: [who]}  # its mdev sits on the second parent
+    assert held("vgpu0") == {0: [who]}
+    assert held("vgpu-big") == {0: []}  # same parent GPU, another mdev: not this guest's
+    assert held("l40-vgpu") == {0: []}
