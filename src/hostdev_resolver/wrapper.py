@@ -929,12 +929,13 @@ def _refresh(session: Session, dom: Any, doc: Document) -> Any:
     if resolved == doc.data:
         return dom
     new = _call(lambda: session.conn.defineXML(resolved.decode()))
-    changed = moves(read_resolution(doc), read_resolution(parse_bytes(resolved, doc.source)))
-    print(
-        f"{PROG}: redefined {new.name()!r} for node {session.node} before starting it"
-        + (f": {', '.join(changed)}" if changed else ""),
-        file=sys.stderr,
-    )
+    if not session.quiet:  # virsh -q: what moved is still in the warnings
+        changed = moves(read_resolution(doc), read_resolution(parse_bytes(resolved, doc.source)))
+        print(
+            f"{PROG}: redefined {new.name()!r} for node {session.node} before starting it"
+            + (f": {', '.join(changed)}" if changed else ""),
+            file=sys.stderr,
+        )
     return new
 
 
