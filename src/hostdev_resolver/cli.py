@@ -12,7 +12,7 @@ import sys
 
 from . import __doc__ as _package_doc
 from . import __version__
-from .errors import HostdevError, InputError, Location, RefusedError, UsageError
+from .errors import HostAccessError, HostdevError, InputError, Location, RefusedError, UsageError
 from .hostsource import HostSource
 from .identity import UsbIdentity, parse_id16
 from .pciaddress import PciAddress
@@ -86,7 +86,8 @@ def _sources(args: argparse.Namespace) -> list[HostSource]:
     if getattr(args, "connect", None):
         out = []
         for spec in args.connect:
-            node, _, uri = spec.rpartition("=") if "=" in spec.split(":", 1)[0] else ("", "", spec)
+            # NODE= is before the scheme; a URI's own "=" (?socket=PATH) comes after it.
+            node, _, uri = spec.partition("=") if "=" in spec.split(":", 1)[0] else ("", "", spec)
             out.append(HostSource("libvirt", uri, node or None))
         return out
     if getattr(args, "host", None):
@@ -612,6 +613,47 @@ def _mapping_json(mapping: Any) -> dict[str, Any]:
     return data
 
 
+LOCAL_LIBVIRT = "qemu:///system"
+
+
+def _holders(args: argparse.Namespace, mapping: Any) -> dict[int, list[str]] | None:
+    """For each of the mapping's members on the node libvirt answers for (by index in
+    its entries), the running guests that hold it. None when nothing is to be asked (a
+    mapping with no device entries, a captured host given with --sysfs or --host) or
+    libvirt cannot be reached: that is one line on stderr, and the members are listed
+    without it."""
+    from .claims import holders
+
+    if not any(isinstance(e, PciEntry | UsbEntry) for e in getattr(mapping, "entries", ())):
+        return None
+    source = _sources(args)
+    if len(source) > 1:
+        raise UsageError("map show asks one libvirt for its running guests: give --connect once")
+    if source[0].kind == "libvirt":
+        uri, node = source[0].location, source[0].node or args.node
+    elif args.sysfs or args.host:
+        return None  # another host's tree: this host's guests do not hold its devices
+    else:
+        uri, node = LOCAL_LIBVIRT, args.node
+    try:
+        from .nodedev import open_running_guests
+
+        node, running = open_running_guests(uri, node)
+    except ModuleNotFoundError as exc:
+        if exc.name != "libvirt":
+            raise
+        why = "the libvirt Python module is not installed (python3-libvirt)"
+    except HostAccessError as exc:
+        why = exc.what
+    else:
+        return holders(mapping, node, running)
+    print(
+        f"hostdev-resolver: note: running guests not shown: {why}",
+        file=sys.stderr,
+    )
+    return None
+
+
 def cmd_map_show(args: argparse.Namespace) -> int:
     store = open_store(args)
     mapping = store.get(args.name)
@@ -621,10 +663,14 @@ def cmd_map_show(args: argparse.Namespace) -> int:
             where=Location(store.path),
             fix="see 'hostdev-resolver map list'",
         )
+    held = _holders(args, mapping) or {}
     if args.format == "json":
         import json
 
-        print(json.dumps(_mapping_json(mapping), indent=2))
+        data = _mapping_json(mapping)
+        for i, guests in held.items():
+            data["entries"][i]["held_by"] = guests
+        print(json.dumps(data, indent=2))
         return 0
     print(
         f"{mapping.kind} {mapping.name}"
@@ -639,7 +685,10 @@ def cmd_map_show(args: argparse.Namespace) -> int:
     for node, count in per_node.items():
         if count > 1:
             print(f"  pool of {count} on node {node}: a guest gets the first member not in use")
-    for entry in entries:
+    for i, entry in enumerate(entries):
+        use = ""
+        if i in held:
+            use = f"  held by {', '.join(held[i])}" if held[i] else "  free"
         if isinstance(entry, PciEntry):
             ident = entry.identity
             bits = [
@@ -653,13 +702,13 @@ def cmd_map_show(args: argparse.Namespace) -> int:
             ]
             bits += [f"VF {entry.index}" if isinstance(entry, VfEntry) else ""]
             bits.append(f"[{name}]" if (name := _entry_name(names, entry)) else "")
-            print(f"  node {entry.node}: {entry.address}  " + "  ".join(b for b in bits if b))
+            print(f"  node {entry.node}: {entry.address}  " + "  ".join(b for b in bits if b) + use)
         elif isinstance(entry, UsbEntry):
             serial = f" serial {entry.identity.serial}" if entry.identity.serial else ""
             port = f" port {entry.port_path}" if entry.port_path else ""
             name = _entry_name(names, entry)
             label = f"  [{name}]" if name else ""
-            print(f"  node {entry.node}: {entry.identity.ids}{serial}{port}{label}")
+            print(f"  node {entry.node}: {entry.identity.ids}{serial}{port}{label}{use}")
     wwn = getattr(mapping, "wwn", None)
     if wwn:
         print(f"  wwn {wwn}")
@@ -998,7 +1047,11 @@ def _map_parser(sub: Any, common: argparse.ArgumentParser, wanted: bool) -> None
     lst = msub.add_parser("list", parents=[common], help="list mappings")
     lst.add_argument("--format", choices=["text", "json"], default="text")
     lst.set_defaults(handler=cmd_map_list)
-    show = msub.add_parser("show", parents=[common], help="show one mapping")
+    show = msub.add_parser(
+        "show",
+        parents=[common],
+        help="show one mapping, with the running guests holding its members (asked of libvirt)",
+    )
     show.add_argument("name")
     show.add_argument("--format", choices=["text", "json"], default="text")
     show.set_defaults(handler=cmd_map_show)

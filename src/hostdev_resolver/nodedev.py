@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
 
     from .scsi import FcHost
+    from .xmldoc import Document
 
 # Fields of PciExpectation/PciIdentity (and UsbExpectation/UsbIdentity) libvirt never shows.
 PCI_NOT_IN_NODEDEV = frozenset({"subsystem", "serial", "physical_slot"})
@@ -370,5 +371,36 @@ def open_libvirt_inventory(uri: str) -> tuple[NodedevInventory, str]:
         except libvirt.libvirtError as exc:
             raise libvirt_failure(exc, uri, "cannot get the host name of") from None
         return read_inventory(conn, uri), name
+    finally:
+        conn.close()
+
+
+def open_running_guests(uri: str, node: str | None = None) -> tuple[str, list[Document]]:
+    """The XML of every guest running behind `uri` (as libvirt shows a running guest:
+    its live sources and records), and that node's name: `node` if given, else its
+    short host name. Read-only: listing guests needs no write access."""
+    import libvirt
+
+    from .xmldoc import parse_bytes
+
+    quiet_libvirt()
+    try:
+        conn = libvirt.openReadOnly(uri)
+    except libvirt.libvirtError as exc:
+        raise libvirt_failure(exc, uri, "cannot connect to") from None
+    try:
+        try:
+            name = node or node_name(conn)
+            domains = conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE)
+        except libvirt.libvirtError as exc:
+            raise libvirt_failure(exc, uri, "cannot list the running guests on") from None
+        running = []
+        for dom in domains:
+            try:
+                xml = dom.XMLDesc(0)
+            except libvirt.libvirtError:
+                continue  # stopped while we looked: it holds nothing any more
+            running.append(parse_bytes(xml.encode(), f"{uri} domain {dom.name()}"))
+        return name, running
     finally:
         conn.close()

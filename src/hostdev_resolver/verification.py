@@ -104,6 +104,15 @@ def _redefine(domain: str) -> str:
     return f"run 'hostdev-virsh define' for {domain} again (or 'hostdev-resolver resolve')"
 
 
+def _follow(domain: str) -> str:
+    """The fix for a device that moved where it can be followed: `hostdev-virsh start`
+    re-resolves and redefines such a domain before starting it (docs/wrapper.md)."""
+    return (
+        f"start it with 'hostdev-virsh start {domain}', which follows the device, "
+        "or define it again with 'hostdev-virsh define'"
+    )
+
+
 def unresolved_references(doc: Document, node: str) -> list[Finding]:
     """Devices that still carry `hr:map`/`hr:wwn`: never resolved, so they have no
     concrete source for libvirt and nothing recorded to verify. (A domain libvirt
@@ -344,7 +353,7 @@ def _verify_pci(
     if device is not None:  # SHIFTED: the device left the address the domain uses
         found_at = str(device.address)
         fix = (
-            f"{_redefine(domain)} to follow it, or re-map it with "
+            f"{_follow(domain)}; or re-map it with "
             f"'hostdev-resolver map add pci {record.map} --node {node} --address {found_at}'"
         )
     elif loc.status == Status.AMBIGUOUS:
@@ -380,7 +389,7 @@ def _verify_usb(
     found_at = None
     if loc.status == Status.SHIFTED and loc.found is not None:
         found_at = f"{loc.found.bus}:{loc.found.device}"
-        fix = _redefine(domain)
+        fix = _follow(domain)
     elif loc.status != Status.OK:
         fix = "plug the device in, or re-map it with 'hostdev-resolver map add usb …'"
     address = f"{record.bus}:{record.device}" if record.bus is not None else None
@@ -434,7 +443,7 @@ def _verify_vf(
                 f"{record.map}: {domain} uses {record.address} on node {node}, which is not "
                 f"VF {entry.index} of the mapped PF any more: {moved}"
             ),
-            fix=f"{_redefine(domain)} to follow it",
+            fix=_follow(domain),
             address=str(record.address),
             found_at=str(vf.address),
         )

@@ -4,8 +4,9 @@
 behind the connection (and allocate guest addresses with `--policy`), then act through
 libvirt-python on that connection. `edit` shows the domain with its `hr:map`
 references restored, then resolves and defines what the editor saved. `start`
-re-resolves pooled mappings to devices no other running guest holds, redefines, then
-starts. Every other command line is handed to the real `virsh` unchanged (exec: same
+re-resolves pooled mappings to devices no other running guest holds, and devices that
+moved where they can be followed safely (what the hook refuses as shifted), redefines,
+then starts. Every other command line is handed to the real `virsh` unchanged (exec: same
 output, same exit code).
 
 Our options (`--store`, `--node`, `--sysfs`, `--policy`, `--spare-ports`,
@@ -23,6 +24,7 @@ import os
 import sys
 
 from . import __version__
+from .claims import claims_of, held_by
 from .errors import HostAccessError, HostdevError, InputError, Location, RefusedError, UsageError
 from .hostsource import default_store
 from .mdev import MdevRecord
@@ -33,11 +35,8 @@ from .resolution import (
     devices_of,
     domain_name,
     element_of_record,
-    is_pci_source_element,
     needs_store,
-    pci_source_address,
     resolve_domain,
-    usb_source,
     without_store,
 )
 from .store import PciMapping, Store, UsbMapping, load_store
@@ -501,41 +500,6 @@ def open_session(inv: Invocation) -> Session:
 # -- resolution for this node ------------------------------------------------------------
 
 
-def _held_by(doc: Document) -> set[object]:
-    """What a running guest holds: its hostdev sources and the devices it was resolved to.
-
-    Keys are those `resolve_domain` uses: a PciAddress, or ("usb", bus, device).
-    """
-    held: set[object] = set()
-    for el in devices_of(doc):
-        if is_pci_source_element(el):  # <interface type='hostdev'> holds a VF as well
-            address = pci_source_address(doc, el)
-            if address is not None:
-                held.add(address)
-        elif el.tag == "hostdev" and el.get("type") == "usb":
-            src = usb_source(doc, el)
-            if src is not None and src[2] is not None:
-                held.add(("usb", src[2], src[3]))
-    resolution = read_resolution(doc)
-    for record in resolution.records if resolution else ():
-        if isinstance(record, PciRecord):
-            held.add(record.address)
-        elif isinstance(record, UsbRecord) and record.bus is not None:
-            held.add(("usb", record.bus, record.device))
-        elif isinstance(record, MdevRecord):
-            held.add(("mdev", record.uuid))
-    return held
-
-
-def claims_of(running: Iterable[Document], except_name: str) -> set[object]:
-    """Every host device another running guest holds. Pure."""
-    held: set[object] = set()
-    for doc in running:
-        if domain_name(doc) != except_name:
-            held |= _held_by(doc)
-    return held
-
-
 def _running_documents(session: Session) -> list[Document]:
     import libvirt
 
@@ -781,7 +745,7 @@ def _resolve_device(
         + device
         + b"\n</devices></domain>"
     )
-    claimed = claims_of(_running_documents(session), name) | _held_by(current)
+    claimed = claims_of(_running_documents(session), name) | held_by(current)
     resolved = parse_bytes(resolve_for_node(wrapper, path, session, claimed), path)
     (element,) = devices_of(resolved)
     new = read_resolution(resolved)
@@ -911,6 +875,70 @@ def pooled(doc: Document, store: Store, node: str) -> bool:
     return False
 
 
+def followable(doc: Document, session: Session) -> bool:
+    """Would the hook refuse the domain only for devices that moved where they can be
+    followed safely (by serial, slot or port path)? Then re-resolving follows them and
+    the hook accepts the result; anything else (a missing device, a look-alike with
+    nothing to tell it apart, an identity mismatch) is left for the hook to refuse in
+    its own words."""
+    from .verification import verify_domain
+
+    findings = verify_domain(
+        doc, session.store, session.inventory, session.node, scsi=session.scsi(doc)
+    )
+    statuses = {finding.status for finding in findings}
+    return "shifted" in statuses and statuses <= {"ok", "shifted"}
+
+
+def _place(record: object) -> str | None:
+    """Where a record puts its device, as the messages name it."""
+    if isinstance(record, MdevRecord):
+        return f"mdev {record.uuid} on {record.parent}"
+    if isinstance(record, PciRecord):
+        return str(record.address)
+    if isinstance(record, UsbRecord) and record.bus is not None:
+        return f"USB bus {record.bus} device {record.device}"
+    return None
+
+
+def moves(before: Resolution | None, after: Resolution | None) -> list[str]:
+    """What a re-resolution changed, one "map old -> new" per device that moved. Pure."""
+    was: dict[str, list[str | None]] = {}
+    for record in before.records if before else ():
+        was.setdefault(record.map or "", []).append(_place(record))
+    changed = []
+    for record in after.records if after else ():
+        places = was.get(record.map or "") or [None]
+        then, now = places.pop(0), _place(record)
+        if now is not None and then != now:
+            changed.append(f"{record.map} {then or '(new)'} -> {now}")
+    return changed
+
+
+def _refresh(session: Session, dom: Any, doc: Document) -> Any:
+    """Before a start: re-resolve a domain that uses a pool (to a device no other running
+    guest holds) or whose devices moved where they can be followed, and redefine it if
+    that changed anything. Returns the domain to start."""
+    if pooled(doc, session.store, session.node):
+        claimed: set[object] | None = claims_of(_running_documents(session), dom.name())
+    elif followable(doc, session):
+        claimed = None
+    else:
+        return dom
+    resolved = resolve_for_node(doc.data, doc.source, session, claimed)
+    if resolved == doc.data:
+        return dom
+    new = _call(lambda: session.conn.defineXML(resolved.decode()))
+    if not session.quiet:  # virsh -q: what moved is still in the warnings
+        changed = moves(read_resolution(doc), read_resolution(parse_bytes(resolved, doc.source)))
+        print(
+            f"{PROG}: redefined {new.name()!r} for node {session.node} before starting it"
+            + (f": {', '.join(changed)}" if changed else ""),
+            file=sys.stderr,
+        )
+    return new
+
+
 def cmd_start(session: Session, args: CommandArgs) -> int:
     import libvirt
 
@@ -920,12 +948,8 @@ def cmd_start(session: Session, args: CommandArgs) -> int:
         lambda: dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE | libvirt.VIR_DOMAIN_XML_SECURE)
     )
     doc = parse_bytes(xml.encode(), f"domain {domain}")
-    resolved_with_store = read_resolution(doc) is not None and needs_store(doc)
-    if resolved_with_store and pooled(doc, session.store, session.node):
-        claimed = claims_of(_running_documents(session), dom.name())
-        resolved = resolve_for_node(doc.data, doc.source, session, claimed)
-        if resolved != doc.data:
-            dom = _call(lambda: session.conn.defineXML(resolved.decode()))
+    if read_resolution(doc) is not None and needs_store(doc):
+        dom = _refresh(session, dom, doc)
     flags = 0
     for wanted, flag in (
         (args.paused, libvirt.VIR_DOMAIN_START_PAUSED),
@@ -1001,8 +1025,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog=PROG,
         description=(
             "virsh with hostdev-resolver: define, create, attach-device, update-device, edit "
-            "and start resolve hr:map references for the node behind the connection; every "
-            "other command is run by virsh unchanged."
+            "and start resolve hr:map references for the node behind the connection (start "
+            "also follows pooled devices and devices that moved, and redefines the guest); "
+            "every other command is run by virsh unchanged."
         ),
         epilog="Global virsh options (-c URI, -r, -q, -d, -l, -k, -K, -t, -e) are accepted as virsh accepts them.",
     )

@@ -95,8 +95,9 @@ def test_prepare_refuses_a_shifted_device_with_one_line(tmp_path: Path) -> None:
     ]
     assert problems == [
         "hostdev-resolver: domain hook-s (hook stdin):5: gpu0: no device is at 0000:41:00.0 on node hv1; "
-        "the device with serial 00-11-22-33-44-55-66-77 is now at 0000:44:00.0 — run 'hostdev-virsh define' "
-        "for hook-s again (or 'hostdev-resolver resolve') to follow it, or re-map it with "
+        "the device with serial 00-11-22-33-44-55-66-77 is now at 0000:44:00.0 — start it with "
+        "'hostdev-virsh start hook-s', which follows the device, or define it again with "
+        "'hostdev-virsh define'; or re-map it with "
         "'hostdev-resolver map add pci gpu0 --node hv1 --address 0000:44:00.0'"
     ]
     assert call.kernels == []

@@ -99,9 +99,9 @@ def test_each_decision_is_logged_once_without_doubled_prefixes(tmp_path: Path) -
         "log-a: release end: original drivers restored (8 writes)",
         "log-a: prepare begin: start refused: shifted: gpu0: no device is at 0000:41:00.0 on "
         "node hv1; the device with serial 00-11-22-33-44-55-66-77 is now at 0000:44:00.0 — "
-        "run 'hostdev-virsh define' for log-a again (or 'hostdev-resolver resolve') to follow "
-        "it, or re-map it with 'hostdev-resolver map add pci gpu0 --node hv1 --address "
-        "0000:44:00.0'",
+        "start it with 'hostdev-virsh start log-a', which follows the device, or define it "
+        "again with 'hostdev-virsh define'; or re-map it with 'hostdev-resolver map add pci "
+        "gpu0 --node hv1 --address 0000:44:00.0'",
     ]
     for line in lines:
         assert line.count("log-a") <= 2 and "hostdev-resolver:" not in line, line

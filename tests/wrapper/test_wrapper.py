@@ -227,8 +227,13 @@ def test_start_re_resolves_a_pool_before_starting(env: dict[str, str]) -> None:
     proc = wrap(env, "start", "wrap-pool")
     xml = dumpxml("wrap-pool", "--inactive")
     assert "bus='0x06'" in xml and 'serial="00-1b-21-ff-ff-00-00-06"' in xml
+    redefined, error = proc.stderr.splitlines()
+    assert redefined == (
+        f"hostdev-virsh: redefined 'wrap-pool' for node {NODE} before starting it: "
+        "nic 0000:05:00.0 -> 0000:06:00.0"
+    )
     # libvirt then cannot hand over a PCI device on this host; its words, exit 1.
-    assert proc.returncode == 1 and proc.stderr.startswith("hostdev-virsh: error: "), proc.stderr
+    assert proc.returncode == 1 and error.startswith("hostdev-virsh: error: "), proc.stderr
 
 
 @pytest.mark.daemon
