@@ -134,6 +134,6 @@ def test_map_list_and_show_name_the_device(
     listed = capsys.readouterr().out.splitlines()
     assert listed[0].endswith("nodes: hv1  [NVIDIA Corporation GA102 [GeForce RTX 3090]]")
     assert listed[1].endswith("nodes: hv1  [Yubico.com Yubikey 4/5 OTP+U2F+CCID]")
-    assert cli.main(["map", "show", "gpu1", "--store", str(store)]) == 0
+    assert cli.main(["map", "show", "gpu1", *common]) == 0  # --sysfs: asks no libvirt
     shown = capsys.readouterr().out
     assert "slot 4  [NVIDIA Corporation GA102 [GeForce RTX 3090]]" in shown
