@@ -227,9 +227,10 @@ def unbind(args: argparse.Namespace, writer_factory: WriterFactory) -> int:
                 code = max(code, 1)
                 continue
             if args.dry_run:
-                for change in reversed(changes):
-                    for write in unbind_writes(change, reader):
-                        _say(f"  {write.render(reader.root)}")
+                writes = [w for c in reversed(changes) for w in unbind_writes(c, reader)]
+                _say(f"{name}: {len(writes)} sysfs writes" + (":" if writes else ""))
+                for write in writes:
+                    _say(f"  {write.render(reader.root)}")
                 continue
             problems = give_back(changes, state, writer_factory(reader.root), reader)
             for problem in problems:

@@ -317,7 +317,9 @@ def test_unbind_dry_run_prints_the_restore_writes(
     bound = pci_state(host.root)
     writes = len(kernel.writes)
     assert _run(host, kernel, monkeypatch, "unbind", "gpu0-audio", "--dry-run") == 0
-    shown = [line.strip().split("    #")[0] for line in capsys.readouterr().out.splitlines()]
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "gpu0-audio: 3 sysfs writes:"
+    shown = [line.strip().split("    #")[0] for line in lines[1:]]
     assert shown == [
         f"echo > {host.root}/bus/pci/devices/{AUDIO}/driver_override",
         f"echo '{AUDIO}' > {host.root}/bus/pci/drivers/vfio-pci/unbind",
