@@ -389,3 +389,28 @@ def test_usage_and_unknown_names(
     assert _run_main(host, monkeypatch, "bind", "gpu0", "--node", "hv9") == 1
     assert "mapping 'gpu0' has no entry for node 'hv9'" in capsys.readouterr().err
     assert _run_main(host, monkeypatch, "bind", "gpu0", "--store", "etcd://h:1/p") == 2
+
+
+def test_boot_implies_start_the_hook_binds_a_boot_mapping_too(tmp_path: Path) -> None:
+    from hostdev_resolver.sysfs import SysfsInventory
+    from hostdev_resolver.vfio import plan_binding
+    from hostdev_resolver.xmldoc import parse_bytes
+
+    from .fixtures import domain_xml, mapped
+
+    host = _mapped_host(tmp_path)
+    # managed='yes' leaves a device to libvirt, unless its mapping asks the hook (vfio).
+    xml = domain_xml("v", mapped("gpu0", managed="yes") + "\n" + mapped("gpu0-audio"))
+    doc = parse_bytes(host.resolve(xml), "v.xml")
+    plan = plan_binding(doc, load_store(str(host.store)), SysfsInventory(host.root))
+    assert [str(c.address) for c in plan.changes] == [GPU, AUDIO, USB]
+
+
+def test_map_add_again_marks_an_existing_mapping(tmp_path: Path) -> None:
+    host = _mapped_host(tmp_path, audio="--vfio")
+    _map_add(host, "gpu0-audio", AUDIO, "--vfio=boot")
+    audio = load_store(str(host.store)).get("gpu0-audio")
+    assert isinstance(audio, PciMapping) and audio.vfio_boot
+    _map_add(host, "gpu0-audio", AUDIO, "--vfio=start")
+    audio = load_store(str(host.store)).get("gpu0-audio")
+    assert isinstance(audio, PciMapping) and audio.vfio and not audio.vfio_boot
