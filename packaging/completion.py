@@ -38,7 +38,13 @@ ROOT = "@"
 # from the store (--store, $HOSTDEV_RESOLVER_STORE or the default), PCI addresses from
 # sysfs (--sysfs or /sys), domain names from `virsh list --all --name` (as virsh's own
 # completion lists them).
-DYNAMIC = {"name": "mappings", "node": "nodes", "address": "pci", "allow": "domains"}
+DYNAMIC = {
+    "name": "mappings",
+    "names": "mappings",  # bind/unbind NAME...
+    "node": "nodes",
+    "address": "pci",
+    "allow": "domains",
+}
 
 
 @dataclass

@@ -125,6 +125,11 @@ _FILES = (
     ".TP\n.I /etc/libvirt/hooks/qemu.d/50\\-hostdev\\-resolver\n"
     "a symlink to the hook,\n.IR /usr/libexec/hostdev\\-resolver/qemu\\-hook ,\n"
     "which verifies mapped devices at every guest start and binds them to vfio\\-pci.\n"
+    ".TP\n.I /lib/systemd/system/hostdev\\-resolver\\-bind.service\n"
+    "runs\n.B hostdev\\-resolver bind \\-\\-boot\n"
+    "early at every boot (see BINDING AT BOOT).\n"
+    ".TP\n.I /run/hostdev\\-resolver/bound/devices.json\n"
+    "the original drivers of the devices\n.B bind\nmoved to vfio\\-pci, for\n.BR unbind .\n"
     ".TP\n.I /usr/share/hostdev\\-resolver/schemas/\n"
     "the XML schemas of the store and of the domain XML extension.\n"
     ".TP\n.I /usr/share/doc/hostdev\\-resolver/\n"
@@ -136,6 +141,28 @@ _FILES = (
 )
 
 _README = REPO / "README.md"
+
+_BOOT = (
+    "BINDING AT BOOT",
+    "A pci mapping added with\n.B \\-\\-vfio=boot\n"
+    "(the store\\(aqs\n.BR vfio=\\(aqboot\\(aq )\n"
+    "is bound to vfio\\-pci with the rest of its IOMMU group at every boot by\n"
+    ".BR hostdev\\-resolver\\-bind.service ,\n"
+    "ordered before udev\\(aqs coldplug loads drivers, wherever the device is found "
+    "that boot: at its recorded address, or moved, when its serial, slot or port path "
+    "tells it apart (the shift is logged). A device that is missing, ambiguous or only "
+    "looks alike is refused and logged; so is a group whose other devices a host "
+    "driver uses. Its output is in the journal\n"
+    '.RB ( "journalctl \\-b \\-u hostdev\\-resolver\\-bind" ).\n'
+    ".B hostdev\\-resolver bind\n"
+    ".I NAME\n"
+    "does the same by hand,\n.B \\-\\-dry\\-run\nprints the sysfs writes, and\n"
+    ".B hostdev\\-resolver unbind\n"
+    ".I NAME\n"
+    "gives back the drivers recorded. A driver built into the kernel or loaded in the "
+    "initramfs binds before the unit runs; the unit then unbinds it, which fails for a "
+    "GPU in use. See\n.IR /usr/share/doc/hostdev\\-resolver/docs/boot\\-binding.md .",
+)
 
 
 def _readme_section(title: str) -> str:
@@ -184,6 +211,7 @@ PAGES = (
         summary="name libvirt host devices by stable identity",
         sections=(
             _DOMAIN_XML,
+            _BOOT,
             _examples(),
             _EXIT_STATUS,
             ("ENVIRONMENT", _STORE_ENV + "\n" + _IDS_ENV),

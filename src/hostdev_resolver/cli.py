@@ -444,7 +444,8 @@ def _entry_text(entry: PciEntry | UsbEntry) -> str:
 def _pci_extra(args: argparse.Namespace) -> dict[str, str] | None:
     extra = {}
     if args.vfio:
-        extra["vfio"] = "yes"
+        # --vfio (or --vfio=start) is vfio='yes', as before --vfio took a value
+        extra["vfio"] = "boot" if args.vfio == "boot" else "yes"
     if args.require_reset:
         extra["require-reset"] = "yes"
     return extra or None
@@ -899,12 +900,22 @@ def _add_map_add(msub: argparse._SubParsersAction[Any], common: argparse.Argumen
     )
     mdev.add_argument("--type", dest="mdev_type", metavar="T", help="the mdev type")
     mdev.add_argument("--uuid", metavar="UUID", help="the mdev's UUID (default: a new one)")
-    for p in (pci, vf):
-        p.add_argument(
-            "--vfio",
-            action="store_true",
-            help="the hook binds the device and its IOMMU group to vfio-pci at start",
-        )
+    pci.add_argument(
+        "--vfio",
+        nargs="?",
+        const="start",
+        choices=("start", "boot"),
+        metavar="start|boot",
+        help="the hook binds the device and its IOMMU group to vfio-pci at start; "
+        "--vfio=boot: hostdev-resolver-bind.service also binds them at boot, "
+        "wherever the device is found (docs/boot-binding.md)",
+    )
+    # A VF exists only once its PF's sriov_numvfs is written, so it cannot be bound at boot.
+    vf.add_argument(
+        "--vfio",
+        action="store_true",
+        help="the hook binds the device and its IOMMU group to vfio-pci at start",
+    )
     for p in (pci, vf, mdev):
         p.add_argument(
             "--require-reset",
@@ -1017,6 +1028,13 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         register_hook_command(sub, common)
     else:
         sub.add_parser("hook", help="the libvirt qemu hook")
+    if want("bind") or want("unbind"):
+        from .bindcmd import register_bind_commands
+
+        register_bind_commands(sub)
+    else:
+        sub.add_parser("bind", help="bind mapped PCI devices to vfio-pci now (or at boot)")
+        sub.add_parser("unbind", help="give devices bound by 'bind' back to their drivers")
     if want("store") or want("agent"):
         from .clustercmd import register_cluster_commands
 

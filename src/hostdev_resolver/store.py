@@ -92,9 +92,11 @@ class _MappingBase:
 @frozen
 class PciMapping(_MappingBase):
     entries: tuple[PciEntry, ...] = ()
-    vfio: bool = False
+    vfio: bool = False  # vfio='yes' or 'boot': the hook binds it at start
     # require-reset='yes': refuse a start when the device has no reset method (reset.py)
     require_reset: bool = False
+    # vfio='boot': also bound at boot, by identity (hostbinding.py); implies `vfio`
+    vfio_boot: bool = False
     kind = "pci"
 
     def entries_on(self, node: str) -> tuple[PciEntry, ...]:
@@ -297,16 +299,21 @@ def _mapping(doc: Document, el: Element) -> Mapping:
         return _sriov_mdev_mapping(doc, el, name, description, allow, nodes)
     if el.tag == "pci":
         vfio = el.get("vfio", "no")
-        if vfio not in ("yes", "no"):
-            raise InputError(f"vfio={vfio!r} must be yes or no", where=doc.where(el))
+        if vfio not in ("yes", "no", "boot"):
+            raise InputError(
+                f"vfio={vfio!r} must be yes, no or boot",
+                where=doc.where(el),
+                fix="yes: bound at start; boot: also bound at boot (docs/boot-binding.md)",
+            )
         return PciMapping(
             name,
             description,
             allow,
             el.line,
             tuple(_pci_entry(doc, n) for n in nodes),
-            vfio == "yes",
+            vfio in ("yes", "boot"),
             _yes_no(doc, el, "require-reset"),
+            vfio == "boot",
         )
     if el.tag == "usb":
         return UsbMapping(
@@ -379,7 +386,7 @@ def _sriov_mdev_mapping(
             tuple(_vf_entry(doc, n) for n in nodes),
             _yes_no(doc, el, "vfio"),
             _yes_no(doc, el, "require-reset"),
-            el.get("vgpu-type"),
+            vgpu_type=el.get("vgpu-type"),
         )
     from .mdev import parse_uuid
 
@@ -392,8 +399,8 @@ def _sriov_mdev_mapping(
         tuple(_pci_entry(doc, n) for n in nodes),
         False,
         _yes_no(doc, el, "require-reset"),
-        mdev_type,
-        parse_uuid(_required(doc, el, "uuid"), doc.where(el)),
+        mdev_type=mdev_type,
+        uuid=parse_uuid(_required(doc, el, "uuid"), doc.where(el)),
     )
 
 

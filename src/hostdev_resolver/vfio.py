@@ -493,6 +493,12 @@ def _restore_writes(change: DeviceChange, current: str | None) -> list[SysfsWrit
     return out
 
 
+def restore_writes(change: DeviceChange, current: str | None) -> list[SysfsWrite]:
+    """The writes that give `change`'s device back while it is on driver `current`
+    (`unbind --dry-run` prints them)."""
+    return _restore_writes(change, current)
+
+
 def restore_device(change: DeviceChange, writer: Writer, reader: SysfsReader) -> None:
     current = reader.link_name(reader.path(_dev(change.address, "driver")))
     for write in _restore_writes(change, current):

@@ -159,6 +159,10 @@ def test_values_come_from_the_store_sysfs_and_virsh(tmp_path: Path) -> None:
         "hostdev-resolver map add pci gpu0 --allow ": ["ml-train", "web-1"],
         # each kind offers its own options only
         "hostdev-resolver map add pci gpu0 --v": ["--vfio"],
+        "hostdev-resolver map add pci gpu0 --vfio ": ["start", "boot"],
+        f"hostdev-resolver bind {s} g": ["gpu0"],
+        f"hostdev-resolver unbind {s} ": ["gpu0", "yubikey", "db-lun"],
+        "hostdev-resolver bind --b": ["--boot"],
         "hostdev-resolver map add pci gpu0 --w": [],
         "hostdev-resolver map add lun db --w": ["--wwn"],
         "hostdev-resolver map add usb key --p": ["--product", "--port", "--pool"],

@@ -277,6 +277,29 @@ def test_bash_completion_is_installed(installed: Installed) -> None:
     assert proc.stdout.split() == top.subcommands
 
 
+BIND_UNIT = Path("/lib/systemd/system/hostdev-resolver-bind.service")
+BIND_ENABLED = Path("/etc/systemd/system/sysinit.target.wants/hostdev-resolver-bind.service")
+AGENT_ENABLED = Path("/etc/systemd/system/multi-user.target.wants/hostdev-resolver-agent.service")
+
+
+def test_boot_binding_unit_is_enabled_verified_and_purged(installed: Installed) -> None:
+    info = _safe(BIND_UNIT)
+    assert stat.S_IMODE(info.st_mode) == 0o644
+    # Enabled (it binds only mappings marked vfio='boot'); the agent is not.
+    assert BIND_ENABLED.is_symlink() and Path(os.readlink(BIND_ENABLED)) == BIND_UNIT
+    assert not AGENT_ENABLED.exists() and not AGENT_ENABLED.is_symlink()
+    if shutil.which("systemd-analyze"):
+        proc = apt.run(["systemd-analyze", "verify", str(BIND_UNIT)])
+        assert proc.returncode == 0 and not proc.stderr.strip(), proc.stderr
+    # What the unit runs works from the package, and a fresh host binds nothing.
+    proc = apt.run(["/usr/bin/hostdev-resolver", "bind", "--boot", "--dry-run"])
+    assert proc.returncode == 0, proc.stderr
+    _purge()
+    assert not BIND_ENABLED.is_symlink(), "purge left the unit enabled"
+    _install(installed.deb)
+    assert BIND_ENABLED.is_symlink()
+
+
 def test_remove_takes_the_hook_away_and_purge_keeps_the_store(installed: Installed) -> None:
     STORE.write_text(STORE_XML)
     STORE.chmod(0o644)

@@ -71,7 +71,8 @@ def pci_mappings(draw: st.DrawFn, name: str) -> PciMapping:
         tuple(draw(st.lists(xml_text, max_size=2, unique=True))),
         None,
         tuple(entries),
-        draw(st.booleans()),
+        vfio := draw(st.sampled_from(("no", "yes", "boot"))) != "no",
+        vfio_boot=vfio and draw(st.booleans()),
     )
 
 
@@ -147,7 +148,9 @@ def _write(mappings: dict[str, Mapping], crlf: bool) -> bytes:
     data = EMPTY.replace(b"\n", b"\r\n") if crlf else EMPTY
     for m in mappings.values():
         if isinstance(m, PciMapping | UsbMapping):
-            extra = {"vfio": "yes"} if isinstance(m, PciMapping) and m.vfio else None
+            extra = None
+            if isinstance(m, PciMapping) and m.vfio:
+                extra = {"vfio": "boot" if m.vfio_boot else "yes"}
             for i, entry in enumerate(m.entries):
                 editor = _editor(data)
                 editor.add_entry(
