@@ -74,10 +74,92 @@ def _parser() -> object:
     return lxml.etree.XMLParser(resolve_entities=False, no_network=True)
 
 
+class _SystemLibxml2:
+    """The system's libxml2 (the one libvirt and xmllint use), called through ctypes for
+    the common case: a document that validates. Its verdict is all `validate` needs
+    then, and it costs what `xmllint --relaxng` costs per document, where lxml would add
+    its own import (~1x a bare interpreter: it imports inspect) and a tree of Python
+    proxies. A document it rejects, or cannot read, goes to lxml for the located
+    messages (`schema_errors`); so does every document where ctypes or the library
+    is missing."""
+
+    # xmlParserOption: no network access, no messages on stderr (errors are found again
+    # through lxml, with their lines, when a document fails).
+    _OPTIONS = 2048 | 64 | 32  # XML_PARSE_NONET | XML_PARSE_NOWARNING | XML_PARSE_NOERROR
+
+    def __init__(self, rng: Path) -> None:
+        import ctypes
+
+        # The soname, not find_library: that runs ldconfig (a process) to look it up.
+        lib = ctypes.CDLL("libxml2.so.2")
+        ptr = ctypes.c_void_p
+        for fn, args, res in (
+            ("xmlRelaxNGNewParserCtxt", [ctypes.c_char_p], ptr),
+            ("xmlRelaxNGSetParserStructuredErrors", [ptr, ptr, ptr], None),
+            ("xmlRelaxNGParse", [ptr], ptr),
+            ("xmlRelaxNGFreeParserCtxt", [ptr], None),
+            ("xmlRelaxNGNewValidCtxt", [ptr], ptr),
+            ("xmlRelaxNGSetValidStructuredErrors", [ptr, ptr, ptr], None),
+            ("xmlRelaxNGValidateDoc", [ptr, ptr], ctypes.c_int),
+            ("xmlRelaxNGFreeValidCtxt", [ptr], None),
+            ("xmlReadMemory", [ctypes.c_char_p, ctypes.c_int, ptr, ptr, ctypes.c_int], ptr),
+            ("xmlFreeDoc", [ptr], None),
+        ):
+            func = getattr(lib, fn)
+            func.argtypes = args
+            func.restype = res
+        self.lib = lib
+        # A structured error handler that drops the message: libxml2 would otherwise
+        # print every schema error on stderr. Kept referenced for the process's life.
+        self._quiet = ctypes.CFUNCTYPE(None, ptr, ptr)(lambda _data, _error: None)
+        parser = lib.xmlRelaxNGNewParserCtxt(str(rng).encode())
+        if not parser:
+            raise OSError(f"libxml2 cannot open {rng}")
+        lib.xmlRelaxNGSetParserStructuredErrors(parser, self._quiet, None)
+        self.schema = lib.xmlRelaxNGParse(parser)
+        lib.xmlRelaxNGFreeParserCtxt(parser)
+        if not self.schema:
+            raise OSError(f"libxml2 cannot compile {rng}")
+
+    def validates(self, data: bytes) -> bool:
+        """True when libxml2 reads `data` and the schema accepts it; False otherwise
+        (then lxml says why)."""
+        if b"<!DOCTYPE" in data or b"<!ENTITY" in data:
+            return False  # refused with a message by the lxml path
+        lib = self.lib
+        doc = lib.xmlReadMemory(data, len(data), None, None, self._OPTIONS)
+        if not doc:
+            return False
+        try:
+            ctxt = lib.xmlRelaxNGNewValidCtxt(self.schema)
+            if not ctxt:
+                return False
+            try:
+                lib.xmlRelaxNGSetValidStructuredErrors(ctxt, self._quiet, None)
+                return bool(lib.xmlRelaxNGValidateDoc(ctxt, doc) == 0)
+            finally:
+                lib.xmlRelaxNGFreeValidCtxt(ctxt)
+        finally:
+            lib.xmlFreeDoc(doc)
+
+
+@functools.cache
+def _system_libxml2(path: Path) -> _SystemLibxml2 | None:
+    if not path.exists():
+        return None  # _schema says so, in one line
+    try:
+        return _SystemLibxml2(path)
+    except (ImportError, OSError, AttributeError):  # no ctypes, no libxml2.so.2, too old
+        return None
+
+
 def schema_errors(data: bytes, rng: Path = DOMAIN_RNG, source: str = "") -> list[SchemaError]:
     """Every element of `data` that fails libvirt's domain.rng; [] when it validates.
 
     Raises InputError (located in `source`) when libxml2 cannot read `data` at all."""
+    native = _system_libxml2(rng)
+    if native is not None and native.validates(data):
+        return []
     import lxml.etree
 
     schema = _schema(rng)

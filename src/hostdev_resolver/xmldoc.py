@@ -162,25 +162,36 @@ class Document:
 
 
 def _tag_end(data: bytes, start: int) -> int:
-    """Offset just past the '>' closing the tag that begins at `start`."""
-    quote = 0
+    """Offset just past the '>' closing the tag that begins at `start`. A quoted
+    attribute value may hold a '>' (XML allows it unescaped): quotes are skipped whole.
+    Searched with bytes.find, not byte by byte: the parser calls this for every element."""
     i = start + 1
-    n = len(data)
-    while i < n:
-        c = data[i]
-        if quote:
-            if c == quote:
-                quote = 0
-        elif c in (0x22, 0x27):
-            quote = c
-        elif c == 0x3E:
-            return i + 1
-        i += 1
-    return n
+    close = data.find(b">", i)
+    if close < 0:
+        return len(data)
+    single = data.count(b"'", i, close)
+    double = data.count(b'"', i, close)
+    if not (single and double) and not (single | double) & 1:
+        # One kind of quote (or none), each opened one closed: the '>' is outside them.
+        return close + 1
+    while True:
+        close = data.find(b">", i)
+        if close < 0:
+            return len(data)
+        double = data.find(b'"', i, close)
+        single = data.find(b"'", i, close)
+        if double < 0 and single < 0:
+            return close + 1
+        quote = double if single < 0 or 0 <= double < single else single
+        i = data.find(data[quote : quote + 1], quote + 1) + 1
+        if i == 0:  # an unclosed quote: the tag runs to the end
+            return len(data)
 
 
 def _split(name: str) -> tuple[str | None, str, str | None]:
     """expat's "uri local prefix" (namespace_prefixes on) -> (namespace, local, prefix)."""
+    if " " not in name:
+        return None, name, None
     parts = name.split(" ")
     if len(parts) == 3:
         return parts[0], parts[1], parts[2]
@@ -204,6 +215,8 @@ def parse_bytes(data: bytes, source: str) -> Document:
     # written with, whatever prefix (or character reference) declared its namespace.
     parser.namespace_prefixes = True
     parser.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)
+    # Contiguous character data in one call, not one per line and entity.
+    parser.buffer_text = True
     stack: list[Element] = []
     # Character data arrives in many pieces (expat splits at every newline and entity):
     # the pieces are joined once per element, never appended to a str one by one, which
@@ -219,28 +232,39 @@ def parse_bytes(data: bytes, source: str) -> Document:
         )
 
     def start(name: str, attrs: dict[str, str]) -> None:
-        ns, tag, _ = _split(name)
+        ns, tag, _ = _split(name) if " " in name else (None, name, None)
         offset = parser.CurrentByteIndex
         values: dict[str, str] = {}
         qnames: dict[str, str] = {}
         for key, value in attrs.items():
+            if " " not in key:  # most attributes: no namespace
+                values[key] = value
+                qnames[key] = key
+                continue
             a_ns, local, prefix = _split(key)
             expanded = f"{{{a_ns}}}{local}" if a_ns else local
             values[expanded] = value
             qnames[expanded] = f"{prefix}:{local}" if prefix else local
+        start_end = _tag_end(data, offset)
+        self_closing = data[start_end - 2 : start_end] == b"/>"
+        parent = stack[-1] if stack else None
+        # Every field given in order: the records' constructor then takes its fast path.
         el = Element(
-            ns=ns,
-            tag=tag,
-            attrs=values,
-            line=parser.CurrentLineNumber,
-            start=offset,
-            qnames=qnames,
+            ns,
+            tag,
+            values,
+            parser.CurrentLineNumber,
+            offset,
+            start_end,
+            start_end if self_closing else 0,
+            self_closing,
+            parent,
+            [],
+            "",
+            qnames,
         )
-        el.start_end = _tag_end(data, offset)
-        el.self_closing = data[el.start_end - 2 : el.start_end] == b"/>"
-        if stack:
-            el.parent = stack[-1]
-            stack[-1].children.append(el)
+        if parent is not None:
+            parent.children.append(el)
         else:
             roots.append(el)
         stack.append(el)
@@ -248,11 +272,12 @@ def parse_bytes(data: bytes, source: str) -> Document:
 
     def end(name: str) -> None:
         el = stack.pop()
-        el.text = "".join(texts.pop())
-        if el.self_closing:
-            el.end = el.start_end
-        else:
-            el.end = _tag_end(data, parser.CurrentByteIndex)
+        pieces = texts.pop()
+        if pieces:
+            el.text = "".join(pieces)
+        if not el.self_closing:
+            # An end tag holds no quotes: its '>' is the first one after it.
+            el.end = data.find(b">", parser.CurrentByteIndex) + 1 or len(data)
 
     def chars(text: str) -> None:
         if texts:
