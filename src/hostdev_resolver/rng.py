@@ -11,16 +11,21 @@ copy of the domain holding that one device alone fails exactly when the device d
 from __future__ import annotations
 
 import functools
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+import os
 
 from .errors import HostAccessError, InputError, Location
 from .records import frozen
 
+# Not typing.TYPE_CHECKING, and a str rather than a pathlib.Path: those two imports cost
+# `validate` more than a tenth of a bare interpreter start.
+TYPE_CHECKING = False
+
 if TYPE_CHECKING:
+    from typing import Any
+
     import lxml.etree
 
-DOMAIN_RNG = Path("/usr/share/libvirt/schemas/domain.rng")
+DOMAIN_RNG = "/usr/share/libvirt/schemas/domain.rng"
 
 # libxml2's messages that only say "something inside failed" (xmlRelaxNGValidErr codes);
 # an error of another kind names the value, attribute or element at fault.
@@ -54,15 +59,15 @@ class SchemaError:
 
 
 @functools.cache
-def _schema(path: Path) -> object:
+def _schema(path: str) -> object:
     import lxml.etree
 
-    if not path.exists():
+    if not os.path.exists(path):
         raise HostAccessError(
             f"libvirt's schema {path} is not installed",
             fix="install libvirt0 (Debian) / libvirt-libs, which ship it",
         )
-    return lxml.etree.RelaxNG(lxml.etree.parse(str(path)))
+    return lxml.etree.RelaxNG(lxml.etree.parse(path))
 
 
 @functools.cache
@@ -87,7 +92,7 @@ class _SystemLibxml2:
     # through lxml, with their lines, when a document fails).
     _OPTIONS = 2048 | 64 | 32  # XML_PARSE_NONET | XML_PARSE_NOWARNING | XML_PARSE_NOERROR
 
-    def __init__(self, rng: Path) -> None:
+    def __init__(self, rng: str) -> None:
         import ctypes
 
         # The soname, not find_library: that runs ldconfig (a process) to look it up.
@@ -112,7 +117,7 @@ class _SystemLibxml2:
         # A structured error handler that drops the message: libxml2 would otherwise
         # print every schema error on stderr. Kept referenced for the process's life.
         self._quiet = ctypes.CFUNCTYPE(None, ptr, ptr)(lambda _data, _error: None)
-        parser = lib.xmlRelaxNGNewParserCtxt(str(rng).encode())
+        parser = lib.xmlRelaxNGNewParserCtxt(os.fsencode(rng))
         if not parser:
             raise OSError(f"libxml2 cannot open {rng}")
         lib.xmlRelaxNGSetParserStructuredErrors(parser, self._quiet, None)
@@ -144,8 +149,8 @@ class _SystemLibxml2:
 
 
 @functools.cache
-def _system_libxml2(path: Path) -> _SystemLibxml2 | None:
-    if not path.exists():
+def _system_libxml2(path: str) -> _SystemLibxml2 | None:
+    if not os.path.exists(path):
         return None  # _schema says so, in one line
     try:
         return _SystemLibxml2(path)
@@ -153,7 +158,7 @@ def _system_libxml2(path: Path) -> _SystemLibxml2 | None:
         return None
 
 
-def schema_errors(data: bytes, rng: Path = DOMAIN_RNG, source: str = "") -> list[SchemaError]:
+def schema_errors(data: bytes, rng: str = DOMAIN_RNG, source: str = "") -> list[SchemaError]:
     """Every element of `data` that fails libvirt's domain.rng; [] when it validates.
 
     Raises InputError (located in `source`) when libxml2 cannot read `data` at all."""
@@ -253,7 +258,7 @@ def _describe(device: lxml.etree._Element) -> str:
 
 
 def domain_rng_errors(
-    data: bytes, source: str, rng: Path = DOMAIN_RNG
+    data: bytes, source: str, rng: str = DOMAIN_RNG
 ) -> list[tuple[Location, str]]:
     """Every way `data` fails libvirt's domain.rng, with its line; [] when it validates."""
     try:
