@@ -156,9 +156,9 @@ def write_output(data: bytes, out: str | None) -> None:
         return
     directory = os.path.dirname(os.path.abspath(out))
     try:
-        import tempfile
+        from .outfile import create_temporary
 
-        fd, tmp = tempfile.mkstemp(prefix=".hostdev-resolver.", dir=directory)
+        fd, tmp = create_temporary(directory, ".hostdev-resolver.")
     except OSError as exc:
         raise InputError(f"cannot write {out}: {exc.strerror}", where=Location(out)) from None
     try:
@@ -260,9 +260,8 @@ def cmd_inventory(args: argparse.Namespace) -> int:
         width = max(len("SERIAL/SLOT"), *(len(extra) for _, extra, _ in rows))
         header = f"{header:<{len(header) - len('SERIAL/SLOT') + width}}  NAME"
         rows = [(row, f"{extra:<{width}}  {name}", "") for row, extra, name in rows]
-    print(header)
-    for row, extra, _ in rows:
-        print(f"{row}{extra}".rstrip())
+    # One write for the table, not one per function (stdout may be unbuffered).
+    print("\n".join([header, *(f"{row}{extra}".rstrip() for row, extra, _ in rows)]))
     usb = inventory.usb_devices()
     if usb:
         width = max(6, *(len(u.identity.serial or "-") for u in usb))
