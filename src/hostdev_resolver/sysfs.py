@@ -343,17 +343,15 @@ class SysfsInventory:
         if vendor is None or device is None:
             return None
         where = Location(d.path)
+        # Records made with every field in order take the constructor's fast path:
+        # a host has thousands of functions.
         identity = PciIdentity(
-            vendor=parse_id16(vendor, "vendor", where),
-            device=parse_id16(device, "device", where),
-            subsystem_vendor=parse_id16(sub_vendor, "subsystem_vendor", where)
-            if sub_vendor
-            else None,
-            subsystem_device=parse_id16(sub_device, "subsystem_device", where)
-            if sub_device
-            else None,
-            class_code=parse_class(klass, where) if klass else None,
-            serial=read_dsn(d.bytes("config", CONFIG_LIMIT)),
+            parse_id16(vendor, "vendor", where),
+            parse_id16(device, "device", where),
+            parse_id16(sub_vendor, "subsystem_vendor", where) if sub_vendor else None,
+            parse_id16(sub_device, "subsystem_device", where) if sub_device else None,
+            parse_class(klass, where) if klass else None,
+            read_dsn(d.bytes("config", CONFIG_LIMIT)),
         )
         group = d.link_name("iommu_group")
         numa = d.text("numa_node")
@@ -366,15 +364,15 @@ class SysfsInventory:
             virtfns.append(PciAddress.parse(vf))
         virtfns.sort()
         return PciDevice(
-            address=address,
-            identity=identity,
-            iommu_group=int(group) if group is not None and decimal_digits(group) else None,
-            numa_node=int(numa) if numa is not None and decimal_digits(numa) else None,
-            driver=d.link_name("driver"),
-            physical_slot=self._slot_of(address),
-            port_path=port_path_of(self._real_dir(d.path, link)),
-            physfn=PciAddress.parse(physfn) if physfn else None,
-            virtfns=tuple(virtfns),
+            address,
+            identity,
+            int(group) if group is not None and decimal_digits(group) else None,
+            int(numa) if numa is not None and decimal_digits(numa) else None,
+            d.link_name("driver"),
+            self._slot_of(address),
+            port_path_of(self._real_dir(d.path, link)),
+            PciAddress.parse(physfn) if physfn else None,
+            tuple(virtfns),
         )
 
     @staticmethod
@@ -403,6 +401,8 @@ class SysfsInventory:
                 addr = self.reader.text(os.path.join(slots_dir, name, "address"))
                 if addr:
                     self._slots[addr.lower()] = name
+        if not self._slots:
+            return None
         key = f"{address.domain:04x}:{address.bus:02x}:{address.slot:02x}"
         return self._slots.get(key)
 
