@@ -155,7 +155,7 @@ def test_a_much_used_constructor_is_compiled_and_behaves_the_same() -> None:
     general = fresh.__init__
     for i in range(COMPILE_AFTER):
         fresh("a", line=i)
-    assert fresh.__init__ is not general  # switched after COMPILE_AFTER keyword calls
+    assert fresh.__init__ is not general  # switched after COMPILE_AFTER calls
     t = fresh("a", line=3)
     assert (t.name, t.tags, t.line, t.props) == ("a", (), 3, {})
     assert fresh("a").props is not fresh("a").props  # a new dict from the factory each time

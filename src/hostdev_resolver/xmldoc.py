@@ -398,12 +398,13 @@ class Node:
     text: str | None = None
 
     def render(self, indent: str, step: str = "  ") -> str:
-        attrs = "".join(f" {k}='{escape_attr(v)}'" for k, v in self.attrs.items())
+        attrs = "".join([f" {k}='{escape_attr(v)}'" for k, v in self.attrs.items()])
         if self.text is not None:
             return f"<{self.tag}{attrs}>{escape_text(self.text)}</{self.tag}>"
         if not self.children:
             return f"<{self.tag}{attrs}/>"
-        inner = "".join(f"\n{indent}{step}{c.render(indent + step, step)}" for c in self.children)
+        deeper = indent + step
+        inner = "".join([f"\n{deeper}{c.render(deeper, step)}" for c in self.children])
         return f"<{self.tag}{attrs}>{inner}\n{indent}</{self.tag}>"
 
 
