@@ -8,7 +8,6 @@ import sys
 import pytest
 
 from hostdev_resolver.records import (
-    COMPILE_AFTER,
     FrozenInstanceError,
     asdict,
     field,
@@ -122,61 +121,3 @@ def test_constructor_mistakes_are_named() -> None:
         Tagged("a", (), 1, {}, 5)  # type: ignore[call-arg]
     t = Tagged("a", line=3)
     assert (t.name, t.tags, t.line, t.props) == ("a", (), 3, {})
-
-
-def _fresh_classes() -> tuple[type, type, type]:
-    """Classes of their own: the constructor switch is per class and stays switched."""
-
-    @frozen
-    class Fresh:
-        name: str
-        tags: tuple[str, ...] = ()
-        line: int | None = field(default=None, compare=False)
-        props: dict[str, str] = field(default_factory=dict, hash=False)
-
-    @frozen
-    class FreshChild(Fresh):
-        extra: int = 5
-
-    @frozen
-    class FreshChecked:
-        value: int
-        label: str = "v"
-
-        def __post_init__(self) -> None:
-            if self.value < 0:
-                raise ValueError("negative")
-
-    return Fresh, FreshChild, FreshChecked
-
-
-def test_a_much_used_constructor_is_compiled_and_behaves_the_same() -> None:
-    fresh, child, checked = _fresh_classes()
-    general = fresh.__init__
-    for i in range(COMPILE_AFTER):
-        fresh("a", line=i)
-    assert fresh.__init__ is not general  # switched after COMPILE_AFTER calls
-    t = fresh("a", line=3)
-    assert (t.name, t.tags, t.line, t.props) == ("a", (), 3, {})
-    assert fresh("a").props is not fresh("a").props  # a new dict from the factory each time
-    assert fresh("a", ("x",), 1, {"k": "v"}) == fresh(name="a", tags=("x",), props={"k": "v"})
-    with pytest.raises(FrozenInstanceError):
-        t.name = "b"  # type: ignore[attr-defined]
-    with pytest.raises(TypeError, match=r"Fresh\(\) missing required argument 'name'$"):
-        fresh(line=1)
-    with pytest.raises(TypeError, match=r"Fresh\(\) got an unexpected keyword argument 'nope'$"):
-        fresh("a", nope=1)
-    with pytest.raises(TypeError, match="multiple values for argument 'name'"):
-        fresh("a", name="b")
-    with pytest.raises(TypeError, match=r"Fresh\(\) takes 4 arguments but 5 were given$"):
-        fresh("a", (), 1, {}, 5)
-    # A subclass has its own constructor, switched by its own calls.
-    for _ in range(COMPILE_AFTER + 1):
-        c = child("c", extra=2)
-    assert asdict(c) == {"name": "c", "tags": (), "line": None, "props": {}, "extra": 2}
-    # __post_init__ still runs on every object.
-    for _ in range(COMPILE_AFTER + 1):
-        checked(value=1)
-    assert checked(value=2).label == "v"
-    with pytest.raises(ValueError, match="negative"):
-        checked(value=-1)

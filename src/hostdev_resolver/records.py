@@ -104,106 +104,57 @@ def _collect(cls: type) -> tuple[Field, ...]:
     return tuple(found.values())
 
 
-# A class whose objects have been made this many times gets a constructor compiled for
-# its fields (see _init); below it, compiling would cost more than it saves.
-COMPILE_AFTER = 32
-
-
 def _init(cls: type, fields: tuple[Field, ...]) -> Any:
-    """A generic __init__ for the fields. Not generated with exec() up front as
-    dataclasses does: compiling code for each class cost the hook ~0.3 ms per class at
-    import, far more than the few microseconds this loop adds to each of the few objects
-    it makes. A class whose objects are made by the thousand (`validate` of a fleet,
-    `inventory`, the allocator, the reader's elements) gets a compiled constructor
-    after COMPILE_AFTER objects: ~0.1 ms once, then ~0.5 us a call instead of 1-2 us."""
+    """A generic __init__ for the fields. Not generated with exec() as dataclasses does:
+    compiling code for each class cost the hook ~0.3 ms per class at import (and the
+    first compile() of a process ~2 ms), far more than the microsecond this adds to
+    each of the objects it makes."""
     names = tuple(f.name for f in fields)
     known = frozenset(names)
     defaults = {f.name: f.default for f in fields if f.default is not MISSING}
-    factories = {f.name: f.default_factory for f in fields if f.default_factory is not MISSING}
+    factories = tuple(
+        (f.name, f.default_factory) for f in fields if f.default_factory is not MISSING
+    )
     post_init = hasattr(cls, "__post_init__")
     qualname = cls.__qualname__
     count = len(names)
-    general_calls = 0
 
     # Fields go straight into the instance __dict__ (one C call, and past the frozen
     # __setattr__), as dataclasses' generated code does through object.__setattr__.
     def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
-        nonlocal general_calls
-        general_calls += 1
-        if general_calls == COMPILE_AFTER and cls.__dict__.get("__init__") is __init__:
-            setattr(cls, "__init__", _compiled_init(cls, fields, __init__, post_init))  # noqa: B010
         if not kwargs and len(args) == count:
             self.__dict__.update(zip(names, args, strict=True))
         else:
             # The common case (keywords, some defaults) in a few C-level dict operations;
             # the checks that name a mistake run only when the counts say there is one.
-            values = defaults.copy()
             if args:
                 if len(args) > count:
                     raise TypeError(
                         f"{qualname}() takes {count} arguments but {len(args)} were given"
                     )
-                values.update(zip(names, args, strict=False))
-                for key in kwargs:
-                    if key in names[: len(args)]:
-                        raise TypeError(f"{qualname}() got multiple values for argument {key!r}")
-            if not known.issuperset(kwargs):
+                values = dict(zip(names, args, strict=False))
+                if kwargs and not values.keys().isdisjoint(kwargs):
+                    key = next(k for k in kwargs if k in values)
+                    raise TypeError(f"{qualname}() got multiple values for argument {key!r}")
+                values.update(kwargs)
+            else:
+                values = kwargs
+            if not known.issuperset(values):
                 key = next(k for k in kwargs if k not in known)
                 raise TypeError(f"{qualname}() got an unexpected keyword argument {key!r}")
-            values.update(kwargs)
             if len(values) < count:
-                for name in names:
-                    if name in values:
-                        continue
-                    if name in factories:
-                        values[name] = factories[name]()
-                    else:
-                        raise TypeError(f"{qualname}() missing required argument {name!r}")
+                values = {**defaults, **values}
+                for name, factory in factories:
+                    if name not in values:
+                        values[name] = factory()
+                if len(values) < count:
+                    name = next(n for n in names if n not in values)
+                    raise TypeError(f"{qualname}() missing required argument {name!r}")
             self.__dict__.update(values)
         if post_init:
             self.__post_init__()
 
     return __init__
-
-
-def _compiled_init(cls: type, fields: tuple[Field, ...], general: Any, post_init: bool) -> Any:
-    """A constructor compiled for the fields of `cls`, as fast as a hand-written one.
-
-    Every parameter defaults to MISSING, so a call it cannot complete itself (a required
-    field not given, an unknown keyword, too many arguments) is handed to `general`,
-    which raises the same TypeError as before the switch."""
-    names = [f.name for f in fields]
-    if any(not n.isidentifier() or n.startswith("_") or n == "self" for n in names):
-        return general
-    env: dict[str, Any] = {"_M": MISSING, "_general": general}
-    params, values = [], []
-    for i, f in enumerate(fields):
-        params.append(f"{f.name}=_M")
-        if f.default is not MISSING:
-            env[f"_d{i}"] = f.default
-            values.append(f"{f.name!r}: _d{i} if {f.name} is _M else {f.name}")
-        elif f.default_factory is not MISSING:
-            env[f"_f{i}"] = f.default_factory
-            values.append(f"{f.name!r}: _f{i}() if {f.name} is _M else {f.name}")
-        else:
-            values.append(f"{f.name!r}: {f.name}")
-    required = [f.name for f in fields if f.default is MISSING and f.default_factory is MISSING]
-    given = ", ".join(f"{n!r}: {n}" for n in names)
-    lines = [
-        f"def __init__(self, {', '.join(params)}, *_extra, **_unknown):",
-        "    if _extra:",
-        f"        return _general(self, {', '.join(names)}, *_extra, **_unknown)",
-        f"    if _unknown or {' or '.join(f'{n} is _M' for n in required) or 'False'}:",
-        f"        _given = {{{given}}}",
-        "        return _general(self, **{k: v for k, v in _given.items() if v is not _M}, **_unknown)",
-        f"    self.__dict__.update({{{', '.join(values)}}})",
-    ]
-    if post_init:
-        lines.append("    self.__post_init__()")
-    exec(compile("\n".join(lines), f"<record {cls.__qualname__}>", "exec"), env)
-    init = env["__init__"]
-    init.__qualname__ = f"{cls.__qualname__}.__init__"
-    return init
 
 
 def _key(fields: tuple[Field, ...], hashing: bool = False) -> Any:
