@@ -152,7 +152,10 @@ class SysfsReader:
 # An attribute is opened without following a link: the kernel's attributes are regular
 # files, never links, and a link in a --sysfs tree (to /dev/zero, say) fails the open
 # with ELOOP and takes the checked path below. Non-blocking and O_NOCTTY: a FIFO or
-# terminal in the tree is opened without waiting or side effects, then refused.
+# terminal in the tree is opened without waiting or side effects, then refused. The
+# one thing no longer checked before the open is a device node made in the tree itself
+# (only root can make one; sysfs has none): it is opened before being refused. The
+# stat that ruled it out cost `inventory` a sixth of its time (three per function).
 _ATTRIBUTE_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NOCTTY
 
 
