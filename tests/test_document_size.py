@@ -177,3 +177,31 @@ def test_the_hook_refuses_a_domain_over_the_limit_at_prepare(tmp_path: Path) -> 
 
 def test_the_hook_limit_is_the_parsers() -> None:
     assert hook.MAX_DOMAIN_BYTES == MAX_DOCUMENT_BYTES
+
+
+class _Reads(io.BufferedReader):
+    """A reader that remembers how much each read asked for."""
+
+    def __init__(self, data: bytes) -> None:
+        super().__init__(io.BytesIO(data))  # type: ignore[arg-type]
+        self.asked: list[int] = []
+
+    def read(self, size: int | None = -1, /) -> bytes:
+        self.asked.append(-1 if size is None else size)
+        return super().read(size)
+
+
+def test_documents_are_read_in_pieces_up_to_one_byte_over_the_limit() -> None:
+    """read(limit + 1) made a 10 MiB buffer for every file (issue 12): no read asks for
+    more than a MiB, a document of any size comes back whole, and a larger stream stops
+    one byte past the limit."""
+    from hostdev_resolver.xmldoc import read_document
+
+    for size in (0, 900, 65536, 65537, 3 * 1024 * 1024 + 7):
+        data = bytes(range(256)) * (size // 256) + b"x" * (size % 256)
+        reader = _Reads(data)
+        assert read_document(reader) == data
+        assert max(reader.asked) <= 1 << 20
+    huge = _Reads(b"y" * (MAX_DOCUMENT_BYTES + 4096))
+    assert len(read_document(huge)) == MAX_DOCUMENT_BYTES + 1
+    assert max(huge.asked) <= 1 << 20

@@ -169,3 +169,48 @@ def test_a_pf_lists_its_vfs_in_order(tmp_path: Path) -> None:
     assert dev is not None and dev.virtfns == tuple(PciAddress.parse(v) for v in vfs)
     vf = inventory.pci_device(PciAddress.parse(vfs[1]))
     assert vf is not None and vf.physfn == PciAddress.parse(pf) and vf.virtfns == ()
+
+
+def test_the_full_scan_gives_what_each_lookup_gives(tmp_path: Path) -> None:
+    """pci_devices reads relative to one open bus/pci/devices; pci_device walks from the
+    root: the same devices, SR-IOV links included."""
+    from tests.support.hosttree import PciSpec
+
+    spec = HostSpec.load(GOLDEN_HOST)
+    pf, vfs = "0000:43:00.0", ["0000:43:02.0", "0000:43:02.1"]
+    spec.pci += [
+        PciSpec(pf, "8086", "1592", klass="020000", iommu_group=40),
+        *(
+            PciSpec(vf, "8086", "1889", klass="020000", iommu_group=41 + i, physfn=pf)
+            for i, vf in enumerate(vfs)
+        ),
+    ]
+    HostTree.build(tmp_path, spec)
+    inventory = SysfsInventory(tmp_path)
+    each = [inventory.pci_device(a) for a in inventory.pci_addresses()]
+    assert list(inventory.pci_devices()) == each
+    assert any(d is not None and d.virtfns for d in each)
+    assert any(d is not None and d.physfn for d in each)
+
+
+def test_attribute_links_empty_files_and_directories(tmp_path: Path) -> None:
+    """A link to a regular file is followed (a tree copied with links), an empty
+    attribute is empty, a directory where an attribute should be is an absent one."""
+    HostTree.build(tmp_path, HostSpec.load(GOLDEN_HOST))
+    dev_dir = tmp_path / "bus" / "pci" / "devices" / "0000:41:00.0"
+    (tmp_path / "numa").write_text("1\n")
+    (dev_dir / "numa_node").unlink()
+    (dev_dir / "numa_node").symlink_to(tmp_path / "numa")
+    d = SysfsReader(tmp_path).directory(dev_dir)
+    assert d is not None
+    try:
+        assert d.text("numa_node") == "1"
+        (dev_dir / "empty").write_bytes(b"")
+        assert d.bytes("empty") == b""
+        (dev_dir / "adir").mkdir()
+        assert d.bytes("adir") is None
+        assert d.bytes("absent") is None
+    finally:
+        d.close()
+    dev = SysfsInventory(tmp_path).pci_device(PciAddress.parse("0000:41:00.0"))
+    assert dev is not None and dev.numa_node == 1

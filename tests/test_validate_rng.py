@@ -126,3 +126,52 @@ def test_every_bad_device_is_reported_once(tmp_path: Path) -> None:
         (_line_of(text, "<hostdev"), "<hostdev type='pci'>"),
     ]
     assert schema_errors((HEAD.format(memory=1024) + GOOD_DISK + TAIL).encode()) == []
+
+
+def test_a_valid_domain_is_checked_by_the_system_libxml2_without_lxml() -> None:
+    """The common case costs what xmllint costs: no lxml import (issue 12)."""
+    code = (
+        "import sys; from hostdev_resolver.rng import schema_errors, _system_libxml2, DOMAIN_RNG; "
+        f"ok = schema_errors({(HEAD.format(memory=1024) + GOOD_DISK + TAIL).encode()!r}); "
+        f"bad = schema_errors({(HEAD.format(memory=1024) + BAD_HOSTDEV + TAIL).encode()!r}); "
+        "print(ok == [], len(bad), _system_libxml2(DOMAIN_RNG) is not None)"
+    )
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["True", "1", "True"]
+    quiet = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            code.replace("bad = schema_errors", "bad = [1] or schema_errors")
+            + "; print('lxml' in sys.modules)",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert quiet.stdout.split()[-1] == "False"  # a valid document never needed lxml
+    assert out.stderr == "" and quiet.stderr == ""  # libxml2 printed nothing itself
+
+
+def test_without_the_system_libxml2_lxml_gives_the_same_verdicts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import ctypes
+
+    from hostdev_resolver import rng
+
+    def missing(*_args: object, **_kwargs: object) -> None:
+        raise OSError("libxml2.so.2: cannot open shared object file")
+
+    rng._system_libxml2.cache_clear()
+    monkeypatch.setattr(ctypes, "CDLL", missing)
+    try:
+        assert rng._system_libxml2(rng.DOMAIN_RNG) is None
+        text = HEAD.format(memory=1024) + GOOD_DISK + BAD_HOSTDEV + TAIL
+        assert [e.line for e in schema_errors(text.encode())] == [_line_of(text, "<hostdev")]
+        assert schema_errors((HEAD.format(memory=1024) + GOOD_DISK + TAIL).encode()) == []
+    finally:
+        rng._system_libxml2.cache_clear()

@@ -39,8 +39,44 @@ if TYPE_CHECKING:
     Handler = Callable[[argparse.Namespace], int]
 
 
+def _columns() -> int:
+    """The terminal's width as shutil.get_terminal_size finds it: $COLUMNS, else stdout's
+    terminal, else 80."""
+    try:
+        columns = int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+    return columns or 80
+
+
+class _Formatter(argparse.HelpFormatter):
+    """argparse's help formatter, sized without importing shutil: argparse makes one for
+    every add_argument (to check its metavar), and shutil (with bz2, lzma and fnmatch)
+    costs every command about a tenth of a bare interpreter start."""
+
+    def __init__(
+        self,
+        prog: str,
+        indent_increment: int = 2,
+        max_help_position: int = 24,
+        width: int | None = None,
+    ) -> None:
+        super().__init__(
+            prog, indent_increment, max_help_position, _columns() - 2 if width is None else width
+        )
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse that reports usage errors as one line and exit code 2 (SPEC §5)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _Formatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> Any:
         # main() prefixes "hostdev-resolver: "; name only the subcommand, if any.
@@ -157,9 +193,9 @@ def write_output(data: bytes, out: str | None) -> None:
         return
     directory = os.path.dirname(os.path.abspath(out))
     try:
-        import tempfile
+        from .outfile import create_temporary
 
-        fd, tmp = tempfile.mkstemp(prefix=".hostdev-resolver.", dir=directory)
+        fd, tmp = create_temporary(directory, ".hostdev-resolver.")
     except OSError as exc:
         raise InputError(f"cannot write {out}: {exc.strerror}", where=Location(out)) from None
     try:
@@ -261,9 +297,8 @@ def cmd_inventory(args: argparse.Namespace) -> int:
         width = max(len("SERIAL/SLOT"), *(len(extra) for _, extra, _ in rows))
         header = f"{header:<{len(header) - len('SERIAL/SLOT') + width}}  NAME"
         rows = [(row, f"{extra:<{width}}  {name}", "") for row, extra, name in rows]
-    print(header)
-    for row, extra, _ in rows:
-        print(f"{row}{extra}".rstrip())
+    # One write for the table, not one per function (stdout may be unbuffered).
+    print("\n".join([header, *(f"{row}{extra}".rstrip() for row, extra, _ in rows)]))
     usb = inventory.usb_devices()
     if usb:
         width = max(6, *(len(u.identity.serial or "-") for u in usb))

@@ -101,6 +101,13 @@ class PciAddress:
     function: int
 
     def __post_init__(self) -> None:
+        if (
+            0 <= self.domain <= 0xFFFFFFFF
+            and 0 <= self.bus <= 0xFF
+            and 0 <= self.slot <= 0x1F
+            and 0 <= self.function <= 0x7
+        ):
+            return  # the common case, without a loop: addresses are made by the thousand
         for field, limit in _LIMITS.items():
             value = getattr(self, field)
             if not 0 <= value <= limit:
@@ -112,10 +119,28 @@ class PciAddress:
     @classmethod
     def parse(cls, text: str, where: Location | None = None) -> PciAddress:
         """Parse `0000:03:00.0`, `03:00.0` (domain 0), `pci_0000_03_00_0`, 32-bit domains."""
-        fields = _split_address(text.strip())
-        if fields is None or len(fields[3]) != 1 or fields[3] not in "01234567":
-            raise InputError(f"{text!r} is not a PCI address", where=where, fix=_FORMS)
-        domain, bus, slot, function = (int(f, 16) for f in fields)
+        if (
+            len(text) == 12
+            and text[4] == ":"
+            and text[7] == ":"
+            and text[10] == "."
+            and text[11] in "01234567"
+            and hex_digits(text[:4], 4, 4)
+            and hex_digits(text[5:7], 2, 2)
+            and hex_digits(text[8:10], 2, 2)
+        ):
+            # 0000:03:00.0, as the kernel names every device: read without splitting
+            domain, bus, slot, function = (
+                int(text[:4], 16),
+                int(text[5:7], 16),
+                int(text[8:10], 16),
+                int(text[11]),
+            )
+        else:
+            fields = _split_address(text.strip())
+            if fields is None or len(fields[3]) != 1 or fields[3] not in "01234567":
+                raise InputError(f"{text!r} is not a PCI address", where=where, fix=_FORMS)
+            domain, bus, slot, function = (int(f, 16) for f in fields)
         try:
             return cls(domain, bus, slot, function)
         except InputError as exc:

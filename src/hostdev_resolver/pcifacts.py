@@ -156,11 +156,22 @@ class PciFacts:
 
     def mdev_parents(self) -> list[PciAddress]:
         devices = self.reader.path("bus", "pci", "devices")
-        return [
-            PciAddress.parse(name)
-            for name in self.reader.listdir(devices)
-            if os.path.isdir(os.path.join(devices, name, "mdev_supported_types"))
-        ]
+        names = self.reader.listdir(devices)
+        try:
+            fd = os.open(devices, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError:  # gone since it was listed: no parents
+            return []
+        try:
+            # Relative to the open bus/pci/devices, and asked with access() first: of a
+            # host's thousands of functions only a few GPUs have the directory.
+            return [
+                PciAddress.parse(name)
+                for name in names
+                if os.access(f"{name}/mdev_supported_types", os.F_OK, dir_fd=fd)
+                and os.path.isdir(os.path.join(devices, name, "mdev_supported_types"))
+            ]
+        finally:
+            os.close(fd)
 
     def mdev(self, uuid: str) -> MdevDevice | None:
         link = self.reader.path("bus", "mdev", "devices", uuid)

@@ -106,12 +106,15 @@ def _collect(cls: type) -> tuple[Field, ...]:
 
 def _init(cls: type, fields: tuple[Field, ...]) -> Any:
     """A generic __init__ for the fields. Not generated with exec() as dataclasses does:
-    compiling code for each class cost the hook ~0.3 ms per class at import, far more
-    than the few microseconds this loop adds to each of the few objects it makes."""
+    compiling code for each class cost the hook ~0.3 ms per class at import (and the
+    first compile() of a process ~2 ms), far more than the microsecond this adds to
+    each of the objects it makes."""
     names = tuple(f.name for f in fields)
     known = frozenset(names)
     defaults = {f.name: f.default for f in fields if f.default is not MISSING}
-    factories = {f.name: f.default_factory for f in fields if f.default_factory is not MISSING}
+    factories = tuple(
+        (f.name, f.default_factory) for f in fields if f.default_factory is not MISSING
+    )
     post_init = hasattr(cls, "__post_init__")
     qualname = cls.__qualname__
     count = len(names)
@@ -124,28 +127,29 @@ def _init(cls: type, fields: tuple[Field, ...]) -> Any:
         else:
             # The common case (keywords, some defaults) in a few C-level dict operations;
             # the checks that name a mistake run only when the counts say there is one.
-            values = defaults.copy()
             if args:
                 if len(args) > count:
                     raise TypeError(
                         f"{qualname}() takes {count} arguments but {len(args)} were given"
                     )
-                values.update(zip(names, args, strict=False))
-                for key in kwargs:
-                    if key in names[: len(args)]:
-                        raise TypeError(f"{qualname}() got multiple values for argument {key!r}")
-            if not known.issuperset(kwargs):
+                values = dict(zip(names, args, strict=False))
+                if kwargs and not values.keys().isdisjoint(kwargs):
+                    key = next(k for k in kwargs if k in values)
+                    raise TypeError(f"{qualname}() got multiple values for argument {key!r}")
+                values.update(kwargs)
+            else:
+                values = kwargs
+            if not known.issuperset(values):
                 key = next(k for k in kwargs if k not in known)
                 raise TypeError(f"{qualname}() got an unexpected keyword argument {key!r}")
-            values.update(kwargs)
             if len(values) < count:
-                for name in names:
-                    if name in values:
-                        continue
-                    if name in factories:
-                        values[name] = factories[name]()
-                    else:
-                        raise TypeError(f"{qualname}() missing required argument {name!r}")
+                values = {**defaults, **values}
+                for name, factory in factories:
+                    if name not in values:
+                        values[name] = factory()
+                if len(values) < count:
+                    name = next(n for n in names if n not in values)
+                    raise TypeError(f"{qualname}() missing required argument {name!r}")
             self.__dict__.update(values)
         if post_init:
             self.__post_init__()
@@ -155,6 +159,13 @@ def _init(cls: type, fields: tuple[Field, ...]) -> Any:
 
 def _key(fields: tuple[Field, ...], hashing: bool = False) -> Any:
     names = tuple(f.name for f in fields if (f.hash if hashing else f.compare))
+    if len(names) >= 2:
+        # The fields' tuple in one C call: records are hashed and compared by the
+        # thousand (PCI addresses as dict keys). _operator is built in: nothing to load.
+        from _operator import attrgetter
+
+        getter: Any = attrgetter(*names)
+        return getter
 
     def key(self: Any) -> tuple[Any, ...]:
         return tuple([getattr(self, n) for n in names])

@@ -11,16 +11,21 @@ copy of the domain holding that one device alone fails exactly when the device d
 from __future__ import annotations
 
 import functools
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+import os
 
 from .errors import HostAccessError, InputError, Location
 from .records import frozen
 
+# Not typing.TYPE_CHECKING, and a str rather than a pathlib.Path: those two imports cost
+# `validate` more than a tenth of a bare interpreter start.
+TYPE_CHECKING = False
+
 if TYPE_CHECKING:
+    from typing import Any
+
     import lxml.etree
 
-DOMAIN_RNG = Path("/usr/share/libvirt/schemas/domain.rng")
+DOMAIN_RNG = "/usr/share/libvirt/schemas/domain.rng"
 
 # libxml2's messages that only say "something inside failed" (xmlRelaxNGValidErr codes);
 # an error of another kind names the value, attribute or element at fault.
@@ -54,15 +59,15 @@ class SchemaError:
 
 
 @functools.cache
-def _schema(path: Path) -> object:
+def _schema(path: str) -> object:
     import lxml.etree
 
-    if not path.exists():
+    if not os.path.exists(path):
         raise HostAccessError(
             f"libvirt's schema {path} is not installed",
             fix="install libvirt0 (Debian) / libvirt-libs, which ship it",
         )
-    return lxml.etree.RelaxNG(lxml.etree.parse(str(path)))
+    return lxml.etree.RelaxNG(lxml.etree.parse(path))
 
 
 @functools.cache
@@ -74,10 +79,92 @@ def _parser() -> object:
     return lxml.etree.XMLParser(resolve_entities=False, no_network=True)
 
 
-def schema_errors(data: bytes, rng: Path = DOMAIN_RNG, source: str = "") -> list[SchemaError]:
+class _SystemLibxml2:
+    """The system's libxml2 (the one libvirt and xmllint use), called through ctypes for
+    the common case: a document that validates. Its verdict is all `validate` needs
+    then, and it costs what `xmllint --relaxng` costs per document, where lxml would add
+    its own import (~1x a bare interpreter: it imports inspect) and a tree of Python
+    proxies. A document it rejects, or cannot read, goes to lxml for the located
+    messages (`schema_errors`); so does every document where ctypes or the library
+    is missing."""
+
+    # xmlParserOption: no network access, no messages on stderr (errors are found again
+    # through lxml, with their lines, when a document fails).
+    _OPTIONS = 2048 | 64 | 32  # XML_PARSE_NONET | XML_PARSE_NOWARNING | XML_PARSE_NOERROR
+
+    def __init__(self, rng: str) -> None:
+        import ctypes
+
+        # The soname, not find_library: that runs ldconfig (a process) to look it up.
+        lib = ctypes.CDLL("libxml2.so.2")
+        ptr = ctypes.c_void_p
+        for fn, args, res in (
+            ("xmlRelaxNGNewParserCtxt", [ctypes.c_char_p], ptr),
+            ("xmlRelaxNGSetParserStructuredErrors", [ptr, ptr, ptr], None),
+            ("xmlRelaxNGParse", [ptr], ptr),
+            ("xmlRelaxNGFreeParserCtxt", [ptr], None),
+            ("xmlRelaxNGNewValidCtxt", [ptr], ptr),
+            ("xmlRelaxNGSetValidStructuredErrors", [ptr, ptr, ptr], None),
+            ("xmlRelaxNGValidateDoc", [ptr, ptr], ctypes.c_int),
+            ("xmlRelaxNGFreeValidCtxt", [ptr], None),
+            ("xmlReadMemory", [ctypes.c_char_p, ctypes.c_int, ptr, ptr, ctypes.c_int], ptr),
+            ("xmlFreeDoc", [ptr], None),
+        ):
+            func = getattr(lib, fn)
+            func.argtypes = args
+            func.restype = res
+        self.lib = lib
+        # A structured error handler that drops the message: libxml2 would otherwise
+        # print every schema error on stderr. Kept referenced for the process's life.
+        self._quiet = ctypes.CFUNCTYPE(None, ptr, ptr)(lambda _data, _error: None)
+        parser = lib.xmlRelaxNGNewParserCtxt(os.fsencode(rng))
+        if not parser:
+            raise OSError(f"libxml2 cannot open {rng}")
+        lib.xmlRelaxNGSetParserStructuredErrors(parser, self._quiet, None)
+        self.schema = lib.xmlRelaxNGParse(parser)
+        lib.xmlRelaxNGFreeParserCtxt(parser)
+        if not self.schema:
+            raise OSError(f"libxml2 cannot compile {rng}")
+
+    def validates(self, data: bytes) -> bool:
+        """True when libxml2 reads `data` and the schema accepts it; False otherwise
+        (then lxml says why)."""
+        if b"<!DOCTYPE" in data or b"<!ENTITY" in data:
+            return False  # refused with a message by the lxml path
+        lib = self.lib
+        doc = lib.xmlReadMemory(data, len(data), None, None, self._OPTIONS)
+        if not doc:
+            return False
+        try:
+            ctxt = lib.xmlRelaxNGNewValidCtxt(self.schema)
+            if not ctxt:
+                return False
+            try:
+                lib.xmlRelaxNGSetValidStructuredErrors(ctxt, self._quiet, None)
+                return bool(lib.xmlRelaxNGValidateDoc(ctxt, doc) == 0)
+            finally:
+                lib.xmlRelaxNGFreeValidCtxt(ctxt)
+        finally:
+            lib.xmlFreeDoc(doc)
+
+
+@functools.cache
+def _system_libxml2(path: str) -> _SystemLibxml2 | None:
+    if not os.path.exists(path):
+        return None  # _schema says so, in one line
+    try:
+        return _SystemLibxml2(path)
+    except (ImportError, OSError, AttributeError):  # no ctypes, no libxml2.so.2, too old
+        return None
+
+
+def schema_errors(data: bytes, rng: str = DOMAIN_RNG, source: str = "") -> list[SchemaError]:
     """Every element of `data` that fails libvirt's domain.rng; [] when it validates.
 
     Raises InputError (located in `source`) when libxml2 cannot read `data` at all."""
+    native = _system_libxml2(rng)
+    if native is not None and native.validates(data):
+        return []
     import lxml.etree
 
     schema = _schema(rng)
@@ -171,7 +258,7 @@ def _describe(device: lxml.etree._Element) -> str:
 
 
 def domain_rng_errors(
-    data: bytes, source: str, rng: Path = DOMAIN_RNG
+    data: bytes, source: str, rng: str = DOMAIN_RNG
 ) -> list[tuple[Location, str]]:
     """Every way `data` fails libvirt's domain.rng, with its line; [] when it validates."""
     try:

@@ -7,16 +7,16 @@ The CLI owner wires it up: `add_allocate_arguments(subparser)` then
 
 from __future__ import annotations
 
-import os
 import sys
-import tempfile
-from typing import TYPE_CHECKING
 
 from ..errors import HostdevError, InputError, Location, UsageError
 from ..pciaddress import PciAddress
 from ..records import replace
 from . import allocate_domain_xml
 from .model import HostDeviceInfo, Policy
+
+# Not typing.TYPE_CHECKING: the whole command should cost little more than the interpreter.
+TYPE_CHECKING = False
 
 if TYPE_CHECKING:
     import argparse
@@ -114,15 +114,9 @@ def _read(path: str) -> bytes:
 
 
 def _write(path: str, data: bytes) -> None:
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".allocate-")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    from ..outfile import replace_file
+
+    replace_file(path, data, ".allocate-")
 
 
 def recorded_host_numa(data: bytes, source: str) -> tuple[HostDeviceInfo, ...]:

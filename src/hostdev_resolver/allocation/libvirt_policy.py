@@ -25,7 +25,6 @@ The shape of libvirt's algorithm, which we keep because its quirks follow from i
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
 
 from ..pciaddress import PciAddress
 from ..records import frozen, replace
@@ -42,6 +41,9 @@ from .model import (
     UnsatisfiableError,
     UnsupportedDomainError,
 )
+
+# Not typing.TYPE_CHECKING: importing typing costs the allocate command ~0.2x a bare start.
+TYPE_CHECKING = False
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable

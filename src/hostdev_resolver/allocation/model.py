@@ -10,10 +10,12 @@ controllers (and implicit devices) libvirt would add. Nothing here does I/O.
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import TYPE_CHECKING
 
 from ..errors import ConflictError, Location, RefusedError
 from ..records import field, frozen
+
+# Not typing.TYPE_CHECKING: importing typing costs the allocate command ~0.2x a bare start.
+TYPE_CHECKING = False
 
 if TYPE_CHECKING:
     from ..pciaddress import PciAddress
