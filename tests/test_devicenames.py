@@ -137,3 +137,50 @@ def test_map_list_and_show_name_the_device(
     assert cli.main(["map", "show", "gpu1", *common]) == 0  # --sysfs: asks no libvirt
     shown = capsys.readouterr().out
     assert "slot 4  [NVIDIA Corporation GA102 [GeForce RTX 3090]]" in shown
+
+
+_INTERRUPTS_IR = """\
+            CPU0       CPU1
+   0:         44          0   IR-IO-APIC    2-edge      timer
+ 125:       3012          0   IR-PCI-MSIX-0000:42:00.0    0-edge      nvidia
+"""
+_INTERRUPTS_PLAIN = """\
+            CPU0       CPU1
+   0:         44          0   IO-APIC    2-edge      timer
+ 125:       3012          0   PCI-MSI 524288-edge      nvidia
+"""
+
+
+@pytest.mark.parametrize(
+    ("interrupts", "unsafe", "said"),
+    [
+        (_INTERRUPTS_IR, None, None),
+        (None, None, None),  # no /proc beside the tree: nothing to tell
+        (_INTERRUPTS_PLAIN, None, "vfio refuses to assign devices"),
+        (_INTERRUPTS_PLAIN, "Y", "allow_unsafe_interrupts=Y: a guest can forge interrupts"),
+    ],
+)
+def test_inventory_says_when_interrupt_remapping_is_off(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    interrupts: str | None,
+    unsafe: str | None,
+    said: str | None,
+) -> None:
+    sysfs = _host(tmp_path / "sys")
+    if interrupts is not None:
+        (tmp_path / "proc").mkdir()
+        (tmp_path / "proc" / "interrupts").write_text(interrupts)
+    if unsafe is not None:
+        params = sysfs / "module" / "vfio_iommu_type1" / "parameters"
+        params.mkdir(parents=True)
+        (params / "allow_unsafe_interrupts").write_text(unsafe + "\n")
+    assert cli.main(["inventory", "--sysfs", str(sysfs), "--node", "hv1"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    if said is None:
+        assert not any(line.startswith("interrupt remapping") for line in out)
+    else:
+        assert out[1].startswith(
+            f"interrupt remapping: off (no IR- interrupt domains in {tmp_path}/proc/interrupts)"
+        )
+        assert said in out[1]

@@ -241,6 +241,54 @@ def _iommu_off(inventory: object, args: argparse.Namespace) -> str | None:
     )
 
 
+def _proc_root(args: argparse.Namespace) -> str:
+    """/proc of the host being described: the live one, or for a captured tree given as
+    --sysfs ROOT a `proc` directory beside it (ROOT/../proc), as a copy of / has it."""
+    if not args.sysfs:
+        return "/proc"
+    return os.path.join(os.path.dirname(os.path.abspath(args.sysfs)), "proc")
+
+
+def _interrupt_remapping_off(inventory: object, args: argparse.Namespace) -> str | None:
+    """One line when the IOMMU is on but interrupt remapping is not.
+
+    vfio_iommu_type1 then refuses to assign devices unless its allow_unsafe_interrupts
+    parameter is set (drivers/vfio/vfio_iommu_type1.c): a guest could forge MSIs to the
+    host. The kernel names remapped interrupt domains IR-… in /proc/interrupts
+    (IR-PCI-MSI…, IR-IO-APIC on x86, Intel and AMD alike); with remapping off none is
+    IR-. Said only when /proc/interrupts is there to tell."""
+    from .sysfs import SysfsInventory, read_attribute
+
+    if not isinstance(inventory, SysfsInventory):
+        return None
+    proc = _proc_root(args)
+    try:
+        fd = os.open(proc, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        # /proc/interrupts grows with CPUs x interrupts: ~1 MiB on a 512-CPU host.
+        data = read_attribute(fd, "interrupts", proc, 4 * 1024 * 1024)
+    finally:
+        os.close(fd)
+    if not data or b" IR-" in data:
+        return None
+    unsafe = inventory.reader.text(
+        inventory.reader.path("module", "vfio_iommu_type1", "parameters", "allow_unsafe_interrupts")
+    )
+    if unsafe == "Y":
+        return (
+            f"interrupt remapping: off (no IR- interrupt domains in {proc}/interrupts), and "
+            "vfio_iommu_type1 allow_unsafe_interrupts=Y: a guest can forge interrupts to the "
+            "host; enable interrupt remapping in the firmware and do not boot with intremap=off"
+        )
+    return (
+        f"interrupt remapping: off (no IR- interrupt domains in {proc}/interrupts): vfio "
+        "refuses to assign devices; enable it in the firmware and do not boot with "
+        "intremap=off (or, unsafely, set vfio_iommu_type1 allow_unsafe_interrupts=1)"
+    )
+
+
 def cmd_inventory(args: argparse.Namespace) -> int:
     inventory, node = open_host(args)
     if args.format == "json":
@@ -270,6 +318,8 @@ def cmd_inventory(args: argparse.Namespace) -> int:
     iommu_off = _iommu_off(inventory, args)
     if pci and iommu_off:
         print(iommu_off)
+    elif pci and (remapping := _interrupt_remapping_off(inventory, args)):
+        print(remapping)
     print()
     rows = []
     for dev in pci:
