@@ -22,6 +22,7 @@ _OWN_PATHS = (
     "/usr/local/libexec/hostdev-resolver",
 )
 _OWN_BEFORE = pytest.StashKey[frozenset[str]]()
+_SESSION_CACHE = pytest.StashKey[str]()
 
 
 def _own_paths_present() -> frozenset[str]:
@@ -60,8 +61,15 @@ def libvirt_uri() -> Iterator[str]:
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
+    import os
+    import tempfile
+
     session.stash[_ETC_BEFORE] = treesnapshot.snapshot(libvirtd.ETC)
     session.stash[_OWN_BEFORE] = _own_paths_present()
+    # A verdict cache for the whole run, before any fixture: module- and session-scoped
+    # fixtures (the installed package's) run commands before the per-test one is set.
+    session.stash[_SESSION_CACHE] = tempfile.mkdtemp(prefix="hostdev-resolver-verdicts.")
+    os.environ["HOSTDEV_RESOLVER_CACHE"] = os.path.join(session.stash[_SESSION_CACHE], "c")
 
 
 @pytest.hookimpl(trylast=True)  # after the fixtures' teardown (packaging restores files)
@@ -82,6 +90,11 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
                 "as the host's own libvirtd defining a guest); put back:"
             )
             lines.extend(changed)
+    cache = session.stash.get(_SESSION_CACHE, None)
+    if cache is not None:
+        import shutil
+
+        shutil.rmtree(cache, ignore_errors=True)
     own_before = session.stash.get(_OWN_BEFORE, None)
     if own_before is not None:
         for path in sorted(_own_paths_present() - own_before):
