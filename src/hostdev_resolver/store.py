@@ -84,9 +84,9 @@ class _MappingBase:
         """No <allow> means any domain; otherwise a shell pattern must match the name."""
         if not self.allow:
             return True
-        import fnmatch  # imports re: only for mappings that have <allow> patterns
+        from .shellpattern import matches
 
-        return any(fnmatch.fnmatchcase(domain, p) for p in self.allow)
+        return any(matches(domain, p) for p in self.allow)
 
 
 @frozen

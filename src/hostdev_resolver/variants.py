@@ -55,12 +55,12 @@ class VariantDrivers:
         """The driver for a device with this modalias (`pci:v…d…sv…sd…bc…sc…i…`)."""
         if not modalias or not modalias.startswith("pci:") or not self.aliases:
             return VFIO_PCI
-        from fnmatch import fnmatchcase  # kmod matches aliases with fnmatch(3) too
+        from .shellpattern import matches  # kmod matches aliases with fnmatch(3) too
 
         wanted = "vfio_" + modalias
         best: tuple[int, int, str] | None = None
         for pattern, module in self.aliases:
-            if not fnmatchcase(wanted, pattern):
+            if not matches(wanted, pattern):
                 continue
             # Fewest wildcards wins; then the longer (more literal) pattern; then file order.
             rank = (pattern.count("*") + pattern.count("?"), -len(pattern), module)
