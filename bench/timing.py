@@ -45,6 +45,23 @@ class Results:
     runs: int = 0
 
 
+def _private_verdict_cache() -> None:
+    """Stores the benchmarks make and load (in-process or in children) put their schema
+    verdicts in a cache of this run, never root's /var/cache/hostdev-resolver."""
+    import atexit
+    import shutil
+    import tempfile
+
+    if "HOSTDEV_RESOLVER_CACHE" in os.environ:
+        return
+    directory = tempfile.mkdtemp(prefix="bench-verdicts.")
+    atexit.register(shutil.rmtree, directory, ignore_errors=True)
+    os.environ["HOSTDEV_RESOLVER_CACHE"] = os.path.join(directory, "c")
+
+
+_private_verdict_cache()
+
+
 def child_env() -> dict[str, str]:
     """As under libvirtd or a shell: bytecode caches are used (and written on the warm-up)."""
     return {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
