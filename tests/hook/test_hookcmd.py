@@ -10,8 +10,8 @@ import sys
 from contextlib import redirect_stdout
 from pathlib import Path
 
-from hostdev_resolver.cli import main as cli
-from hostdev_resolver.hookcmd import hook_script, install_hook, is_ours
+from hostdev_resolver.doors.cli.hookinstall import hook_script, install_hook, is_ours
+from hostdev_resolver.doors.cli.main import main as cli
 
 from .fixtures import AUDIO, GPU, USB, domain_xml, gpu_host, make_host, mapped
 
