@@ -12,7 +12,6 @@ begin` (mdev_supported_types/TYPE/create) unless it exists already, and removes 
 
 from __future__ import annotations
 
-from ..host.pcifacts import facts_of
 from ..model.errors import InputError, Location
 from ..model.identity import (
     PciIdentity,
@@ -21,6 +20,7 @@ from ..model.identity import (
     pci_identity_from_attributes,
 )
 from ..model.pciaddress import PciAddress
+from ..model.pcifacts import facts_of
 from ..model.records import field, frozen
 from ..xml.xmldoc import Node
 from .locate import Status, describe_pci, locate_pci
@@ -28,8 +28,8 @@ from .locate import Status, describe_pci, locate_pci
 # Not typing.TYPE_CHECKING: the hook avoids importing typing (see records.py).
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from ..host.pcifacts import PciFacts
     from ..model.inventory import HostInventory, PciDevice
+    from ..model.pcifacts import PciFacts
     from ..xml.store import PciEntry, Store
     from ..xml.xmldoc import Document, Element
     from .locate import PciLocation

@@ -14,7 +14,7 @@ Pure: takes the domain's records, the store and the host's `PciFacts`.
 
 from __future__ import annotations
 
-from ..host.pcifacts import facts_of
+from ..model.pcifacts import facts_of
 from .metadata import PciRecord, read_resolution
 from .verification import Finding
 

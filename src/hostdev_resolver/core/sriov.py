@@ -13,7 +13,6 @@ binding, claims and conflicts treat it like any other PCI function.
 
 from __future__ import annotations
 
-from ..host.pcifacts import facts_of
 from ..model.errors import InputError
 from ..model.identity import (
     pci_identity_attributes,
@@ -21,6 +20,7 @@ from ..model.identity import (
     placement_attributes,
 )
 from ..model.pciaddress import PciAddress
+from ..model.pcifacts import facts_of
 from ..model.records import frozen
 from ..xml.xmldoc import Node
 from .locate import PciLocation, Status, describe_pci, locate_pci
@@ -29,8 +29,8 @@ from .metadata import PciRecord
 # Not typing.TYPE_CHECKING: the hook avoids importing typing (see records.py).
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from ..host.pcifacts import SriovCounts
     from ..model.inventory import HostInventory, PciDevice
+    from ..model.pcifacts import SriovCounts
     from ..xml.store import VfEntry
     from ..xml.xmldoc import Document, Element
 

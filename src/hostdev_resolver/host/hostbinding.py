@@ -174,7 +174,7 @@ def plan_groups(
 ) -> tuple[list[GroupPlan], list[RefusedError]]:
     """One plan per IOMMU group holding targets; a group is refused whole when a device
     in it that is not a target is used by a host driver (never taken away)."""
-    from .pcifacts import facts_of
+    from ..model.pcifacts import facts_of
     from .vfio import iommu_off
 
     if not targets:

@@ -2,10 +2,10 @@
 types and instances, NVIDIA's VF vGPU type, and the module alias file of vfio variant
 drivers.
 
-A `PciFacts` reads them from a sysfs root through `SysfsReader` (the one place sysfs
-is read). Sources without a sysfs (a JSON snapshot, a libvirt connection) have no
-`PciFacts`: `facts_of` returns None and callers leave what they cannot see to the
-hook, which reads sysfs on the node itself at start.
+A `SysfsPciFacts` reads them from a sysfs root through `SysfsReader` (the one place
+sysfs is read); an inventory that reads a sysfs tree hands one out as its
+`pci_facts()`, and the core asks for it through `model.pcifacts.facts_of`. The values
+are `model.pcifacts`'s.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import os
 
 from ..model.errors import InputError
 from ..model.pciaddress import PciAddress, decimal_digits
-from ..model.records import frozen
+from ..model.pcifacts import MdevDevice, MdevType, ResetInfo, SriovCounts
 
 # Not typing.TYPE_CHECKING: the hook avoids importing typing (see records.py).
 TYPE_CHECKING = False
@@ -22,57 +22,7 @@ if TYPE_CHECKING:
     from .sysfs import SysfsReader
 
 
-@frozen
-class SriovCounts:
-    numvfs: int | None
-    totalvfs: int | None
-
-    def describe(self) -> str:
-        num = "?" if self.numvfs is None else str(self.numvfs)
-        total = "?" if self.totalvfs is None else str(self.totalvfs)
-        return f"sriov_numvfs {num}, sriov_totalvfs {total}"
-
-
-@frozen
-class MdevType:
-    """One entry of a parent's mdev_supported_types/."""
-
-    type_id: str  # the directory name, e.g. nvidia-63 or i915-GVTg_V5_4
-    name: str | None
-    available: int | None  # available_instances
-    device_api: str | None
-
-
-@frozen
-class MdevDevice:
-    """An existing mediated device: /sys/bus/mdev/devices/UUID."""
-
-    uuid: str
-    parent: PciAddress | None
-    type_id: str | None
-
-
-@frozen
-class ResetInfo:
-    """How a device can be reset: `methods` from reset_method (kernel 5.15+), or
-    `legacy` when only the older `reset` attribute says it can be."""
-
-    methods: tuple[str, ...]
-    legacy: bool = False
-
-    @property
-    def resettable(self) -> bool:
-        return bool(self.methods) or self.legacy
-
-    def describe(self) -> str:
-        if self.methods:
-            return f"reset_method {' '.join(self.methods)}"
-        if self.legacy:
-            return "resettable (kernel without reset_method)"
-        return "no reset method (no FLR, PM or bus reset)"
-
-
-class PciFacts:
+class SysfsPciFacts:
     """Facts of PCI devices below a sysfs root."""
 
     def __init__(self, reader: SysfsReader) -> None:
@@ -187,9 +137,3 @@ class PciFacts:
     # -- vfio variant drivers --------------------------------------------------------
     def modalias(self, address: PciAddress) -> str | None:
         return self.reader.text(self._dev(address, "modalias"))
-
-
-def facts_of(inventory: object) -> PciFacts | None:
-    """The facts of an inventory that reads a sysfs tree; None for other sources."""
-    reader: SysfsReader | None = getattr(inventory, "reader", None)
-    return PciFacts(reader) if reader is not None else None

@@ -22,6 +22,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    from .pcifacts import SysfsPciFacts
+
 # PCIe extended capabilities start at 0x100 of config space; Device Serial Number is ID 3
 # (PCIe Base Spec 7.9.3). Unprivileged readers get only the first 64 bytes of `config`.
 _EXT_CAP_START = 0x100
@@ -316,6 +318,13 @@ class SysfsInventory:
         self._slots: dict[str, str] | None = None
 
     # -- PCI -------------------------------------------------------------
+
+    def pci_facts(self) -> SysfsPciFacts:
+        """SR-IOV counts, reset methods, mdev types of the devices below this root."""
+        from .pcifacts import SysfsPciFacts
+
+        return SysfsPciFacts(self.reader)
+
     def _pci_dir(self, address: PciAddress) -> str:
         return self.reader.path("bus", "pci", "devices", str(address))
 

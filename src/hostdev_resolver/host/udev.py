@@ -33,6 +33,8 @@ from .sysfs import SysfsReader, port_path_of, read_dsn
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping, Sequence
 
+    from .pcifacts import SysfsPciFacts
+
 _NO_UDEV_FIX = "install libudev1 and pyudev, or give --sysfs /sys"
 
 
@@ -138,6 +140,13 @@ class UdevInventory:
         self._slots: dict[str, str] | None = None
 
     # -- udev access -----------------------------------------------------
+
+    def pci_facts(self) -> SysfsPciFacts:
+        """SR-IOV counts, reset methods, mdev types of the devices below this root."""
+        from .pcifacts import SysfsPciFacts
+
+        return SysfsPciFacts(self.reader)
+
     def _by_name(self, subsystem: str, name: str) -> _Device | None:
         pyudev = self._pyudev
         try:

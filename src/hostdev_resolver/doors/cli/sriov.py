@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import argparse
 
-from ...host.pcifacts import facts_of
 from ...model.errors import InputError, RefusedError, UsageError
 from ...model.pciaddress import PciAddress
+from ...model.pcifacts import facts_of
 from ...xml.store import PciEntry, PciMapping, VfEntry
 
 # Not typing.TYPE_CHECKING: mypy recognises any constant of this name.
