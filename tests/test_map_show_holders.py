@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from hostdev_resolver.core.claims import holders
-from hostdev_resolver.core.resolution import domain_name
 from hostdev_resolver.doors.cli import main as cli
+from hostdev_resolver.xml.domain import domain_name
 from hostdev_resolver.xml.store import PciMapping, UsbMapping, parse_store
 from hostdev_resolver.xml.xmldoc import parse_bytes
 from tests.support import libvirtd

@@ -6,16 +6,16 @@ Read from the running guests' XML as libvirt gives it (their hostdev sources and
 
 from __future__ import annotations
 
-from ..xml.store import MdevMapping, PciEntry, UsbEntry, VfEntry
-from .mdev import MdevRecord
-from .metadata import PciRecord, UsbRecord, read_resolution
-from .resolution import (
+from ..xml.domain import (
     devices_of,
     domain_name,
     is_pci_source_element,
     pci_source_address,
     usb_source,
 )
+from ..xml.store import MdevMapping, PciEntry, UsbEntry, VfEntry
+from .mdev import MdevRecord
+from .metadata import PciRecord, UsbRecord, read_resolution
 from .sriov import VfRecord
 
 # Not typing.TYPE_CHECKING: the wrapper's define path avoids importing typing.

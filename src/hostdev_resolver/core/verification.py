@@ -10,6 +10,7 @@ not shifted. One `Finding` per device; pure, no I/O.
 from __future__ import annotations
 
 from ..model.records import frozen
+from ..xml.domain import devices_of, domain_name
 from ..xml.store import (
     Mapping,
     MdevMapping,
@@ -32,7 +33,7 @@ from .locate import (
 )
 from .mdev import MdevRecord
 from .metadata import HR_MAP, HR_WWN, PciRecord, UsbRecord, read_resolution
-from .resolution import devices_of, domain_name, element_of_record, pci_expectation
+from .resolution import element_of_record, pci_expectation
 from .sriov import VfRecord
 
 # Not typing.TYPE_CHECKING: the hook avoids importing typing (see records.py).

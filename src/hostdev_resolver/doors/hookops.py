@@ -315,11 +315,12 @@ def has_resolution(data: bytes, domain: str) -> bool:
 
 
 def context(config: HookConfig, data: bytes, domain: str) -> _Context:
-    from ..core.resolution import domain_name, needs_store, without_store
+    from ..core.resolution import needs_store, without_store
     from ..host.cachefile import read_header, select, view_path
     from ..host.hostsource import this_node
     from ..host.sysfs import SysfsInventory
     from ..model.errors import InputError, Location, RefusedError
+    from ..xml.domain import domain_name
     from ..xml.store import parse_store, read_regular, read_store_bytes, read_trusted
     from ..xml.xmldoc import parse_bytes
 

@@ -27,14 +27,7 @@ from .. import __version__
 from ..core.claims import claims_of, held_by
 from ..core.mdev import MdevRecord
 from ..core.metadata import HR_NS, PciRecord, Resolution, UsbRecord, read_resolution
-from ..core.resolution import (
-    devices_of,
-    domain_name,
-    element_of_record,
-    needs_store,
-    resolve_domain,
-    without_store,
-)
+from ..core.resolution import element_of_record, needs_store, resolve_domain, without_store
 from ..host.hostsource import default_store
 from ..host.storebackend import is_url
 from ..model.errors import (
@@ -47,6 +40,7 @@ from ..model.errors import (
 )
 from ..model.pciaddress import decimal_digits
 from ..model.records import field, frozen, mutable, replace
+from ..xml.domain import devices_of, domain_name
 from ..xml.store import PciMapping, Store, UsbMapping, load_store
 from ..xml.xmldoc import Document, Splicer, parse_bytes, read_document
 

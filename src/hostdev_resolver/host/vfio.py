@@ -27,11 +27,11 @@ from __future__ import annotations
 import os
 
 from ..core.metadata import PciRecord, Resolution, read_resolution
-from ..core.resolution import devices_of, domain_name, is_pci_source_element, pci_source_address
 from ..model.errors import HostAccessError, InputError, Location, RefusedError
 from ..model.pciaddress import PciAddress
 from ..model.pcifacts import facts_of
 from ..model.records import frozen
+from ..xml.domain import devices_of, domain_name, is_pci_source_element, pci_source_address
 from ..xml.store import PciMapping, Store
 
 # Not typing.TYPE_CHECKING: the hook avoids importing typing (see records.py).

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from ...core.mdev import MdevRecord
 from ...core.metadata import HR_MAP, HR_WWN, PciRecord, UsbRecord
-from ...core.resolution import domain_name, needs_store, resolve_domain, wants_scsi, without_store
+from ...core.resolution import needs_store, resolve_domain, wants_scsi, without_store
 from ...model.errors import HostdevError, InputError, Location
 from ...model.inventory import RememberedInventory
 from ...model.records import field, frozen, mutable
+from ...xml.domain import domain_name
 from ...xml.rng import schema_errors
 from ...xml.store import NS as STORE_NS
 from ...xml.store import Store, parse_store, validate_schema
