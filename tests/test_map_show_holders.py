@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from hostdev_resolver.core.claims import holders
+from hostdev_resolver.doors.cli import common
 from hostdev_resolver.doors.cli import main as cli
 from hostdev_resolver.xml.domain import domain_name
 from hostdev_resolver.xml.store import PciMapping, UsbMapping, parse_store
@@ -238,9 +239,11 @@ def test_a_node_name_before_a_uri_with_its_own_equals_sign() -> None:
     from hostdev_resolver.host.hostsource import HostSource
 
     uri = "qemu+unix:///system?socket=/run/x/libvirt-sock"
-    named = cli._sources(argparse.Namespace(connect=[f"hv1={uri}"]))
+    named = common.host_sources(argparse.Namespace(connect=[f"hv1={uri}"]))
     assert named == [HostSource("libvirt", uri, "hv1")]
-    assert cli._sources(argparse.Namespace(connect=[uri])) == [HostSource("libvirt", uri, None)]
+    assert common.host_sources(argparse.Namespace(connect=[uri])) == [
+        HostSource("libvirt", uri, None)
+    ]
 
 
 def test_vf_and_mdev_members_are_held_through_their_records() -> None:

@@ -21,6 +21,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+    from ...host.devicenames import DeviceNames
     from ...model.inventory import HostInventory
     from ...model.scsi import ScsiInventory
     from ...xml.store import Store
@@ -119,3 +120,9 @@ def write_output(data: bytes, out: str | None) -> None:
 
 def warn(message: str) -> None:
     print(f"warning: {message}", file=sys.stderr)
+
+
+def device_names() -> DeviceNames:
+    from ...host.devicenames import DeviceNames
+
+    return DeviceNames.from_environment()
