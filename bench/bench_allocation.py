@@ -20,7 +20,7 @@ sys.path[:0] = [str(Path(__file__).resolve().parents[1] / "src"), str(Path(__fil
 
 from timing import Target  # noqa: E402
 
-from hostdev_resolver.allocation import (  # noqa: E402
+from hostdev_resolver.core.allocation import (  # noqa: E402
     Device,
     DeviceKind,
     DomainDevices,
@@ -28,8 +28,8 @@ from hostdev_resolver.allocation import (  # noqa: E402
     Policy,
     allocate_addresses,
 )
-from hostdev_resolver.pciaddress import PciAddress  # noqa: E402
-from hostdev_resolver.records import replace  # noqa: E402
+from hostdev_resolver.model.pciaddress import PciAddress  # noqa: E402
+from hostdev_resolver.model.records import replace  # noqa: E402
 
 BUDGET_MS = 20.0
 SIZES = (16, 32, 64, 128, 256)

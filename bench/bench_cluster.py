@@ -27,14 +27,14 @@ from tests.hook.fixtures import domain_xml, gpu_host, make_host, mapped  # noqa:
 from tests.support.etcd import EtcdCluster  # noqa: E402
 from timing import Target  # noqa: E402
 
-from hostdev_resolver.resolution import resolve_domain  # noqa: E402
-from hostdev_resolver.store import load_store  # noqa: E402
-from hostdev_resolver.sysfs import SysfsInventory  # noqa: E402
-from hostdev_resolver.xmldoc import parse_bytes  # noqa: E402
+from hostdev_resolver.core.resolution import resolve_domain  # noqa: E402
+from hostdev_resolver.host.sysfs import SysfsInventory  # noqa: E402
+from hostdev_resolver.xml.store import load_store  # noqa: E402
+from hostdev_resolver.xml.xmldoc import parse_bytes  # noqa: E402
 
 RUNS = int(os.environ.get("BENCH_RUNS", "20"))
 HOOK = REPO / "hooks" / "qemu"
-CLI = [sys.executable, "-m", "hostdev_resolver.cli"]
+CLI = [sys.executable, "-m", "hostdev_resolver.doors.cli.main"]
 NS = "http://hostdev-resolver.org/xmlns/store/1"
 
 

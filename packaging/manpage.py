@@ -2,8 +2,8 @@
 
 The package build runs this (``PYTHONPATH=src python3 packaging/manpage.py --outdir DIR``),
 so the pages are never a hand-kept copy: every usage line, sub-command, option and help
-text comes from ``hostdev_resolver.cli.build_parser()`` and
-``hostdev_resolver.wrapper.build_parser()``; the EXAMPLES section is the README's worked
+text comes from ``hostdev_resolver.doors.cli.main.build_parser()`` and
+``hostdev_resolver.doors.wrapper.build_parser()``; the EXAMPLES section is the README's worked
 example; the hook page's CONFIGURATION is ``packaging/hook.toml``, the file the package
 installs, key by key. Only what has no other home (files, environment, exit status, see
 also) is written here.
@@ -84,8 +84,8 @@ _IDS_ENV = (
 )
 
 # The namespaces, from the code that reads them (the page cannot name another one).
-HR_NS = importlib.import_module("hostdev_resolver.metadata").HR_NS
-STORE_NS = importlib.import_module("hostdev_resolver.store").NS
+HR_NS = importlib.import_module("hostdev_resolver.core.metadata").HR_NS
+STORE_NS = importlib.import_module("hostdev_resolver.xml.store").NS
 
 _DOMAIN_XML = (
     "DOMAIN XML",
@@ -207,7 +207,7 @@ def _examples() -> tuple[str, str]:
 PAGES = (
     Page(
         name="hostdev-resolver",
-        module="hostdev_resolver.cli",
+        module="hostdev_resolver.doors.cli.main",
         summary="name libvirt host devices by stable identity",
         sections=(
             _DOMAIN_XML,
@@ -225,7 +225,7 @@ PAGES = (
     ),
     Page(
         name="hostdev-virsh",
-        module="hostdev_resolver.wrapper",
+        module="hostdev_resolver.doors.wrapper",
         summary="virsh that resolves hostdev-resolver device names first",
         sections=(
             _EXIT_STATUS,

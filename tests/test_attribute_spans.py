@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from hostdev_resolver.xmldoc import _attributes, _tag_end, parse_bytes
+from hostdev_resolver.xml.xmldoc import _attributes, _tag_end, parse_bytes
 
 REFERENCE = re.compile(rb"""\s+([^\s=/>]+)\s*=\s*("[^"]*"|'[^']*')""")
 ROOT = Path(__file__).resolve().parents[1]

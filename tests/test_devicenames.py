@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from hostdev_resolver import cli
-from hostdev_resolver.devicenames import DeviceNames, IdsFile
+from hostdev_resolver.doors.cli import main as cli
+from hostdev_resolver.host.devicenames import DeviceNames, IdsFile
 from tests.support.hosttree import HostSpec, HostTree, PciSpec, UsbSpec
 
 PCI_IDS = """#

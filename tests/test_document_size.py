@@ -14,11 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from hostdev_resolver import cli, hook, wrapper
-from hostdev_resolver.resolution import resolve_domain
-from hostdev_resolver.store import parse_store
-from hostdev_resolver.sysfs import SysfsInventory
-from hostdev_resolver.xmldoc import MAX_DOCUMENT_BYTES, parse_bytes
+from hostdev_resolver.core.resolution import resolve_domain
+from hostdev_resolver.doors import hook, wrapper
+from hostdev_resolver.doors.cli import main as cli
+from hostdev_resolver.host.sysfs import SysfsInventory
+from hostdev_resolver.xml.store import parse_store
+from hostdev_resolver.xml.xmldoc import MAX_DOCUMENT_BYTES, parse_bytes
 from tests.hook.fixtures import domain_xml, make_host, mapped
 from tests.support.hosttree import HostSpec, HostTree
 
@@ -195,7 +196,7 @@ def test_documents_are_read_in_pieces_up_to_one_byte_over_the_limit() -> None:
     """read(limit + 1) made a 10 MiB buffer for every file (issue 12): no read asks for
     more than a MiB, a document of any size comes back whole, and a larger stream stops
     one byte past the limit."""
-    from hostdev_resolver.xmldoc import read_document
+    from hostdev_resolver.xml.xmldoc import read_document
 
     for size in (0, 900, 65536, 65537, 3 * 1024 * 1024 + 7):
         data = bytes(range(256)) * (size // 256) + b"x" * (size % 256)

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from hostdev_resolver import cli
-from hostdev_resolver.rng import domain_rng_errors
+from hostdev_resolver.doors.cli import main as cli
+from hostdev_resolver.xml.rng import domain_rng_errors
 from tests.scsi.hosts import iscsi_tree
 from tests.support.hosttree import HostSpec, HostTree
 

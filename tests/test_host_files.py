@@ -17,7 +17,7 @@ from tests.support.hosttree import HostSpec, HostTree, PciSpec
 
 ADDRESS = "0000:41:00.0"
 TIMEOUT = 20
-CLI = "import sys; from hostdev_resolver.cli import main; sys.exit(main(sys.argv[1:]))"
+CLI = "import sys; from hostdev_resolver.doors.cli.main import main; sys.exit(main(sys.argv[1:]))"
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from hostdev_resolver.cli import _Formatter
+from hostdev_resolver.doors.cli.main import _Formatter
 
 ROOT = Path(__file__).resolve().parents[1]
 GUEST = ROOT / "tests" / "allocation" / "golden"
@@ -19,7 +19,7 @@ GUEST = ROOT / "tests" / "allocation" / "golden"
 def _modules_after(args: list[str], cwd: Path) -> set[str]:
     code = (
         "import sys, io, contextlib\n"
-        "from hostdev_resolver.cli import main\n"
+        "from hostdev_resolver.doors.cli.main import main\n"
         "with contextlib.redirect_stdout(io.StringIO()):\n"
         f"    rc = main({args!r})\n"
         "print(rc, ' '.join(sorted(sys.modules)))\n"

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from hostdev_resolver import cli
-from hostdev_resolver.pciaddress import PciAddress
-from hostdev_resolver.snapshot import HostSnapshot, inventory_to_json
-from hostdev_resolver.sysfs import CONFIG_LIMIT, SysfsDir, SysfsInventory, SysfsReader
+from hostdev_resolver.doors.cli import main as cli
+from hostdev_resolver.host.snapshot import HostSnapshot, inventory_to_json
+from hostdev_resolver.host.sysfs import CONFIG_LIMIT, SysfsDir, SysfsInventory, SysfsReader
+from hostdev_resolver.model.pciaddress import PciAddress
 from tests.support.hosttree import HostSpec, HostTree
 
 GOLDEN_HOST = Path(__file__).parent / "golden" / "hosts" / "hv1.json"

@@ -5,16 +5,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hostdev_resolver.identity import PciIdentity
-from hostdev_resolver.locate import (
+from hostdev_resolver.core.locate import (
     PciExpectation,
     Status,
     describe_pci,
     locate_pci,
     lookalike_fix,
 )
-from hostdev_resolver.pciaddress import PciAddress
-from hostdev_resolver.sysfs import SysfsInventory
+from hostdev_resolver.host.sysfs import SysfsInventory
+from hostdev_resolver.model.identity import PciIdentity
+from hostdev_resolver.model.pciaddress import PciAddress
 from tests.support.hosttree import HostSpec, HostTree, PciSpec
 
 PORT_A, PORT_B, PORT_C = "0000:40:01.1", "0000:40:03.1", "0000:40:05.1"

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from hostdev_resolver import cli
+from hostdev_resolver.doors.cli import main as cli
 from tests.support.hosttree import HostSpec, HostTree, PciSpec, UsbSpec
 
 NS = "http://hostdev-resolver.org/xmlns/store/1"

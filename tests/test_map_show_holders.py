@@ -14,11 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from hostdev_resolver import cli
-from hostdev_resolver.claims import holders
-from hostdev_resolver.resolution import domain_name
-from hostdev_resolver.store import PciMapping, UsbMapping, parse_store
-from hostdev_resolver.xmldoc import parse_bytes
+from hostdev_resolver.core.claims import holders
+from hostdev_resolver.doors.cli import common
+from hostdev_resolver.doors.cli import main as cli
+from hostdev_resolver.xml.domain import domain_name
+from hostdev_resolver.xml.store import PciMapping, UsbMapping, parse_store
+from hostdev_resolver.xml.xmldoc import parse_bytes
 from tests.support import libvirtd
 from tests.support.hosttree import HostSpec, HostTree, PciSpec
 
@@ -235,12 +236,14 @@ def test_a_node_name_before_a_uri_with_its_own_equals_sign() -> None:
     first "=" (it was split at the last one, taking `socket=` for the node's)."""
     import argparse
 
-    from hostdev_resolver.hostsource import HostSource
+    from hostdev_resolver.host.hostsource import HostSource
 
     uri = "qemu+unix:///system?socket=/run/x/libvirt-sock"
-    named = cli._sources(argparse.Namespace(connect=[f"hv1={uri}"]))
+    named = common.host_sources(argparse.Namespace(connect=[f"hv1={uri}"]))
     assert named == [HostSource("libvirt", uri, "hv1")]
-    assert cli._sources(argparse.Namespace(connect=[uri])) == [HostSource("libvirt", uri, None)]
+    assert common.host_sources(argparse.Namespace(connect=[uri])) == [
+        HostSource("libvirt", uri, None)
+    ]
 
 
 def test_vf_and_mdev_members_are_held_through_their_records() -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from hostdev_resolver.outfile import create_temporary, replace_file
+from hostdev_resolver.host.outfile import create_temporary, replace_file
 
 
 def test_a_temporary_file_is_new_private_and_beside_its_target(tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from hostdev_resolver.records import (
+from hostdev_resolver.model.records import (
     FrozenInstanceError,
     asdict,
     field,
@@ -102,8 +102,8 @@ def test_a_field_without_default_after_one_with_is_refused() -> None:
 def test_importing_the_core_does_not_import_dataclasses_inspect_or_re() -> None:
     """The hook's start path (issue 3): these modules cost more than the interpreter's start."""
     code = (
-        "import sys, hostdev_resolver.verification, hostdev_resolver.hookops, "
-        "hostdev_resolver.sysfs, hostdev_resolver.vfio; "
+        "import sys, hostdev_resolver.core.verification, hostdev_resolver.doors.hookops, "
+        "hostdev_resolver.host.sysfs, hostdev_resolver.host.vfio; "
         "print(' '.join(m for m in ('dataclasses', 'inspect') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -13,7 +13,7 @@ import pytest
 import xmlschema
 from lxml import etree
 
-from hostdev_resolver.metadata import HR_NS
+from hostdev_resolver.core.metadata import HR_NS
 from tests.scsi import hosts
 from tests.scsi.test_resolve import HOSTDEV, LUN_DISK, domain, resolve
 

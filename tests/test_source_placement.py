@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from hostdev_resolver.resolution import resolve_domain
-from hostdev_resolver.rng import domain_rng_errors
-from hostdev_resolver.store import parse_store
-from hostdev_resolver.sysfs import SysfsInventory
-from hostdev_resolver.xmldoc import Document, Element, Node, Splicer, parse_bytes
+from hostdev_resolver.core.resolution import resolve_domain
+from hostdev_resolver.host.sysfs import SysfsInventory
+from hostdev_resolver.xml.rng import domain_rng_errors
+from hostdev_resolver.xml.store import parse_store
+from hostdev_resolver.xml.xmldoc import Document, Element, Node, Splicer, parse_bytes
 from tests.scsi import hosts
 from tests.support.hosttree import HostSpec, HostTree
 

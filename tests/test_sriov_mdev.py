@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from hostdev_resolver import cli
-from hostdev_resolver.rng import domain_rng_errors
-from hostdev_resolver.store import MdevMapping, VfEntry, VfMapping, load_store
+from hostdev_resolver.doors.cli import main as cli
+from hostdev_resolver.xml.rng import domain_rng_errors
+from hostdev_resolver.xml.store import MdevMapping, VfEntry, VfMapping, load_store
 from tests.support.hosttree import HostSpec, HostTree
 
 GOLDEN = Path(__file__).parent / "golden"

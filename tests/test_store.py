@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from hostdev_resolver import cli
-from hostdev_resolver.errors import InputError
-from hostdev_resolver.store import load_store
+from hostdev_resolver.doors.cli import main as cli
+from hostdev_resolver.model.errors import InputError
+from hostdev_resolver.xml.store import load_store
 from tests.support.hosttree import HostSpec, HostTree, PciSpec
 
 
@@ -117,7 +117,7 @@ def test_concurrent_map_add_loses_nothing(tmp_path: Path) -> None:
     procs = [
         subprocess.Popen(
             [
-                sys.executable, "-m", "hostdev_resolver.cli", "map", "add", "pci", f"nic{i}",
+                sys.executable, "-m", "hostdev_resolver.doors.cli.main", "map", "add", "pci", f"nic{i}",
                 "--address", f"{0x10 + i:02x}:00.0", "--store", str(store), "--sysfs", str(sys_root), "--node", "hv1",
             ],
             stdout=subprocess.PIPE,

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from hostdev_resolver.errors import InputError
-from hostdev_resolver.storeschema import check_store_schema, verdict_key
-from hostdev_resolver.xmldoc import parse_bytes
+from hostdev_resolver.model.errors import InputError
+from hostdev_resolver.xml.storeschema import check_store_schema, verdict_key
+from hostdev_resolver.xml.xmldoc import parse_bytes
 
 NS = "http://hostdev-resolver.org/xmlns/store/1"
 GOOD = (
@@ -25,8 +25,8 @@ BAD = GOOD.replace("vendor='8086'", "vendor='80AB'")
 # In a fresh interpreter: check a store, then say whether xmlschema had to be loaded.
 PROBE = (
     "import sys\n"
-    "from hostdev_resolver.storeschema import check_store_schema\n"
-    "from hostdev_resolver.xmldoc import parse_bytes\n"
+    "from hostdev_resolver.xml.storeschema import check_store_schema\n"
+    "from hostdev_resolver.xml.xmldoc import parse_bytes\n"
     "check_store_schema(parse_bytes(open(sys.argv[1], 'rb').read(), sys.argv[1]), sys.argv[2])\n"
     "print('xmlschema' in sys.modules)\n"
 )

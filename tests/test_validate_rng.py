@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from hostdev_resolver import cli
-from hostdev_resolver.rng import schema_errors
+from hostdev_resolver.doors.cli import main as cli
+from hostdev_resolver.xml.rng import schema_errors
 from tests.support.hosttree import HostSpec, HostTree
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -131,7 +131,7 @@ def test_every_bad_device_is_reported_once(tmp_path: Path) -> None:
 def test_a_valid_domain_is_checked_by_the_system_libxml2_without_lxml() -> None:
     """The common case costs what xmllint costs: no lxml import (issue 12)."""
     code = (
-        "import sys; from hostdev_resolver.rng import schema_errors, _system_libxml2, DOMAIN_RNG; "
+        "import sys; from hostdev_resolver.xml.rng import schema_errors, _system_libxml2, DOMAIN_RNG; "
         f"ok = schema_errors({(HEAD.format(memory=1024) + GOOD_DISK + TAIL).encode()!r}); "
         f"bad = schema_errors({(HEAD.format(memory=1024) + BAD_HOSTDEV + TAIL).encode()!r}); "
         "print(ok == [], len(bad), _system_libxml2(DOMAIN_RNG) is not None)"
@@ -161,7 +161,7 @@ def test_without_the_system_libxml2_lxml_gives_the_same_verdicts(
 ) -> None:
     import ctypes
 
-    from hostdev_resolver import rng
+    from hostdev_resolver.xml import rng
 
     def missing(*_args: object, **_kwargs: object) -> None:
         raise OSError("libxml2.so.2: cannot open shared object file")

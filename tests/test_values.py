@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from hostdev_resolver.errors import InputError
-from hostdev_resolver.identity import PciIdentity, parse_dsn, parse_id16
-from hostdev_resolver.pciaddress import PciAddress, parse_xml_uint
-from hostdev_resolver.sysfs import read_dsn
+from hostdev_resolver.host.sysfs import read_dsn
+from hostdev_resolver.model.errors import InputError
+from hostdev_resolver.model.identity import PciIdentity, parse_dsn, parse_id16
+from hostdev_resolver.model.pciaddress import PciAddress, parse_xml_uint
 from tests.support.hosttree import dsn_config
 
 GPU = PciAddress(0, 0x41, 0, 0)
@@ -95,7 +95,7 @@ def test_malformed_xml_numbers_are_refused(value: str) -> None:
 
 
 def test_record_integers_are_ascii_decimal() -> None:
-    from hostdev_resolver.xmldoc import parse_bytes
+    from hostdev_resolver.xml.xmldoc import parse_bytes
 
     doc = parse_bytes("<a g='\u00b2' h='\u0661\u0662' i='12' j='-1'/>".encode(), "x.xml")
     assert doc.uint(doc.root, "i") == 12
@@ -139,8 +139,8 @@ def test_identity_never_matches_by_accident() -> None:
 def test_attributes_are_known_by_the_name_they_were_written_with() -> None:
     """A look-alike namespace ('…/1-ext') is not the hr namespace; a prefix other than
     hr and a namespace written with a character reference still are."""
-    from hostdev_resolver.metadata import HR_MAP
-    from hostdev_resolver.xmldoc import Splicer, parse_bytes
+    from hostdev_resolver.core.metadata import HR_MAP
+    from hostdev_resolver.xml.xmldoc import Splicer, parse_bytes
 
     doc = parse_bytes(
         b"<d xmlns:x='http://hostdev-resolver.org/xmlns/domain/1-ext' "
@@ -156,7 +156,7 @@ def test_attributes_are_known_by_the_name_they_were_written_with() -> None:
 
 
 def test_edits_keep_a_documents_crlf_line_endings(tmp_path: Path) -> None:
-    from hostdev_resolver import cli
+    from hostdev_resolver.doors.cli import main as cli
     from tests.support.hosttree import HostSpec, HostTree
 
     golden = Path(__file__).parent / "golden"

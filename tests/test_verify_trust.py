@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from hostdev_resolver import cli
+from hostdev_resolver.doors.cli import main as cli
 from tests.test_store import _tree
 
 DOMAIN = """<domain type='kvm' xmlns:hr='http://hostdev-resolver.org/xmlns/domain/1'>

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from hostdev_resolver import __version__
-from hostdev_resolver.cli import main as cli
-from hostdev_resolver.wrapper import _asks_version, split_command_line
+from hostdev_resolver.doors.cli.main import main as cli
+from hostdev_resolver.doors.wrapper import _asks_version, split_command_line
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -55,7 +55,7 @@ def test_hostdev_virsh_prints_ours_then_virshs(tmp_path: Path) -> None:
     env = {**os.environ, "PATH": f"{tmp_path}:{os.environ['PATH']}"}
     for flag in ("--version", "-V"):
         proc = subprocess.run(
-            [sys.executable, "-m", "hostdev_resolver.wrapper", flag],
+            [sys.executable, "-m", "hostdev_resolver.doors.wrapper", flag],
             capture_output=True,
             text=True,
             env=env,

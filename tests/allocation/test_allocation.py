@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from hostdev_resolver.allocation import (
+from hostdev_resolver.core.allocation import (
     AddressConflictError,
     Device,
     DeviceKind,
@@ -19,9 +19,9 @@ from hostdev_resolver.allocation import (
     allocate_addresses,
     allocate_domain_xml,
 )
-from hostdev_resolver.allocation.command import add_allocate_arguments, run_allocate
-from hostdev_resolver.allocation.domainio import read_domain
-from hostdev_resolver.pciaddress import PciAddress
+from hostdev_resolver.core.allocation.domainio import read_domain
+from hostdev_resolver.doors.cli.allocate import add_allocate_arguments, run_allocate
+from hostdev_resolver.model.pciaddress import PciAddress
 
 Q35 = """<domain type='qemu'>
   <name>alloc-unit</name>

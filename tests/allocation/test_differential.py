@@ -18,8 +18,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from hostdev_resolver.allocation import allocate_domain_xml
-from hostdev_resolver.errors import HostdevError
+from hostdev_resolver.core.allocation import allocate_domain_xml
+from hostdev_resolver.model.errors import HostdevError
 from tests.allocation.generator import (
     NIC_MODELS,
     SCSI_MODELS,

@@ -28,8 +28,8 @@ from pathlib import Path
 
 import pytest
 
-from hostdev_resolver.allocation import allocate_domain_xml
-from hostdev_resolver.allocation.command import (
+from hostdev_resolver.core.allocation import allocate_domain_xml
+from hostdev_resolver.doors.cli.allocate import (
     add_allocate_arguments,
     policy_from_args,
     run_allocate,

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import pytest
 
-from hostdev_resolver.allocation import (
+from hostdev_resolver.core.allocation import (
     UnmodeledMachineError,
     allocate_domain_xml,
 )
-from hostdev_resolver.allocation.domainio import read_domain
-from hostdev_resolver.errors import HostdevError, InputError
-from hostdev_resolver.wrapper import Session, _allocate
+from hostdev_resolver.core.allocation.domainio import read_domain
+from hostdev_resolver.doors.wrapper import Session, _allocate
+from hostdev_resolver.model.errors import HostdevError, InputError
 
 NUMA = """<domain type='qemu'>
   <name>numa</name>

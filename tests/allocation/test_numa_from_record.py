@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from hostdev_resolver import cli
+from hostdev_resolver.doors.cli import main as cli
 
 CASE = Path(__file__).parent / "golden" / "tuned-numa"
 RECORD = """  <metadata>

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from hostdev_resolver import cli
+from hostdev_resolver.doors.cli import main as cli
 from tests.cluster.test_cluster import HV1, STORE
 
 DOMAIN = """<domain type='kvm' xmlns:hr='http://hostdev-resolver.org/xmlns/domain/1'>

@@ -13,23 +13,23 @@ from pathlib import Path
 
 import pytest
 
-from hostdev_resolver import cli
-from hostdev_resolver.cluster import NodeView, check_mappings, parse_connect
-from hostdev_resolver.errors import HostAccessError, UsageError
-from hostdev_resolver.hostsource import HostSource
-from hostdev_resolver.identity import PciIdentity, UsbIdentity
-from hostdev_resolver.inventory import PciDevice, UsbDevice
-from hostdev_resolver.nodedev import (
+from hostdev_resolver.doors.cli import main as cli
+from hostdev_resolver.doors.cli.mapcheck import NodeView, check_mappings, parse_connect
+from hostdev_resolver.host.hostsource import HostSource
+from hostdev_resolver.host.nodedev import (
     PCI_NOT_IN_NODEDEV,
     PcieLink,
     inventory_from_xml,
     open_libvirt_inventory,
 )
-from hostdev_resolver.pciaddress import PciAddress
-from hostdev_resolver.records import replace
-from hostdev_resolver.store import load_store
-from hostdev_resolver.sysfs import SysfsInventory
-from hostdev_resolver.wwn import Wwn
+from hostdev_resolver.host.sysfs import SysfsInventory
+from hostdev_resolver.model.errors import HostAccessError, UsageError
+from hostdev_resolver.model.identity import PciIdentity, UsbIdentity
+from hostdev_resolver.model.inventory import PciDevice, UsbDevice
+from hostdev_resolver.model.pciaddress import PciAddress
+from hostdev_resolver.model.records import replace
+from hostdev_resolver.model.wwn import Wwn
+from hostdev_resolver.xml.store import load_store
 from tests.support.hosttree import HostSpec, HostTree, PciSpec, UsbSpec
 
 NODES = Path(__file__).resolve().parent / "nodes"

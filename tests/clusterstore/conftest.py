@@ -36,7 +36,7 @@ def cli(*args: str, check: int | None = 0) -> subprocess.CompletedProcess[str]:
     """`hostdev-resolver ARGS` as its own process (the console script's entry point)."""
     env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
     proc = subprocess.run(
-        [sys.executable, "-m", "hostdev_resolver.cli", *args],
+        [sys.executable, "-m", "hostdev_resolver.doors.cli.main", *args],
         capture_output=True,
         text=True,
         env=env,

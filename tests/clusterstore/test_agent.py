@@ -14,10 +14,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from hostdev_resolver import hook
-from hostdev_resolver.cachefile import read_header, view_path
-from hostdev_resolver.etcdstore import EtcdStore, StoreUrl
-from hostdev_resolver.store import load_store
+from hostdev_resolver.doors import hook
+from hostdev_resolver.host.cachefile import read_header, view_path
+from hostdev_resolver.host.etcdstore import EtcdStore, StoreUrl
+from hostdev_resolver.xml.store import load_store
 from tests.clusterstore.conftest import REPO, cli
 from tests.hook.fixtures import GPU, Host, domain_xml, gpu_host, make_host, mapped
 from tests.support.etcd import EtcdCluster
@@ -32,7 +32,7 @@ def running_agent(url: str, cache: Path, host: Host, node: str = "hv1") -> Itera
             [
                 sys.executable,
                 "-m",
-                "hostdev_resolver.cli",
+                "hostdev_resolver.doors.cli.main",
                 "agent",
                 "--store",
                 url,
@@ -339,10 +339,10 @@ def test_the_hook_reading_a_cache_opens_no_network_connection(tmp_path: Path, ur
     xml.write_bytes(host.resolve(domain_xml("vm1", mapped("nvme0", managed="yes"))))
     script = (
         "import sys\n"
-        "from hostdev_resolver import hook\n"
+        "from hostdev_resolver.doors import hook\n"
         f"code = hook.main(['vm1', 'prepare', 'begin', '-'], open({str(xml)!r}, 'rb'))\n"
         "net = sorted(m for m in sys.modules if m in ('socket', 'ssl', 'http.client',"
-        " 'urllib.request', 'hostdev_resolver.etcd', 'hostdev_resolver.etcdstore'))\n"
+        " 'urllib.request', 'hostdev_resolver.host.etcd', 'hostdev_resolver.host.etcdstore'))\n"
         "print(code, net)\n"
     )
     proc = subprocess.run(
@@ -360,9 +360,9 @@ def test_the_hook_reading_a_cache_opens_no_network_connection(tmp_path: Path, ur
 def test_the_agent_logs_a_mapped_device_that_vanishes_and_comes_back(
     tmp_path: Path, url: str
 ) -> None:
-    from hostdev_resolver.agent import Agent
-    from hostdev_resolver.snapshot import inventory_to_json
-    from hostdev_resolver.sysfs import SysfsInventory
+    from hostdev_resolver.doors.agent import Agent
+    from hostdev_resolver.host.snapshot import inventory_to_json
+    from hostdev_resolver.host.sysfs import SysfsInventory
     from tests.hook.fixtures import NVME
     from tests.support.hosttree import PciSpec
 

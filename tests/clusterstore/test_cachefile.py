@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from hostdev_resolver.cachefile import header, indexed, read_header, select
-from hostdev_resolver.etcdstore import element_spans, file_form
-from hostdev_resolver.store import parse_store
-from hostdev_resolver.xmldoc import parse_bytes
+from hostdev_resolver.host.cachefile import header, indexed, read_header, select
+from hostdev_resolver.host.etcdstore import element_spans, file_form
+from hostdev_resolver.xml.store import parse_store
+from hostdev_resolver.xml.xmldoc import parse_bytes
 
 ELEMENTS = {
     "b-nic": b"<pci name='b-nic'>\n    <node name='hv1' address='0000:43:00.0' vendor='8086'"

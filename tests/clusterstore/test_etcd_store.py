@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from hostdev_resolver import cli as cli_main
-from hostdev_resolver.errors import RefusedError
-from hostdev_resolver.etcd import EtcdClient, b64
-from hostdev_resolver.etcdstore import EtcdStore, StoreUrl
-from hostdev_resolver.store import load_store
+from hostdev_resolver.doors.cli import main as cli_main
+from hostdev_resolver.host.etcd import EtcdClient, b64
+from hostdev_resolver.host.etcdstore import EtcdStore, StoreUrl
+from hostdev_resolver.model.errors import RefusedError
+from hostdev_resolver.xml.store import load_store
 from tests.clusterstore.conftest import REPO, cli
 from tests.hook.fixtures import GPU, NVME, domain_xml, make_host, mapped
 from tests.support.etcd import EtcdCluster, Pki, free_port
@@ -106,7 +106,7 @@ def test_32_concurrent_map_adds_from_four_nodes_lose_nothing(tmp_path: Path, url
                 [
                     sys.executable,
                     "-m",
-                    "hostdev_resolver.cli",
+                    "hostdev_resolver.doors.cli.main",
                     "map",
                     "add",
                     "pci",

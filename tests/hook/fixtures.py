@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from hostdev_resolver.resolution import resolve_domain
-from hostdev_resolver.store import load_store
-from hostdev_resolver.sysfs import SysfsInventory
-from hostdev_resolver.xmldoc import parse_bytes
+from hostdev_resolver.core.resolution import resolve_domain
+from hostdev_resolver.host.sysfs import SysfsInventory
+from hostdev_resolver.xml.store import load_store
+from hostdev_resolver.xml.xmldoc import parse_bytes
 from tests.support.hosttree import HostSpec, HostTree, PciSpec
 
 NODE = "hv1"

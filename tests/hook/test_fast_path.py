@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from hostdev_resolver import hook
+from hostdev_resolver.doors import hook
 
 from .fixtures import domain_xml, gpu_host, make_host, mapped
 from .test_hook import Call

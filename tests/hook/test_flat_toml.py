@@ -6,7 +6,7 @@ import tomllib
 
 import pytest
 
-from hostdev_resolver.hookops import flat_toml
+from hostdev_resolver.doors.hookops import flat_toml
 
 CASES = [
     "",

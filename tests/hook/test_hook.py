@@ -8,8 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from hostdev_resolver import hook
-from hostdev_resolver.metadata import HR_NS
+from hostdev_resolver.core.metadata import HR_NS
+from hostdev_resolver.doors import hook
 from tests.support.simkernel import SimKernel, pci_state
 
 from .fixtures import AUDIO, GPU, USB, Host, domain_xml, gpu_host, make_host, mapped
@@ -239,7 +239,7 @@ def test_hook_start_path_imports_nothing_heavy(tmp_path: Path) -> None:
     )
     assert run.returncode == 0, run.stderr.decode()
     modules = set(run.stderr.decode().splitlines()[-1].split())
-    assert "hostdev_resolver.verification" in modules  # it did the real work
+    assert "hostdev_resolver.core.verification" in modules  # it did the real work
     heavy = {
         "lxml",
         "lxml.etree",
@@ -247,7 +247,7 @@ def test_hook_start_path_imports_nothing_heavy(tmp_path: Path) -> None:
         "libvirt",
         "argparse",
         "pyudev",
-        "hostdev_resolver.cli",
+        "hostdev_resolver.doors.cli.main",
     }
     assert modules & heavy == set()
 

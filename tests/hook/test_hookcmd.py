@@ -10,8 +10,8 @@ import sys
 from contextlib import redirect_stdout
 from pathlib import Path
 
-from hostdev_resolver.cli import main as cli
-from hostdev_resolver.hookcmd import hook_script, install_hook, is_ours
+from hostdev_resolver.doors.cli.hookinstall import hook_script, install_hook, is_ours
+from hostdev_resolver.doors.cli.main import main as cli
 
 from .fixtures import AUDIO, GPU, USB, domain_xml, gpu_host, make_host, mapped
 
@@ -145,3 +145,21 @@ def test_verify_dry_run_prints_the_hooks_writes(tmp_path: Path) -> None:
     assert writes[7] == f"echo '{USB}' > {host.root}/bus/pci/drivers_probe"
     # Nothing was written: a dry run.
     assert (host.root / "bus/pci/devices" / GPU / "driver_override").read_text() == "(null)\n"
+
+
+def test_a_launcher_written_before_the_layered_layout_still_runs(tmp_path: Path) -> None:
+    # Launchers stay on disk across upgrades; a hook that cannot import fails every start.
+    launcher = tmp_path / "qemu-hook"
+    launcher.write_text(
+        hook_script(sys.executable, None).replace(
+            "from hostdev_resolver.doors.hook import main", "from hostdev_resolver.hook import main"
+        )
+    )
+    assert "from hostdev_resolver.hook import main" in launcher.read_text()
+    run = subprocess.run(
+        [sys.executable, str(launcher), "old-l", "prepare", "begin", "-"],
+        input=b"<domain type='qemu'><name>old-l</name></domain>",
+        capture_output=True,
+        check=False,
+    )
+    assert (run.returncode, run.stdout, run.stderr) == (0, b"", b"")

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from hostdev_resolver import bindcmd, cli
-from hostdev_resolver.hostbinding import bound_state
-from hostdev_resolver.store import PciMapping, load_store
+from hostdev_resolver.doors.cli import bind as bindcmd
+from hostdev_resolver.doors.cli import main as cli
+from hostdev_resolver.host.hostbinding import bound_state
+from hostdev_resolver.xml.store import PciMapping, load_store
 from tests.support.hosttree import PciSpec
 from tests.support.simkernel import SimKernel, pci_state
 
@@ -90,7 +91,7 @@ def test_vfio_takes_only_start_or_boot(tmp_path: Path, capsys: pytest.CaptureFix
 
 
 def test_a_bad_vfio_value_in_the_store_is_refused_by_line(tmp_path: Path) -> None:
-    from hostdev_resolver.errors import InputError
+    from hostdev_resolver.model.errors import InputError
 
     path = tmp_path / "m.xml"
     path.write_text(
@@ -392,9 +393,9 @@ def test_usage_and_unknown_names(
 
 
 def test_boot_implies_start_the_hook_binds_a_boot_mapping_too(tmp_path: Path) -> None:
-    from hostdev_resolver.sysfs import SysfsInventory
-    from hostdev_resolver.vfio import plan_binding
-    from hostdev_resolver.xmldoc import parse_bytes
+    from hostdev_resolver.host.sysfs import SysfsInventory
+    from hostdev_resolver.host.vfio import plan_binding
+    from hostdev_resolver.xml.xmldoc import parse_bytes
 
     from .fixtures import domain_xml, mapped
 

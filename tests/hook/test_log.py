@@ -8,7 +8,7 @@ import re
 import socket
 from pathlib import Path
 
-from hostdev_resolver.hookops import Log
+from hostdev_resolver.doors.hookops import Log
 
 from .fixtures import domain_xml, gpu_host, make_host, mapped
 from .test_hook import Call

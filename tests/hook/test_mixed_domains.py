@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from hostdev_resolver import cli, hook
+from hostdev_resolver.doors import hook
+from hostdev_resolver.doors.cli import main as cli
 from tests.support.hosttree import HostSpec, HostTree, PciSpec, UsbSpec
 from tests.support.scsitree import ScsiTree, naa, page83
 from tests.support.simkernel import SimKernel
@@ -333,7 +334,7 @@ def test_a_missing_store_is_still_an_error_where_a_mapping_is_named(
 
 
 def test_hostdev_virsh_resolves_hr_wwn_without_a_store(tmp_path: Path) -> None:
-    from hostdev_resolver.wrapper import Session, resolve_for_node
+    from hostdev_resolver.doors.wrapper import Session, resolve_for_node
 
     san = san_host(tmp_path)
     san.store.unlink()

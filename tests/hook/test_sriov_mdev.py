@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from hostdev_resolver import hook
-from hostdev_resolver.errors import HostAccessError
-from hostdev_resolver.resolution import resolve_domain
-from hostdev_resolver.store import load_store
-from hostdev_resolver.sysfs import SysfsInventory, SysfsReader
-from hostdev_resolver.vfio import BindingPlan, StateFile, SysfsWrite, bind_plan, plan_binding
-from hostdev_resolver.xmldoc import parse_bytes
+from hostdev_resolver.core.resolution import resolve_domain
+from hostdev_resolver.doors import hook
+from hostdev_resolver.host.sysfs import SysfsInventory, SysfsReader
+from hostdev_resolver.host.vfio import BindingPlan, StateFile, SysfsWrite, bind_plan, plan_binding
+from hostdev_resolver.model.errors import HostAccessError
+from hostdev_resolver.xml.store import load_store
+from hostdev_resolver.xml.xmldoc import parse_bytes
 from tests.support.hosttree import HostSpec, HostTree
 from tests.support.simkernel import SimKernel, mdev_state, pci_state
 
@@ -109,7 +109,7 @@ def test_a_fault_at_every_write_leaves_no_mdev_and_no_device_bound(tmp_path: Pat
     state = _bind(host, kernel, plan)
     assert sorted(mdev_state(host.root)["mdevs"]) == sorted([VGPU0, POOL])  # type: ignore[arg-type]
     assert kernel.driver_of(VF3) == "vfio-pci"
-    from hostdev_resolver.vfio import release
+    from hostdev_resolver.host.vfio import release
 
     assert release(state, kernel, SysfsReader(host.root)) == []
     assert host.state_now() == before
@@ -137,7 +137,7 @@ def test_an_existing_mdev_is_used_and_left_alone(tmp_path: Path) -> None:
     kernel = SimKernel(host.root, NATIVE)
     state = _bind(host, kernel, plan)
     assert [m.uuid for m in state.load_mdevs()] == [POOL]
-    from hostdev_resolver.vfio import release
+    from hostdev_resolver.host.vfio import release
 
     assert release(state, kernel, SysfsReader(host.root)) == []
     assert mdev_state(host.root)["mdevs"] == [VGPU0]

@@ -6,10 +6,10 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-from hostdev_resolver import hook
-from hostdev_resolver.sysfs import SysfsReader
-from hostdev_resolver.variants import VariantDrivers
-from hostdev_resolver.vfio import release
+from hostdev_resolver.doors import hook
+from hostdev_resolver.host.sysfs import SysfsReader
+from hostdev_resolver.host.variants import VariantDrivers
+from hostdev_resolver.host.vfio import release
 from tests.support.simkernel import SimKernel, pci_state
 
 from .test_sriov_mdev import NATIVE, VF3, Host, _bind
@@ -59,10 +59,10 @@ def test_unmanaged_vf_is_bound_to_its_variant_and_given_back(tmp_path: Path) -> 
     host = Host(tmp_path)
     (host.root / "bus/pci/drivers/mlx5_vfio_pci").mkdir()
     doc = host.resolve(_domain("no"))
-    from hostdev_resolver.store import load_store
-    from hostdev_resolver.sysfs import SysfsInventory
-    from hostdev_resolver.vfio import plan_binding
-    from hostdev_resolver.xmldoc import parse_bytes
+    from hostdev_resolver.host.sysfs import SysfsInventory
+    from hostdev_resolver.host.vfio import plan_binding
+    from hostdev_resolver.xml.store import load_store
+    from hostdev_resolver.xml.xmldoc import parse_bytes
 
     plan = plan_binding(
         parse_bytes(doc, "d"),
@@ -81,10 +81,10 @@ def test_unmanaged_vf_is_bound_to_its_variant_and_given_back(tmp_path: Path) -> 
 
 def test_managed_yes_is_left_to_libvirt_and_driver_model_is_obeyed(tmp_path: Path) -> None:
     host = Host(tmp_path)
-    from hostdev_resolver.store import load_store
-    from hostdev_resolver.sysfs import SysfsInventory
-    from hostdev_resolver.vfio import plan_binding
-    from hostdev_resolver.xmldoc import parse_bytes
+    from hostdev_resolver.host.sysfs import SysfsInventory
+    from hostdev_resolver.host.vfio import plan_binding
+    from hostdev_resolver.xml.store import load_store
+    from hostdev_resolver.xml.xmldoc import parse_bytes
 
     store = load_store(str(host.store))
     inventory = SysfsInventory(host.root)

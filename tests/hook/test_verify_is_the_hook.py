@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from hostdev_resolver import cli, hook
+from hostdev_resolver.doors import hook
+from hostdev_resolver.doors.cli import main as cli
 from tests.support.hosttree import HostSpec
 from tests.support.simkernel import SimKernel
 

@@ -6,10 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from hostdev_resolver.errors import HostAccessError, RefusedError
-from hostdev_resolver.store import load_store
-from hostdev_resolver.sysfs import SysfsInventory, SysfsReader
-from hostdev_resolver.vfio import (
+from hostdev_resolver.host.sysfs import SysfsInventory, SysfsReader
+from hostdev_resolver.host.vfio import (
     BindingPlan,
     StateFile,
     SysfsWrite,
@@ -18,7 +16,9 @@ from hostdev_resolver.vfio import (
     planned_writes,
     release,
 )
-from hostdev_resolver.xmldoc import parse_bytes
+from hostdev_resolver.model.errors import HostAccessError, RefusedError
+from hostdev_resolver.xml.store import load_store
+from hostdev_resolver.xml.xmldoc import parse_bytes
 from tests.support.simkernel import SimKernel, pci_state
 
 from .fixtures import AUDIO, GPU, NVME, USB, Host, domain_xml, gpu_host, make_host, mapped

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from hostdev_resolver.bindcmd import cmd_bind
-from hostdev_resolver.cli import build_parser
+from hostdev_resolver.doors.cli.bind import cmd_bind
+from hostdev_resolver.doors.cli.main import build_parser
 from tests.packaging import apt
 
 UNIT = apt.PACKAGING / "hostdev-resolver-bind.service"

@@ -23,8 +23,8 @@ import completion
 import manpage
 import pytest
 
-from hostdev_resolver.cli import build_parser
-from hostdev_resolver.hookcmd import hook_script, install_hook
+from hostdev_resolver.doors.cli.hookinstall import hook_script, install_hook
+from hostdev_resolver.doors.cli.main import build_parser
 from tests.packaging import apt
 from tests.support import treesnapshot
 

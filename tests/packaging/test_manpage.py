@@ -10,9 +10,9 @@ from pathlib import Path
 import manpage
 import pytest
 
-from hostdev_resolver import hookops
-from hostdev_resolver.hookops import HookConfig
-from hostdev_resolver.metadata import HR_NS
+from hostdev_resolver.core.metadata import HR_NS
+from hostdev_resolver.doors import hookops
+from hostdev_resolver.doors.hookops import HookConfig
 from tests.packaging import apt
 
 PAGES = {page.name: page for page in manpage.PAGES}

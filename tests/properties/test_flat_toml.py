@@ -16,8 +16,8 @@ import pytest
 from hypothesis import Phase, example, find, given, settings
 from hypothesis import strategies as st
 
-from hostdev_resolver.errors import InputError, UntrustedFileError
-from hostdev_resolver.hookops import flat_toml, load_config
+from hostdev_resolver.doors.hookops import flat_toml, load_config
+from hostdev_resolver.model.errors import InputError, UntrustedFileError
 
 # Pieces of TOML-ish text, weighted towards what the fast path reads, with everything
 # that separates the two readers: control characters, CR, CRLF, the Unicode line

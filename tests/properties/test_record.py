@@ -7,11 +7,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hostdev_resolver.errors import InputError
-from hostdev_resolver.metadata import HR_NS, PciRecord, Resolution, UsbRecord, read_resolution
-from hostdev_resolver.scsi import FcLunPath, LunIdentity, ScsiAddress
-from hostdev_resolver.scsiresolve import ScsiRecord
-from hostdev_resolver.xmldoc import Node, Splicer, parse_bytes
+from hostdev_resolver.core.metadata import HR_NS, PciRecord, Resolution, UsbRecord, read_resolution
+from hostdev_resolver.core.scsiresolve import ScsiRecord
+from hostdev_resolver.model.errors import InputError
+from hostdev_resolver.model.scsi import FcLunPath, LunIdentity, ScsiAddress
+from hostdev_resolver.xml.xmldoc import Node, Splicer, parse_bytes
 
 from .test_store import pci_identities, usb_identities
 from .test_values import addresses, wwns

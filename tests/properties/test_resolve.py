@@ -7,14 +7,14 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hostdev_resolver.identity import PciIdentity, UsbIdentity, format_dsn
-from hostdev_resolver.inventory import PciDevice, UsbDevice
-from hostdev_resolver.metadata import HR_MAP, HR_NS, PciRecord, UsbRecord, read_resolution
-from hostdev_resolver.pciaddress import PciAddress
-from hostdev_resolver.resolution import resolve_domain
-from hostdev_resolver.snapshot import HostSnapshot
-from hostdev_resolver.store import PciEntry, PciMapping, Store, UsbEntry, UsbMapping
-from hostdev_resolver.xmldoc import escape_attr, escape_text, parse_bytes
+from hostdev_resolver.core.metadata import HR_MAP, HR_NS, PciRecord, UsbRecord, read_resolution
+from hostdev_resolver.core.resolution import resolve_domain
+from hostdev_resolver.host.snapshot import HostSnapshot
+from hostdev_resolver.model.identity import PciIdentity, UsbIdentity, format_dsn
+from hostdev_resolver.model.inventory import PciDevice, UsbDevice
+from hostdev_resolver.model.pciaddress import PciAddress
+from hostdev_resolver.xml.store import PciEntry, PciMapping, Store, UsbEntry, UsbMapping
+from hostdev_resolver.xml.xmldoc import escape_attr, escape_text, parse_bytes
 
 from .test_values import addresses
 from .xmlgen import xml_text

@@ -11,10 +11,10 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from hostdev_resolver.errors import InputError, Location
-from hostdev_resolver.identity import UsbIdentity
-from hostdev_resolver.inventory import PciDevice, UsbDevice
-from hostdev_resolver.snapshot import FORMAT, HostSnapshot, inventory_to_json
+from hostdev_resolver.host.snapshot import FORMAT, HostSnapshot, inventory_to_json
+from hostdev_resolver.model.errors import InputError, Location
+from hostdev_resolver.model.identity import UsbIdentity
+from hostdev_resolver.model.inventory import PciDevice, UsbDevice
 
 from .test_store import pci_identities
 from .test_values import addresses

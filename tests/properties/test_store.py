@@ -7,10 +7,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hostdev_resolver.errors import InputError
-from hostdev_resolver.identity import PciIdentity, UsbIdentity, format_dsn
-from hostdev_resolver.scsi import FcLunPath
-from hostdev_resolver.store import (
+from hostdev_resolver.model.errors import InputError
+from hostdev_resolver.model.identity import PciIdentity, UsbIdentity, format_dsn
+from hostdev_resolver.model.scsi import FcLunPath
+from hostdev_resolver.xml.store import (
     EMPTY,
     NS,
     Mapping,
@@ -23,7 +23,7 @@ from hostdev_resolver.store import (
     WwnMapping,
     parse_store,
 )
-from hostdev_resolver.xmldoc import parse_bytes
+from hostdev_resolver.xml.xmldoc import parse_bytes
 
 from .test_values import addresses, wwns
 from .xmlgen import documents, xml_text

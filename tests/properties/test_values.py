@@ -6,10 +6,10 @@ from __future__ import annotations
 from hypothesis import assume, example, given
 from hypothesis import strategies as st
 
-from hostdev_resolver.errors import InputError
-from hostdev_resolver.identity import format_dsn, parse_class, parse_dsn, parse_id16
-from hostdev_resolver.pciaddress import PciAddress, parse_xml_uint
-from hostdev_resolver.wwn import Wwn, parse_fc_attribute
+from hostdev_resolver.model.errors import InputError
+from hostdev_resolver.model.identity import format_dsn, parse_class, parse_dsn, parse_id16
+from hostdev_resolver.model.pciaddress import PciAddress, parse_xml_uint
+from hostdev_resolver.model.wwn import Wwn, parse_fc_attribute
 
 addresses = st.builds(
     PciAddress,

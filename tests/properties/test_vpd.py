@@ -6,8 +6,8 @@ from __future__ import annotations
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from hostdev_resolver.errors import InputError
-from hostdev_resolver.vpd import (
+from hostdev_resolver.model.errors import InputError
+from hostdev_resolver.model.vpd import (
     Designator,
     DesignatorType,
     VpdError,
@@ -15,7 +15,7 @@ from hostdev_resolver.vpd import (
     parse_pg83,
     parse_wwid,
 )
-from hostdev_resolver.wwn import Wwn
+from hostdev_resolver.model.wwn import Wwn
 
 
 def _page(code: int, body: bytes, peripheral: int = 0) -> bytes:

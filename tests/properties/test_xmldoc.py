@@ -11,8 +11,8 @@ from xml.parsers import expat
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from hostdev_resolver.errors import InputError
-from hostdev_resolver.xmldoc import Document, Element, Node, Splicer, parse_bytes
+from hostdev_resolver.model.errors import InputError
+from hostdev_resolver.xml.xmldoc import Document, Element, Node, Splicer, parse_bytes
 
 from .xmlgen import Expected, documents, xml_text
 

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 import pyudev
 
-from hostdev_resolver.scsi import lun_identity_from_udev, udev_by_id_links
-from hostdev_resolver.vpd import parse_pg80, parse_pg83
-from hostdev_resolver.wwn import Wwn
+from hostdev_resolver.host.scsisysfs import lun_identity_from_udev, udev_by_id_links
+from hostdev_resolver.model.vpd import parse_pg80, parse_pg83
+from hostdev_resolver.model.wwn import Wwn
 
 
 def _raw(device: pyudev.Device, name: str) -> bytes:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hostdev_resolver.scsi import ScsiInventory, read_scsi_inventory
+from hostdev_resolver.host.scsisysfs import read_scsi_inventory
+from hostdev_resolver.model.scsi import ScsiInventory
 from tests.support.scsitree import ScsiTree, naa, page80, page83, t10
 
 # One NetApp LUN (NAA type 6) behind two FC HBAs, through two target ports.

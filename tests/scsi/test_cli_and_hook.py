@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from hostdev_resolver import cli, hook
+from hostdev_resolver.doors import hook
+from hostdev_resolver.doors.cli import main as cli
 from tests.scsi.hosts import ISCSI_LUN, iscsi_tree
 
 DOMAIN = """<domain type='kvm' xmlns:hr='http://hostdev-resolver.org/xmlns/domain/1'>

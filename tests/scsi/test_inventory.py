@@ -6,15 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from hostdev_resolver.errors import InputError
-from hostdev_resolver.scsi import (
-    LunIdentity,
-    ScsiAddress,
+from hostdev_resolver.host.scsisysfs import (
     lun_identity_from_udev,
     read_scsi_inventory,
     udev_by_id_links,
 )
-from hostdev_resolver.wwn import Wwn
+from hostdev_resolver.model.errors import InputError
+from hostdev_resolver.model.scsi import LunIdentity, ScsiAddress
+from hostdev_resolver.model.wwn import Wwn
 from tests.scsi import hosts
 from tests.support.scsitree import ScsiTree, naa, page83
 
@@ -157,7 +156,7 @@ def test_udev_without_identity_and_with_a_bad_wwn() -> None:
 def test_inventory_output_lists_what_map_add_can_use(tmp_path: Path) -> None:
     import json
 
-    from hostdev_resolver.scsi import describe_scsi, scsi_to_json
+    from hostdev_resolver.model.scsi import describe_scsi, scsi_to_json
 
     inv = hosts.inventory(hosts.fc_tree(tmp_path, multipath=True, npiv=True))
     lines = describe_scsi(inv)

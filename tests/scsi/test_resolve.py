@@ -6,15 +6,20 @@ from pathlib import Path
 
 import pytest
 
-from hostdev_resolver.errors import AmbiguousError, InputError, RefusedError, UnresolvableError
-from hostdev_resolver.metadata import read_resolution
-from hostdev_resolver.resolution import resolve_domain
-from hostdev_resolver.rng import domain_rng_errors
-from hostdev_resolver.scsi import ScsiInventory
-from hostdev_resolver.scsiresolve import ScsiRecord, vhba_nodedev_xml
-from hostdev_resolver.snapshot import HostSnapshot
-from hostdev_resolver.store import VhbaMapping, parse_store
-from hostdev_resolver.xmldoc import parse_bytes
+from hostdev_resolver.core.metadata import read_resolution
+from hostdev_resolver.core.resolution import resolve_domain
+from hostdev_resolver.core.scsiresolve import ScsiRecord, vhba_nodedev_xml
+from hostdev_resolver.host.snapshot import HostSnapshot
+from hostdev_resolver.model.errors import (
+    AmbiguousError,
+    InputError,
+    RefusedError,
+    UnresolvableError,
+)
+from hostdev_resolver.model.scsi import ScsiInventory
+from hostdev_resolver.xml.rng import domain_rng_errors
+from hostdev_resolver.xml.store import VhbaMapping, parse_store
+from hostdev_resolver.xml.xmldoc import parse_bytes
 from tests.scsi import hosts
 
 NS = "http://hostdev-resolver.org/xmlns/store/1"

@@ -5,13 +5,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from hostdev_resolver.metadata import read_resolution
-from hostdev_resolver.scsi import LunIdentity, ScsiAddress, ScsiInventory
-from hostdev_resolver.scsiresolve import ScsiRecord, verify_scsi
-from hostdev_resolver.store import parse_store
-from hostdev_resolver.verification import verify_domain
-from hostdev_resolver.wwn import Wwn
-from hostdev_resolver.xmldoc import parse_bytes
+from hostdev_resolver.core.metadata import read_resolution
+from hostdev_resolver.core.scsiresolve import ScsiRecord, verify_scsi
+from hostdev_resolver.core.verification import verify_domain
+from hostdev_resolver.model.scsi import LunIdentity, ScsiAddress, ScsiInventory
+from hostdev_resolver.model.wwn import Wwn
+from hostdev_resolver.xml.store import parse_store
+from hostdev_resolver.xml.xmldoc import parse_bytes
 from tests.scsi import hosts
 from tests.scsi.test_resolve import HOSTDEV, LUN_DISK, NO_PCI, STORE, domain, resolve
 from tests.support.scsitree import naa, page83
@@ -89,7 +89,7 @@ def test_multipath_disk_checks_every_path(tmp_path: Path) -> None:
 
 
 def test_without_dev_root_a_disk_is_unchecked_never_ok(tmp_path: Path) -> None:
-    from hostdev_resolver.scsi import read_scsi_inventory
+    from hostdev_resolver.host.scsisysfs import read_scsi_inventory
 
     tree = hosts.iscsi_tree(tmp_path, 4)
     [finding] = verify_scsi(disk_record(), read_scsi_inventory(tree.sysfs, None))

@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import pytest
 
-from hostdev_resolver.errors import InputError
-from hostdev_resolver.vpd import VpdError, parse_pg80, parse_pg83, parse_wwid
-from hostdev_resolver.wwn import Wwn
+from hostdev_resolver.model.errors import InputError
+from hostdev_resolver.model.vpd import VpdError, parse_pg80, parse_pg83, parse_wwid
+from hostdev_resolver.model.wwn import Wwn
 from tests.support.scsitree import designator, eui, naa, page80, page83, t10
 
 

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from hostdev_resolver.errors import InputError
-from hostdev_resolver.wwn import Wwn, parse_fc_attribute
+from hostdev_resolver.model.errors import InputError
+from hostdev_resolver.model.wwn import Wwn, parse_fc_attribute
 
 
 @pytest.mark.parametrize(

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hostdev_resolver.pciaddress import PciAddress
+from hostdev_resolver.model.pciaddress import PciAddress
 
 
 @dataclass

@@ -23,9 +23,9 @@ import errno
 import os
 from pathlib import Path
 
-from hostdev_resolver.errors import HostAccessError, Location
-from hostdev_resolver.pciaddress import PciAddress
-from hostdev_resolver.vfio import SysfsWrite
+from hostdev_resolver.host.vfio import SysfsWrite
+from hostdev_resolver.model.errors import HostAccessError, Location
+from hostdev_resolver.model.pciaddress import PciAddress
 from tests.support.hosttree import HostTree
 
 

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import pytest
 
-from hostdev_resolver.identity import PciIdentity
-from hostdev_resolver.pciaddress import PciAddress
-from hostdev_resolver.udev import UdevInventory, _Device
+from hostdev_resolver.host.udev import UdevInventory, _Device
+from hostdev_resolver.model.identity import PciIdentity
+from hostdev_resolver.model.pciaddress import PciAddress
 
 from .testbed import add_kernel_objects, umockdev_sys_root, unplug_pci
 

@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 
-from hostdev_resolver.identity import PciIdentity
-from hostdev_resolver.pciaddress import PciAddress
-from hostdev_resolver.snapshot import inventory_to_json
-from hostdev_resolver.sysfs import SysfsInventory
-from hostdev_resolver.udev import UdevInventory
+from hostdev_resolver.host.snapshot import inventory_to_json
+from hostdev_resolver.host.sysfs import SysfsInventory
+from hostdev_resolver.host.udev import UdevInventory
+from hostdev_resolver.model.identity import PciIdentity
+from hostdev_resolver.model.pciaddress import PciAddress
 
 from .testbed import add_kernel_objects, build_sysfs_twin, umockdev_sys_root
 

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from hostdev_resolver.errors import HostAccessError
-from hostdev_resolver.sysfs import SysfsInventory
-from hostdev_resolver.udev import UdevInventory
+from hostdev_resolver.host.sysfs import SysfsInventory
+from hostdev_resolver.host.udev import UdevInventory
+from hostdev_resolver.model.errors import HostAccessError
 
 from .testbed import HERE, run_cases
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from hostdev_resolver.errors import UsageError
-from hostdev_resolver.wrapper import split_command_line
+from hostdev_resolver.doors.wrapper import split_command_line
+from hostdev_resolver.model.errors import UsageError
 
 BIN = Path(sys.executable).parent
 

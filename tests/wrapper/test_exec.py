@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from hostdev_resolver.errors import UsageError
-from hostdev_resolver.wrapper import command_args, default_uri, is_local, uses_pool
-from hostdev_resolver.xmldoc import parse_bytes
+from hostdev_resolver.doors.wrapper import command_args, default_uri, is_local, uses_pool
+from hostdev_resolver.model.errors import UsageError
+from hostdev_resolver.xml.xmldoc import parse_bytes
 from tests.support.hosttree import HostSpec, HostTree, PciSpec
 
 WRAPPER = str(Path(sys.executable).with_name("hostdev-virsh"))
@@ -132,7 +132,7 @@ def test_define_path_imports_no_libvirt_and_no_option_library(
     )  # fmt: skip
     assert proc.returncode == 7 and xml is not None
     imported = {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines()}
-    assert "hostdev_resolver.resolution" in imported
+    assert "hostdev_resolver.core.resolution" in imported
     heavy = {
         "libvirt",
         "libvirtmod",
@@ -174,7 +174,7 @@ def test_command_arguments_as_virsh_reads_them() -> None:
 
 
 def test_only_a_pool_needs_the_running_guests() -> None:
-    from hostdev_resolver.store import parse_store
+    from hostdev_resolver.xml.store import parse_store
 
     def store(entries: str) -> object:
         data = (

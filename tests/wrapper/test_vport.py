@@ -13,8 +13,8 @@ from typing import Any
 import libvirt
 import pytest
 
-from hostdev_resolver.errors import UnresolvableError
-from hostdev_resolver.wrapper import Session, resolve_for_node
+from hostdev_resolver.doors.wrapper import Session, resolve_for_node
+from hostdev_resolver.model.errors import UnresolvableError
 from tests.support.scsitree import ScsiTree, naa, page83
 
 # scsi_host1 of libvirt's test:///default: an FC HBA that can create vports.

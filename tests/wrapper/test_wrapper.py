@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from hostdev_resolver.wrapper import claims_of, is_local, split_command_line, with_references
-from hostdev_resolver.xmldoc import parse_bytes
+from hostdev_resolver.doors.wrapper import claims_of, is_local, split_command_line, with_references
+from hostdev_resolver.xml.xmldoc import parse_bytes
 from tests.support import libvirtd
 from tests.support.hosttree import HostSpec, HostTree, PciSpec
 
@@ -238,9 +238,9 @@ def test_start_re_resolves_a_pool_before_starting(env: dict[str, str]) -> None:
 
 @pytest.mark.daemon
 def test_two_guests_compete_for_a_two_device_pool(env: dict[str, str]) -> None:
-    from hostdev_resolver.resolution import resolve_domain
-    from hostdev_resolver.store import load_store
-    from hostdev_resolver.sysfs import SysfsInventory
+    from hostdev_resolver.core.resolution import resolve_domain
+    from hostdev_resolver.host.sysfs import SysfsInventory
+    from hostdev_resolver.xml.store import load_store
 
     wrap(env, "define", write(env, "a.xml", domain("wrap-a")))
     wrap(env, "define", write(env, "b.xml", domain("wrap-b")))
@@ -248,7 +248,7 @@ def test_two_guests_compete_for_a_two_device_pool(env: dict[str, str]) -> None:
     running_a = parse_bytes(dumpxml("wrap-a").encode(), "wrap-a")
     b = parse_bytes(dumpxml("wrap-b", "--inactive").encode(), "wrap-b")
     claimed = claims_of([running_a, b], "wrap-b")
-    from hostdev_resolver.pciaddress import PciAddress
+    from hostdev_resolver.model.pciaddress import PciAddress
 
     assert claimed == {PciAddress.parse("0000:05:00.0")}
     result = resolve_domain(

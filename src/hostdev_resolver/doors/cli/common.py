@@ -1,0 +1,128 @@
+"""What the commands share: where the host devices and the store come from (the
+host-source and store options), and how output and warnings leave.
+
+`validate`, `map check` and the cluster commands use these as `main`'s commands do, so
+they live below all of them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from ...host.hostsource import HostSource
+from ...host.storebackend import store_location
+from ...model.errors import InputError, Location, UsageError
+
+# Not typing.TYPE_CHECKING: every command imports this module (see main.py).
+TYPE_CHECKING = False
+
+if TYPE_CHECKING:
+    from typing import Any
+
+    from ...host.devicenames import DeviceNames
+    from ...model.inventory import HostInventory
+    from ...model.scsi import ScsiInventory
+    from ...xml.store import Store
+    from ...xml.xmldoc import Document
+
+
+def host_sources(args: argparse.Namespace) -> list[HostSource]:
+    if getattr(args, "connect", None):
+        out = []
+        for spec in args.connect:
+            # NODE= is before the scheme; a URI's own "=" (?socket=PATH) comes after it.
+            node, _, uri = spec.partition("=") if "=" in spec.split(":", 1)[0] else ("", "", spec)
+            out.append(HostSource("libvirt", uri, node or None))
+        return out
+    if getattr(args, "host", None):
+        return [
+            HostSource("snapshot", path, args.node if len(args.host) == 1 else None)
+            for path in args.host
+        ]
+    if getattr(args, "udev", False):
+        return [HostSource("udev", "", args.node)]
+    return [HostSource("sysfs", args.sysfs or "/sys", args.node)]
+
+
+def open_host(args: argparse.Namespace) -> tuple[HostInventory, str]:
+    sources = host_sources(args)
+    if len(sources) > 1:
+        raise UsageError("this command looks at one node; give --connect or --host once")
+    inventory, node = sources[0].open()
+    if args.node:
+        node = args.node
+    return inventory, node
+
+
+def open_scsi(args: argparse.Namespace, inventory: object = None) -> ScsiInventory | None:
+    """The SCSI/FC view of the same host: read from sysfs, or recorded in the snapshot
+    `inventory` came from. libvirt connections have none, so LUN references through
+    --connect cannot resolve."""
+    recorded = getattr(inventory, "scsi_inventory", None)  # a HostSnapshot's own view
+    if recorded is not None:
+        result: ScsiInventory | None = recorded()
+        return result
+    if getattr(args, "host", None) or getattr(args, "connect", None):
+        return None
+    from ...host.scsisysfs import read_scsi_inventory
+
+    dev_root = args.dev_root or (None if args.sysfs else "/dev")
+    return read_scsi_inventory(args.sysfs or "/sys", dev_root)
+
+
+def add_store_tls_options(group: Any) -> None:
+    group.add_argument("--store-ca", metavar="FILE", help="etcds://: CA bundle of the etcd cluster")
+    group.add_argument("--store-cert", metavar="FILE", help="etcds://: client certificate")
+    group.add_argument("--store-key", metavar="FILE", help="etcds://: client certificate's key")
+
+
+def store_path(args: argparse.Namespace) -> str:
+    return store_location(args)
+
+
+def open_store(args: argparse.Namespace) -> Store:
+    from ...host.storebackend import open_store as open_backend
+
+    return open_backend(args)
+
+
+def store_for(args: argparse.Namespace, doc: Document) -> Store:
+    """The store, read only when the domain names a mapping (`hr:wwn` needs none)."""
+    from ...core.resolution import needs_store, without_store
+
+    return open_store(args) if needs_store(doc) else without_store(store_path(args))
+
+
+def write_output(data: bytes, out: str | None) -> None:
+    """To stdout, or atomically to OUT (nothing half-written)."""
+    if out is None or out == "-":
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+        return
+    directory = os.path.dirname(os.path.abspath(out))
+    try:
+        from ...host.outfile import create_temporary
+
+        fd, tmp = create_temporary(directory, ".hostdev-resolver.")
+    except OSError as exc:
+        raise InputError(f"cannot write {out}: {exc.strerror}", where=Location(out)) from None
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, out)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def warn(message: str) -> None:
+    print(f"warning: {message}", file=sys.stderr)
+
+
+def device_names() -> DeviceNames:
+    from ...host.devicenames import DeviceNames
+
+    return DeviceNames.from_environment()

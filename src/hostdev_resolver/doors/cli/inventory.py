@@ -1,0 +1,173 @@
+"""`hostdev-resolver inventory`: the devices a host has (PCI, USB, mdev parents, SCSI),
+and a line when vfio cannot work there (IOMMU off, interrupt remapping off)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from .common import device_names, open_host, open_scsi
+
+# Not typing.TYPE_CHECKING: see main.py.
+TYPE_CHECKING = False
+
+if TYPE_CHECKING:
+    from ...model.inventory import PciDevice
+
+
+def _group_of(dev: PciDevice) -> str:
+    return "-" if dev.iommu_group is None else str(dev.iommu_group)
+
+
+def _iommu_off(inventory: object, args: argparse.Namespace) -> str | None:
+    """One line when the host's IOMMU is off (only a sysfs view can tell: the kernel
+    lists /sys/kernel/iommu_groups only with an IOMMU enabled)."""
+    from ...host.sysfs import SysfsInventory
+
+    if not isinstance(inventory, SysfsInventory):
+        return None
+    groups = inventory.reader.path("kernel", "iommu_groups")
+    if inventory.reader.listdir(groups):
+        return None
+    return (
+        f"IOMMU: off ({groups} is empty): no PCI device can be given to a guest; "
+        "enable VT-d/AMD-Vi in the firmware and boot with intel_iommu=on or amd_iommu=on"
+    )
+
+
+def _proc_root(args: argparse.Namespace) -> str:
+    """/proc of the host being described: the live one, or for a captured tree given as
+    --sysfs ROOT a `proc` directory beside it (ROOT/../proc), as a copy of / has it."""
+    if not args.sysfs:
+        return "/proc"
+    return os.path.join(os.path.dirname(os.path.abspath(args.sysfs)), "proc")
+
+
+def _interrupt_remapping_off(inventory: object, args: argparse.Namespace) -> str | None:
+    """One line when the IOMMU is on but interrupt remapping is not.
+
+    vfio_iommu_type1 then refuses to assign devices unless its allow_unsafe_interrupts
+    parameter is set (drivers/vfio/vfio_iommu_type1.c): a guest could forge MSIs to the
+    host. The kernel names remapped interrupt domains IR-… in /proc/interrupts
+    (IR-PCI-MSI…, IR-IO-APIC on x86, Intel and AMD alike); with remapping off none is
+    IR-. Said only when /proc/interrupts is there to tell."""
+    from ...host.sysfs import SysfsInventory, read_attribute
+
+    if not isinstance(inventory, SysfsInventory):
+        return None
+    proc = _proc_root(args)
+    try:
+        fd = os.open(proc, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        # /proc/interrupts grows with CPUs x interrupts: ~1 MiB on a 512-CPU host.
+        data = read_attribute(fd, "interrupts", proc, 4 * 1024 * 1024)
+    finally:
+        os.close(fd)
+    if not data or b" IR-" in data:
+        return None
+    unsafe = inventory.reader.text(
+        inventory.reader.path("module", "vfio_iommu_type1", "parameters", "allow_unsafe_interrupts")
+    )
+    if unsafe == "Y":
+        return (
+            f"interrupt remapping: off (no IR- interrupt domains in {proc}/interrupts), and "
+            "vfio_iommu_type1 allow_unsafe_interrupts=Y: a guest can forge interrupts to the "
+            "host; enable interrupt remapping in the firmware and do not boot with intremap=off"
+        )
+    return (
+        f"interrupt remapping: off (no IR- interrupt domains in {proc}/interrupts): vfio "
+        "refuses to assign devices; enable it in the firmware and do not boot with "
+        "intremap=off (or, unsafely, set vfio_iommu_type1 allow_unsafe_interrupts=1)"
+    )
+
+
+def cmd_inventory(args: argparse.Namespace) -> int:
+    inventory, node = open_host(args)
+    if args.format == "json":
+        from ...host.snapshot import inventory_to_json
+
+        data = inventory_to_json(inventory, node)
+        scsi = open_scsi(args, inventory)
+        if scsi is not None:
+            from ...model.scsi import scsi_to_json
+
+            data["scsi"] = scsi_to_json(scsi)
+        from .sriov import mdev_inventory_json
+
+        mdev = mdev_inventory_json(inventory)
+        if mdev:
+            data["mdev"] = mdev
+        import json
+
+        print(json.dumps(data, indent=2))
+        return 0
+    pci = sorted(
+        inventory.pci_devices(),
+        key=lambda d: (d.iommu_group is None, d.iommu_group or 0, d.address),
+    )
+    names = device_names()
+    print(f"node {node}: {len(pci)} PCI functions, {len(inventory.usb_devices())} USB devices")
+    iommu_off = _iommu_off(inventory, args)
+    if pci and iommu_off:
+        print(iommu_off)
+    elif pci and (remapping := _interrupt_remapping_off(inventory, args)):
+        print(remapping)
+    print()
+    rows = []
+    for dev in pci:
+        ident = dev.identity
+        extra = " ".join(
+            x
+            for x in (
+                ident.serial or "",
+                f"slot {dev.physical_slot}" if dev.physical_slot else "",
+                f"VF of {dev.physfn}" if dev.physfn else "",
+                f"{len(dev.virtfns)} VFs" if dev.virtfns else "",
+            )
+            if x
+        )
+        klass = f"{ident.class_code >> 8:04x}" if ident.class_code is not None else "----"
+        numa = "-" if dev.numa_node is None else str(dev.numa_node)
+        row = (
+            f"{_group_of(dev):>5}  {dev.address!s:<14} [{klass}] [{ident.ids}] {ident.subsystem or '-':<10} "
+            f"{numa:>4}  {dev.driver or '-':<14} "
+        )
+        rows.append((row, extra, names.pci(ident.vendor, ident.device) or ""))
+    header = f"{'GROUP':>5}  {'ADDRESS':<14} {'CLASS':<6} {'ID':<11} {'SUBSYSTEM':<10} {'NUMA':>4}  {'DRIVER':<14} SERIAL/SLOT"
+    # A NAME column only where the host has pci.ids: without it there is nothing to show.
+    if any(name for _, _, name in rows):
+        width = max(len("SERIAL/SLOT"), *(len(extra) for _, extra, _ in rows))
+        header = f"{header:<{len(header) - len('SERIAL/SLOT') + width}}  NAME"
+        rows = [(row, f"{extra:<{width}}  {name}", "") for row, extra, name in rows]
+    # One write for the table, not one per function (stdout may be unbuffered).
+    print("\n".join([header, *(f"{row}{extra}".rstrip() for row, extra, _ in rows)]))
+    usb = inventory.usb_devices()
+    if usb:
+        width = max(6, *(len(u.identity.serial or "-") for u in usb))
+        print()
+        print(
+            f"{'BUS':>3} {'DEV':>3}  {'PORT':<10} {'ID':<10} {'DRIVER':<10} {'SERIAL':<{width}}  NAME"
+        )
+        for u in sorted(usb, key=lambda d: (d.bus, d.device)):
+            name = " ".join(x for x in (u.manufacturer, u.product_name) if x)
+            name = name or names.usb(u.identity.vendor, u.identity.product) or ""
+            print(
+                f"{u.bus:>3} {u.device:>3}  {u.port_path:<10} {u.identity.ids:<10} {u.driver or '-':<10} {u.identity.serial or '-':<{width}}  {name}".rstrip()
+            )
+    from .sriov import mdev_inventory_lines
+
+    mdev_lines = mdev_inventory_lines(inventory)
+    if mdev_lines:
+        print()
+        print("\n".join(mdev_lines))
+    scsi = open_scsi(args, inventory)
+    if scsi is not None:
+        from ...model.scsi import describe_scsi
+
+        lines = describe_scsi(scsi)
+        if lines:
+            print()
+            print("\n".join(lines))
+    return 0

@@ -1,0 +1,139 @@
+"""PCI facts beyond a device's identity: SR-IOV counts, reset methods, mediated-device
+types and instances, NVIDIA's VF vGPU type, and the module alias file of vfio variant
+drivers.
+
+A `SysfsPciFacts` reads them from a sysfs root through `SysfsReader` (the one place
+sysfs is read); an inventory that reads a sysfs tree hands one out as its
+`pci_facts()`, and the core asks for it through `model.pcifacts.facts_of`. The values
+are `model.pcifacts`'s.
+"""
+
+from __future__ import annotations
+
+import os
+
+from ..model.errors import InputError
+from ..model.pciaddress import PciAddress, decimal_digits
+from ..model.pcifacts import MdevDevice, MdevType, ResetInfo, SriovCounts
+
+# Not typing.TYPE_CHECKING: the hook avoids importing typing (see records.py).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from .sysfs import SysfsReader
+
+
+class SysfsPciFacts:
+    """Facts of PCI devices below a sysfs root."""
+
+    def __init__(self, reader: SysfsReader) -> None:
+        self.reader = reader
+
+    def _dev(self, address: PciAddress, *parts: str) -> str:
+        return self.reader.path("bus", "pci", "devices", str(address), *parts)
+
+    def _int(self, path: str) -> int | None:
+        text = self.reader.text(path)
+        return int(text) if text is not None and decimal_digits(text) else None
+
+    # -- SR-IOV ------------------------------------------------------------------
+    def sriov_counts(self, pf: PciAddress) -> SriovCounts:
+        return SriovCounts(
+            self._int(self._dev(pf, "sriov_numvfs")), self._int(self._dev(pf, "sriov_totalvfs"))
+        )
+
+    def virtfn(self, pf: PciAddress, index: int) -> PciAddress | None:
+        name = self.reader.link_name(self._dev(pf, f"virtfn{index}"))
+        return PciAddress.parse(name) if name else None
+
+    def vf_index(self, pf: PciAddress, vf: PciAddress) -> int | None:
+        for entry in self.reader.listdir(self._dev(pf)):
+            if (
+                entry.startswith("virtfn")
+                and decimal_digits(entry[6:])
+                and self.reader.link_name(self._dev(pf, entry)) == str(vf)
+            ):
+                return int(entry[6:])
+        return None
+
+    # -- reset -------------------------------------------------------------------
+    def reset(self, address: PciAddress) -> ResetInfo:
+        # reset_method (drivers/pci/pci.c, Linux 5.15+) lists the usable methods and is
+        # hidden when there are none; before 5.15 only `reset` exists, and only for
+        # devices that can be reset.
+        text = self.reader.text(self._dev(address, "reset_method"))
+        if text:
+            return ResetInfo(tuple(text.split()))
+        if text is None and os.path.exists(self._dev(address, "reset")):
+            return ResetInfo((), legacy=True)
+        return ResetInfo(())
+
+    # -- NVIDIA VF vGPU ------------------------------------------------------------
+    def vgpu_type(self, address: PciAddress) -> str | None:
+        """NVIDIA's vGPU on SR-IOV VFs without mdevs (vGPU 17+, Ada/Hopper and later):
+        the VF stays on the nvidia driver and gets its type through current_vgpu_type.
+        None when the device has no such attribute; "0" when no type is set."""
+        for parts in (("nvidia", "current_vgpu_type"), ("current_vgpu_type",)):
+            text = self.reader.text(self._dev(address, *parts))
+            if text is not None:
+                return text
+        return None
+
+    def vgpu_path(self, address: PciAddress) -> str | None:
+        """The current_vgpu_type attribute, relative to the sysfs root."""
+        for rel in ("nvidia/current_vgpu_type", "current_vgpu_type"):
+            if os.path.exists(self._dev(address, *rel.split("/"))):
+                return f"bus/pci/devices/{address}/{rel}"
+        return None
+
+    # -- mediated devices ----------------------------------------------------------
+    def mdev_types(self, parent: PciAddress) -> list[MdevType]:
+        base = self._dev(parent, "mdev_supported_types")
+        out = []
+        for type_id in self.reader.listdir(base):
+            d = os.path.join(base, type_id)
+            out.append(
+                MdevType(
+                    type_id,
+                    self.reader.text(os.path.join(d, "name")),
+                    self._int(os.path.join(d, "available_instances")),
+                    self.reader.text(os.path.join(d, "device_api")),
+                )
+            )
+        return out
+
+    def mdev_type(self, parent: PciAddress, type_id: str) -> MdevType | None:
+        return next((t for t in self.mdev_types(parent) if t.type_id == type_id), None)
+
+    def mdev_parents(self) -> list[PciAddress]:
+        devices = self.reader.path("bus", "pci", "devices")
+        names = self.reader.listdir(devices)
+        try:
+            fd = os.open(devices, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError:  # gone since it was listed: no parents
+            return []
+        try:
+            # Relative to the open bus/pci/devices, and asked with access() first: of a
+            # host's thousands of functions only a few GPUs have the directory.
+            return [
+                PciAddress.parse(name)
+                for name in names
+                if os.access(f"{name}/mdev_supported_types", os.F_OK, dir_fd=fd)
+                and os.path.isdir(os.path.join(devices, name, "mdev_supported_types"))
+            ]
+        finally:
+            os.close(fd)
+
+    def mdev(self, uuid: str) -> MdevDevice | None:
+        link = self.reader.path("bus", "mdev", "devices", uuid)
+        if not os.path.isdir(link):
+            return None
+        parent_name = os.path.basename(os.path.dirname(os.path.realpath(link)))
+        try:
+            parent: PciAddress | None = PciAddress.parse(parent_name)
+        except InputError:  # a non-PCI parent (ccw, ap, a platform device)
+            parent = None
+        return MdevDevice(uuid, parent, self.reader.link_name(os.path.join(link, "mdev_type")))
+
+    # -- vfio variant drivers --------------------------------------------------------
+    def modalias(self, address: PciAddress) -> str | None:
+        return self.reader.text(self._dev(address, "modalias"))

@@ -1,0 +1,515 @@
+"""Host inventory read from a sysfs tree (the live /sys, or any directory laid out like it).
+
+All reads of sysfs go through `SysfsReader`; the root is a constructor argument so
+tests and captured trees work the same as the live host. A device that vanishes
+while we read it (hot-unplug) is reported as absent, not as an error.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+
+from ..model.errors import HostAccessError, InputError, Location
+from ..model.identity import PciIdentity, UsbIdentity, format_dsn, parse_class, parse_id16
+from ..model.inventory import PciDevice, UsbDevice
+from ..model.pciaddress import PciAddress, decimal_digits, shown
+
+# Not typing.TYPE_CHECKING: the hook avoids importing typing (see records.py).
+TYPE_CHECKING = False
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from .pcifacts import SysfsPciFacts
+
+# PCIe extended capabilities start at 0x100 of config space; Device Serial Number is ID 3
+# (PCIe Base Spec 7.9.3). Unprivileged readers get only the first 64 bytes of `config`.
+_EXT_CAP_START = 0x100
+_EXT_CAP_DSN = 0x0003
+
+
+# Bounds on what one attribute can hold. A text attribute is what a show() callback
+# writes into one page (sysfs_emit, fs/sysfs/file.c): 4 KiB on x86, but up to 64 KiB on
+# arm64/ppc64 kernels with 64 KiB pages. PCI `config` is at most the 4 KiB of PCIe
+# extended configuration space (PCI_CFG_SPACE_EXP_SIZE). A SCSI VPD page is a 4-byte
+# header plus a 16-bit page length (SPC-4 7.8.1).
+TEXT_LIMIT = 64 * 1024
+CONFIG_LIMIT = 4096
+VPD_PAGE_LIMIT = 4 + 0xFFFF
+
+
+def _not_an_attribute(path: str | os.PathLike[str], what: str) -> InputError:
+    return InputError(
+        f"{os.fspath(path)} {what}, so it is no sysfs attribute; not read",
+        fix="give --sysfs a copy of /sys (or a tree laid out like it) with regular files",
+    )
+
+
+def _read_attribute(path: str | os.PathLike[str], limit: int) -> bytes | None:
+    """An attribute's contents, at most `limit` bytes; None when the kernel has none.
+
+    A tree given as --sysfs may hold anything: a FIFO would block `open` (and every
+    command, or libvirtd waiting on the hook), a link to /dev/zero reads forever. Only
+    regular files are opened, non-blocking, and a file larger than any attribute of
+    its kind is refused: the kernel's own attributes are always regular files. (A
+    directory is merely absent: reading it fails at once, as a vanished device does.)
+    """
+    try:
+        info = os.stat(path)
+        if stat.S_ISDIR(info.st_mode):
+            return None
+        if not stat.S_ISREG(info.st_mode):
+            raise _not_an_attribute(path, "is not a regular file")
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except PermissionError as exc:
+        raise HostAccessError(
+            f"cannot read {os.fspath(path)}: permission denied", fix="run as root"
+        ) from exc
+    except OSError:
+        # Absent, or unreadable as a device goes away (ENODEV, ENXIO, EIO): the kernel
+        # has no value for us, which callers treat like an attribute the device lacks.
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise _not_an_attribute(path, "is not a regular file")
+        chunks: list[bytes] = []
+        size = 0
+        while size <= limit and (chunk := os.read(fd, limit + 1 - size)):
+            chunks.append(chunk)
+            size += len(chunk)
+        if size > limit:
+            raise _not_an_attribute(path, f"is larger than {limit} bytes")
+        return b"".join(chunks)
+    except PermissionError as exc:
+        raise HostAccessError(
+            f"cannot read {os.fspath(path)}: permission denied", fix="run as root"
+        ) from exc
+    except OSError:  # gone or unreadable while we read it: as above
+        return None
+    finally:
+        os.close(fd)
+
+
+class SysfsReader:
+    """Reads files and links below a sysfs root; the one place sysfs is read.
+
+    Paths are plain strings (os.path): pathlib imports fnmatch, re and urllib, more
+    than the hook can afford on every start. The methods take any path-like object.
+    """
+
+    def __init__(self, root: str | os.PathLike[str] = "/sys") -> None:
+        self.root = os.fspath(root)
+
+    def check_root(self) -> None:
+        if not os.path.isdir(self.root):
+            raise InputError(
+                f"sysfs root {self.root} does not exist or is not a directory",
+                fix="give --sysfs a directory laid out like /sys",
+            )
+
+    def path(self, *parts: str) -> str:
+        return os.path.join(self.root, *parts)
+
+    def text(self, path: str | os.PathLike[str]) -> str | None:
+        data = _read_attribute(path, TEXT_LIMIT)
+        return None if data is None else data.decode("utf-8", errors="replace").strip()
+
+    def bytes(self, path: str | os.PathLike[str], limit: int = CONFIG_LIMIT) -> bytes | None:
+        """A binary attribute's contents (at most `limit` bytes); None when absent."""
+        return _read_attribute(path, limit)
+
+    def link_name(self, path: str | os.PathLike[str]) -> str | None:
+        """The last component of a symlink's target (driver, iommu_group...)."""
+        try:
+            return os.path.basename(os.readlink(path))
+        except OSError:  # not there, not a link: the device has no such relation
+            return None
+
+    def directory(self, path: str | os.PathLike[str]) -> SysfsDir | None:
+        """One device's directory, opened once: its attributes are then read relative to
+        it (no path walk per attribute). None when it is not there (or went away)."""
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except PermissionError as exc:
+            raise HostAccessError(
+                f"cannot open {os.fspath(path)}: permission denied", fix="run as root"
+            ) from exc
+        except OSError:
+            return None
+        return SysfsDir(os.fspath(path), fd)
+
+    def listdir(self, path: str | os.PathLike[str]) -> list[str]:
+        try:
+            return sorted(os.listdir(path))
+        except PermissionError as exc:
+            raise HostAccessError(
+                f"cannot list {os.fspath(path)}: permission denied", fix="run as root"
+            ) from exc
+        except OSError:  # absent, or gone while we looked
+            return []
+
+
+# An attribute is opened without following a link: the kernel's attributes are regular
+# files, never links, and a link in a --sysfs tree (to /dev/zero, say) fails the open
+# with ELOOP and takes the checked path below. Non-blocking and O_NOCTTY: a FIFO or
+# terminal in the tree is opened without waiting or side effects, then refused. The
+# one thing no longer checked before the open is a device node made in the tree itself
+# (only root can make one; sysfs has none): it is opened before being refused. The
+# stat that ruled it out cost `inventory` a sixth of its time (three per function).
+_ATTRIBUTE_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NOCTTY
+
+
+def read_attribute(dir_fd: int, name: str, where: str, limit: int = TEXT_LIMIT) -> bytes | None:
+    """An attribute's bytes (at most `limit`), read relative to its device's directory;
+    None when the kernel has no value for us (absent, or unreadable as the device goes
+    away). Only a regular file's bytes are ever returned, and nothing can hang a
+    command: the same rules as `_read_attribute`, in three system calls for what the
+    kernel writes (open, read, close; `inventory` reads three attributes of each of
+    thousands of devices). What is not a regular file shows itself when it is read: a
+    FIFO or /dev/null gives nothing, /dev/zero more than any attribute holds, a
+    directory an error; only then is the type asked for, to say which."""
+    try:
+        fd = os.open(name, _ATTRIBUTE_FLAGS, dir_fd=dir_fd)
+    except PermissionError as exc:
+        raise HostAccessError(
+            f"cannot read {os.path.join(where, name)}: permission denied", fix="run as root"
+        ) from exc
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:  # a link: follow it only to a regular file
+            return _read_attribute(os.path.join(where, name), limit)
+        return None
+    try:
+        try:
+            # One read asks for more than any attribute of its kind holds: sysfs hands a
+            # text attribute (one page) or `config` (its 4 KiB) over whole, and a regular
+            # file gives what it has; a short read is the end of the file.
+            data = os.read(fd, limit + 1)
+        except PermissionError as exc:
+            raise HostAccessError(
+                f"cannot read {os.path.join(where, name)}: permission denied", fix="run as root"
+            ) from exc
+        except OSError:  # ENODEV, EIO as the device goes; EISDIR; EAGAIN from a FIFO
+            _check_regular(fd, where, name)
+            return None
+        if 0 < len(data) <= limit:
+            return data
+        if not _check_regular(fd, where, name):
+            return None
+        if not data:
+            return data
+        chunks = [data]
+        size = len(data)
+        try:
+            while size <= limit and (chunk := os.read(fd, limit + 1 - size)):
+                chunks.append(chunk)
+                size += len(chunk)
+        except OSError:
+            return None
+        if size > limit:
+            raise _not_an_attribute(os.path.join(where, name), f"is larger than {limit} bytes")
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def _check_regular(fd: int, where: str, name: str) -> bool:
+    """True for a regular file, False for a directory (an attribute the device lacks);
+    anything else is refused."""
+    mode = os.fstat(fd).st_mode
+    if stat.S_ISDIR(mode):
+        return False
+    if not stat.S_ISREG(mode):
+        raise _not_an_attribute(os.path.join(where, name), "is not a regular file")
+    return True
+
+
+class SysfsDir:
+    """An open device directory (from `SysfsReader.directory`); close it after use."""
+
+    def __init__(self, path: str, fd: int) -> None:
+        self.path = path
+        self.fd = fd
+
+    def bytes(self, name: str, limit: int = TEXT_LIMIT) -> bytes | None:
+        return read_attribute(self.fd, name, self.path, limit)
+
+    def text(self, name: str) -> str | None:
+        data = self.bytes(name)
+        return None if data is None else data.decode("utf-8", "replace").strip()
+
+    def link_name(self, name: str) -> str | None:
+        try:
+            return os.readlink(name, dir_fd=self.fd).rpartition("/")[2]
+        except OSError:  # not a link, or gone: no such relation
+            return None
+
+    def optional_link_name(self, name: str) -> str | None:
+        """`link_name` for a link most devices lack (physfn, virtfnN): asking whether it
+        is there costs half a failed readlink, which raises an exception besides."""
+        if not os.access(name, os.F_OK, dir_fd=self.fd, follow_symlinks=False):
+            return None
+        return self.link_name(name)
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
+def _uevent_ids(
+    uevent: str | None,
+) -> tuple[str, str, str | None, str | None, str | None] | None:
+    """(vendor, device, subsystem vendor, subsystem device, class) from a PCI device's
+    uevent, one read instead of five. The kernel writes PCI_ID=%04X:%04X,
+    PCI_SUBSYS_ID=%04X:%04X and PCI_CLASS=%X from the same fields as the vendor,
+    device, subsystem_* and class attributes (drivers/pci/pci-driver.c, pci_uevent)."""
+    if not uevent:
+        return None
+    fields = {}
+    for line in uevent.splitlines():
+        key, _, value = line.partition("=")
+        fields[key] = value
+    pci_id = fields.get("PCI_ID", "").split(":")
+    if len(pci_id) != 2:
+        return None
+    sub = fields.get("PCI_SUBSYS_ID", "").split(":")
+    sub_vendor, sub_device = (sub[0], sub[1]) if len(sub) == 2 else (None, None)
+    klass = fields.get("PCI_CLASS")
+    return pci_id[0], pci_id[1], sub_vendor, sub_device, klass.zfill(6) if klass else None
+
+
+def read_dsn(config: bytes | None) -> str | None:
+    """The PCIe Device Serial Number from raw config space, or None."""
+    if config is None or len(config) < _EXT_CAP_START + 4:
+        return None
+    offset = _EXT_CAP_START
+    seen: set[int] = set()
+    while offset and offset not in seen and offset + 12 <= len(config):
+        seen.add(offset)
+        header = int.from_bytes(config[offset : offset + 4], "little")
+        if header in (0, 0xFFFFFFFF):
+            return None
+        if header & 0xFFFF == _EXT_CAP_DSN:
+            low = int.from_bytes(config[offset + 4 : offset + 8], "little")
+            high = int.from_bytes(config[offset + 8 : offset + 12], "little")
+            return format_dsn((high << 32) | low)
+        offset = (header >> 20) & 0xFFC
+    return None
+
+
+def port_path_of(real: str) -> str | None:
+    """`/sys/devices/pci0000:40/0000:40:01.1/0000:41:00.0` -> `pci0000:40/01.1/00.0`."""
+    parts = real.split("/")
+    for i, part in enumerate(parts):
+        if part.startswith("pci") and ":" in part:
+            hops = [p.split(":")[-1] for p in parts[i + 1 :] if p.count(":") == 2]
+            return "/".join([part, *hops])
+    return None
+
+
+class SysfsInventory:
+    """`HostInventory` over a sysfs root."""
+
+    def __init__(
+        self, root: str | os.PathLike[str] = "/sys", *, reader: SysfsReader | None = None
+    ) -> None:
+        self.reader = reader or SysfsReader(root)
+        self.reader.check_root()
+        self._slots: dict[str, str] | None = None
+
+    # -- PCI -------------------------------------------------------------
+
+    def pci_facts(self) -> SysfsPciFacts:
+        """SR-IOV counts, reset methods, mdev types of the devices below this root."""
+        from .pcifacts import SysfsPciFacts
+
+        return SysfsPciFacts(self.reader)
+
+    def _pci_dir(self, address: PciAddress) -> str:
+        return self.reader.path("bus", "pci", "devices", str(address))
+
+    def pci_device(self, address: PciAddress) -> PciDevice | None:
+        base = self._pci_dir(address)
+        d = self.reader.directory(base)
+        if d is None:
+            return None
+        try:
+            return self._pci_from(address, d)
+        finally:
+            d.close()
+
+    def _pci_from(
+        self, address: PciAddress, d: SysfsDir, link: str | None = None
+    ) -> PciDevice | None:
+        """The device in directory `d`; `link` is the target of its bus/pci/devices
+        entry when the caller has read it already."""
+        ids = _uevent_ids(d.text("uevent"))
+        vendor: str | None
+        device: str | None
+        if ids is not None:
+            vendor, device, sub_vendor, sub_device, klass = ids
+        else:  # a tree copied without uevent files: one file per field
+            vendor, device = d.text("vendor"), d.text("device")
+            sub_vendor, sub_device = d.text("subsystem_vendor"), d.text("subsystem_device")
+            klass = d.text("class")
+        if vendor is None or device is None:
+            return None
+        where = Location(d.path)
+        # Records made with every field in order take the constructor's fast path:
+        # a host has thousands of functions.
+        identity = PciIdentity(
+            parse_id16(vendor, "vendor", where),
+            parse_id16(device, "device", where),
+            parse_id16(sub_vendor, "subsystem_vendor", where) if sub_vendor else None,
+            parse_id16(sub_device, "subsystem_device", where) if sub_device else None,
+            parse_class(klass, where) if klass else None,
+            read_dsn(d.bytes("config", CONFIG_LIMIT)),
+        )
+        group = d.link_name("iommu_group")
+        numa = d.text("numa_node")
+        physfn = d.optional_link_name("physfn")
+        # The kernel links a PF's VFs as virtfn0..virtfn<sriov_numvfs-1>, without gaps
+        # (drivers/pci/iov.c): reading them in turn costs a non-PF one failed access(),
+        # where listing the directory cost every device four system calls.
+        virtfns: list[PciAddress] = []
+        while (vf := d.optional_link_name(f"virtfn{len(virtfns)}")) is not None:
+            virtfns.append(PciAddress.parse(vf))
+        virtfns.sort()
+        return PciDevice(
+            address,
+            identity,
+            int(group) if group is not None and decimal_digits(group) else None,
+            int(numa) if numa is not None and decimal_digits(numa) else None,
+            d.link_name("driver"),
+            self._slot_of(address),
+            port_path_of(self._real_dir(d.path, link)),
+            PciAddress.parse(physfn) if physfn else None,
+            tuple(virtfns),
+        )
+
+    @staticmethod
+    def _real_dir(base: str, target: str | None = None) -> str:
+        # bus/pci/devices/X is a link to ../../../devices/pci0000:00/.../X on every
+        # kernel: its target has the port path already, without resolving every hop.
+        if target is None:
+            try:
+                target = os.readlink(base)
+            except OSError:
+                target = ""
+        if target.startswith("../../../devices/pci"):
+            return target
+        try:
+            return os.path.realpath(base)
+        except OSError:
+            return base
+
+    def _slot_of(self, address: PciAddress) -> str | None:
+        # /sys/bus/pci/slots/NAME/address holds "dddd:bb:ss" (no function): the slot's
+        # functions all share it. There are few slots, however many functions.
+        if self._slots is None:
+            slots_dir = self.reader.path("bus", "pci", "slots")
+            self._slots = {}
+            for name in self.reader.listdir(slots_dir):
+                addr = self.reader.text(os.path.join(slots_dir, name, "address"))
+                if addr:
+                    self._slots[addr.lower()] = name
+        if not self._slots:
+            return None
+        key = f"{address.domain:04x}:{address.bus:02x}:{address.slot:02x}"
+        return self._slots.get(key)
+
+    def pci_addresses(self) -> list[PciAddress]:
+        return sorted(
+            PciAddress.parse(name)
+            for name in self.reader.listdir(self.reader.path("bus", "pci", "devices"))
+        )
+
+    def pci_devices(self) -> Sequence[PciDevice]:
+        """Every PCI function. The same reads as `pci_device` for each, but relative to
+        one open bus/pci/devices directory: no walk from the root per device (a host has
+        thousands of functions with SR-IOV)."""
+        base = self.reader.path("bus", "pci", "devices")
+        addresses = self.pci_addresses()
+        try:
+            devices = os.open(base, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except PermissionError as exc:
+            raise HostAccessError(
+                f"cannot open {base}: permission denied", fix="run as root"
+            ) from exc
+        except OSError:
+            return []
+        out = []
+        try:
+            for address in addresses:
+                name = str(address)
+                try:
+                    fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=devices)
+                except PermissionError as exc:
+                    raise HostAccessError(
+                        f"cannot open {os.path.join(base, name)}: permission denied",
+                        fix="run as root",
+                    ) from exc
+                except OSError:  # gone since it was listed
+                    continue
+                d = SysfsDir(os.path.join(base, name), fd)
+                try:
+                    try:
+                        link = os.readlink(name, dir_fd=devices)
+                    except OSError:
+                        link = ""
+                    dev = self._pci_from(address, d, link)
+                finally:
+                    d.close()
+                if dev is not None:
+                    out.append(dev)
+        finally:
+            os.close(devices)
+        return out
+
+    def iommu_group_members(self, group: int) -> Sequence[PciAddress]:
+        path = self.reader.path("kernel", "iommu_groups", str(group), "devices")
+        return sorted(PciAddress.parse(name) for name in self.reader.listdir(path))
+
+    # -- USB -------------------------------------------------------------
+    def usb_devices(self) -> Sequence[UsbDevice]:
+        r = self.reader
+        base = r.path("bus", "usb", "devices")
+        out = []
+        for name in r.listdir(base):
+            if ":" in name:  # interfaces, e.g. 1-2:1.0
+                continue
+            d = os.path.join(base, name)
+            vendor = r.text(os.path.join(d, "idVendor"))
+            product = r.text(os.path.join(d, "idProduct"))
+            busnum = r.text(os.path.join(d, "busnum"))
+            devnum = r.text(os.path.join(d, "devnum"))
+            if vendor is None or product is None or busnum is None or devnum is None:
+                continue
+            where = Location(str(d))
+            out.append(
+                UsbDevice(
+                    bus=_usb_number(busnum, os.path.join(d, "busnum")),
+                    device=_usb_number(devnum, os.path.join(d, "devnum")),
+                    identity=UsbIdentity(
+                        parse_id16(vendor, "idVendor", where),
+                        parse_id16(product, "idProduct", where),
+                        r.text(os.path.join(d, "serial")) or None,
+                    ),
+                    port_path=name,
+                    manufacturer=r.text(os.path.join(d, "manufacturer")),
+                    product_name=r.text(os.path.join(d, "product")),
+                    driver=r.link_name(os.path.join(d, "driver")),
+                )
+            )
+        return out
+
+
+def _usb_number(text: str, path: str) -> int:
+    """busnum/devnum: the kernel writes them in decimal (drivers/usb/core/sysfs.c)."""
+    if not decimal_digits(text):
+        raise InputError(
+            f"{shown(text)} is not a USB bus or device number",
+            where=Location(path),
+            fix="the kernel writes a decimal number here; check the tree given as --sysfs",
+        )
+    return int(text)

@@ -1,0 +1,994 @@
+"""The mapping store: stable device names, one entry per node where the device exists.
+
+Reading goes through `xmldoc` (expat; the hook uses it) and checks every value it
+keeps; the CLI also validates against schemas/store.xsd (xmlschema, line numbers
+from lxml; a store whose bytes passed before is remembered, see storeschema) before
+trusting a store. Writes are edits of the original bytes (an
+administrator's comments survive), serialised by an flock on `<store>.lock` and
+made atomic by write + fsync + rename.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+
+from ..model.errors import InputError, Location, RefusedError, UntrustedFileError
+from ..model.identity import (
+    PciIdentity,
+    UsbIdentity,
+    pci_identity_attributes,
+    pci_identity_from_attributes,
+    placement_attributes,
+    usb_identity_attributes,
+    usb_identity_from_attributes,
+)
+from ..model.pciaddress import PciAddress
+from ..model.records import field, frozen
+from .xmldoc import MAX_DOCUMENT_BYTES, Document, Element, Node, Splicer, parse_bytes
+
+# Not typing.TYPE_CHECKING: the hook avoids importing typing (see records.py).
+TYPE_CHECKING = False
+
+if TYPE_CHECKING:
+    from ..model.scsi import FcLunPath, LunIdentity
+    from ..model.wwn import Wwn
+
+NS = "http://hostdev-resolver.org/xmlns/store/1"
+DEFAULT_PATH = "/etc/hostdev-resolver/mappings.xml"
+EMPTY = f"<mappings xmlns='{NS}'>\n</mappings>\n".encode()
+
+
+@frozen
+class PciEntry:
+    node: str
+    address: PciAddress
+    identity: PciIdentity
+    iommu_group: int | None = None
+    numa_node: int | None = None
+    physical_slot: str | None = None
+    port_path: str | None = None
+    line: int | None = field(default=None, compare=False)
+
+    def to_node(self) -> Node:
+        attrs = {"name": self.node, "address": str(self.address)}
+        attrs |= pci_identity_attributes(self.identity)
+        attrs |= placement_attributes(
+            self.iommu_group, self.numa_node, self.physical_slot, self.port_path
+        )
+        return Node("node", attrs)
+
+
+@frozen
+class UsbEntry:
+    node: str
+    identity: UsbIdentity
+    port_path: str | None = None
+    line: int | None = field(default=None, compare=False)
+
+    def to_node(self) -> Node:
+        attrs = {"name": self.node} | usb_identity_attributes(self.identity)
+        if self.port_path is not None:
+            attrs["port-path"] = self.port_path
+        return Node("node", attrs)
+
+
+@frozen
+class _MappingBase:
+    name: str
+    description: str | None
+    allow: tuple[str, ...]
+    line: int | None = field(default=None, compare=False)
+
+    def allows(self, domain: str) -> bool:
+        """No <allow> means any domain; otherwise a shell pattern must match the name."""
+        if not self.allow:
+            return True
+        from .shellpattern import matches
+
+        return any(matches(domain, p) for p in self.allow)
+
+
+@frozen
+class PciMapping(_MappingBase):
+    entries: tuple[PciEntry, ...] = ()
+    vfio: bool = False  # vfio='yes' or 'boot': the hook binds it at start
+    # require-reset='yes': refuse a start when the device has no reset method (reset.py)
+    require_reset: bool = False
+    # vfio='boot': also bound at boot, by identity (hostbinding.py); implies `vfio`
+    vfio_boot: bool = False
+    kind = "pci"
+
+    def entries_on(self, node: str) -> tuple[PciEntry, ...]:
+        return tuple(e for e in self.entries if e.node == node)
+
+
+@frozen
+class UsbMapping(_MappingBase):
+    entries: tuple[UsbEntry, ...] = ()
+    kind = "usb"
+
+    def entries_on(self, node: str) -> tuple[UsbEntry, ...]:
+        return tuple(e for e in self.entries if e.node == node)
+
+
+@frozen
+class WwnMapping(_MappingBase):
+    """`lun` and `scsi` mappings, node-independent: a LUN named by its WWN (or, when it
+    has none, its T10 vendor ID or unit serial), or for `scsi` an FC path (initiator
+    WWPN + target WWPN + LUN number), optionally with the WWN expected there."""
+
+    wwn: Wwn | None = None
+    kind: str = "lun"
+    t10_id: str | None = None
+    serial: str | None = None
+    vendor: str | None = None
+    model: str | None = None
+    fc_path: FcLunPath | None = None
+
+    @property
+    def identity(self) -> LunIdentity | None:
+        if self.wwn is None and self.t10_id is None and self.serial is None:
+            return None
+        from ..model.scsi import LunIdentity
+
+        return LunIdentity(self.wwn, self.t10_id, self.serial, self.vendor, self.model)
+
+    def store_attributes(self) -> dict[str, str]:
+        """The attributes `StoreEditor.add_entry(kind, name, None, extra=…)` writes."""
+        attrs: dict[str, str] = {}
+        if self.wwn is not None:
+            attrs["wwn"] = str(self.wwn)
+        for key, value in (
+            ("t10-id", self.t10_id),
+            ("serial", self.serial),
+            ("vendor", self.vendor),
+            ("model", self.model),
+        ):
+            if value is not None:
+                attrs[key] = value
+        if self.fc_path is not None:
+            attrs["initiator"] = str(self.fc_path.initiator)
+            attrs["target"] = str(self.fc_path.target)
+            attrs["lun"] = str(self.fc_path.lun)
+        return attrs
+
+
+@frozen
+class VhbaMapping(_MappingBase):
+    """An NPIV virtual HBA, named by its own WWNN/WWPN; its parent HBA by WWNN/WWPN or by
+    fabric WWN, never by host number (libvirt's <parent wwnn= wwpn=/> / fabric_wwn)."""
+
+    wwnn: Wwn | None = None
+    wwpn: Wwn | None = None
+    parent_wwnn: Wwn | None = None
+    parent_wwpn: Wwn | None = None
+    parent_fabric: Wwn | None = None
+    kind = "vhba"
+
+    def store_attributes(self) -> dict[str, str]:
+        attrs: dict[str, str] = {}
+        for key, value in (
+            ("wwnn", self.wwnn),
+            ("wwpn", self.wwpn),
+            ("parent-wwnn", self.parent_wwnn),
+            ("parent-wwpn", self.parent_wwpn),
+            ("parent-fabric", self.parent_fabric),
+        ):
+            if value is not None:
+                attrs[key] = str(value)
+        return attrs
+
+
+@frozen
+class VfEntry(PciEntry):
+    """An SR-IOV virtual function on one node: its PF's identity and placement (the
+    inherited fields, captured as a `pci` entry is), the VF index below that PF, and
+    the VF's own vendor/device. A VF's address is never recorded: it is derived from the
+    PF's `virtfnN` link, and changes whenever the PF moves or sriov_numvfs is re-set."""
+
+    index: int = 0
+    vf_vendor: int | None = None
+    vf_device: int | None = None
+
+    def to_node(self) -> Node:
+        node = PciEntry.to_node(self)
+        node.attrs["index"] = str(self.index)
+        if self.vf_vendor is not None and self.vf_device is not None:
+            node.attrs["vf-vendor"] = f"{self.vf_vendor:04x}"
+            node.attrs["vf-device"] = f"{self.vf_device:04x}"
+        return node
+
+
+@frozen
+class VfMapping(PciMapping):
+    """`vf` mappings: a PCI mapping whose entries name a PF and a VF index (sriov.py)."""
+
+    vgpu_type: str | None = None
+    kind = "vf"
+
+
+@frozen
+class MdevMapping(PciMapping):
+    """`mdev` mappings: a mediated device of `mdev_type` with a UUID fixed at `map add`;
+    the entries are its possible parents (PCI identities), a pool when there are several
+    on one node (mdev.py)."""
+
+    mdev_type: str = ""
+    uuid: str = ""
+    kind = "mdev"
+
+
+Mapping = PciMapping | UsbMapping | WwnMapping | VhbaMapping
+
+
+@frozen
+class Store:
+    path: str
+    mappings: dict[str, Mapping]
+
+    def get(self, name: str) -> Mapping | None:
+        return self.mappings.get(name)
+
+    def nodes(self) -> list[str]:
+        seen: dict[str, None] = {}
+        for mapping in self.mappings.values():
+            if isinstance(mapping, PciMapping | UsbMapping):
+                for entry in mapping.entries:
+                    seen.setdefault(entry.node, None)
+        return list(seen)
+
+
+# -- reading -------------------------------------------------------------------
+
+
+def _missing(doc: Document, el: Element, name: str) -> InputError:
+    return InputError(
+        f"<{el.tag}> has no {name} attribute",
+        where=doc.where(el),
+        fix=f"add {name}='…' (see schemas/store.xsd)",
+    )
+
+
+def _required(doc: Document, el: Element, name: str) -> str:
+    value = el.get(name)
+    if value is None:
+        raise _missing(doc, el, name)
+    return value
+
+
+def _pci_entry(doc: Document, el: Element) -> PciEntry:
+    where = doc.where(el)
+    return PciEntry(
+        node=_required(doc, el, "name"),
+        address=PciAddress.parse(_required(doc, el, "address"), where),
+        identity=pci_identity_from_attributes(el.attrs, where, lambda n: _missing(doc, el, n)),
+        iommu_group=doc.uint(el, "iommu-group"),
+        numa_node=doc.uint(el, "numa-node"),
+        physical_slot=el.get("slot"),
+        port_path=el.get("port-path"),
+        line=el.line,
+    )
+
+
+def _usb_entry(doc: Document, el: Element) -> UsbEntry:
+    where = doc.where(el)
+    return UsbEntry(
+        node=_required(doc, el, "name"),
+        identity=usb_identity_from_attributes(el.attrs, where, lambda n: _missing(doc, el, n)),
+        port_path=el.get("port-path"),
+        line=el.line,
+    )
+
+
+def _allow(doc: Document, el: Element) -> tuple[str, ...]:
+    return tuple(_required(doc, a, "domain") for a in el.findall("allow", NS))
+
+
+def _mapping(doc: Document, el: Element) -> Mapping:
+    name = _required(doc, el, "name")
+    description = el.get("description")
+    allow = _allow(doc, el)
+    for child in el.children:
+        if child.ns != NS or child.tag not in ("node", "allow"):
+            raise InputError(
+                f"unexpected <{child.tag}> in <{el.tag} name='{name}'>", where=doc.where(child)
+            )
+    nodes = el.findall("node", NS)
+    if el.tag in ("vf", "mdev"):
+        return _sriov_mdev_mapping(doc, el, name, description, allow, nodes)
+    if el.tag == "pci":
+        vfio = el.get("vfio", "no")
+        if vfio not in ("yes", "no", "boot"):
+            raise InputError(
+                f"vfio={vfio!r} must be yes, no or boot",
+                where=doc.where(el),
+                fix="yes: bound at start; boot: also bound at boot (docs/boot-binding.md)",
+            )
+        return PciMapping(
+            name,
+            description,
+            allow,
+            el.line,
+            tuple(_pci_entry(doc, n) for n in nodes),
+            vfio in ("yes", "boot"),
+            _yes_no(doc, el, "require-reset"),
+            vfio == "boot",
+        )
+    if el.tag == "usb":
+        return UsbMapping(
+            name, description, allow, el.line, tuple(_usb_entry(doc, n) for n in nodes)
+        )
+    if el.tag in ("lun", "scsi", "vhba"):
+        if nodes:
+            raise InputError(
+                f"<{el.tag}> mappings have no <node> entries", where=doc.where(nodes[0])
+            )
+        if el.tag == "vhba":
+            return _vhba_mapping(doc, el, name, description, allow)
+        return _wwn_mapping(doc, el, name, description, allow)
+    raise InputError(
+        f"unknown mapping kind <{el.tag}>",
+        where=doc.where(el),
+        fix="use pci, usb, vf, mdev, lun, scsi or vhba",
+    )
+
+
+def _yes_no(doc: Document, el: Element, attr: str) -> bool:
+    value = el.get(attr, "no")
+    if value not in ("yes", "no"):
+        raise InputError(f"{attr}={value!r} must be yes or no", where=doc.where(el))
+    return value == "yes"
+
+
+def _vf_entry(doc: Document, el: Element) -> VfEntry:
+    from ..model.identity import parse_id16
+
+    where = doc.where(el)
+    pf = _pci_entry(doc, el)
+    index = doc.uint(el, "index")
+    if index is None:
+        raise _missing(doc, el, "index")
+    vv, vd = el.get("vf-vendor"), el.get("vf-device")
+    if (vv is None) != (vd is None):
+        raise InputError("vf-vendor and vf-device go together", where=where)
+    return VfEntry(
+        pf.node,
+        pf.address,
+        pf.identity,
+        pf.iommu_group,
+        pf.numa_node,
+        pf.physical_slot,
+        pf.port_path,
+        pf.line,
+        index,
+        parse_id16(vv, "vf-vendor", where) if vv is not None else None,
+        parse_id16(vd, "vf-device", where) if vd is not None else None,
+    )
+
+
+def _sriov_mdev_mapping(
+    doc: Document,
+    el: Element,
+    name: str,
+    description: str | None,
+    allow: tuple[str, ...],
+    nodes: list[Element],
+) -> Mapping:
+    """`<vf>` and `<mdev>` mappings (issue 14): PCI mappings with a VF index on each
+    entry, or with a mediated device type and UUID on the mapping."""
+    if el.tag == "vf":
+        return VfMapping(
+            name,
+            description,
+            allow,
+            el.line,
+            tuple(_vf_entry(doc, n) for n in nodes),
+            _yes_no(doc, el, "vfio"),
+            _yes_no(doc, el, "require-reset"),
+            vgpu_type=el.get("vgpu-type"),
+        )
+    from ..model.identity import parse_uuid
+
+    mdev_type = _required(doc, el, "type")
+    return MdevMapping(
+        name,
+        description,
+        allow,
+        el.line,
+        tuple(_pci_entry(doc, n) for n in nodes),
+        False,
+        _yes_no(doc, el, "require-reset"),
+        mdev_type=mdev_type,
+        uuid=parse_uuid(_required(doc, el, "uuid"), doc.where(el)),
+    )
+
+
+def _wwn(doc: Document, el: Element, name: str) -> Wwn | None:
+    from ..model.wwn import parse_optional  # the SCSI modules load only for stores with LUNs
+
+    return parse_optional(el.get(name), name=name, where=doc.where(el))
+
+
+def _wwn_mapping(
+    doc: Document, el: Element, name: str, description: str | None, allow: tuple[str, ...]
+) -> WwnMapping:
+    where = doc.where(el)
+    fc = [el.get(k) for k in ("initiator", "target", "lun")]
+    fc_path = None
+    if any(v is not None for v in fc):
+        if el.tag != "scsi" or any(v is None for v in fc):
+            raise InputError(
+                f"<{el.tag} name='{name}'>: initiator, target and lun go together, on <scsi> only",
+                where=where,
+                fix="give all three (an FC LUN path) or none",
+            )
+        from ..model.scsi import FcLunPath
+        from ..model.wwn import Wwn
+
+        fc_path = FcLunPath(
+            Wwn.parse(_required(doc, el, "initiator"), name="initiator", where=where),
+            Wwn.parse(_required(doc, el, "target"), name="target", where=where),
+            doc.uint(el, "lun") or 0,
+        )
+    mapping = WwnMapping(
+        name,
+        description,
+        allow,
+        el.line,
+        _wwn(doc, el, "wwn"),
+        el.tag,
+        el.get("t10-id"),
+        el.get("serial"),
+        el.get("vendor"),
+        el.get("model"),
+        fc_path,
+    )
+    if mapping.identity is None and fc_path is None:
+        raise InputError(
+            f"<{el.tag} name='{name}'> names no LUN",
+            where=where,
+            fix="give wwn= (or t10-id=/serial= for a LUN without one"
+            + (", or initiator= target= lun=)" if el.tag == "scsi" else ")"),
+        )
+    return mapping
+
+
+def _vhba_mapping(
+    doc: Document, el: Element, name: str, description: str | None, allow: tuple[str, ...]
+) -> VhbaMapping:
+    from ..model.wwn import Wwn
+
+    where = doc.where(el)
+    mapping = VhbaMapping(
+        name,
+        description,
+        allow,
+        el.line,
+        Wwn.parse(_required(doc, el, "wwnn"), name="wwnn", where=where),
+        Wwn.parse(_required(doc, el, "wwpn"), name="wwpn", where=where),
+        _wwn(doc, el, "parent-wwnn"),
+        _wwn(doc, el, "parent-wwpn"),
+        _wwn(doc, el, "parent-fabric"),
+    )
+    by_port = mapping.parent_wwnn is not None and mapping.parent_wwpn is not None
+    if (mapping.parent_wwnn is None) != (mapping.parent_wwpn is None) or (
+        by_port == (mapping.parent_fabric is not None)
+    ):
+        raise InputError(
+            f"<vhba name='{name}'> needs its parent as parent-wwnn + parent-wwpn, "
+            "or as parent-fabric",
+            where=where,
+            fix="name the parent HBA by its port names or its fabric, never by host number",
+        )
+    return mapping
+
+
+def parse_store(doc: Document) -> Store:
+    root = doc.root
+    if root.ns != NS or root.tag != "mappings":
+        got = f"{{{root.ns}}}{root.tag}" if root.ns else root.tag
+        raise InputError(
+            f"not a mapping store: root element is <{got}>",
+            where=doc.where(root),
+            fix=f"the root must be <mappings xmlns='{NS}'>",
+        )
+    mappings: dict[str, Mapping] = {}
+    for el in root.children:
+        if el.ns != NS:
+            raise InputError(
+                f"element <{el.tag}> is not in the store namespace", where=doc.where(el)
+            )
+        mapping = _mapping(doc, el)
+        if mapping.name in mappings:
+            first = mappings[mapping.name].line
+            raise InputError(
+                f"duplicate mapping name {mapping.name!r} (first defined on line {first})",
+                where=doc.where(el),
+                fix="rename or remove one of them",
+            )
+        mappings[mapping.name] = mapping
+    return Store(doc.source, mappings)
+
+
+def validate_schema(doc: Document) -> None:
+    """Check the store against schemas/store.xsd; the first violation, with its line.
+    A store whose exact bytes passed before is not built again (see storeschema)."""
+    from .storeschema import check_store_schema
+
+    check_store_schema(doc)
+
+
+def _kind_of(mode: int) -> str:
+    """What a non-regular file is, for a message."""
+    for test, name in (
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISLNK, "a symlink"),
+    ):
+        if test(mode):
+            return name
+    return "not a regular file"
+
+
+def _read_fd(fd: int) -> bytes:
+    """At most one byte past xmldoc's document limit: the parser refuses it then, and a
+    huge file is not read whole only to be refused."""
+    chunks = []
+    left = MAX_DOCUMENT_BYTES + 1
+    while left > 0 and (chunk := os.read(fd, min(1 << 16, left))):
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
+
+
+def read_regular(path: str, what: str) -> bytes:
+    """Read a file that must be a regular one (symlinks followed).
+
+    A FIFO would block `open` until a writer comes, and a device node reads forever
+    (/dev/zero) or has side effects on open: the type is checked before opening, the
+    open is non-blocking, and the open descriptor is checked again. OSError (missing,
+    permission denied) is left to the caller; anything but a regular file is an
+    InputError naming what it is.
+    """
+    info = os.stat(path)
+    if not stat.S_ISREG(info.st_mode):
+        raise _not_regular(path, what, info.st_mode)
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise _not_regular(path, what, info.st_mode)
+        return _read_fd(fd)
+    finally:
+        os.close(fd)
+
+
+def _not_regular(path: str, what: str, mode: int) -> InputError:
+    return InputError(
+        f"the {what} is {_kind_of(mode)}, not a regular file; not read",
+        where=Location(path),
+        fix=f"point to the {what} file itself",
+    )
+
+
+def read_store_bytes(path: str) -> bytes:
+    where = Location(path)
+    try:
+        return read_regular(path, "mapping store")
+    except FileNotFoundError:
+        raise InputError(
+            "mapping store not found",
+            where=where,
+            fix="create it with 'hostdev-resolver map add', or give --store",
+        ) from None
+    except PermissionError:
+        raise InputError(
+            "cannot read the mapping store: permission denied", where=where, fix="run as root"
+        ) from None
+    except OSError as exc:
+        raise InputError(f"cannot read the mapping store: {exc.strerror}", where=where) from None
+
+
+def load_store(path: str, *, schema: bool = True) -> Store:
+    """Read and check a store. The hook passes schema=False: xmlschema is too slow to import
+    on every guest start, and parse_store already refuses every value it cannot use."""
+    doc = parse_bytes(read_store_bytes(path), path)
+    store = parse_store(doc)
+    if schema:
+        validate_schema(doc)
+    return store
+
+
+def _untrusted_mode(info: os.stat_result) -> bool:
+    return bool(info.st_mode & (stat.S_IWGRP | stat.S_IWOTH))
+
+
+# Linux gives up a path lookup after 40 symlinks (MAXSYMLINKS, fs/namei.c); so do we.
+_MAX_SYMLINKS = 40
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def _check_directory(fd: int, real: str, what: str, where: Location, via: str | None) -> None:
+    info = os.fstat(fd)
+    sticky = bool(info.st_mode & stat.S_ISVTX)
+    if info.st_uid != 0 or (_untrusted_mode(info) and not sticky):
+        through = f" (reached through the symlink {via})" if via else ""
+        raise UntrustedFileError(
+            f"the {what} is under {real}{through}, which another user can change "
+            f"(owner uid {info.st_uid}, mode {stat.S_IMODE(info.st_mode):o}); not trusted",
+            where=where,
+            fix=f"keep it in a directory only root can write, e.g. chown root {real}; chmod go-w {real}",
+        )
+
+
+def _open_trusted_directory(path: str, what: str) -> tuple[int, str]:
+    """Walk down to the directory that holds `path`'s last component, one component at
+    a time (openat with O_NOFOLLOW), checking each real directory before looking into
+    it; returns its descriptor and the file's name in it.
+
+    A symlinked directory is followed by reading the link in its (already trusted)
+    directory and walking its target the same way, so every directory the lookup
+    really passes through is checked, and none can be swapped behind the check: each
+    is looked into through a descriptor, and only root can change its entries.
+    """
+    where = Location(path)
+    full = path if path.startswith("/") else os.path.join(os.getcwd(), path)
+    parts = full.split("/")
+    name = parts.pop()
+    todo = [p for p in reversed(parts) if p not in ("", ".")]
+    fd = os.open("/", _DIR_FLAGS)
+    real: list[str] = []
+    via: str | None = None
+    links = 0
+    try:
+        _check_directory(fd, "/", what, where, None)
+        while todo:
+            part = todo.pop()
+            here = "/" + "/".join(real)
+            try:
+                info = os.stat(part, dir_fd=fd, follow_symlinks=False)
+            except FileNotFoundError:
+                raise
+            except OSError as exc:
+                raise UntrustedFileError(
+                    f"cannot look up {os.path.join(here, part)}: {exc.strerror}", where=where
+                ) from None
+            if stat.S_ISLNK(info.st_mode):
+                links += 1
+                if links > _MAX_SYMLINKS:
+                    raise UntrustedFileError(
+                        f"more than {_MAX_SYMLINKS} symlinks on the way to the {what}",
+                        where=where,
+                    )
+                target = os.readlink(part, dir_fd=fd)
+                via = os.path.join(here, part)
+                if target.startswith("/"):
+                    os.close(fd)
+                    fd = os.open("/", _DIR_FLAGS)
+                    real = []
+                todo.extend(p for p in reversed(target.split("/")) if p not in ("", "."))
+                continue
+            if not stat.S_ISDIR(info.st_mode):
+                raise UntrustedFileError(
+                    f"{os.path.join(here, part)} is not a directory", where=where
+                )
+            next_fd = os.open(part, _DIR_FLAGS, dir_fd=fd)
+            os.close(fd)
+            fd = next_fd
+            if part == "..":
+                real = real[:-1]
+            else:
+                real.append(part)
+            _check_directory(fd, "/" + "/".join(real), what, where, via)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd, name or "."
+
+
+def read_trusted(path: str, what: str = "mapping store") -> bytes:
+    """Read a file the hook, running as root, may act on.
+
+    The file must be root's and not group/world-writable, and so must every directory
+    the lookup passes through (a sticky one such as /tmp protects entries it does not
+    own), or another user could swap it; a symlinked directory is checked at its real
+    place (see `_open_trusted_directory`). The file itself is opened without following
+    a symlink, non-blocking (a FIFO would block the hook, and libvirtd with it) and
+    checked on the open descriptor, so it cannot change between the check and the
+    read. FileNotFoundError is left to the caller: a missing config means defaults, a
+    missing store is an error.
+    """
+    where = Location(path)
+    dir_fd, name = _open_trusted_directory(path, what)
+    try:
+        info = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+        if not stat.S_ISREG(info.st_mode) and not stat.S_ISLNK(info.st_mode):
+            raise UntrustedFileError(
+                f"the {what} is {_kind_of(info.st_mode)}, not a regular file; not read",
+                where=where,
+                fix=f"point the hook at the {what} file itself",
+            )
+        try:
+            fd = os.open(
+                name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dir_fd
+            )
+        except FileNotFoundError:
+            raise
+        except OSError as exc:
+            raise UntrustedFileError(
+                f"cannot open the {what}: {exc.strerror} (a symlink is not followed)",
+                where=where,
+                fix="point the hook config at the file itself",
+            ) from None
+    finally:
+        os.close(dir_fd)
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise UntrustedFileError(
+                f"the {what} is {_kind_of(info.st_mode)}, not a regular file; not read",
+                where=where,
+                fix=f"point the hook at the {what} file itself",
+            )
+        if info.st_uid != 0:
+            raise UntrustedFileError(
+                f"the {what} is owned by uid {info.st_uid}, not root; not trusted",
+                where=where,
+                fix=f"chown root {path}",
+            )
+        if _untrusted_mode(info):
+            raise UntrustedFileError(
+                f"the {what} is group- or world-writable (mode {stat.S_IMODE(info.st_mode):o}); not trusted",
+                where=where,
+                fix=f"chmod go-w {path}",
+            )
+        return _read_fd(fd)
+    finally:
+        os.close(fd)
+
+
+# -- writing -------------------------------------------------------------------
+
+
+class StoreEditor:
+    """Edits of one store document, applied as byte splices (comments survive)."""
+
+    def __init__(self, doc: Document) -> None:
+        self.doc = doc
+        self.store = parse_store(doc)
+        self.splicer = Splicer(doc)
+
+    def _element(self, name: str) -> Element | None:
+        for el in self.doc.root.children:
+            if el.get("name") == name:
+                return el
+        return None
+
+    def add_entry(
+        self,
+        kind: str,
+        name: str,
+        entry: PciEntry | UsbEntry | None,
+        *,
+        description: str | None = None,
+        allow: tuple[str, ...] = (),
+        extra: dict[str, str] | None = None,
+        pool: bool = False,
+    ) -> Added:
+        """Add a node entry to mapping `name` (created if absent).
+
+        An entry for the same device on that node is refreshed. Another device
+        re-maps the name on that node (the device moved, or was swapped), unless `pool`
+        asks to add it as one more member of the node's pool. A pool is re-mapped only
+        where the new device is a member that moved (same identity, with a serial);
+        otherwise the caller must say which member goes.
+        """
+        existing = self.store.get(name)
+        if existing is None:
+            attrs = {"name": name, **(extra or {})}
+            if description:
+                attrs["description"] = description
+            children = [entry.to_node()] if entry is not None else []
+            children += [Node("allow", {"domain": p}) for p in allow]
+            self.splicer.append_child(self.doc.root, Node(kind, attrs, children))
+            return Added("added")
+        if existing.kind != kind:
+            raise InputError(
+                f"mapping {name!r} exists as a {existing.kind} mapping, not {kind}",
+                where=Location(self.doc.source, existing.line),
+                fix="choose another name or 'map remove' it first",
+            )
+        el = self._element(name)
+        assert el is not None
+        if entry is None:
+            raise InputError(
+                f"mapping {name!r} already exists", where=Location(self.doc.source, existing.line)
+            )
+        here: list[tuple[Element, PciEntry | UsbEntry]] = []
+        for node_el in el.findall("node", NS):
+            if node_el.get("name") == entry.node:
+                here.append((node_el, _editor_entry(self.doc, node_el, kind)))
+        same = [(n, e) for n, e in here if _same_device(e, entry)]
+        moved = [(n, e) for n, e in here if _moved_device(e, entry)]
+        outcome: Added
+        if same:
+            self.splicer.replace_element(same[0][0], entry.to_node())
+            outcome = Added("refreshed", same[0][1])
+        elif not here or pool:
+            nodes = el.findall("node", NS)
+            if nodes:
+                self.splicer.insert_after(nodes[-1], entry.to_node())
+            elif el.children:
+                self.splicer.insert_first_child(el, entry.to_node())
+            else:
+                self.splicer.append_child(el, entry.to_node())
+            outcome = Added("pooled" if here else "added")
+        elif len(here) == 1 or len(moved) == 1:
+            node_el, old = here[0] if len(here) == 1 else moved[0]
+            self.splicer.replace_element(node_el, entry.to_node())
+            outcome = Added("re-mapped", old)
+        else:
+            members = ", ".join(_describe_entry(e) for _, e in here)
+            raise RefusedError(
+                f"mapping {name!r} is a pool of {len(here)} devices on node {entry.node} "
+                f"({members}); which one {_describe_entry(entry)} replaces is not clear",
+                where=Location(self.doc.source, existing.line),
+                fix=f"add --pool to make it one more member, or drop one first with "
+                f"'hostdev-resolver map remove {name} --node {entry.node} --address BDF'",
+            )
+        if description is not None:
+            self.splicer.set_attribute(el, "description", description)
+        for attr, value in (extra or {}).items():
+            self.splicer.set_attribute(el, attr, value)
+        have = set(existing.allow)
+        allows = el.findall("allow", NS)
+        for pattern in allow:
+            if pattern not in have:
+                node = Node("allow", {"domain": pattern})
+                if allows:
+                    self.splicer.insert_after(allows[-1], node)
+                else:
+                    self.splicer.append_child(el, node)
+        return outcome
+
+    def add_entries(
+        self,
+        kind: str,
+        name: str,
+        entries: list[PciEntry],
+        *,
+        description: str | None = None,
+        allow: tuple[str, ...] = (),
+        extra: dict[str, str] | None = None,
+    ) -> None:
+        """Several entries at once (an mdev's pool of parents): a new mapping is written
+        whole; an existing one gets each entry as `add_entry` adds it."""
+        if self.store.get(name) is None:
+            attrs = {"name": name, **(extra or {})}
+            if description:
+                attrs["description"] = description
+            unique: list[PciEntry] = []
+            for entry in entries:
+                if not any(_same_device(entry, seen) for seen in unique):
+                    unique.append(entry)
+            children = [e.to_node() for e in unique]
+            children += [Node("allow", {"domain": p}) for p in allow]
+            self.splicer.append_child(self.doc.root, Node(kind, attrs, children))
+            return
+        for i, entry in enumerate(entries):
+            first = i == 0
+            self.add_entry(
+                kind,
+                name,
+                entry,
+                description=description if first else None,
+                allow=allow if first else (),
+                extra=extra if first else None,
+                pool=True,  # several parents on one node are the mapping's pool
+            )
+
+    def remove(self, name: str, node: str | None = None, address: PciAddress | None = None) -> int:
+        """Remove a mapping, or only its entries on `node`, or only the one of them at
+        `address` (a member of a PCI pool); returns how many went."""
+        el = self._element(name)
+        if el is None:
+            raise InputError(
+                f"no mapping named {name!r}",
+                where=Location(self.doc.source),
+                fix="see 'hostdev-resolver map list'",
+            )
+        if node is None:
+            self._remove_element(el)
+            return 1
+        gone = [n for n in el.findall("node", NS) if n.get("name") == node]
+        if not gone:
+            raise InputError(
+                f"mapping {name!r} has no entry for node {node!r}",
+                where=Location(self.doc.source, el.line),
+            )
+        if address is not None:
+            if el.tag not in ("pci", "mdev"):
+                raise InputError(
+                    f"--address picks a member of a PCI pool (or an mdev's parent); {name!r} "
+                    f"is a {el.tag} mapping",
+                    where=Location(self.doc.source, el.line),
+                    fix=f"drop --address to remove its entries on node {node}",
+                )
+            members = gone
+            gone = [n for n in members if _pci_entry(self.doc, n).address == address]
+            if not gone:
+                at = ", ".join(str(_pci_entry(self.doc, n).address) for n in members)
+                raise InputError(
+                    f"mapping {name!r} has no member at {address} on node {node} (it has {at})",
+                    where=Location(self.doc.source, el.line),
+                    fix="see 'hostdev-resolver map show " + name + "'",
+                )
+        for n in gone:
+            self._remove_element(n)
+        return len(gone)
+
+    def _remove_element(self, el: Element) -> None:
+        data = self.doc.data
+        start = data.rfind(b"\n", 0, el.start)
+        if start >= 0 and data[start + 1 : el.start].strip() == b"":
+            self.splicer.replace(start, el.end, b"")
+        else:
+            self.splicer.replace(el.start, el.end, b"")
+
+    def result(self) -> bytes:
+        return self.splicer.apply()
+
+
+def _editor_entry(doc: Document, el: Element, kind: str) -> PciEntry | UsbEntry:
+    if kind == "vf":
+        return _vf_entry(doc, el)
+    return _pci_entry(doc, el) if kind in ("pci", "mdev") else _usb_entry(doc, el)
+
+
+def _same_device(a: PciEntry | UsbEntry, b: PciEntry | UsbEntry) -> bool:
+    if a.node != b.node:
+        return False
+    if isinstance(a, VfEntry) or isinstance(b, VfEntry):
+        return (
+            isinstance(a, VfEntry)
+            and isinstance(b, VfEntry)
+            and (a.address, a.index) == (b.address, b.index)
+        )
+    if isinstance(a, PciEntry) and isinstance(b, PciEntry):
+        return a.address == b.address
+    if isinstance(a, UsbEntry) and isinstance(b, UsbEntry):
+        # Twins without a serial are told apart by the port they are in.
+        return a.identity == b.identity and (
+            a.identity.serial is not None or a.port_path == b.port_path
+        )
+    return False
+
+
+def _moved_device(old: PciEntry | UsbEntry, new: PciEntry | UsbEntry) -> bool:
+    """The same device at another address: the identity, serial included, is equal."""
+    return (
+        isinstance(old, PciEntry)
+        and isinstance(new, PciEntry)
+        and old.identity.serial is not None
+        and old.identity == new.identity
+    )
+
+
+def _describe_entry(entry: PciEntry | UsbEntry) -> str:
+    if isinstance(entry, PciEntry):
+        return f"{entry.address} [{entry.identity.ids}]"
+    where = f" port {entry.port_path}" if entry.port_path else ""
+    serial = f" serial {entry.identity.serial}" if entry.identity.serial else ""
+    return f"{entry.identity.ids}{serial}{where}"
+
+
+@frozen
+class Added:
+    """What `StoreEditor.add_entry` did: added, refreshed, re-mapped (from `old`) or pooled."""
+
+    action: str
+    old: PciEntry | UsbEntry | None = None
