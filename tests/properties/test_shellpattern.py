@@ -9,7 +9,7 @@ from fnmatch import fnmatchcase
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from hostdev_resolver.shellpattern import matches
+from hostdev_resolver.model.shellpattern import matches
 
 # Few letters, so that names and patterns meet often; '/' and '\n' because fnmatch's
 # `*` and `?` match them too; '[' and ']' exercise the hand-over to fnmatch.
@@ -33,7 +33,7 @@ def test_matches_is_fnmatchcase(name: str, pattern: str) -> None:
 def test_a_plain_pattern_imports_no_re() -> None:
     code = (
         "import sys\n"
-        "from hostdev_resolver.shellpattern import matches\n"
+        "from hostdev_resolver.model.shellpattern import matches\n"
         "assert matches('ml-train', 'ml-*') and not matches('web', 'ml-?')\n"
         "print('re' in sys.modules)\n"
     )

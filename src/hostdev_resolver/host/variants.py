@@ -55,7 +55,7 @@ class VariantDrivers:
         """The driver for a device with this modalias (`pci:v…d…sv…sd…bc…sc…i…`)."""
         if not modalias or not modalias.startswith("pci:") or not self.aliases:
             return VFIO_PCI
-        from .shellpattern import matches  # kmod matches aliases with fnmatch(3) too
+        from ..model.shellpattern import matches  # kmod matches aliases with fnmatch(3) too
 
         wanted = "vfio_" + modalias
         best: tuple[int, int, str] | None = None

@@ -84,7 +84,7 @@ class _MappingBase:
         """No <allow> means any domain; otherwise a shell pattern must match the name."""
         if not self.allow:
             return True
-        from .shellpattern import matches
+        from ..model.shellpattern import matches
 
         return any(matches(domain, p) for p in self.allow)
 
