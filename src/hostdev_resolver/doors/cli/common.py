@@ -8,7 +8,6 @@ they live below all of them.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
 from ...host.hostsource import HostSource
@@ -101,21 +100,12 @@ def write_output(data: bytes, out: str | None) -> None:
         sys.stdout.buffer.write(data)
         sys.stdout.flush()
         return
-    directory = os.path.dirname(os.path.abspath(out))
-    try:
-        from ...host.outfile import create_temporary
+    from ...host.outfile import replace_file
 
-        fd, tmp = create_temporary(directory, ".hostdev-resolver.")
+    try:
+        replace_file(out, data, ".hostdev-resolver.")
     except OSError as exc:
         raise InputError(f"cannot write {out}: {exc.strerror}", where=Location(out)) from None
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, out)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def warn(message: str) -> None:
