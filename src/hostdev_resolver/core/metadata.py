@@ -108,7 +108,7 @@ class Resolution:
         )
 
 
-def _missing(doc: Document, el: Element, name: str) -> InputError:
+def missing_attribute(doc: Document, el: Element, name: str) -> InputError:
     return InputError(
         f"hr:{el.tag} record has no {name} attribute",
         where=doc.where(el),
@@ -119,16 +119,16 @@ def _missing(doc: Document, el: Element, name: str) -> InputError:
 def _req(doc: Document, el: Element, name: str) -> str:
     value = el.get(name)
     if value is None:
-        raise _missing(doc, el, name)
+        raise missing_attribute(doc, el, name)
     return value
 
 
-def _pci_record(doc: Document, el: Element) -> PciRecord:
+def pci_record(doc: Document, el: Element) -> PciRecord:
     w = doc.where(el)
     return PciRecord(
         map=_req(doc, el, "map"),
         address=PciAddress.parse(_req(doc, el, "address"), w),
-        identity=pci_identity_from_attributes(el.attrs, w, lambda n: _missing(doc, el, n)),
+        identity=pci_identity_from_attributes(el.attrs, w, lambda n: missing_attribute(doc, el, n)),
         iommu_group=doc.uint(el, "iommu-group"),
         numa_node=doc.uint(el, "numa-node"),
         physical_slot=el.get("slot"),
@@ -142,7 +142,7 @@ def _usb_record(doc: Document, el: Element) -> UsbRecord:
     w = doc.where(el)
     return UsbRecord(
         map=_req(doc, el, "map"),
-        identity=usb_identity_from_attributes(el.attrs, w, lambda n: _missing(doc, el, n)),
+        identity=usb_identity_from_attributes(el.attrs, w, lambda n: missing_attribute(doc, el, n)),
         bus=doc.uint(el, "bus"),
         device=doc.uint(el, "device"),
         port_path=el.get("port-path"),
@@ -167,7 +167,7 @@ def read_resolution(doc: Document) -> Resolution | None:
         if child.ns != HR_NS:
             continue
         if child.tag == "pci":
-            records.append(_pci_record(doc, child))
+            records.append(pci_record(doc, child))
         elif child.tag == "usb":
             records.append(_usb_record(doc, child))
         elif child.tag == "vf":

@@ -13,10 +13,8 @@ binding, claims and conflicts treat it like any other PCI function.
 
 from __future__ import annotations
 
-from ..model.errors import InputError
 from ..model.identity import (
     pci_identity_attributes,
-    pci_identity_from_attributes,
     placement_attributes,
 )
 from ..model.pciaddress import PciAddress
@@ -71,32 +69,20 @@ class VfRecord(PciRecord):
 
 
 def vf_record(doc: Document, el: Element) -> VfRecord:
+    """An hr:vf record: a PCI record (the PF's identity, the VF's address), read by the
+    same code as hr:pci, plus the PF's address then, the index and the VF's IDs."""
     from ..model.identity import parse_id16
+    from ..model.records import fields
+    from .metadata import missing_attribute, pci_record
 
+    if el.get("index") is None:
+        raise missing_attribute(doc, el, "index")
+    base = pci_record(doc, el)
     where = doc.where(el)
-
-    def missing(name: str) -> InputError:
-        return InputError(
-            f"hr:vf record has no {name} attribute",
-            where=where,
-            fix="re-resolve the domain with 'hostdev-resolver resolve' or 'hostdev-virsh define'",
-        )
-
-    for name in ("map", "address", "index"):
-        if el.get(name) is None:
-            raise missing(name)
     pf = el.get("pf")
     vv, vd = el.get("vf-vendor"), el.get("vf-device")
     return VfRecord(
-        map=el.attrs["map"],
-        address=PciAddress.parse(el.attrs["address"], where),
-        identity=pci_identity_from_attributes(el.attrs, where, missing),
-        iommu_group=doc.uint(el, "iommu-group"),
-        numa_node=doc.uint(el, "numa-node"),
-        physical_slot=el.get("slot"),
-        port_path=el.get("port-path"),
-        vfio=el.get("vfio") == "yes",
-        line=el.line,
+        **{f.name: getattr(base, f.name) for f in fields(base)},
         pf_address=PciAddress.parse(pf, where) if pf is not None else None,
         index=doc.uint(el, "index") or 0,
         vf_vendor=parse_id16(vv, "vf-vendor", where) if vv is not None else None,
