@@ -5,14 +5,24 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hostdev_resolver.host.nodedev import NodedevInventory
+import pytest
+
+from hostdev_resolver.core.locate import unobserved_pci
+from hostdev_resolver.doors.cli import main as cli
+from hostdev_resolver.host.nodedev import PCI_NOT_IN_NODEDEV, USB_NOT_IN_NODEDEV, NodedevInventory
 from hostdev_resolver.host.snapshot import HostSnapshot
 from hostdev_resolver.host.sysfs import SysfsInventory
 from hostdev_resolver.model.identity import PciIdentity, UsbIdentity
-from hostdev_resolver.model.inventory import IndexedInventory, PciDevice, UsbDevice
+from hostdev_resolver.model.inventory import (
+    IndexedInventory,
+    PciDevice,
+    RememberedInventory,
+    UsbDevice,
+)
 from hostdev_resolver.model.pciaddress import PciAddress
 from hostdev_resolver.model.pcifacts import facts_of, iommu_off
 from hostdev_resolver.model.scsi import ScsiInventory
+from tests.cluster.test_cluster import HV1, HV1_SYSFS
 from tests.support.hosttree import HostSpec, HostTree, PciSpec
 
 A, B, C = (PciAddress.parse(f"0000:41:00.{fn}") for fn in range(3))
@@ -65,3 +75,40 @@ def test_facts_and_scsi_are_the_values_when_a_source_has_them(tmp_path: Path) ->
     HostTree.build(tmp_path / "off", HostSpec(pci=[PciSpec(str(A), "10de", "20b5")]))
     off = IndexedInventory(pci=(_dev(A, 3),), facts=SysfsInventory(tmp_path / "off").pci_facts())
     assert iommu_off(off) == f"{tmp_path / 'off'}/kernel/iommu_groups is empty"
+
+
+def test_validate_through_libvirt_judges_as_resolve_does(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # validate remembers each device it reads (RememberedInventory); that must not hide
+    # the fields libvirt cannot show, or a store captured from sysfs resolves through
+    # --connect but fails validate on subsystem, serial and slot.
+    HostTree.build(tmp_path / "sys", HV1_SYSFS)
+    store = str(tmp_path / "captured.xml")
+    capture = ["--store", store, "--node", "vm", "--sysfs", str(tmp_path / "sys")]
+    assert cli.main(["map", "add", "pci", "gpu0", "--address", "41:00.0", *capture]) == 0
+    domain = tmp_path / "d.xml"
+    domain.write_text(
+        "<domain type='kvm' xmlns:hr='http://hostdev-resolver.org/xmlns/domain/1'>"
+        "<name>a</name><memory>1048576</memory><os><type arch='x86_64'>hvm</type></os>"
+        "<devices><hostdev mode='subsystem' type='pci' managed='yes' hr:map='gpu0'/>"
+        "</devices></domain>"
+    )
+    out = str(tmp_path / "out.xml")
+    assert cli.main(["resolve", str(domain), "--store", store, "--connect", HV1, "-o", out]) == 0
+    capsys.readouterr()
+    assert cli.main(["validate", str(domain), "--store", store, "--connect", HV1]) == 0, (
+        capsys.readouterr().err
+    )
+
+
+def test_remembered_inventory_keeps_what_its_source_says(tmp_path: Path) -> None:
+    libvirt = RememberedInventory(NodedevInventory())
+    assert libvirt.unobserved_pci == PCI_NOT_IN_NODEDEV
+    assert libvirt.unobserved_usb == USB_NOT_IN_NODEDEV
+    assert facts_of(libvirt) is None
+    HostTree.build(tmp_path, HostSpec(pci=[PciSpec(str(A), "10de", "20b5", iommu_group=3)]))
+    sysfs = RememberedInventory(SysfsInventory(tmp_path))
+    facts = facts_of(sysfs)
+    assert facts is not None and facts.iommu_off() is None
+    assert unobserved_pci(sysfs) == frozenset()

@@ -180,3 +180,22 @@ class RememberedInventory:
         if self._usb is None:
             self._usb = self.inner.usb_devices()
         return self._usb
+
+    # What the source says besides its devices is the source's: a view through libvirt
+    # cannot see some fields (`core.locate` leaves them out of comparisons), and a sysfs
+    # view has PCI facts (SR-IOV, mdev types). Hidden, `validate` would judge a
+    # reference other than `resolve` does on the same host.
+    @property
+    def unobserved_pci(self) -> frozenset[str]:
+        value: frozenset[str] = getattr(self.inner, "unobserved_pci", frozenset())
+        return value
+
+    @property
+    def unobserved_usb(self) -> frozenset[str]:
+        value: frozenset[str] = getattr(self.inner, "unobserved_usb", frozenset())
+        return value
+
+    def pci_facts(self) -> PciFacts | None:
+        from .pcifacts import facts_of
+
+        return facts_of(self.inner)
