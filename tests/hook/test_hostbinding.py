@@ -393,8 +393,8 @@ def test_usage_and_unknown_names(
 
 
 def test_boot_implies_start_the_hook_binds_a_boot_mapping_too(tmp_path: Path) -> None:
+    from hostdev_resolver.core.vfioplan import plan_binding
     from hostdev_resolver.host.sysfs import SysfsInventory
-    from hostdev_resolver.host.vfio import plan_binding
     from hostdev_resolver.xml.xmldoc import parse_bytes
 
     from .fixtures import domain_xml, mapped

@@ -18,9 +18,10 @@ if TYPE_CHECKING:
     from typing import BinaryIO, TextIO
 
     from ..core.verification import Finding
+    from ..core.vfioplan import BindingPlan
     from ..host.sysfs import SysfsInventory
     from ..host.variants import VariantDrivers
-    from ..host.vfio import BindingPlan, Writer
+    from ..host.vfio import Writer
     from ..model.errors import RefusedError
     from ..model.inventory import HostInventory
     from ..model.scsi import ScsiInventory
@@ -440,7 +441,7 @@ def decide_start(
     `hostdev-resolver verify` prints it, so the two cannot disagree."""
     from ..core.reset import capability_checks
     from ..core.verification import unresolved_references, verify_domain
-    from ..host.vfio import plan_binding
+    from ..core.vfioplan import plan_binding
     from ..model.errors import RefusedError
 
     findings: tuple[Finding, ...] = (
