@@ -661,7 +661,8 @@ def _allocate(data: bytes, source: str, session: Session, doc: Document | None =
         spare_ports=int(str(spare)) if spare is not None else None,
         numa_aware=bool(session.ours.get("--numa-aware")),
     )
-    doc = parse_bytes(data, source) if doc is None else doc  # once, for the record and the allocator
+    # Parsed once, for the record's NUMA nodes and the allocator.
+    doc = parse_bytes(data, source) if doc is None else doc
     numa = host_numa_of(doc)
     try:
         return allocate_domain_xml(
@@ -890,9 +891,7 @@ def cmd_edit(session: Session, args: CommandArgs) -> int:
         session.say(f"Domain '{dom.name()}' XML configuration not changed.")
         return 0
     try:
-        xml = resolve_for_node(
-            edited, path, session, _claimed_by_others(session, dom.name())
-        )
+        xml = resolve_for_node(edited, path, session, _claimed_by_others(session, dom.name()))
         # virsh edit validates against libvirt's schema unless told --skip-validate.
         validate = 0 if args.skip_validate else libvirt.VIR_DOMAIN_DEFINE_VALIDATE
         new = _call(lambda: session.conn.defineXMLFlags(xml.decode(), validate))
