@@ -40,6 +40,7 @@ from ..model.records import field, frozen, mutable, replace
 from ..xml.domain import devices_of, domain_name
 from ..xml.store import PciMapping, Store, UsbMapping, load_store
 from ..xml.xmldoc import Document, Splicer, parse_bytes, read_document
+from .options import SPECS, WRAPPER
 
 # Not typing.TYPE_CHECKING: `define` costs the interpreter's start-up plus what this
 # module imports before virsh takes over (docs/wrapper.md, "Speed"); typing, argparse
@@ -72,15 +73,10 @@ _VIRSH_LONG = {
 }  # fmt: skip
 _LONG_FOR = {"c": "connect", "q": "quiet", "r": "readonly"}
 
-# Ours, with whether they take a value.
-_OURS = {
-    "--store": True,
-    "--node": True,
-    "--sysfs": True,
-    "--policy": True,
-    "--spare-ports": True,
-    "--numa-aware": False,
-}
+# Ours, with whether they take a value: the store and host options the doors share
+# (doors.options), then the allocator's.
+_OURS = {option[0]: SPECS[option[0]][0] is not None for option in WRAPPER}
+_OURS |= {"--policy": True, "--spare-ports": True, "--numa-aware": False}
 _HANDLED = {"define", "create", "attach-device", "update-device", "edit", "start"}
 
 
@@ -1069,15 +1065,9 @@ def build_parser() -> argparse.ArgumentParser:
         ),
         epilog="Global virsh options (-c URI, -r, -q, -d, -l, -k, -K, -t, -e) are accepted as virsh accepts them.",
     )
-    p.add_argument(
-        "--store",
-        metavar="PATH",
-        help="mapping store (default $HOSTDEV_RESOLVER_STORE or /etc/hostdev-resolver/mappings.xml)",
-    )
-    p.add_argument("--node", metavar="NAME", help="node name (default: the connection's host name)")
-    p.add_argument(
-        "--sysfs", metavar="ROOT", help="read host devices from a directory laid out like /sys"
-    )
+    from .cli.common import add_options
+
+    add_options(p, WRAPPER)
     p.add_argument(
         "--policy", choices=["libvirt", "tuned"], help="also allocate guest PCI addresses"
     )

@@ -285,17 +285,10 @@ def register_bind_commands(subparsers: argparse._SubParsersAction[Any]) -> None:
     )
     # Where to look for processes holding a group open; for tests.
     unbind.add_argument("--proc", default="/proc", help=argparse.SUPPRESS)
+    from ..options import BIND
+    from .common import add_options
+
     for p in (bind, unbind):
-        p.add_argument(
-            "--store",
-            metavar="PATH",
-            help="mapping store file (default $HOSTDEV_RESOLVER_STORE, else the hook config's)",
-        )
-        p.add_argument(
-            "--node", metavar="NAME", help="node name (default the hook config's, or this host's)"
-        )
-        p.add_argument(
-            "--sysfs", metavar="ROOT", help="sysfs root (default the hook config's, or /sys)"
-        )
+        add_options(p, BIND)
     bind.set_defaults(handler=cmd_bind)
     unbind.set_defaults(handler=cmd_unbind)

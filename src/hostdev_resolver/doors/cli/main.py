@@ -13,7 +13,8 @@ import sys
 from ... import __doc__ as _package_doc
 from ... import __version__
 from ...model.errors import HostdevError, UsageError
-from .common import add_store_tls_options
+from ..options import COMMON
+from .common import add_options
 
 # Not typing.TYPE_CHECKING: every command pays for what this module imports, and
 # typing alone is half a bare interpreter's start-up. Modules only some commands need
@@ -74,36 +75,7 @@ class _Parser(argparse.ArgumentParser):
 
 def _common(parser: argparse.ArgumentParser) -> None:
     """Options every subcommand accepts after its name (`map add … --store S --sysfs R`)."""
-    group = parser.add_argument_group("common options")
-    group.add_argument(
-        "--store",
-        metavar="PATH",
-        help="mapping store: a file, or etcd://HOST:PORT[,...]/PREFIX (default $HOSTDEV_RESOLVER_STORE or /etc/hostdev-resolver/mappings.xml)",
-    )
-    add_store_tls_options(group)
-    group.add_argument("--node", metavar="NAME", help="node name (default: this host's name)")
-    group.add_argument(
-        "--dev-root",
-        metavar="DIR",
-        help="where /dev/disk/by-id lives, for LUNs (default /dev on the live host, none with --sysfs)",
-    )
-    src = group.add_mutually_exclusive_group()
-    src.add_argument(
-        "--sysfs", metavar="ROOT", help="read devices from a directory laid out like /sys"
-    )
-    src.add_argument(
-        "--host",
-        metavar="SNAPSHOT",
-        action="append",
-        help="read devices from 'inventory --format json' output (repeatable where a command looks at several nodes)",
-    )
-    src.add_argument("--udev", action="store_true", help="read the live host through udev")
-    src.add_argument(
-        "--connect",
-        metavar="[NODE=]URI",
-        action="append",
-        help="read node devices through a libvirt connection (repeatable where a command looks at several nodes)",
-    )
+    add_options(parser.add_argument_group("common options"), COMMON, one_source=True)
 
 
 # -- parser ----------------------------------------------------------------------
