@@ -21,8 +21,11 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     import argparse
     from collections.abc import Sequence
+    from typing import Any
 
     from ...xml.xmldoc import Document
+
+    Subparsers = argparse._SubParsersAction[Any]
 
 
 def add_allocate_arguments(parser: argparse.ArgumentParser) -> None:
@@ -181,3 +184,10 @@ def run_allocate(args: argparse.Namespace) -> int:
         print(f"hostdev-resolver allocate: {exc.message}", file=sys.stderr)
         return exc.exit_code
     return 0
+
+
+def register(sub: Subparsers, name: str, help: str, common: argparse.ArgumentParser) -> None:
+    """Add `allocate` (doors.cli.main.COMMANDS)."""
+    p = sub.add_parser(name, parents=[common], help=help)
+    add_allocate_arguments(p)
+    p.set_defaults(handler=run_allocate)

@@ -340,17 +340,17 @@ def cmd_map_check(args: argparse.Namespace) -> int:
     return 1
 
 
-def register_map_check(map_subparsers: Any, common: argparse.ArgumentParser) -> None:
-    """Add `map check` to the `map` subcommands.
+def register(sub: Any, name: str, help: str, common: argparse.ArgumentParser) -> None:
+    """Add `map check` to the `map` subcommands (doors.cli.maps.register).
 
     `common` is deliberately not a parent: there `--host` and `--connect` exclude each
-    other, while `map check` looks at several nodes from any mix of sources. `--store`
-    and `--node` keep the meaning and spelling they have in `common`.
+    other, while `map check` looks at several nodes from any mix of sources
+    (doors.options.MAP_CHECK_NODES).
     """
     del common
-    p = map_subparsers.add_parser(
-        "check",
-        help="every mapping on every node: ok / mismatch / shifted / missing / unreachable",
+    p = sub.add_parser(
+        name,
+        help=help,
         description=(
             "Check every mapping against every node given (--connect, --host, --sysfs; "
             "the live host when none is). Exit 0 when every row is ok, 1 otherwise."
