@@ -64,7 +64,7 @@ PROG = "hostdev-virsh"
 # to any unique prefix (--conn URI). True: takes a value.
 #
 # Read by hand, not with getopt.getopt(argv, "+…", longs): `import getopt` imports
-# gettext (and through it locale, re and enum), measured at +6.5 ms of CPU over a bare
+# gettext (and through it locale, re and enum), measured at +6.5 ms over a bare
 # interpreter's 10 ms here (2026-12-01, medians of 40 interleaved runs), which alone is
 # more than the whole resolution adds to `define` (issue 12). Our own options also
 # come out of the command line wherever they are, which getopt cannot do with "+" (it
