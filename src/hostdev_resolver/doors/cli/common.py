@@ -11,7 +11,6 @@ import argparse
 import sys
 
 from ...host.hostsource import HostSource
-from ...host.storebackend import store_location
 from ...model.errors import InputError, Location, UsageError
 from ..options import SOURCES, SPECS, metavar
 
@@ -95,6 +94,10 @@ def add_options(container: Any, options: Sequence[Help], *, one_source: bool = F
 
 
 def store_path(args: argparse.Namespace) -> str:
+    # Imported here: the store backends bring the store's XML form (and expat) to every
+    # command, `inventory` included, which reads no store.
+    from ...host.storebackend import store_location
+
     return store_location(args)
 
 
