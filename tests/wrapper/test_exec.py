@@ -279,3 +279,31 @@ def test_virsh_is_found_on_path_as_execvp_finds_it(
     assert proc.stderr.startswith(err) and proc.stderr.count("\n") == (1 if err else 0)
     if code == 7:
         assert log.read_text().splitlines() == ["list", "--all"]
+
+
+@pytest.mark.parametrize("mapped", [True, False])
+def test_define_with_a_policy_parses_each_document_once(
+    host: dict[str, str], monkeypatch: pytest.MonkeyPatch, mapped: bool
+) -> None:
+    """The file once; with hr:map in it, the resolved document once more, shared by the
+    record's NUMA nodes and the allocator (they each parsed it before)."""
+    from hostdev_resolver.doors import wrapper
+    from hostdev_resolver.xml import xmldoc
+
+    sources: list[str] = []
+    real = xmldoc.parse_bytes
+
+    def counting(data: bytes, source: str) -> xmldoc.Document:
+        sources.append(source)
+        return real(data, source)
+
+    monkeypatch.setattr(xmldoc, "parse_bytes", counting)
+    monkeypatch.setattr(wrapper, "parse_bytes", counting)
+    ours: dict[str, str | bool] = {"--store": host["store"], "--node": "n1", "--sysfs": host["sys"]}
+    ours["--policy"] = "tuned"
+    session = wrapper.Session(None, "test:///default", ours, True)
+    data = _domain(mapped).replace("<os><type>", "<os><type arch='x86_64' machine='q35'>")
+    out = wrapper.resolve_for_node(data.encode(), "g.xml", session)
+    assert b"<controller type='pci'" in out  # allocated
+    assert (b"bus='0x05'" in out) == mapped  # resolved
+    assert sources.count("g.xml") == (2 if mapped else 1)
