@@ -1,5 +1,6 @@
 """What the commands share: where the host devices and the store come from (the
-host-source and store options), and how output and warnings leave.
+host-source and store options, spelled in doors.options and added by `add_options`),
+and how output and warnings leave.
 
 `validate`, `map check` and the cluster commands use these as `main`'s commands do, so
 they live below all of them.
