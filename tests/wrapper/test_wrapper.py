@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from hostdev_resolver.doors.wrapper import claims_of, is_local, split_command_line, with_references
+from hostdev_resolver.core.claims import claims_of
+from hostdev_resolver.doors.wrapper import is_local, split_command_line, with_references
 from hostdev_resolver.xml.xmldoc import parse_bytes
 from tests.support import libvirtd
 from tests.support.hosttree import HostSpec, HostTree, PciSpec

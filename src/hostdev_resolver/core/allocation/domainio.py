@@ -228,9 +228,10 @@ def _fill_controller_indexes(devices: list[Device]) -> list[Device]:
     return out
 
 
-def read_domain(data: bytes, source: str) -> DomainFile:
-    """Parse domain XML bytes; InputError (with file:line) when malformed."""
-    doc = xmldoc.parse_bytes(data, source)
+def read_domain(data: bytes, source: str, doc: xmldoc.Document | None = None) -> DomainFile:
+    """Parse domain XML bytes; InputError (with file:line) when malformed. `doc`: the
+    same bytes already parsed (by a caller that read them too), not parsed again."""
+    doc = xmldoc.parse_bytes(data, source) if doc is None else doc
     root = doc.root
     if root.tag != "domain" or root.ns is not None:
         raise InputError(

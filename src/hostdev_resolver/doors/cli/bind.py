@@ -253,49 +253,44 @@ def unbind(args: argparse.Namespace, writer_factory: WriterFactory) -> int:
     return code
 
 
-def register_bind_commands(subparsers: argparse._SubParsersAction[Any]) -> None:
-    """Add `bind` and `unbind`. Of the common options only --store, --node and --sysfs
-    mean anything here: they act on this host's sysfs, never a snapshot or a libvirt
-    connection."""
+def register(
+    sub: argparse._SubParsersAction[Any], name: str, help: str, common: argparse.ArgumentParser
+) -> None:
+    """Add `bind` or `unbind` (doors.cli.main.COMMANDS). Of the common options only
+    --store, --node and --sysfs mean anything here, as the hook reads them: they act on
+    this host's sysfs, never a snapshot or a libvirt connection."""
+    del common
     import argparse
 
-    bind = subparsers.add_parser(
-        "bind",
-        help="bind mapped PCI devices (and their IOMMU groups) to vfio-pci now, by identity",
-        description="Bind pci mappings' devices, and the other endpoints of their IOMMU "
-        "groups, to vfio-pci, wherever each device is found now. --boot binds every "
-        f"mapping marked vfio='boot' ({UNIT} runs it at boot).",
-    )
-    bind.add_argument("names", nargs="*", metavar="NAME", help="pci mappings to bind")
-    bind.add_argument(
-        "--boot",
-        action="store_true",
-        help="bind every pci mapping marked vfio='boot' that has an entry on this node",
-    )
-    bind.add_argument(
-        "--dry-run", action="store_true", help="print the sysfs writes, write nothing"
-    )
-    unbind = subparsers.add_parser(
-        "unbind",
-        help="give mapped devices bound by 'bind' back to their original drivers",
-    )
-    unbind.add_argument("names", nargs="+", metavar="NAME", help="pci mappings to give back")
-    unbind.add_argument(
-        "--dry-run", action="store_true", help="print the sysfs writes, write nothing"
-    )
-    # Where to look for processes holding a group open; for tests.
-    unbind.add_argument("--proc", default="/proc", help=argparse.SUPPRESS)
-    for p in (bind, unbind):
+    from ..options import BIND
+    from .common import add_options
+
+    if name == "bind":
+        p = sub.add_parser(
+            name,
+            help=help,
+            description="Bind pci mappings' devices, and the other endpoints of their IOMMU "
+            "groups, to vfio-pci, wherever each device is found now. --boot binds every "
+            f"mapping marked vfio='boot' ({UNIT} runs it at boot).",
+        )
+        p.add_argument("names", nargs="*", metavar="NAME", help="pci mappings to bind")
         p.add_argument(
-            "--store",
-            metavar="PATH",
-            help="mapping store file (default $HOSTDEV_RESOLVER_STORE, else the hook config's)",
+            "--boot",
+            action="store_true",
+            help="bind every pci mapping marked vfio='boot' that has an entry on this node",
         )
         p.add_argument(
-            "--node", metavar="NAME", help="node name (default the hook config's, or this host's)"
+            "--dry-run", action="store_true", help="print the sysfs writes, write nothing"
         )
+        add_options(p, BIND)
+        p.set_defaults(handler=cmd_bind)
+    else:
+        p = sub.add_parser(name, help=help)
+        p.add_argument("names", nargs="+", metavar="NAME", help="pci mappings to give back")
         p.add_argument(
-            "--sysfs", metavar="ROOT", help="sysfs root (default the hook config's, or /sys)"
+            "--dry-run", action="store_true", help="print the sysfs writes, write nothing"
         )
-    bind.set_defaults(handler=cmd_bind)
-    unbind.set_defaults(handler=cmd_unbind)
+        # Where to look for processes holding a group open; for tests.
+        p.add_argument("--proc", default="/proc", help=argparse.SUPPRESS)
+        add_options(p, BIND)
+        p.set_defaults(handler=cmd_unbind)

@@ -12,7 +12,11 @@ from .common import device_names, open_host, open_scsi
 TYPE_CHECKING = False
 
 if TYPE_CHECKING:
+    from typing import Any
+
     from ...model.inventory import PciDevice
+
+    Subparsers = argparse._SubParsersAction[Any]
 
 
 def _group_of(dev: PciDevice) -> str:
@@ -171,3 +175,15 @@ def cmd_inventory(args: argparse.Namespace) -> int:
             print()
             print("\n".join(lines))
     return 0
+
+
+def register(sub: Subparsers, name: str, help: str, common: argparse.ArgumentParser) -> None:
+    """Add `inventory` (doors.cli.main.COMMANDS)."""
+    p = sub.add_parser(name, parents=[common], help=help)
+    p.add_argument(
+        "--format",
+        choices=["text", "json"],
+        default="text",
+        help="json: a host snapshot for --host",
+    )
+    p.set_defaults(handler=cmd_inventory)

@@ -466,3 +466,155 @@ def cmd_map_remove(args: argparse.Namespace) -> int:
         what = "the mapping"
     print(f"removed {what} of {args.name!r} from {path}")
     return 0
+
+
+# -- the parser ------------------------------------------------------------------
+
+
+# Each kind of `map add` takes only its own options; a kind's parser gets the others as
+# None, so cmd_map_add reads one namespace whatever the kind.
+_MAP_ADD_DESTS = (
+    "address", "vendor", "product", "serial", "port", "offline", "wwn", "device",
+    "initiator", "target", "lun", "wwnn", "wwpn", "parent_wwnn", "parent_wwpn",
+    "parent_fabric", "vfio", "pool", "pf", "index", "vgpu_type", "parent", "mdev_type",
+    "uuid", "require_reset",
+)  # fmt: skip
+
+
+def _add_map_add(msub: Any, common: argparse.ArgumentParser) -> None:
+    """`map add KIND NAME …`: one sub-command per kind (the same spelling as before),
+    so --help, the man page and completion offer each kind only its options."""
+    add = msub.add_parser(
+        "add", help="add a mapping (or a node entry to it), capturing the identity from the host"
+    )
+    kinds = add.add_subparsers(dest="kind", metavar="KIND", parser_class=type(common))
+    kinds.required = True
+
+    def kind(name: str, help: str) -> argparse.ArgumentParser:
+        p: argparse.ArgumentParser = kinds.add_parser(name, parents=[common], help=help)
+        p.add_argument("name", metavar="NAME", help="the mapping's name")
+        return p
+
+    pci = kind("pci", "a PCI device (GPU, NIC, NVMe), by its address on this node")
+    pci.add_argument("--address", metavar="BDF", help="PCI address of the device on this node")
+    usb = kind("usb", "a USB device, by vendor and product (and serial or port)")
+    usb.add_argument("--vendor", metavar="V", help="USB vendor ID")
+    usb.add_argument("--product", metavar="P", help="USB product ID")
+    usb.add_argument(
+        "--serial", metavar="S", help="USB serial, to pick one of several identical devices"
+    )
+    usb.add_argument(
+        "--port", metavar="PATH", help="USB port path (e.g. 1-2.3) for devices without a serial"
+    )
+    usb.add_argument(
+        "--offline",
+        action="store_true",
+        help="record the identity as typed, without the device present",
+    )
+    for p in (pci, usb):
+        p.add_argument(
+            "--pool",
+            action="store_true",
+            help="add the device as one more member of the mapping's pool on this node "
+            "(without it, another device re-maps the name on this node)",
+        )
+    vf = kind("vf", "an SR-IOV VF, by its PF's identity and its index")
+    vf.add_argument("--pf", metavar="BDF", help="the SR-IOV physical function on this node")
+    vf.add_argument("--index", metavar="N", type=int, help="the VF index below --pf")
+    vf.add_argument(
+        "--vgpu-type",
+        metavar="T",
+        help="NVIDIA VF vGPU: the type current_vgpu_type must hold at start",
+    )
+    mdev = kind("mdev", "a mediated device (vGPU), by its parent(s) and type")
+    mdev.add_argument(
+        "--parent",
+        metavar="BDF|MAPPING",
+        action="append",
+        help="parent device, or a pci mapping naming parents (repeatable: a pool)",
+    )
+    mdev.add_argument("--type", dest="mdev_type", metavar="T", help="the mdev type")
+    mdev.add_argument("--uuid", metavar="UUID", help="the mdev's UUID (default: a new one)")
+    pci.add_argument(
+        "--vfio",
+        nargs="?",
+        const="start",
+        choices=("start", "boot"),
+        metavar="start|boot",
+        help="the hook binds the device and its IOMMU group to vfio-pci at start; "
+        "--vfio=boot: hostdev-resolver-bind.service also binds them at boot, "
+        "wherever the device is found (docs/boot-binding.md)",
+    )
+    # A VF exists only once its PF's sriov_numvfs is written, so it cannot be bound at boot.
+    vf.add_argument(
+        "--vfio",
+        action="store_true",
+        help="the hook binds the device and its IOMMU group to vfio-pci at start",
+    )
+    for p in (pci, vf, mdev):
+        p.add_argument(
+            "--require-reset",
+            action="store_true",
+            help="refuse a start when the device has no reset method",
+        )
+    lun = kind("lun", "a LUN for <disk device='lun'>, by its WWN")
+    scsi = kind("scsi", "a SCSI LUN for <hostdev type='scsi'>, by WWN or FC path")
+    for p in (lun, scsi):
+        p.add_argument("--wwn", metavar="WWN", help="the LUN's WWN (NAA or EUI-64)")
+        p.add_argument("--device", metavar="DEV", help="capture from sdX, sgN or H:C:T:L")
+    scsi.add_argument("--initiator", metavar="WWPN", help="FC initiator port")
+    scsi.add_argument("--target", metavar="WWPN", help="FC target port")
+    scsi.add_argument("--lun", metavar="N", type=int, help="LUN number behind --target")
+    vhba = kind("vhba", "an NPIV virtual HBA port, by its WWNN/WWPN")
+    vhba.add_argument("--wwnn", metavar="WWNN", help="the virtual port's node name")
+    vhba.add_argument("--wwpn", metavar="WWPN", help="the virtual port's port name")
+    vhba.add_argument("--parent-wwnn", metavar="WWNN", help="parent HBA node name")
+    vhba.add_argument("--parent-wwpn", metavar="WWPN", help="parent HBA port name")
+    vhba.add_argument("--parent-fabric", metavar="WWN", help="parent by fabric name")
+    for p in (pci, usb, vf, mdev, lun, scsi, vhba):
+        p.add_argument("--description", metavar="TEXT", help="what the device is for")
+        p.add_argument(
+            "--allow",
+            metavar="PATTERN",
+            action="append",
+            help="domain name pattern allowed to use it (repeatable)",
+        )
+        own = {a.dest for a in p._actions}
+        p.set_defaults(handler=cmd_map_add, **{d: None for d in _MAP_ADD_DESTS if d not in own})
+
+
+def register(sub: Any, name: str, help: str, common: argparse.ArgumentParser) -> None:
+    """Add `map add|list|show|remove|check` (doors.cli.main.COMMANDS)."""
+    mp = sub.add_parser(name, help=help)
+    msub = mp.add_subparsers(dest="map_command", metavar="ACTION", parser_class=type(common))
+    msub.required = True
+    _add_map_add(msub, common)
+    lst = msub.add_parser("list", parents=[common], help="list mappings")
+    lst.add_argument("--format", choices=["text", "json"], default="text")
+    lst.set_defaults(handler=cmd_map_list)
+    show = msub.add_parser(
+        "show",
+        parents=[common],
+        help="show one mapping, with the running guests holding its members (asked of libvirt)",
+    )
+    show.add_argument("name")
+    show.add_argument("--format", choices=["text", "json"], default="text")
+    show.set_defaults(handler=cmd_map_show)
+    rm = msub.add_parser(
+        "remove",
+        parents=[common],
+        help="remove a mapping, its entries on one node (--node), or one pool member (--address)",
+    )
+    rm.add_argument("name")
+    rm.add_argument(
+        "--address", metavar="BDF", help="with --node: only the pool member at this PCI address"
+    )
+    rm.set_defaults(handler=cmd_map_remove)
+    from . import mapcheck
+
+    mapcheck.register(
+        msub,
+        "check",
+        "every mapping on every node: ok / mismatch / shifted / missing / unreachable",
+        common,
+    )
