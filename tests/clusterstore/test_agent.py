@@ -17,7 +17,7 @@ from pathlib import Path
 from hostdev_resolver.doors import hook
 from hostdev_resolver.host.cachefile import read_header, view_path
 from hostdev_resolver.host.etcdstore import EtcdStore, StoreUrl
-from hostdev_resolver.xml.store import load_store
+from hostdev_resolver.host.storeread import load_store
 from tests.clusterstore.conftest import REPO, cli
 from tests.hook.fixtures import GPU, Host, domain_xml, gpu_host, make_host, mapped
 from tests.support.etcd import EtcdCluster

@@ -11,7 +11,8 @@ import pytest
 from hostdev_resolver.doors.cli import bind as bindcmd
 from hostdev_resolver.doors.cli import main as cli
 from hostdev_resolver.host.hostbinding import bound_state
-from hostdev_resolver.xml.store import PciMapping, load_store
+from hostdev_resolver.host.storeread import load_store
+from hostdev_resolver.xml.store import PciMapping
 from tests.support.hosttree import PciSpec
 from tests.support.simkernel import SimKernel, pci_state
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from hostdev_resolver.host.storeread import load_store
 from hostdev_resolver.host.sysfs import SysfsInventory, SysfsReader
 from hostdev_resolver.host.vfio import (
     BindingPlan,
@@ -17,7 +18,6 @@ from hostdev_resolver.host.vfio import (
     release,
 )
 from hostdev_resolver.model.errors import HostAccessError, RefusedError
-from hostdev_resolver.xml.store import load_store
 from hostdev_resolver.xml.xmldoc import parse_bytes
 from tests.support.simkernel import SimKernel, pci_state
 

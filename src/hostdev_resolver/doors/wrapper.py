@@ -30,6 +30,7 @@ from ..core.metadata import HR_NS, PciRecord, Resolution, UsbRecord, read_resolu
 from ..core.resolution import element_of_record, needs_store, resolve_domain, without_store
 from ..host.hostsource import default_store
 from ..host.storebackend import is_url
+from ..host.storeread import load_store
 from ..model.errors import (
     HostAccessError,
     HostdevError,
@@ -41,7 +42,7 @@ from ..model.errors import (
 from ..model.pciaddress import decimal_digits
 from ..model.records import field, frozen, mutable, replace
 from ..xml.domain import devices_of, domain_name
-from ..xml.store import PciMapping, Store, UsbMapping, load_store
+from ..xml.store import PciMapping, Store, UsbMapping
 from ..xml.xmldoc import Document, Splicer, parse_bytes, read_document
 
 # Not typing.TYPE_CHECKING: `define` costs the interpreter's start-up plus what this

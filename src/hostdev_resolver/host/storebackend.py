@@ -6,8 +6,9 @@ modules are imported only when the store is a URL.
 
 from __future__ import annotations
 
-from ..xml.store import Store, StoreEditor, load_store
+from ..xml.store import Store, StoreEditor
 from .hostsource import default_store
+from .storeread import load_store
 
 # Not typing.TYPE_CHECKING: every command (and hostdev-virsh define) imports this
 # module, and typing is a sizeable part of a bare start-up (see cli.py).

@@ -67,7 +67,8 @@ def _settings(args: argparse.Namespace) -> tuple[HookConfig, str, str, str]:
 
 def _read_store(config: HookConfig, path: str, *, missing_ok: bool) -> Store | None:
     """The store, read as the hook reads it (root's file unless trust_any_owner)."""
-    from ...xml.store import parse_store, read_store_bytes, read_trusted
+    from ...host.storeread import read_store_bytes, read_trusted
+    from ...xml.store import parse_store
     from ...xml.xmldoc import parse_bytes
 
     try:
