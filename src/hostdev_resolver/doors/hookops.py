@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 
+from ..host.storeread import DEFAULT_PATH as DEFAULT_STORE
 from ..model.records import frozen
 
 # Not typing.TYPE_CHECKING: the hook avoids importing typing (see records.py).
@@ -29,7 +30,6 @@ if TYPE_CHECKING:
 
 CONFIG_PATH = "/etc/hostdev-resolver/hook.toml"
 CONFIG_ENV = "HOSTDEV_RESOLVER_CONFIG"
-DEFAULT_STORE = "/etc/hostdev-resolver/mappings.xml"
 DEFAULT_STATE_DIR = "/run/hostdev-resolver"
 DEFAULT_LOG_FILE = "/var/log/hostdev-resolver/hook.log"
 _KEYS = {

@@ -23,6 +23,10 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from ..xml.store import Store
 
+# The one spelling of the default store path: the commands' (`hostsource.default_store`)
+# and the hook config's default. Here because the hook imports this module anyway.
+DEFAULT_PATH = "/etc/hostdev-resolver/mappings.xml"
+
 
 def _kind_of(mode: int) -> str:
     """What a non-regular file is, for a message."""

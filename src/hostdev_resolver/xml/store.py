@@ -33,7 +33,6 @@ if TYPE_CHECKING:
     from ..model.wwn import Wwn
 
 NS = "http://hostdev-resolver.org/xmlns/store/1"
-DEFAULT_PATH = "/etc/hostdev-resolver/mappings.xml"
 EMPTY = f"<mappings xmlns='{NS}'>\n</mappings>\n".encode()
 
 
