@@ -38,11 +38,12 @@ def is_etcd(args: argparse.Namespace) -> bool:
     return is_url(store_location(args))
 
 
-def etcd_store(args: argparse.Namespace) -> EtcdStore:
-    """The etcd store the arguments name (a bad URL is a usage error, exit 2)."""
+def etcd_store(args: argparse.Namespace, location: str | None = None) -> EtcdStore:
+    """The etcd store the arguments name, or `location` with the arguments' TLS files
+    (a bad URL is a usage error, exit 2)."""
     from .etcdstore import open_etcd_store
 
-    location = store_location(args)
+    location = location or store_location(args)
     tls = [getattr(args, k, None) for k in ("store_ca", "store_cert", "store_key")]
     if location.startswith("etcds://") and not any(tls):
         # The TLS files the node's agent uses (docs/cluster.md), when none are given.
