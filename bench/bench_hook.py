@@ -28,8 +28,8 @@ from tests.support.hosttree import HostTree  # noqa: E402
 from timing import Case, Target, child_env, interleaved, print_medians  # noqa: E402
 
 from hostdev_resolver.core.resolution import resolve_domain  # noqa: E402
+from hostdev_resolver.host.storeread import load_store  # noqa: E402
 from hostdev_resolver.host.sysfs import SysfsInventory  # noqa: E402
-from hostdev_resolver.xml.store import load_store  # noqa: E402
 from hostdev_resolver.xml.xmldoc import parse_bytes  # noqa: E402
 
 HOOK = REPO / "hooks" / "qemu"

@@ -10,7 +10,7 @@ import pytest
 from hostdev_resolver.doors import options, wrapper
 from hostdev_resolver.doors.cli.main import build_parser
 from hostdev_resolver.host.hostsource import default_store
-from hostdev_resolver.xml.store import DEFAULT_PATH
+from hostdev_resolver.host.storeread import DEFAULT_PATH
 
 
 def _sub(parser: argparse.ArgumentParser, *path: str) -> argparse.ArgumentParser:

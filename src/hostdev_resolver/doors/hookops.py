@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 
+from ..host.storeread import DEFAULT_PATH as DEFAULT_STORE
 from ..model.records import frozen
 
 # Not typing.TYPE_CHECKING: the hook avoids importing typing (see records.py).
@@ -30,7 +31,6 @@ if TYPE_CHECKING:
 
 CONFIG_PATH = "/etc/hostdev-resolver/hook.toml"
 CONFIG_ENV = "HOSTDEV_RESOLVER_CONFIG"
-DEFAULT_STORE = "/etc/hostdev-resolver/mappings.xml"
 DEFAULT_STATE_DIR = "/run/hostdev-resolver"
 DEFAULT_LOG_FILE = "/var/log/hostdev-resolver/hook.log"
 _KEYS = {
@@ -76,11 +76,11 @@ def load_config(environ: dict[str, str] | os._Environ[str]) -> HookConfig:
         if os.geteuid() == 0:
             # The config decides what the hook trusts (trust_any_owner relaxes only the
             # store), so as root it is always read the trusted way.
-            from ..xml.store import read_trusted
+            from ..host.storeread import read_trusted
 
             data = read_trusted(path, "hook config")
         else:
-            from ..xml.store import read_regular
+            from ..host.storeread import read_regular
 
             data = read_regular(path, "hook config")
     except FileNotFoundError:
@@ -319,10 +319,11 @@ def context(config: HookConfig, data: bytes, domain: str) -> _Context:
     from ..core.resolution import needs_store, without_store
     from ..host.cachefile import read_header, select, view_path
     from ..host.hostsource import this_node
+    from ..host.storeread import read_regular, read_store_bytes, read_trusted
     from ..host.sysfs import SysfsInventory
     from ..model.errors import InputError, Location, RefusedError
     from ..xml.domain import domain_name
-    from ..xml.store import parse_store, read_regular, read_store_bytes, read_trusted
+    from ..xml.store import parse_store
     from ..xml.xmldoc import parse_bytes
 
     doc = parse_bytes(data, f"domain {domain} (hook stdin)")

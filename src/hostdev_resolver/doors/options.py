@@ -19,7 +19,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Final
 
-# The store when no --store is given; xml.store.DEFAULT_PATH and the environment
+# The store when no --store is given, as help text: host.storeread.DEFAULT_PATH and the environment
 # variable host.hostsource.default_store reads (tests/test_options.py keeps them equal).
 DEFAULT_STORE: Final = "$HOSTDEV_RESOLVER_STORE or /etc/hostdev-resolver/mappings.xml"
 
@@ -100,7 +100,11 @@ MAP_CHECK_NODES: Final[tuple[Help, ...]] = (
 # `bind` and `unbind` act on this host's sysfs, as the hook does: the hook config's
 # store, node and sysfs unless given.
 BIND: Final[tuple[Help, ...]] = (
-    ("--store", "mapping store file (default $HOSTDEV_RESOLVER_STORE, else the hook config's)"),
+    (
+        "--store",
+        "mapping store: a file, or etcd://… by hand (default $HOSTDEV_RESOLVER_STORE, "
+        "else the hook config's)",
+    ),
     ("--node", "node name (default the hook config's, or this host's)"),
     ("--sysfs", "sysfs root (default the hook config's, or /sys)"),
 )

@@ -38,7 +38,7 @@ from ..model.errors import (
 from ..model.pciaddress import decimal_digits
 from ..model.records import field, frozen, mutable, replace
 from ..xml.domain import devices_of, domain_name
-from ..xml.store import PciMapping, Store, UsbMapping, load_store
+from ..xml.store import PciMapping, Store, UsbMapping
 from ..xml.xmldoc import Document, Splicer, parse_bytes, read_document
 from .options import SPECS, WRAPPER
 
@@ -477,6 +477,8 @@ class Session:
 
                 self._store = open_etcd_store(location).load()
             else:
+                from ..host.storeread import load_store
+
                 self._store = load_store(location, schema=False)
         return self._store
 

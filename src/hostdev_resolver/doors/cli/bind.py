@@ -4,7 +4,9 @@
 boot, for every pci mapping marked vfio='boot' (docs/boot-binding.md). Both decide from
 what the hook reads — the hook config (store, node, sysfs, state_dir, trust rules) —
 so a boot binding and a guest's start see the same store; `--store`, `--node` and
-`--sysfs` override it for a run by hand. The work is hostbinding.py's.
+`--sysfs` override it for a run by hand, and by hand the store may be an etcd URL as
+for the other commands (`--boot` never contacts etcd: the network may not be up yet).
+The work is hostbinding.py's.
 
 Everything goes to stdout and stderr: under the unit, systemd sends both to the
 journal (`journalctl -u hostdev-resolver-bind`), one line per decision.
@@ -49,27 +51,34 @@ def _refuse(command: str, error: HostdevError) -> None:
     print(f"hostdev-resolver: {command}: {error.message}", file=sys.stderr, flush=True)
 
 
-def _settings(args: argparse.Namespace) -> tuple[HookConfig, str, str, str]:
+def _settings(args: argparse.Namespace, *, boot: bool = False) -> tuple[HookConfig, str, str, str]:
     """The hook config, and the store, node and sysfs root this run uses."""
     from ...host.hostsource import this_node
     from ..hookops import load_config
 
     config = load_config(os.environ)
     store = args.store or os.environ.get("HOSTDEV_RESOLVER_STORE") or config.store
-    if "://" in store:
+    if boot and "://" in store:
         raise UsageError(
-            f"{store}: bind reads the store file the hook reads",
+            f"{store}: bind --boot reads the store file the hook reads, never etcd",
             fix="in a cluster, give the agent's cache file (the hook config's 'store')",
         )
     node = args.node or config.node or this_node()
     return config, store, node, args.sysfs or config.sysfs
 
 
-def _read_store(config: HookConfig, path: str, *, missing_ok: bool) -> Store | None:
-    """The store, read as the hook reads it (root's file unless trust_any_owner)."""
-    from ...xml.store import parse_store, read_store_bytes, read_trusted
+def _read_store(
+    args: argparse.Namespace, config: HookConfig, path: str, *, missing_ok: bool
+) -> Store | None:
+    """The store: from etcd for a URL, as the other commands read it; else read as the
+    hook reads it (root's file unless trust_any_owner)."""
+    from ...host.storebackend import etcd_store, is_url
+    from ...host.storeread import read_store_bytes, read_trusted
+    from ...xml.store import parse_store
     from ...xml.xmldoc import parse_bytes
 
+    if is_url(path):
+        return etcd_store(args, path).load()
     try:
         data = read_store_bytes(path) if config.trust_any_owner else read_trusted(path)
     except FileNotFoundError:
@@ -124,8 +133,8 @@ def bind(args: argparse.Namespace, writer_factory: WriterFactory) -> int:
 
     if args.boot == bool(args.names):
         raise UsageError("bind takes mapping names, or --boot (every mapping marked vfio='boot')")
-    config, store_path, node, sysfs = _settings(args)
-    store = _read_store(config, store_path, missing_ok=args.boot)
+    config, store_path, node, sysfs = _settings(args, boot=args.boot)
+    store = _read_store(args, config, store_path, missing_ok=args.boot)
     if store is None:
         _say(f"no mapping store at {store_path}: nothing to bind at boot")
         return 0

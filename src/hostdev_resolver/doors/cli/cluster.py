@@ -32,7 +32,7 @@ def cmd_store_export(args: argparse.Namespace) -> int:
 
 
 def cmd_store_import(args: argparse.Namespace) -> int:
-    from ...xml.store import read_store_bytes
+    from ...host.storeread import read_store_bytes
 
     store = _need_etcd(args, "store import")
     count = store.replace_all(read_store_bytes(args.file), args.file)

@@ -30,9 +30,10 @@ from ...core.locate import (
     unobserved_usb,
 )
 from ...host.hostsource import HostSource, default_store, this_node
+from ...host.storeread import load_store
 from ...model.errors import HostAccessError, UsageError
 from ...model.records import asdict, frozen
-from ...xml.store import Mapping, PciEntry, PciMapping, Store, UsbEntry, UsbMapping, load_store
+from ...xml.store import Mapping, PciEntry, PciMapping, Store, UsbEntry, UsbMapping
 
 if TYPE_CHECKING:
     import argparse
