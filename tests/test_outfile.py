@@ -100,3 +100,21 @@ def test_commands_write_o_through_a_symlink(
     assert (tmp_path / "real" / "o.xml").read_text().count("<address") >= 1
     write_output(b"<resolved/>", str(link))
     assert link.is_symlink() and (tmp_path / "real" / "o.xml").read_bytes() == b"<resolved/>"
+
+
+def test_an_existing_output_keeps_its_mode(tmp_path: Path) -> None:
+    out = tmp_path / "guest.xml"
+    out.write_bytes(b"old")
+    out.chmod(0o640)
+    replace_file(str(out), b"new", ".guest.")
+    assert out.read_bytes() == b"new"
+    assert stat.S_IMODE(out.stat().st_mode) == 0o640
+
+
+def test_a_new_output_gets_0666_less_the_umask_as_a_shell_gives_it(tmp_path: Path) -> None:
+    old = os.umask(0o027)
+    try:
+        replace_file(str(tmp_path / "new.xml"), b"x", ".new.")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "new.xml").stat().st_mode) == 0o640

@@ -13,13 +13,14 @@ import os
 _FLAGS = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0)
 
 
-def create_temporary(directory: str, prefix: str) -> tuple[int, str]:
-    """A new file of mode 0600 in `directory` that did not exist before, as mkstemp makes
-    one: (its descriptor, its path). OSError when the directory refuses it."""
+def create_temporary(directory: str, prefix: str, mode: int = 0o600) -> tuple[int, str]:
+    """A new file in `directory` that did not exist before, as mkstemp makes one (of mode
+    0600 unless `mode` says otherwise; the umask applies): (its descriptor, its path).
+    OSError when the directory refuses it."""
     for _ in range(100):
         path = os.path.join(directory, f"{prefix}{os.urandom(6).hex()}")
         try:
-            return os.open(path, _FLAGS, 0o600), path
+            return os.open(path, _FLAGS, mode), path
         except FileExistsError:
             continue
     raise FileExistsError(f"no free temporary name in {directory}")
@@ -42,11 +43,19 @@ def _final_path(path: str) -> str:
 
 def replace_file(path: str, data: bytes, prefix: str) -> None:
     """`path` holds `data` afterwards, or is as it was: the bytes go to a temporary file
-    beside it, which is renamed over it. A symlinked `path` is written at its target."""
+    beside it, which is renamed over it. A symlinked `path` is written at its target.
+    The file keeps the mode it had; a new one gets 0666 less the umask, as a shell's `>`
+    gives it (not mkstemp's 0600: an output file is meant to be read)."""
     real = _final_path(path)
     directory = os.path.dirname(os.path.abspath(real))
-    fd, tmp = create_temporary(directory, prefix)
     try:
+        keep: int | None = os.stat(real).st_mode & 0o7777
+    except FileNotFoundError:
+        keep = None
+    fd, tmp = create_temporary(directory, prefix, 0o600 if keep is not None else 0o666)
+    try:
+        if keep is not None:
+            os.fchmod(fd, keep)
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
         os.replace(tmp, real)
