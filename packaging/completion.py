@@ -268,9 +268,7 @@ def render(page: Page, parser: argparse.ArgumentParser) -> str:
         _table(f"{prefix}_choices", choices),
         _table(f"{prefix}_passthrough", passthrough),
         _table(f"{prefix}_dynamic", dynamic),
-        _FUNCTION.format(
-            fn=prefix, prefix=prefix, root=ROOT, command=page.name, store=STORE_PATH
-        ),
+        _FUNCTION.format(fn=prefix, prefix=prefix, root=ROOT, command=page.name, store=STORE_PATH),
     ]
     return "\n".join(parts)
 
