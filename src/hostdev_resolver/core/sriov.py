@@ -20,7 +20,8 @@ from ..model.identity import (
 )
 from ..model.pciaddress import PciAddress
 from ..model.pcifacts import facts_of
-from ..model.records import fields, frozen
+from ..model.records import frozen
+from ..xml.pcidevice import fields_of
 from ..xml.record import PciRecord, missing_attribute, pci_record
 from ..xml.xmldoc import Node
 from .locate import PciLocation, Status, describe_pci, locate_pci, pci_expectation
@@ -79,7 +80,7 @@ def vf_record(doc: Document, el: Element) -> VfRecord:
     pf = el.get("pf")
     vv, vd = el.get("vf-vendor"), el.get("vf-device")
     return VfRecord(
-        **{f.name: getattr(base, f.name) for f in fields(base)},
+        **fields_of(base),
         pf_address=PciAddress.parse(pf, where) if pf is not None else None,
         index=doc.uint(el, "index") or 0,
         vf_vendor=parse_id16(vv, "vf-vendor", where) if vv is not None else None,

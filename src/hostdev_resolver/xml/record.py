@@ -26,15 +26,13 @@ from ..model.errors import InputError
 from ..model.identity import (
     PciIdentity,
     UsbIdentity,
-    pci_identity_attributes,
-    pci_identity_from_attributes,
-    placement_attributes,
     usb_identity_attributes,
     usb_identity_from_attributes,
 )
 from ..model.pciaddress import PciAddress
 from ..model.records import field, frozen
 from .domain import devices_of, is_pci_source_element, pci_source_address, usb_source
+from .pcidevice import pci_attributes, pci_fields, required
 from .store import Store
 from .xmldoc import Document, Element, Node
 
@@ -91,11 +89,7 @@ class PciRecord:
         return self.map
 
     def to_node(self) -> Node:
-        attrs = {"map": self.map, "address": str(self.address)}
-        attrs |= pci_identity_attributes(self.identity)
-        attrs |= placement_attributes(
-            self.iommu_group, self.numa_node, self.physical_slot, self.port_path
-        )
+        attrs = {"map": self.map} | pci_attributes(self)
         if self.vfio:
             attrs["vfio"] = "yes"
         return Node("hr:pci", attrs)
@@ -160,32 +154,22 @@ def missing_attribute(doc: Document, el: Element, name: str) -> InputError:
     )
 
 
-def required(doc: Document, el: Element, name: str) -> str:
-    value = el.get(name)
-    if value is None:
-        raise missing_attribute(doc, el, name)
-    return value
+def _required(doc: Document, el: Element, name: str) -> str:
+    return required(doc, el, name, missing_attribute)
 
 
 def pci_record(doc: Document, el: Element) -> PciRecord:
-    w = doc.where(el)
     return PciRecord(
-        map=required(doc, el, "map"),
-        address=PciAddress.parse(required(doc, el, "address"), w),
-        identity=pci_identity_from_attributes(el.attrs, w, lambda n: missing_attribute(doc, el, n)),
-        iommu_group=doc.uint(el, "iommu-group"),
-        numa_node=doc.uint(el, "numa-node"),
-        physical_slot=el.get("slot"),
-        port_path=el.get("port-path"),
+        map=_required(doc, el, "map"),
+        **pci_fields(doc, el, missing_attribute),
         vfio=el.get("vfio") == "yes",
-        line=el.line,
     )
 
 
 def usb_record(doc: Document, el: Element) -> UsbRecord:
     w = doc.where(el)
     return UsbRecord(
-        map=required(doc, el, "map"),
+        map=_required(doc, el, "map"),
         identity=usb_identity_from_attributes(el.attrs, w, lambda n: missing_attribute(doc, el, n)),
         bus=doc.uint(el, "bus"),
         device=doc.uint(el, "device"),
@@ -216,7 +200,7 @@ def read_resolution(doc: Document, read_record: RecordReader) -> Resolution | No
     if el is None:
         return None
     records = tuple(read_record(doc, child) for child in el.children if child.ns == HR_NS)
-    return Resolution(required(doc, el, "node"), records)
+    return Resolution(_required(doc, el, "node"), records)
 
 
 def needs_store(doc: Document) -> bool:

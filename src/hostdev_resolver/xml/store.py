@@ -17,14 +17,12 @@ from ..model.errors import InputError, Location, RefusedError, UntrustedFileErro
 from ..model.identity import (
     PciIdentity,
     UsbIdentity,
-    pci_identity_attributes,
-    pci_identity_from_attributes,
-    placement_attributes,
     usb_identity_attributes,
     usb_identity_from_attributes,
 )
 from ..model.pciaddress import PciAddress
 from ..model.records import field, frozen
+from .pcidevice import fields_of, pci_attributes, pci_fields, required
 from .xmldoc import MAX_DOCUMENT_BYTES, Document, Element, Node, Splicer, parse_bytes
 
 # Not typing.TYPE_CHECKING: the hook avoids importing typing (see records.py).
@@ -51,12 +49,7 @@ class PciEntry:
     line: int | None = field(default=None, compare=False)
 
     def to_node(self) -> Node:
-        attrs = {"name": self.node, "address": str(self.address)}
-        attrs |= pci_identity_attributes(self.identity)
-        attrs |= placement_attributes(
-            self.iommu_group, self.numa_node, self.physical_slot, self.port_path
-        )
-        return Node("node", attrs)
+        return Node("node", {"name": self.node} | pci_attributes(self))
 
 
 @frozen
@@ -191,6 +184,11 @@ class VfEntry(PciEntry):
     vf_vendor: int | None = None
     vf_device: int | None = None
 
+    @classmethod
+    def of(cls, pf: PciEntry, index: int, vf_vendor: int | None, vf_device: int | None) -> VfEntry:
+        """VF `index` of the PF that `pf` records, with the VF's own vendor/device."""
+        return cls(**fields_of(pf), index=index, vf_vendor=vf_vendor, vf_device=vf_device)
+
     def to_node(self) -> Node:
         node = PciEntry.to_node(self)
         node.attrs["index"] = str(self.index)
@@ -251,24 +249,11 @@ def _missing(doc: Document, el: Element, name: str) -> InputError:
 
 
 def _required(doc: Document, el: Element, name: str) -> str:
-    value = el.get(name)
-    if value is None:
-        raise _missing(doc, el, name)
-    return value
+    return required(doc, el, name, _missing)
 
 
 def _pci_entry(doc: Document, el: Element) -> PciEntry:
-    where = doc.where(el)
-    return PciEntry(
-        node=_required(doc, el, "name"),
-        address=PciAddress.parse(_required(doc, el, "address"), where),
-        identity=pci_identity_from_attributes(el.attrs, where, lambda n: _missing(doc, el, n)),
-        iommu_group=doc.uint(el, "iommu-group"),
-        numa_node=doc.uint(el, "numa-node"),
-        physical_slot=el.get("slot"),
-        port_path=el.get("port-path"),
-        line=el.line,
-    )
+    return PciEntry(node=_required(doc, el, "name"), **pci_fields(doc, el, _missing))
 
 
 def _usb_entry(doc: Document, el: Element) -> UsbEntry:
@@ -352,15 +337,8 @@ def _vf_entry(doc: Document, el: Element) -> VfEntry:
     vv, vd = el.get("vf-vendor"), el.get("vf-device")
     if (vv is None) != (vd is None):
         raise InputError("vf-vendor and vf-device go together", where=where)
-    return VfEntry(
-        pf.node,
-        pf.address,
-        pf.identity,
-        pf.iommu_group,
-        pf.numa_node,
-        pf.physical_slot,
-        pf.port_path,
-        pf.line,
+    return VfEntry.of(
+        pf,
         index,
         parse_id16(vv, "vf-vendor", where) if vv is not None else None,
         parse_id16(vd, "vf-device", where) if vd is not None else None,
