@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from ...model.errors import RefusedError
 from ...xml.domain import pci_source_address
 from ...xml.record import PciRecord, pci_record
 from ...xml.xmldoc import Node
@@ -18,6 +19,8 @@ from .base import Hit, Miss, check_mapped, follow, redefine, resolve_pool, splic
 # Not typing.TYPE_CHECKING: the hook avoids importing typing (see records.py).
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from ...model.inventory import HostInventory
+    from ...model.pciaddress import PciAddress
     from ...xml.store import Mapping, PciEntry, PciMapping
     from ...xml.xmldoc import Document, Element, Splicer
     from ..mdev import MdevRecord
@@ -40,6 +43,31 @@ def mapping_entries(mapping: Mapping, node: str) -> tuple[PciEntry, ...]:
     from ...xml.store import PciMapping
 
     return mapping.entries_on(node) if isinstance(mapping, PciMapping) else ()
+
+
+def capture(inventory: HostInventory, node: str, address: PciAddress) -> PciEntry:
+    """The store entry `map add pci` writes for the device at `address` on this host."""
+    from ...xml.store import PciEntry
+
+    dev = inventory.pci_device(address)
+    if dev is None:
+        raise RefusedError(
+            f"no PCI device at {address} on node {node}",
+            fix="see 'hostdev-resolver inventory' for the devices this host has",
+        )
+    if dev.is_bridge:
+        raise RefusedError(
+            f"{address} is a PCI bridge ({dev.identity.ids}); bridges cannot be passed through"
+        )
+    return PciEntry(
+        node=node,
+        address=dev.address,
+        identity=dev.identity,
+        iommu_group=dev.iommu_group,
+        numa_node=dev.numa_node,
+        physical_slot=dev.physical_slot,
+        port_path=dev.port_path,
+    )
 
 
 class PciKind:

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from ...model.errors import RefusedError
+from ...model.identity import UsbIdentity
 from ...xml.domain import usb_source
 from ...xml.record import UsbRecord, usb_record
 from ...xml.xmldoc import Node
@@ -12,6 +14,7 @@ from .base import Hit, Miss, check_mapped, follow, resolve_pool, splice_mapped
 # Not typing.TYPE_CHECKING: the hook avoids importing typing (see records.py).
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from ...model.inventory import HostInventory
     from ...xml.store import Mapping, UsbEntry, UsbMapping
     from ...xml.xmldoc import Document, Element, Splicer
     from .base import Check, Context, Finding
@@ -24,6 +27,55 @@ def usb_entries(mapping: Mapping, record: UsbRecord, node: str) -> list[UsbEntry
     if not isinstance(mapping, UsbMapping):
         return []
     return [e for e in mapping.entries_on(node) if e.identity == record.identity]
+
+
+def capture(
+    inventory: HostInventory,
+    node: str,
+    vendor: int,
+    product: int,
+    *,
+    serial: str | None = None,
+    port: str | None = None,
+    offline: bool = False,
+) -> UsbEntry:
+    """The store entry `map add usb` writes: the one plugged-in device with these IDs
+    (and `serial`, `port`), or with `offline` the identity as given when none is."""
+    from ...xml.store import UsbEntry
+
+    matches = [
+        d
+        for d in inventory.usb_devices()
+        if (d.identity.vendor, d.identity.product) == (vendor, product)
+        and (serial is None or d.identity.serial == serial)
+        and (port is None or d.port_path == port)
+    ]
+    wanted = f"{vendor:04x}:{product:04x}" + (f" serial {serial}" if serial else "")
+    if not matches:
+        if offline:
+            return UsbEntry(node, UsbIdentity(vendor, product, serial), port)
+        raise RefusedError(
+            f"no USB device {wanted} is plugged in on node {node}",
+            fix="plug it in, or pass --offline to record the identity as typed",
+        )
+    if len(matches) > 1:
+        at = ", ".join(f"{m.port_path} (serial {m.identity.serial or 'none'})" for m in matches)
+        raise RefusedError(
+            f"{len(matches)} USB devices {wanted} on node {node}: {at}",
+            fix="pick one with --serial S or --port PATH",
+        )
+    dev = matches[0]
+    # A device without a serial is told apart from its twins by the port it is in.
+    twins = [
+        d
+        for d in inventory.usb_devices()
+        if (d.identity.vendor, d.identity.product) == (vendor, product)
+    ]
+    return UsbEntry(
+        node,
+        dev.identity,
+        dev.port_path if dev.identity.serial is None and len(twins) > 1 else port,
+    )
 
 
 class UsbKind:
