@@ -95,7 +95,7 @@ def _cycles(exclude_type_checking_imports: bool) -> list[set[str]]:
 
 def test_no_import_cycles_at_run_time() -> None:
     """Imports inside functions count: the record reader asks the kind registry, which
-    alone imports the kinds (core/kinds/registry.py)."""
+    alone imports the kinds (core/kinds/__init__.py)."""
     assert _cycles(exclude_type_checking_imports=True) == []
 
 

@@ -21,7 +21,7 @@ from ..xml.record import (
     pci_record,
 )
 from ..xml.record import read_resolution as _read_resolution
-from .kinds.registry import MAPPED, read_record
+from .kinds import MAPPED, read_record
 
 # Not typing.TYPE_CHECKING: the hook avoids importing typing (see records.py).
 TYPE_CHECKING = False

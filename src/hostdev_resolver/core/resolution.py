@@ -27,7 +27,7 @@ from ..xml.record import (
 )
 from ..xml.store import Store
 from ..xml.xmldoc import Document, Element, Node, Splicer
-from .kinds import registry
+from . import kinds as registry
 from .kinds.base import Context
 from .locate import pci_expectation
 from .metadata import read_resolution

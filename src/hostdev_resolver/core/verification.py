@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from ..xml.domain import devices_of, domain_name
 from ..xml.record import HR_MAP, HR_WWN
-from .kinds import registry
+from . import kinds as registry
 from .kinds.base import Check, Finding, redefine
 from .metadata import read_resolution
 

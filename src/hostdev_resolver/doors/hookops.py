@@ -456,7 +456,7 @@ def note_cache_age(ctx: _Context, log: Log, now: float | None = None) -> None:
 def scsi_inventory(ctx: _Context) -> ScsiInventory | None:
     """The node's SCSI view, read only for domains with LUN or SCSI records: it scans
     every SCSI device, and PCI/USB guests must not pay for that on every start."""
-    from ..core.kinds.registry import of_record
+    from ..core.kinds import of_record
 
     resolution = ctx.resolution
     if resolution is None or not any(of_record(r).needs_scsi for r in resolution.records):

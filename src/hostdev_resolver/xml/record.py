@@ -16,7 +16,7 @@ This module holds the record's frame (`Resolution`, where it sits, which device 
 a record describes) and the two records every kind builds on (`PciRecord`, `UsbRecord`).
 The other kinds' records (`hr:vf`, `hr:mdev`, `hr:lun`, `hr:scsi`) belong to their
 kinds in `core.kinds`; `read_resolution` takes the reader that knows them all
-(`core.kinds.registry.read_record`, which `core.metadata.read_resolution` passes), so
+(`core.kinds.read_record`, which `core.metadata.read_resolution` passes), so
 nothing here imports the core.
 """
 

@@ -12,8 +12,8 @@ A *kind* (PCI, VF, USB, mdev, LUN/SCSI) is one module in this package with one o
   the record and the concrete `<source>`; `splice(...)` puts that source in place;
 - `verify(check, record)`: the start-time check of one record, one `Finding`.
 
-`core.kinds.registry` finds a kind by its record tag or mapping kind, importing only
-the kinds a domain uses (the hook's start-up budget). `core.resolution.resolve_domain`
+The registry (`core.kinds`, the package) finds a kind by its record tag or mapping
+kind, importing only the kinds a domain uses (the hook's start-up budget). `core.resolution.resolve_domain`
 and `core.verification.verify_domain` loop over references and records and ask their
 kinds; nothing outside this package dispatches on the kind by hand.
 """
