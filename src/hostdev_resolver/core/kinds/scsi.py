@@ -2,20 +2,29 @@
 named by `hr:map` (a `lun`, `scsi` or `vhba` mapping) or by `hr:wwn` alone, recorded as
 `hr:lun`/`hr:scsi`. The matching itself (paths, multipath maps, FC paths, vports) is
 `core.scsiresolve`; this is its face to the resolver and the start-time check (see
-`base` for the interface). Only this kind needs the node's SCSI inventory.
+`base` for the interface), and the `map add lun|scsi|vhba` capture. Only this kind
+needs the node's SCSI inventory.
 """
 
 from __future__ import annotations
 
-from ...model.errors import UnresolvableError
+import posixpath
+
+from ...model.errors import AmbiguousError, InputError, Location, UnresolvableError
+from ...model.pciaddress import decimal_digits
+from ...model.scsi import FcLunPath, LunIdentity, ScsiAddress
+from ...model.wwn import Wwn, parse_optional
 from ...xml.record import HR_MAP, HR_WWN, element_of_record
 from ...xml.store import VhbaMapping, WwnMapping
 from ..scsiresolve import (
     ScsiRecord,
     ScsiReference,
+    locate_fc_path,
+    paths_text,
     resolve_scsi,
     scsi_record,
     scsi_reference,
+    stored_identity,
     verify_scsi,
 )
 from .base import denied, insert_source, redefine
@@ -23,17 +32,12 @@ from .base import denied, insert_source, redefine
 # Not typing.TYPE_CHECKING: the hook avoids importing typing (see records.py).
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Literal
+
+    from ...model.scsi import ScsiDevice, ScsiInventory
     from ...xml.store import Mapping
     from ...xml.xmldoc import Document, Element, Node, Splicer
     from .base import Check, Context, Finding
-
-
-def candidate(el: Element) -> bool:
-    """A <disk> or SCSI <hostdev> carrying a reference. Only then are the SCSI modules
-    imported: PCI/USB domains (the hook's common case) do not pay for them."""
-    return (HR_MAP in el.attrs or HR_WWN in el.attrs) and (
-        el.tag == "disk" or (el.tag == "hostdev" and el.get("type") == "scsi")
-    )
 
 
 def _in_store(mapping: Mapping, record: ScsiRecord) -> bool:
@@ -60,7 +64,7 @@ class ScsiKind:
         return scsi_record(doc, el)
 
     def reference(self, doc: Document, el: Element) -> ScsiReference | None:
-        return scsi_reference(doc, el) if candidate(el) else None
+        return scsi_reference(doc, el)
 
     def recorded_reference(self, doc: Document, el: Element, record: ScsiRecord) -> ScsiReference:
         return record.reference(doc.where(el))
@@ -157,3 +161,141 @@ class ScsiKind:
 
 
 KIND = ScsiKind()
+
+
+# -- capture (map add) -----------------------------------------------------------------
+
+
+def _one_lun(paths: list[ScsiDevice], what: str) -> LunIdentity:
+    if not paths:
+        raise UnresolvableError(
+            f"no LUN with {what} on this host",
+            fix="see 'hostdev-resolver inventory' for the LUNs this host has",
+        )
+    identities = {p.identity for p in paths if p.identity is not None}
+    if len(identities) > 1:
+        raise AmbiguousError(
+            f"{what} fits {len(identities)} LUNs ({paths_text(paths)})",
+            fix="give the full WWN, or pick the device with --device",
+        )
+    identity = paths[0].identity
+    assert identity is not None
+    return identity
+
+
+def capture_lun(
+    inventory: ScsiInventory,
+    kind: Literal["lun", "scsi"],
+    name: str,
+    *,
+    wwn: str | None = None,
+    device: str | None = None,
+    initiator: str | None = None,
+    target: str | None = None,
+    lun: int | None = None,
+    description: str | None = None,
+    allow: tuple[str, ...] = (),
+) -> WwnMapping:
+    """The `lun`/`scsi` mapping `map add` writes, with identities read from the host.
+
+    Exactly one selector: `wwn` (any spelling; the full WWN is stored), `device`
+    (`sdb`, `sg3` or `2:0:1:3`), or for `scsi` the FC path `initiator`+`target`+`lun`.
+    """
+    fc_given = [v is not None for v in (initiator, target, lun)]
+    selectors = (wwn is not None) + (device is not None) + any(fc_given)
+    if selectors != 1 or (any(fc_given) and not all(fc_given)):
+        raise InputError(
+            f"map add {kind} {name}: give exactly one of --wwn, --device, "
+            "or --initiator + --target + --lun",
+            fix="e.g. --wwn 0x5000c500a1b2c3d4",
+        )
+    fc_path = None
+    if wwn is not None:
+        want = Wwn.parse(wwn, name="--wwn")
+        found = _one_lun(inventory.find(LunIdentity(wwn=want)), f"WWN {want}")
+    elif device is not None:
+        found = _device_identity(inventory, device)
+    else:
+        if kind != "scsi":
+            raise InputError(
+                "an FC path (--initiator/--target/--lun) names a scsi mapping",
+                fix="use 'map add scsi'",
+            )
+        assert initiator is not None and target is not None and lun is not None
+        fc_path = FcLunPath(
+            Wwn.parse(initiator, name="--initiator"), Wwn.parse(target, name="--target"), lun
+        )
+        at = locate_fc_path(fc_path, inventory, Location())
+        if at.identity is None:
+            raise UnresolvableError(f"{at.address} cannot be read: {at.problem}")
+        found = at.identity
+    stored = stored_identity(found)
+    return WwnMapping(
+        name,
+        description,
+        allow,
+        None,
+        stored.wwn,
+        kind,
+        stored.t10_id,
+        stored.serial,
+        stored.vendor,
+        stored.model,
+        fc_path,
+    )
+
+
+def _device_identity(inventory: ScsiInventory, text: str) -> LunIdentity:
+    value = posixpath.basename(text.strip())
+    if decimal_digits(value[:1]) or value.startswith("scsi_host"):
+        dev = inventory.device(ScsiAddress.parse(value))
+    else:
+        dev = next(
+            (d for d in inventory.devices if value in (d.block, d.generic)),
+            None,
+        )
+    if dev is None:
+        raise UnresolvableError(
+            f"no SCSI device {text!r} on this host",
+            fix="give sdX, sgN or host:channel:target:lun as 'hostdev-resolver inventory' lists them",
+        )
+    if dev.identity is None:
+        raise UnresolvableError(f"{dev.address} cannot be read: {dev.problem}")
+    return dev.identity
+
+
+def capture_vhba(
+    inventory: ScsiInventory,
+    name: str,
+    *,
+    wwnn: str,
+    wwpn: str,
+    parent_wwnn: str | None = None,
+    parent_wwpn: str | None = None,
+    parent_fabric: str | None = None,
+    description: str | None = None,
+    allow: tuple[str, ...] = (),
+) -> VhbaMapping:
+    """The `vhba` mapping `map add vhba` writes. With no parent given, the vport must
+    exist and its parent's WWNN/WWPN are read from the host."""
+    node = Wwn.parse(wwnn, name="--wwnn")
+    port = Wwn.parse(wwpn, name="--wwpn")
+    p_node = parse_optional(parent_wwnn, name="--parent-wwnn")
+    p_port = parse_optional(parent_wwpn, name="--parent-wwpn")
+    fabric = parse_optional(parent_fabric, name="--parent-fabric")
+    if p_node is None and p_port is None and fabric is None:
+        vport = inventory.fc_host_by_wwpn(port)
+        parent = inventory.fc_host(vport.parent) if vport and vport.parent is not None else None
+        if vport is None or vport.wwnn != node or parent is None:
+            raise UnresolvableError(
+                f"no NPIV vport with WWNN {node} WWPN {port} on this host to read its parent from",
+                fix="give --parent-wwnn and --parent-wwpn, or --parent-fabric",
+            )
+        p_node, p_port = parent.wwnn, parent.wwpn
+    mapping = VhbaMapping(name, description, allow, None, node, port, p_node, p_port, fabric)
+    if (p_node is None) != (p_port is None) or ((p_node is not None) == (fabric is not None)):
+        raise InputError(
+            "give the parent as --parent-wwnn and --parent-wwpn, or as --parent-fabric",
+            fix="never by host number: it changes on reboot",
+        )
+    return mapping

@@ -185,7 +185,7 @@ def _map_add_sriov_mdev(args: argparse.Namespace, path: str) -> int:
 
 def _map_add_wwn(args: argparse.Namespace, path: str) -> int:
     """lun, scsi and vhba mappings: captured from the SCSI/FC view, node-independent."""
-    from ...core.scsiresolve import capture_lun, capture_vhba
+    from ...core.kinds.scsi import capture_lun, capture_vhba
 
     scsi = open_scsi(args)
     if scsi is None:
