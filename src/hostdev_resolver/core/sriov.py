@@ -21,8 +21,8 @@ from ..model.identity import (
 from ..model.pciaddress import PciAddress
 from ..model.pcifacts import facts_of
 from ..model.records import frozen
-from ..xml.pcidevice import fields_of
 from ..xml.record import PciRecord, missing_attribute, pci_record
+from ..xml.store import fields_of
 from ..xml.xmldoc import Node
 from .locate import PciLocation, Status, describe_pci, locate_pci, pci_expectation
 

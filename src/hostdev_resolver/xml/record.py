@@ -32,8 +32,7 @@ from ..model.identity import (
 from ..model.pciaddress import PciAddress
 from ..model.records import field, frozen
 from .domain import devices_of, is_pci_source_element, pci_source_address, usb_source
-from .pcidevice import pci_attributes, pci_fields, required
-from .store import Store
+from .store import Store, pci_attributes, pci_fields, required
 from .xmldoc import Document, Element, Node
 
 # Not typing.TYPE_CHECKING: the hook avoids importing typing (see records.py).
