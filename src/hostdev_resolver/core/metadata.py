@@ -26,7 +26,7 @@ from .kinds import MAPPED, read_record
 # Not typing.TYPE_CHECKING: the hook avoids importing typing (see records.py).
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from ..xml.record import Record
+    from ..xml.record import Record as Record  # re-exported for annotations
     from ..xml.xmldoc import Document
 
 __all__ = [
@@ -35,7 +35,6 @@ __all__ = [
     "HR_WWN",
     "MAP_KINDS",
     "PciRecord",
-    "Record",
     "Resolution",
     "UsbRecord",
     "find_resolution_element",
