@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from hostdev_resolver.core.scsiresolve import capture_lun, capture_vhba
+from hostdev_resolver.core.kinds.scsi import capture_lun, capture_vhba
 from hostdev_resolver.host.storefile import StoreFile
 from hostdev_resolver.host.storeread import load_store
 from hostdev_resolver.model.errors import AmbiguousError, InputError, UnresolvableError

@@ -167,18 +167,22 @@ def plan_binding(
     store: Store,
     inventory: HostInventory,
     variants: VfioVariants | None = None,
+    *,
+    resolution: Resolution | None = None,
 ) -> BindingPlan:
     """What must move to vfio-pci for this domain; refuses a group a host driver uses.
 
     `variants`: the host's vfio variant drivers; each device the hook binds goes to the
     one libvirt ≥ 10.0 would pick (or to the `<driver model='…'/>` its hostdev names).
+    `resolution`: the domain's record when the caller has read it already.
     """
     from .variants import VfioVariants
 
     variants = variants or VfioVariants()
     facts = facts_of(inventory)
     domain = domain_name(doc)
-    resolution = read_resolution(doc)
+    if resolution is None:
+        resolution = read_resolution(doc)
     records = [r for r in resolution.records if isinstance(r, PciRecord)] if resolution else []
     mdevs = _plan_mdevs(resolution, store, inventory)
     if not records:

@@ -22,18 +22,90 @@ from ..model.identity import (
     usb_identity_from_attributes,
 )
 from ..model.pciaddress import PciAddress
-from ..model.records import field, frozen
+from ..model.records import field, fields, frozen
 from .xmldoc import Document, Element, Node, Splicer
 
 # Not typing.TYPE_CHECKING: the hook avoids importing typing (see records.py).
 TYPE_CHECKING = False
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any, Protocol
+
     from ..model.scsi import FcLunPath, LunIdentity
     from ..model.wwn import Wwn
 
+    Missing = Callable[[Document, Element, str], InputError]
+
+    class PciFields(Protocol):
+        @property
+        def address(self) -> PciAddress: ...
+        @property
+        def identity(self) -> PciIdentity: ...
+        @property
+        def iommu_group(self) -> int | None: ...
+        @property
+        def numa_node(self) -> int | None: ...
+        @property
+        def physical_slot(self) -> str | None: ...
+        @property
+        def port_path(self) -> str | None: ...
+
+
 NS = "http://hostdev-resolver.org/xmlns/store/1"
 EMPTY = f"<mappings xmlns='{NS}'>\n</mappings>\n".encode()
+
+
+# -- a PCI device as the store and the domain's record write it down ---------------------
+# A store entry (`<node name=…>` of a `pci` mapping) and a record (`hr:pci map=…`,
+# xml.record) say the same of a device: its address, its identity, and where it was
+# found (IOMMU group, NUMA node, physical slot, port path). They differ only in whose it
+# is (a node, a mapping) and in how a missing attribute is worded. Both are read by
+# `pci_fields` and written by `pci_attributes`, and their SR-IOV forms (`VfEntry`,
+# `VfRecord`) are built from them with `fields_of`: the PCI fields are spelled out here
+# only. (Here and not in a module of their own: the hook imports this one anyway.)
+
+
+def required(doc: Document, el: Element, name: str, missing: Missing) -> str:
+    """The attribute's value; `missing(doc, el, name)` is the error when it is absent
+    (the store and the record word the fix differently)."""
+    value = el.get(name)
+    if value is None:
+        raise missing(doc, el, name)
+    return value
+
+
+def pci_fields(doc: Document, el: Element, missing: Missing) -> dict[str, Any]:
+    """The PCI fields of a store entry or record element, checked, as keywords for
+    `PciEntry`/`PciRecord` (with `line`)."""
+    where = doc.where(el)
+    return {
+        "address": PciAddress.parse(required(doc, el, "address", missing), where),
+        "identity": pci_identity_from_attributes(
+            el.attrs, where, lambda name: missing(doc, el, name)
+        ),
+        "iommu_group": doc.uint(el, "iommu-group"),
+        "numa_node": doc.uint(el, "numa-node"),
+        "physical_slot": el.get("slot"),
+        "port_path": el.get("port-path"),
+        "line": el.line,
+    }
+
+
+def pci_attributes(device: PciFields) -> dict[str, str]:
+    """The attributes `pci_fields` reads, in the order both documents write them."""
+    attrs = {"address": str(device.address)}
+    attrs |= pci_identity_attributes(device.identity)
+    attrs |= placement_attributes(
+        device.iommu_group, device.numa_node, device.physical_slot, device.port_path
+    )
+    return attrs
+
+
+def fields_of(value: object) -> dict[str, Any]:
+    """Every field of a record value, as keywords: what a subclass (a VF entry or
+    record) is built from."""
+    return {f.name: getattr(value, f.name) for f in fields(value)}
 
 
 @frozen
@@ -48,12 +120,7 @@ class PciEntry:
     line: int | None = field(default=None, compare=False)
 
     def to_node(self) -> Node:
-        attrs = {"name": self.node, "address": str(self.address)}
-        attrs |= pci_identity_attributes(self.identity)
-        attrs |= placement_attributes(
-            self.iommu_group, self.numa_node, self.physical_slot, self.port_path
-        )
-        return Node("node", attrs)
+        return Node("node", {"name": self.node} | pci_attributes(self))
 
 
 @frozen
@@ -188,6 +255,11 @@ class VfEntry(PciEntry):
     vf_vendor: int | None = None
     vf_device: int | None = None
 
+    @classmethod
+    def of(cls, pf: PciEntry, index: int, vf_vendor: int | None, vf_device: int | None) -> VfEntry:
+        """VF `index` of the PF that `pf` records, with the VF's own vendor/device."""
+        return cls(**fields_of(pf), index=index, vf_vendor=vf_vendor, vf_device=vf_device)
+
     def to_node(self) -> Node:
         node = PciEntry.to_node(self)
         node.attrs["index"] = str(self.index)
@@ -248,24 +320,11 @@ def _missing(doc: Document, el: Element, name: str) -> InputError:
 
 
 def _required(doc: Document, el: Element, name: str) -> str:
-    value = el.get(name)
-    if value is None:
-        raise _missing(doc, el, name)
-    return value
+    return required(doc, el, name, _missing)
 
 
 def _pci_entry(doc: Document, el: Element) -> PciEntry:
-    where = doc.where(el)
-    return PciEntry(
-        node=_required(doc, el, "name"),
-        address=PciAddress.parse(_required(doc, el, "address"), where),
-        identity=pci_identity_from_attributes(el.attrs, where, lambda n: _missing(doc, el, n)),
-        iommu_group=doc.uint(el, "iommu-group"),
-        numa_node=doc.uint(el, "numa-node"),
-        physical_slot=el.get("slot"),
-        port_path=el.get("port-path"),
-        line=el.line,
-    )
+    return PciEntry(node=_required(doc, el, "name"), **pci_fields(doc, el, _missing))
 
 
 def _usb_entry(doc: Document, el: Element) -> UsbEntry:
@@ -349,15 +408,8 @@ def _vf_entry(doc: Document, el: Element) -> VfEntry:
     vv, vd = el.get("vf-vendor"), el.get("vf-device")
     if (vv is None) != (vd is None):
         raise InputError("vf-vendor and vf-device go together", where=where)
-    return VfEntry(
-        pf.node,
-        pf.address,
-        pf.identity,
-        pf.iommu_group,
-        pf.numa_node,
-        pf.physical_slot,
-        pf.port_path,
-        pf.line,
+    return VfEntry.of(
+        pf,
         index,
         parse_id16(vv, "vf-vendor", where) if vv is not None else None,
         parse_id16(vd, "vf-device", where) if vd is not None else None,

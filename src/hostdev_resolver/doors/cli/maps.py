@@ -8,9 +8,11 @@ import argparse
 import os
 import sys
 
+from ...core.kinds.pci import capture as capture_pci
+from ...core.kinds.usb import capture as capture_usb
 from ...host.storebackend import edit_store, is_url
 from ...model.errors import HostAccessError, InputError, Location, RefusedError, UsageError
-from ...model.identity import UsbIdentity, parse_id16
+from ...model.identity import parse_id16
 from ...model.pciaddress import PciAddress
 from ...model.records import fields, is_record
 from ...xml.store import MdevMapping, PciEntry, UsbEntry, VfEntry
@@ -27,26 +29,7 @@ if TYPE_CHECKING:
 
 
 def _capture_pci(inventory: HostInventory, node: str, text: str) -> PciEntry:
-    address = PciAddress.parse(text)
-    dev = inventory.pci_device(address)
-    if dev is None:
-        raise RefusedError(
-            f"no PCI device at {address} on node {node}",
-            fix="see 'hostdev-resolver inventory' for the devices this host has",
-        )
-    if dev.is_bridge:
-        raise RefusedError(
-            f"{address} is a PCI bridge ({dev.identity.ids}); bridges cannot be passed through"
-        )
-    return PciEntry(
-        node=node,
-        address=dev.address,
-        identity=dev.identity,
-        iommu_group=dev.iommu_group,
-        numa_node=dev.numa_node,
-        physical_slot=dev.physical_slot,
-        port_path=dev.port_path,
-    )
+    return capture_pci(inventory, node, PciAddress.parse(text))
 
 
 def _capture_usb(inventory: HostInventory, node: str, args: argparse.Namespace) -> UsbEntry:
@@ -56,36 +39,9 @@ def _capture_usb(inventory: HostInventory, node: str, args: argparse.Namespace) 
         )
     vendor = parse_id16(args.vendor, "--vendor")
     product = parse_id16(args.product, "--product")
-    matches = [
-        d
-        for d in inventory.usb_devices()
-        if (d.identity.vendor, d.identity.product) == (vendor, product)
-        and (args.serial is None or d.identity.serial == args.serial)
-        and (args.port is None or d.port_path == args.port)
-    ]
-    wanted = f"{vendor:04x}:{product:04x}" + (f" serial {args.serial}" if args.serial else "")
-    if not matches:
-        if args.offline:
-            return UsbEntry(node, UsbIdentity(vendor, product, args.serial), args.port)
-        raise RefusedError(
-            f"no USB device {wanted} is plugged in on node {node}",
-            fix="plug it in, or pass --offline to record the identity as typed",
-        )
-    if len(matches) > 1:
-        at = ", ".join(f"{m.port_path} (serial {m.identity.serial or 'none'})" for m in matches)
-        raise RefusedError(
-            f"{len(matches)} USB devices {wanted} on node {node}: {at}",
-            fix="pick one with --serial S or --port PATH",
-        )
-    dev = matches[0]
-    # A device without a serial is told apart from its twins by the port it is in.
-    twins = [
-        d
-        for d in inventory.usb_devices()
-        if (d.identity.vendor, d.identity.product) == (vendor, product)
-    ]
-    port = dev.port_path if dev.identity.serial is None and len(twins) > 1 else args.port
-    return UsbEntry(node, dev.identity, port)
+    return capture_usb(
+        inventory, node, vendor, product, serial=args.serial, port=args.port, offline=args.offline
+    )
 
 
 _NAME_FIRST = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789")
@@ -229,7 +185,7 @@ def _map_add_sriov_mdev(args: argparse.Namespace, path: str) -> int:
 
 def _map_add_wwn(args: argparse.Namespace, path: str) -> int:
     """lun, scsi and vhba mappings: captured from the SCSI/FC view, node-independent."""
-    from ...core.scsiresolve import capture_lun, capture_vhba
+    from ...core.kinds.scsi import capture_lun, capture_vhba
 
     scsi = open_scsi(args)
     if scsi is None:
