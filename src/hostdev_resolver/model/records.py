@@ -17,6 +17,10 @@ Type checkers see it as a dataclass through PEP 681 (`dataclass_transform`).
 
 from __future__ import annotations
 
+# Built into the interpreter: nothing to load. Records are hashed and compared by the
+# thousand (PCI addresses as dict keys): a key is the fields' tuple in one C call.
+from _operator import attrgetter
+
 # Not `from typing import TYPE_CHECKING`: importing typing is itself a cost the hook
 # avoids; mypy recognises any constant of this name.
 TYPE_CHECKING = False
@@ -160,10 +164,6 @@ def _init(cls: type, fields: tuple[Field, ...]) -> Any:
 def _key(fields: tuple[Field, ...], hashing: bool = False) -> Any:
     names = tuple(f.name for f in fields if (f.hash if hashing else f.compare))
     if len(names) >= 2:
-        # The fields' tuple in one C call: records are hashed and compared by the
-        # thousand (PCI addresses as dict keys). _operator is built in: nothing to load.
-        from _operator import attrgetter
-
         getter: Any = attrgetter(*names)
         return getter
 
@@ -193,7 +193,9 @@ def _make(cls: type, frozen: bool, eq: bool, order: bool) -> type:
     methods["__repr__"] = __repr__
     if eq:
         key = _key(fields)
-        hash_key = _key(fields, hashing=True)
+        # Usually the same fields: one getter serves both (each costs a class's import).
+        same = all(f.hash == f.compare for f in fields)
+        hash_key = key if same else _key(fields, hashing=True)
 
         def __eq__(self: Any, other: object) -> Any:
             if other.__class__ is self.__class__:
