@@ -70,22 +70,83 @@ def _attributes(tag: bytes) -> Iterator[tuple[bytes, int, int]]:
         yield name, start, i
 
 
-@mutable(eq=False)
 class Element:
-    """One element: its expanded name, attributes, children and where its bytes are."""
+    """One element: its expanded name, attributes, children and where its bytes are.
+
+    A plain class with slots, not a record: the reader makes one per element of every
+    document (`validate` of a fleet makes tens of thousands), and the records' generic
+    constructor costs more than the rest of reading an element. Compared by identity.
+    The start tag's end is found only when asked for (splicing into the element): the
+    reader knows it for free only for an empty-element tag."""
+
+    __slots__ = (
+        "_data",
+        "_qnames",
+        "_start_end",
+        "attrs",
+        "children",
+        "end",
+        "line",
+        "ns",
+        "parent",
+        "self_closing",
+        "start",
+        "tag",
+        "text",
+    )
 
     ns: str | None
     tag: str
     attrs: dict[str, str]  # "{ns}local" for namespaced attributes, "local" otherwise
     line: int
     start: int  # offset of '<'
-    start_end: int = 0  # offset just past the start tag's '>'
-    end: int = 0  # offset just past the element's last byte
-    self_closing: bool = False
-    parent: Element | None = None
-    children: list[Element] = field(default_factory=list)
-    text: str = ""  # character data directly inside (not in children)
-    qnames: dict[str, str] = field(default_factory=dict)  # attrs key -> name as written
+    end: int  # offset just past the element's last byte
+    self_closing: bool
+    parent: Element | None
+    children: list[Element]
+    text: str  # character data directly inside (not in children)
+
+    def __init__(
+        self,
+        ns: str | None,
+        tag: str,
+        attrs: dict[str, str],
+        line: int,
+        start: int,
+        parent: Element | None,
+        data: bytes,
+        qnames: dict[str, str] | None = None,
+    ) -> None:
+        self.ns = ns
+        self.tag = tag
+        self.attrs = attrs
+        self.line = line
+        self.start = start
+        self.parent = parent
+        self._data = data
+        self._qnames = qnames  # None: every attribute is written as its key
+        self._start_end = 0
+        self.end = 0
+        self.self_closing = False
+        self.children = []
+        self.text = ""
+
+    def __repr__(self) -> str:
+        return f"<Element {self.tag!r} line {self.line} bytes {self.start}-{self.end}>"
+
+    @property
+    def start_end(self) -> int:
+        """Offset just past the start tag's '>'."""
+        if not self._start_end:
+            self._start_end = _tag_end(self._data, self.start)
+        return self._start_end
+
+    @property
+    def qnames(self) -> dict[str, str]:
+        """attrs key -> the attribute's name as written (`hr:map` for `{ns}map`)."""
+        if self._qnames is None:
+            self._qnames = {key: key for key in self.attrs}
+        return self._qnames
 
     def get(self, name: str, default: str | None = None) -> str | None:
         return self.attrs.get(name, default)
@@ -218,9 +279,12 @@ def parse_bytes(data: bytes, source: str) -> Document:
     # Contiguous character data in one call, not one per line and entity.
     parser.buffer_text = True
     stack: list[Element] = []
-    # Character data arrives in many pieces (expat splits at every newline and entity):
-    # the pieces are joined once per element, never appended to a str one by one, which
-    # is quadratic in the length of a long <description>.
+    # Character data is appended to `pieces` by expat itself (a list's append as the
+    # handler: no Python frame per piece) and handed to the element at the top of the
+    # stack at the next start or end event (buffer_text flushes before either). Each
+    # element's pieces are joined once, at its end, never appended to a str one by one,
+    # which is quadratic in the length of a long <description>.
+    pieces: list[str] = []
     texts: list[list[str]] = []
     roots: list[Element] = []
 
@@ -232,36 +296,31 @@ def parse_bytes(data: bytes, source: str) -> Document:
         )
 
     def start(name: str, attrs: dict[str, str]) -> None:
-        ns, tag, _ = _split(name) if " " in name else (None, name, None)
-        offset = parser.CurrentByteIndex
-        values: dict[str, str] = {}
-        qnames: dict[str, str] = {}
-        for key, value in attrs.items():
-            if " " not in key:  # most attributes: no namespace
-                values[key] = value
-                qnames[key] = key
-                continue
-            a_ns, local, prefix = _split(key)
-            expanded = f"{{{a_ns}}}{local}" if a_ns else local
-            values[expanded] = value
-            qnames[expanded] = f"{prefix}:{local}" if prefix else local
-        start_end = _tag_end(data, offset)
-        self_closing = data[start_end - 2 : start_end] == b"/>"
+        if pieces:
+            texts[-1].extend(pieces)
+            pieces.clear()
+        if " " in name:
+            ns, tag, _ = _split(name)
+        else:
+            ns, tag = None, name
+        qnames = None
+        # Most elements have no namespaced attribute: expat's own dict is kept as it is.
+        if attrs and " " in "".join(attrs):
+            values: dict[str, str] = {}
+            qnames = {}
+            for key, value in attrs.items():
+                if " " not in key:
+                    values[key] = value
+                    qnames[key] = key
+                    continue
+                a_ns, local, prefix = _split(key)
+                expanded = f"{{{a_ns}}}{local}" if a_ns else local
+                values[expanded] = value
+                qnames[expanded] = f"{prefix}:{local}" if prefix else local
+            attrs = values
         parent = stack[-1] if stack else None
-        # Every field given in order: the records' constructor then takes its fast path.
         el = Element(
-            ns,
-            tag,
-            values,
-            parser.CurrentLineNumber,
-            offset,
-            start_end,
-            start_end if self_closing else 0,
-            self_closing,
-            parent,
-            [],
-            "",
-            qnames,
+            ns, tag, attrs, parser.CurrentLineNumber, parser.CurrentByteIndex, parent, data, qnames
         )
         if parent is not None:
             parent.children.append(el)
@@ -271,21 +330,27 @@ def parse_bytes(data: bytes, source: str) -> Document:
         texts.append([])
 
     def end(name: str) -> None:
+        at = parser.CurrentByteIndex
         el = stack.pop()
-        pieces = texts.pop()
+        own = texts.pop()
         if pieces:
-            el.text = "".join(pieces)
-        if not el.self_closing:
-            # An end tag holds no quotes: its '>' is the first one after it.
-            el.end = data.find(b">", parser.CurrentByteIndex) + 1 or len(data)
-
-    def chars(text: str) -> None:
-        if texts:
-            texts[-1].append(text)
+            own.extend(pieces)
+            pieces.clear()
+        if own:
+            el.text = "".join(own)
+        elif not el.children and data[at - 2 : at] == b"/>":
+            # expat reports an empty-element tag's end just past its "/>". An element
+            # written <a></a> (or holding only comments, PIs or an empty CDATA section)
+            # ends at its "</", which follows a '>' without a '/' before it.
+            el.self_closing = True
+            el._start_end = el.end = at
+            return
+        # An end tag holds no quotes: its '>' is the first one after it.
+        el.end = data.find(b">", at) + 1 or len(data)
 
     parser.StartElementHandler = start
     parser.EndElementHandler = end
-    parser.CharacterDataHandler = chars
+    parser.CharacterDataHandler = pieces.append
 
     def declaration(version: str, encoding: str | None, standalone: int) -> None:
         # Edits splice UTF-8 bytes into the original: another encoding would be mixed.
