@@ -17,7 +17,7 @@ from xml.parsers import expat
 
 from ..model.errors import InputError, Location
 from ..model.pciaddress import MAX_DIGITS, decimal_digits, shown
-from ..model.records import field, mutable
+from ..model.records import mutable
 
 # Not typing.TYPE_CHECKING: the hook avoids importing typing (see records.py).
 TYPE_CHECKING = False
@@ -35,6 +35,7 @@ XML_NS = "http://www.w3.org/XML/1998/namespace"
 # the package before it knows the domain is ours).
 MAX_DOCUMENT_BYTES = 10 * 1024 * 1024
 _SPACE = b" \t\r\n"
+_SPACES = (b" ", b"\t", b"\r", b"\n")
 
 
 def _attributes(tag: bytes) -> Iterator[tuple[bytes, int, int]]:
@@ -217,6 +218,24 @@ class Document:
         """Byte span of ` qname='value'` (with its leading space) in the start tag."""
         tag = self.start_tag(element)
         wanted = qname.encode()
+        written = element.attrs if element._qnames is None else element._qnames.values()
+        if qname in written and tag.count(wanted) == 1:
+            # The element has the attribute and its name occurs once in the tag: that
+            # occurrence is the name (resolution removes an hr:map from every reference).
+            pos = tag.find(wanted)
+            eq = pos + len(wanted)
+            while tag[eq : eq + 1] in _SPACES:
+                eq += 1
+            if tag[pos - 1 : pos] in _SPACES and tag[eq : eq + 1] == b"=":
+                begin = pos
+                while tag[begin - 1 : begin] in _SPACES:
+                    begin -= 1
+                quote = eq + 1
+                while tag[quote : quote + 1] in _SPACES:
+                    quote += 1
+                close = tag.find(tag[quote : quote + 1], quote + 1)
+                if close > 0:
+                    return element.start + begin, element.start + close + 1
         for name, start, end in _attributes(tag):
             if name == wanted:
                 return element.start + start, element.start + end
@@ -470,17 +489,54 @@ def escape_text(value: str) -> str:
     )
 
 
-@mutable
 class Node:
-    """A new element to write (libvirt's style: single-quoted attributes)."""
+    """A new element to write (libvirt's style: single-quoted attributes).
 
-    tag: str
-    attrs: dict[str, str] = field(default_factory=dict)
-    children: list[Node] = field(default_factory=list)
-    text: str | None = None
+    A plain class with slots, compared by its fields like a record: resolution makes
+    several for every reference (a <source>, its <address>, the record), and the
+    records' generic constructor cost more than rendering them."""
+
+    __slots__ = ("attrs", "children", "tag", "text")
+
+    def __init__(
+        self,
+        tag: str,
+        attrs: dict[str, str] | None = None,
+        children: list[Node] | None = None,
+        text: str | None = None,
+    ) -> None:
+        self.tag = tag
+        self.attrs = {} if attrs is None else attrs
+        self.children = [] if children is None else children
+        self.text = text
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        assert isinstance(other, Node)
+        return (self.tag, self.attrs, self.children, self.text) == (
+            other.tag,
+            other.attrs,
+            other.children,
+            other.text,
+        )
+
+    __hash__ = None  # type: ignore[assignment]  # mutable: not hashable, as a record
+
+    def __repr__(self) -> str:
+        return (
+            f"Node(tag={self.tag!r}, attrs={self.attrs!r}, children={self.children!r}, "
+            f"text={self.text!r})"
+        )
 
     def render(self, indent: str, step: str = "  ") -> str:
-        attrs = "".join([f" {k}='{escape_attr(v)}'" for k, v in self.attrs.items()])
+        special = _ATTR_SPECIAL.isdisjoint
+        attrs = "".join(
+            [
+                f" {k}='{v}'" if special(v) else f" {k}='{escape_attr(v)}'"
+                for k, v in self.attrs.items()
+            ]
+        )
         if self.text is not None:
             return f"<{self.tag}{attrs}>{escape_text(self.text)}</{self.tag}>"
         if not self.children:
@@ -615,6 +671,6 @@ class Splicer:
 
 
 def _qname(doc: Document, element: Element) -> str:
-    tag = doc.start_tag(element)[1:]
-    end = next((i for i, c in enumerate(tag) if c in b" \t\r\n/>"), len(tag))
-    return tag[:end].decode() if end else element.tag
+    head = doc.start_tag(element)[1:].split(None, 1)
+    name = head[0].split(b"/", 1)[0].split(b">", 1)[0] if head else b""
+    return name.decode() if name else element.tag
