@@ -175,3 +175,29 @@ def test_without_the_system_libxml2_lxml_gives_the_same_verdicts(
         assert schema_errors((HEAD.format(memory=1024) + GOOD_DISK + TAIL).encode()) == []
     finally:
         rng._system_libxml2.cache_clear()
+
+
+def test_one_libxml2_parser_and_validation_context_serve_a_whole_run() -> None:
+    """The contexts kept across documents (issue 12) give each document its own verdict:
+    a rejected or unreadable document does not change the next one's."""
+    from hostdev_resolver.xml import rng
+
+    native = rng._SystemLibxml2(rng.DOMAIN_RNG)
+    good = (HEAD.format(memory=1024) + GOOD_DISK + TAIL).encode()
+    bad = (HEAD.format(memory=1024) + BAD_HOSTDEV + TAIL).encode()
+    other = (HEAD.format(memory=2048) + TAIL).encode()
+    run = [good, bad, good, b"<domain>", other, bad, bad, good, other]
+    assert [native.validates(d) for d in run] == [
+        True,
+        False,
+        True,
+        False,
+        True,
+        False,
+        False,
+        True,
+        True,
+    ]
+    assert [rng._SystemLibxml2(rng.DOMAIN_RNG).validates(d) for d in run] == [
+        native.validates(d) for d in run
+    ]
