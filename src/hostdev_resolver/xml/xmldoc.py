@@ -150,6 +150,18 @@ class Element:
             self._qnames = {key: key for key in self.attrs}
         return self._qnames
 
+    def unlink(self) -> None:
+        """Drop the links from this element down, once its document is no longer
+        needed: an element and its parent refer to each other, so without this a
+        document is freed only by the cyclic garbage collector, which `validate` of a
+        fleet keeps off while it reads and checks thousands of them."""
+        stack = [self]
+        while stack:
+            el = stack.pop()
+            stack.extend(el.children)
+            el.children = []
+            el.parent = None
+
     def get(self, name: str, default: str | None = None) -> str | None:
         return self.attrs.get(name, default)
 
@@ -392,6 +404,12 @@ def parse_bytes(data: bytes, source: str) -> Document:
             where=Location(source, exc.lineno),
             fix="fix the XML syntax",
         ) from None
+    finally:
+        # The handlers refer to the parser (through their closures) and it to them:
+        # unlinked, both are freed at once instead of by the cyclic collector.
+        parser.StartElementHandler = parser.EndElementHandler = None
+        parser.CharacterDataHandler = parser.XmlDeclHandler = None
+        parser.StartDoctypeDeclHandler = parser.EntityDeclHandler = None
     return Document(data, roots[0], source)
 
 
