@@ -175,6 +175,13 @@ def _system_libxml2(path: str) -> _SystemLibxml2 | None:
         return None
 
 
+def accepted_by_libxml2(data: bytes, rng: str = DOMAIN_RNG) -> bool:
+    """True when the system's libxml2 reads `data` and the schema accepts it: then
+    `schema_errors(data)` is []. False says nothing more (ask `schema_errors`)."""
+    native = _system_libxml2(rng)
+    return native is not None and native.validates(data)
+
+
 def schema_errors(data: bytes, rng: str = DOMAIN_RNG, source: str = "") -> list[SchemaError]:
     """Every element of `data` that fails libvirt's domain.rng; [] when it validates.
 
