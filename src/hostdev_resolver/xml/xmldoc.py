@@ -601,9 +601,7 @@ class Splicer:
     def _tag_close(self, element: Element) -> int:
         """Offset of the start tag's closing '>' or '/>', before any whitespace."""
         close = element.start_end - (2 if element.self_closing else 1)
-        while close > element.start and self.doc.data[close - 1 : close].isspace():
-            close -= 1
-        return close
+        return element.start + len(self.doc.data[element.start : close].rstrip())
 
     def replace_element(self, element: Element, node: Node | str) -> None:
         text = node if isinstance(node, str) else node.render(self.doc.indent_of(element))
@@ -611,16 +609,18 @@ class Splicer:
 
     def append_child(self, parent: Element, node: Node) -> None:
         """Add `node` as the last child of `parent`, indented like its siblings."""
-        indent = self.doc.child_indent(parent)
-        rendered = node.render(indent)
         if parent.self_closing:
             # <hostdev .../> becomes <hostdev ...>\n  <source>..</source>\n</hostdev>; only the
             # "/>" is replaced, so attribute edits in the same start tag do not overlap.
-            cut = self._tag_close(parent)
             outer = self.doc.indent_of(parent)
+            indent = outer + "  "  # child_indent of an element without children
+            rendered = node.render(indent)
+            cut = self._tag_close(parent)
             qname = _qname(self.doc, parent)
             self.replace(cut, parent.end, f">\n{indent}{rendered}\n{outer}</{qname}>")
             return
+        indent = self.doc.child_indent(parent)
+        rendered = node.render(indent)
         close = self.doc.data.rfind(b"</", parent.start_end, parent.end)
         line_start = self.doc.data.rfind(b"\n", 0, close) + 1
         if self.doc.data[line_start:close].strip() == b"":
