@@ -281,6 +281,7 @@ class _Resolutions:
     node's result, or, when it resolves nowhere, the domain without its references."""
 
     doc: Document
+    name: str
     name_error: InputError | None
     outcomes: list[Resolved | HostdevError | None]
     schema_data: bytes
@@ -297,9 +298,9 @@ class _Resolutions:
         scsi_by_node: dict[str, ScsiInventory],
     ) -> _Resolutions:
         try:
-            domain_name(doc)
+            name = domain_name(doc)
         except InputError as exc:
-            return cls(doc, exc, [], b"", frozenset())
+            return cls(doc, "", exc, [], b"", frozenset())
         outcomes: list[Resolved | HostdevError | None] = []
         first: bytes | None = None
         for node in nodes:
@@ -316,9 +317,9 @@ class _Resolutions:
             if first is None:
                 first = result.data
         if first is not None:
-            return cls(doc, None, outcomes, first, frozenset())
+            return cls(doc, name, None, outcomes, first, frozenset())
         stripped, removed = _without_references(doc)
-        return cls(doc, None, outcomes, stripped, removed)
+        return cls(doc, name, None, outcomes, stripped, removed)
 
 
 def _validate_domain(
@@ -332,7 +333,7 @@ def _validate_domain(
     if resolved.name_error is not None:
         report.add(resolved.name_error, doc.source)
         return
-    name = domain_name(doc)
+    name = resolved.name
     schema_checked = False
     for node, result in zip(nodes, resolved.outcomes, strict=True):
         if result is None:
