@@ -175,3 +175,58 @@ def test_without_the_system_libxml2_lxml_gives_the_same_verdicts(
         assert schema_errors((HEAD.format(memory=1024) + GOOD_DISK + TAIL).encode()) == []
     finally:
         rng._system_libxml2.cache_clear()
+
+
+def test_one_libxml2_parser_and_validation_context_serve_a_whole_run() -> None:
+    """The contexts kept across documents (issue 12) give each document its own verdict:
+    a rejected or unreadable document does not change the next one's."""
+    from hostdev_resolver.xml import rng
+
+    native = rng._SystemLibxml2(rng.DOMAIN_RNG)
+    good = (HEAD.format(memory=1024) + GOOD_DISK + TAIL).encode()
+    bad = (HEAD.format(memory=1024) + BAD_HOSTDEV + TAIL).encode()
+    other = (HEAD.format(memory=2048) + TAIL).encode()
+    run = [good, bad, good, b"<domain>", other, bad, bad, good, other]
+    assert [native.validates(d) for d in run] == [
+        True,
+        False,
+        True,
+        False,
+        True,
+        False,
+        False,
+        True,
+        True,
+    ]
+    assert [rng._SystemLibxml2(rng.DOMAIN_RNG).validates(d) for d in run] == [
+        native.validates(d) for d in run
+    ]
+
+
+def test_a_fleet_is_reported_in_file_order_with_claims_only_from_valid_files(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Every file is resolved, then checked by libxml2 in one stretch (issue 12); the
+    report is still made file by file: problems in the files' order, and a file the
+    schema rejects claims no device (so a later file holding its device is not told
+    that another domain claims it)."""
+    ref = "    <hostdev mode='subsystem' type='pci' managed='yes' hr:map='gpu0'/>\n"
+    unknown = "    <hostdev mode='subsystem' type='pci' managed='yes' hr:map='gpu9'/>\n"
+    files = {
+        "a.xml": HEAD.format(memory=1024).replace("ml-train", "ml-a") + ref + BAD_HOSTDEV + TAIL,
+        "b.xml": HEAD.format(memory=1024).replace("ml-train", "ml-b") + unknown + TAIL,
+        "c.xml": HEAD.format(memory=1024).replace("ml-train", "ml-c") + ref + TAIL,
+        "d.xml": HEAD.format(memory=1024).replace("ml-train", "ml-d") + ref + TAIL,
+    }
+    for name, text in files.items():
+        (workdir / name).write_text(text)
+    args = ["--store", "mappings.xml", "--sysfs", "sys", "--node", "hv1"]
+    rc = cli.main(["validate", *files, *args])
+    out, err = capsys.readouterr()
+    assert rc == 2
+    lines = err.splitlines()
+    assert [line.split(":", 1)[0] for line in lines] == ["a.xml", "b.xml", "d.xml"]
+    assert "domain.rng" in lines[0]
+    assert "gpu9" in lines[1]
+    assert "also claimed by domain 'ml-c' (c.xml)" in lines[2]
+    assert out == "4 file(s) checked, 3 problem(s) in 3 file(s)\n"

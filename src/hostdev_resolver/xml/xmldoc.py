@@ -12,6 +12,8 @@ expansion, no external fetches, whatever the parser version.
 
 from __future__ import annotations
 
+import os
+
 # pyexpat is the C module xml.parsers.expat re-exports (ParserCreate, ExpatError,
 # ErrorString, the constants); imported directly, it costs every start that parses
 # (the hook's, `hostdev-virsh define`'s) three pure-Python package modules less
@@ -20,7 +22,7 @@ import pyexpat as expat
 
 from ..model.errors import InputError, Location
 from ..model.pciaddress import MAX_DIGITS, decimal_digits, shown
-from ..model.records import field, mutable
+from ..model.records import mutable
 
 # Not typing.TYPE_CHECKING: the hook avoids importing typing (see records.py).
 TYPE_CHECKING = False
@@ -38,6 +40,7 @@ XML_NS = "http://www.w3.org/XML/1998/namespace"
 # the package before it knows the domain is ours).
 MAX_DOCUMENT_BYTES = 10 * 1024 * 1024
 _SPACE = b" \t\r\n"
+_SPACES = (b" ", b"\t", b"\r", b"\n")
 
 
 def _attributes(tag: bytes) -> Iterator[tuple[bytes, int, int]]:
@@ -74,22 +77,95 @@ def _attributes(tag: bytes) -> Iterator[tuple[bytes, int, int]]:
         yield name, start, i
 
 
-@mutable(eq=False)
 class Element:
-    """One element: its expanded name, attributes, children and where its bytes are."""
+    """One element: its expanded name, attributes, children and where its bytes are.
+
+    A plain class with slots, not a record: the reader makes one per element of every
+    document (`validate` of a fleet makes tens of thousands), and the records' generic
+    constructor costs more than the rest of reading an element. Compared by identity.
+    The start tag's end is found only when asked for (splicing into the element): the
+    reader knows it for free only for an empty-element tag."""
+
+    __slots__ = (
+        "_data",
+        "_qnames",
+        "_start_end",
+        "attrs",
+        "children",
+        "end",
+        "line",
+        "ns",
+        "parent",
+        "self_closing",
+        "start",
+        "tag",
+        "text",
+    )
 
     ns: str | None
     tag: str
     attrs: dict[str, str]  # "{ns}local" for namespaced attributes, "local" otherwise
     line: int
     start: int  # offset of '<'
-    start_end: int = 0  # offset just past the start tag's '>'
-    end: int = 0  # offset just past the element's last byte
-    self_closing: bool = False
-    parent: Element | None = None
-    children: list[Element] = field(default_factory=list)
-    text: str = ""  # character data directly inside (not in children)
-    qnames: dict[str, str] = field(default_factory=dict)  # attrs key -> name as written
+    end: int  # offset just past the element's last byte
+    self_closing: bool
+    parent: Element | None
+    children: list[Element]
+    text: str  # character data directly inside (not in children)
+
+    def __init__(
+        self,
+        ns: str | None,
+        tag: str,
+        attrs: dict[str, str],
+        line: int,
+        start: int,
+        parent: Element | None,
+        data: bytes,
+        qnames: dict[str, str] | None = None,
+    ) -> None:
+        self.ns = ns
+        self.tag = tag
+        self.attrs = attrs
+        self.line = line
+        self.start = start
+        self.parent = parent
+        self._data = data
+        self._qnames = qnames  # None: every attribute is written as its key
+        self._start_end = 0
+        self.end = 0
+        self.self_closing = False
+        self.children = []
+        self.text = ""
+
+    def __repr__(self) -> str:
+        return f"<Element {self.tag!r} line {self.line} bytes {self.start}-{self.end}>"
+
+    @property
+    def start_end(self) -> int:
+        """Offset just past the start tag's '>'."""
+        if not self._start_end:
+            self._start_end = _tag_end(self._data, self.start)
+        return self._start_end
+
+    @property
+    def qnames(self) -> dict[str, str]:
+        """attrs key -> the attribute's name as written (`hr:map` for `{ns}map`)."""
+        if self._qnames is None:
+            self._qnames = {key: key for key in self.attrs}
+        return self._qnames
+
+    def unlink(self) -> None:
+        """Drop the links from this element down, once its document is no longer
+        needed: an element and its parent refer to each other, so without this a
+        document is freed only by the cyclic garbage collector, which `validate` of a
+        fleet keeps off while it reads and checks thousands of them."""
+        stack = [self]
+        while stack:
+            el = stack.pop()
+            stack.extend(el.children)
+            el.children = []
+            el.parent = None
 
     def get(self, name: str, default: str | None = None) -> str | None:
         return self.attrs.get(name, default)
@@ -159,6 +235,24 @@ class Document:
         """Byte span of ` qname='value'` (with its leading space) in the start tag."""
         tag = self.start_tag(element)
         wanted = qname.encode()
+        written = element.attrs if element._qnames is None else element._qnames.values()
+        if qname in written and tag.count(wanted) == 1:
+            # The element has the attribute and its name occurs once in the tag: that
+            # occurrence is the name (resolution removes an hr:map from every reference).
+            pos = tag.find(wanted)
+            eq = pos + len(wanted)
+            while tag[eq : eq + 1] in _SPACES:
+                eq += 1
+            if tag[pos - 1 : pos] in _SPACES and tag[eq : eq + 1] == b"=":
+                begin = pos
+                while tag[begin - 1 : begin] in _SPACES:
+                    begin -= 1
+                quote = eq + 1
+                while tag[quote : quote + 1] in _SPACES:
+                    quote += 1
+                close = tag.find(tag[quote : quote + 1], quote + 1)
+                if close > 0:
+                    return element.start + begin, element.start + close + 1
         for name, start, end in _attributes(tag):
             if name == wanted:
                 return element.start + start, element.start + end
@@ -222,9 +316,12 @@ def parse_bytes(data: bytes, source: str) -> Document:
     # Contiguous character data in one call, not one per line and entity.
     parser.buffer_text = True
     stack: list[Element] = []
-    # Character data arrives in many pieces (expat splits at every newline and entity):
-    # the pieces are joined once per element, never appended to a str one by one, which
-    # is quadratic in the length of a long <description>.
+    # Character data is appended to `pieces` by expat itself (a list's append as the
+    # handler: no Python frame per piece) and handed to the element at the top of the
+    # stack at the next start or end event (buffer_text flushes before either). Each
+    # element's pieces are joined once, at its end, never appended to a str one by one,
+    # which is quadratic in the length of a long <description>.
+    pieces: list[str] = []
     texts: list[list[str]] = []
     roots: list[Element] = []
 
@@ -236,36 +333,31 @@ def parse_bytes(data: bytes, source: str) -> Document:
         )
 
     def start(name: str, attrs: dict[str, str]) -> None:
-        ns, tag, _ = _split(name) if " " in name else (None, name, None)
-        offset = parser.CurrentByteIndex
-        values: dict[str, str] = {}
-        qnames: dict[str, str] = {}
-        for key, value in attrs.items():
-            if " " not in key:  # most attributes: no namespace
-                values[key] = value
-                qnames[key] = key
-                continue
-            a_ns, local, prefix = _split(key)
-            expanded = f"{{{a_ns}}}{local}" if a_ns else local
-            values[expanded] = value
-            qnames[expanded] = f"{prefix}:{local}" if prefix else local
-        start_end = _tag_end(data, offset)
-        self_closing = data[start_end - 2 : start_end] == b"/>"
+        if pieces:
+            texts[-1].extend(pieces)
+            pieces.clear()
+        if " " in name:
+            ns, tag, _ = _split(name)
+        else:
+            ns, tag = None, name
+        qnames = None
+        # Most elements have no namespaced attribute: expat's own dict is kept as it is.
+        if attrs and " " in "".join(attrs):
+            values: dict[str, str] = {}
+            qnames = {}
+            for key, value in attrs.items():
+                if " " not in key:
+                    values[key] = value
+                    qnames[key] = key
+                    continue
+                a_ns, local, prefix = _split(key)
+                expanded = f"{{{a_ns}}}{local}" if a_ns else local
+                values[expanded] = value
+                qnames[expanded] = f"{prefix}:{local}" if prefix else local
+            attrs = values
         parent = stack[-1] if stack else None
-        # Every field given in order: the records' constructor then takes its fast path.
         el = Element(
-            ns,
-            tag,
-            values,
-            parser.CurrentLineNumber,
-            offset,
-            start_end,
-            start_end if self_closing else 0,
-            self_closing,
-            parent,
-            [],
-            "",
-            qnames,
+            ns, tag, attrs, parser.CurrentLineNumber, parser.CurrentByteIndex, parent, data, qnames
         )
         if parent is not None:
             parent.children.append(el)
@@ -275,21 +367,27 @@ def parse_bytes(data: bytes, source: str) -> Document:
         texts.append([])
 
     def end(name: str) -> None:
+        at = parser.CurrentByteIndex
         el = stack.pop()
-        pieces = texts.pop()
+        own = texts.pop()
         if pieces:
-            el.text = "".join(pieces)
-        if not el.self_closing:
-            # An end tag holds no quotes: its '>' is the first one after it.
-            el.end = data.find(b">", parser.CurrentByteIndex) + 1 or len(data)
-
-    def chars(text: str) -> None:
-        if texts:
-            texts[-1].append(text)
+            own.extend(pieces)
+            pieces.clear()
+        if own:
+            el.text = "".join(own)
+        elif not el.children and data[at - 2 : at] == b"/>":
+            # expat reports an empty-element tag's end just past its "/>". An element
+            # written <a></a> (or holding only comments, PIs or an empty CDATA section)
+            # ends at its "</", which follows a '>' without a '/' before it.
+            el.self_closing = True
+            el._start_end = el.end = at
+            return
+        # An end tag holds no quotes: its '>' is the first one after it.
+        el.end = data.find(b">", at) + 1 or len(data)
 
     parser.StartElementHandler = start
     parser.EndElementHandler = end
-    parser.CharacterDataHandler = chars
+    parser.CharacterDataHandler = pieces.append
 
     def declaration(version: str, encoding: str | None, standalone: int) -> None:
         # Edits splice UTF-8 bytes into the original: another encoding would be mixed.
@@ -311,6 +409,12 @@ def parse_bytes(data: bytes, source: str) -> Document:
             where=Location(source, exc.lineno),
             fix="fix the XML syntax",
         ) from None
+    finally:
+        # The handlers refer to the parser (through their closures) and it to them:
+        # unlinked, both are freed at once instead of by the cyclic collector.
+        parser.StartElementHandler = parser.EndElementHandler = None
+        parser.CharacterDataHandler = parser.XmlDeclHandler = None
+        parser.StartDoctypeDeclHandler = parser.EntityDeclHandler = None
     return Document(data, roots[0], source)
 
 
@@ -333,6 +437,23 @@ def read_document(handle: BinaryIO) -> bytes:
 _FIRST_READ = 1 << 16
 
 
+def _read_path(path: str) -> bytes:
+    """read_document of a file named by its path, through the descriptor alone: a
+    buffered file object costs four times the read itself, and `validate` of a fleet
+    reads thousands of files. Read until end of file, not until a short read: the path
+    may be a pipe (`validate <(virsh dumpxml guest)`)."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        chunks = []
+        left = MAX_DOCUMENT_BYTES + 1
+        while left > 0 and (chunk := os.read(fd, min(left, _FIRST_READ))):
+            chunks.append(chunk)
+            left -= len(chunk)
+    finally:
+        os.close(fd)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
 def too_large(source: str) -> InputError:
     return InputError(
         f"the document is larger than {MAX_DOCUMENT_BYTES // (1024 * 1024)} MiB, "
@@ -345,8 +466,7 @@ def too_large(source: str) -> InputError:
 def parse_file(path: str) -> Document:
     where = Location(path)
     try:
-        with open(path, "rb") as handle:
-            data = read_document(handle)
+        data = _read_path(path)
     except FileNotFoundError:
         raise InputError("file not found", where=where, fix="check the path") from None
     except IsADirectoryError:
@@ -392,17 +512,54 @@ def escape_text(value: str) -> str:
     )
 
 
-@mutable
 class Node:
-    """A new element to write (libvirt's style: single-quoted attributes)."""
+    """A new element to write (libvirt's style: single-quoted attributes).
 
-    tag: str
-    attrs: dict[str, str] = field(default_factory=dict)
-    children: list[Node] = field(default_factory=list)
-    text: str | None = None
+    A plain class with slots, compared by its fields like a record: resolution makes
+    several for every reference (a <source>, its <address>, the record), and the
+    records' generic constructor cost more than rendering them."""
+
+    __slots__ = ("attrs", "children", "tag", "text")
+
+    def __init__(
+        self,
+        tag: str,
+        attrs: dict[str, str] | None = None,
+        children: list[Node] | None = None,
+        text: str | None = None,
+    ) -> None:
+        self.tag = tag
+        self.attrs = {} if attrs is None else attrs
+        self.children = [] if children is None else children
+        self.text = text
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        assert isinstance(other, Node)
+        return (self.tag, self.attrs, self.children, self.text) == (
+            other.tag,
+            other.attrs,
+            other.children,
+            other.text,
+        )
+
+    __hash__ = None  # type: ignore[assignment]  # mutable: not hashable, as a record
+
+    def __repr__(self) -> str:
+        return (
+            f"Node(tag={self.tag!r}, attrs={self.attrs!r}, children={self.children!r}, "
+            f"text={self.text!r})"
+        )
 
     def render(self, indent: str, step: str = "  ") -> str:
-        attrs = "".join([f" {k}='{escape_attr(v)}'" for k, v in self.attrs.items()])
+        special = _ATTR_SPECIAL.isdisjoint
+        attrs = "".join(
+            [
+                f" {k}='{v}'" if special(v) else f" {k}='{escape_attr(v)}'"
+                for k, v in self.attrs.items()
+            ]
+        )
         if self.text is not None:
             return f"<{self.tag}{attrs}>{escape_text(self.text)}</{self.tag}>"
         if not self.children:
@@ -449,9 +606,7 @@ class Splicer:
     def _tag_close(self, element: Element) -> int:
         """Offset of the start tag's closing '>' or '/>', before any whitespace."""
         close = element.start_end - (2 if element.self_closing else 1)
-        while close > element.start and self.doc.data[close - 1 : close].isspace():
-            close -= 1
-        return close
+        return element.start + len(self.doc.data[element.start : close].rstrip())
 
     def replace_element(self, element: Element, node: Node | str) -> None:
         text = node if isinstance(node, str) else node.render(self.doc.indent_of(element))
@@ -459,16 +614,18 @@ class Splicer:
 
     def append_child(self, parent: Element, node: Node) -> None:
         """Add `node` as the last child of `parent`, indented like its siblings."""
-        indent = self.doc.child_indent(parent)
-        rendered = node.render(indent)
         if parent.self_closing:
             # <hostdev .../> becomes <hostdev ...>\n  <source>..</source>\n</hostdev>; only the
             # "/>" is replaced, so attribute edits in the same start tag do not overlap.
-            cut = self._tag_close(parent)
             outer = self.doc.indent_of(parent)
+            indent = outer + "  "  # child_indent of an element without children
+            rendered = node.render(indent)
+            cut = self._tag_close(parent)
             qname = _qname(self.doc, parent)
             self.replace(cut, parent.end, f">\n{indent}{rendered}\n{outer}</{qname}>")
             return
+        indent = self.doc.child_indent(parent)
+        rendered = node.render(indent)
         close = self.doc.data.rfind(b"</", parent.start_end, parent.end)
         line_start = self.doc.data.rfind(b"\n", 0, close) + 1
         if self.doc.data[line_start:close].strip() == b"":
@@ -537,6 +694,6 @@ class Splicer:
 
 
 def _qname(doc: Document, element: Element) -> str:
-    tag = doc.start_tag(element)[1:]
-    end = next((i for i, c in enumerate(tag) if c in b" \t\r\n/>"), len(tag))
-    return tag[:end].decode() if end else element.tag
+    head = doc.start_tag(element)[1:].split(None, 1)
+    name = head[0].split(b"/", 1)[0].split(b">", 1)[0] if head else b""
+    return name.decode() if name else element.tag

@@ -9,12 +9,18 @@ from __future__ import annotations
 
 from ...core.mdev import MdevRecord
 from ...core.metadata import HR_MAP, HR_WWN, PciRecord, UsbRecord
-from ...core.resolution import needs_store, resolve_domain, wants_scsi, without_store
+from ...core.resolution import (
+    Resolved,
+    needs_store,
+    resolve_domain,
+    wants_scsi,
+    without_store,
+)
 from ...model.errors import HostdevError, InputError, Location
 from ...model.inventory import RememberedInventory
 from ...model.records import field, frozen, mutable
 from ...xml.domain import domain_name
-from ...xml.rng import schema_errors
+from ...xml.rng import accepted_by_libxml2, schema_errors
 from ...xml.store import NS as STORE_NS
 from ...xml.store import Store, parse_store, validate_schema
 from ...xml.xmldoc import Document, Splicer, parse_file
@@ -136,8 +142,17 @@ def _original_line(doc: Document, path: str, removed: AbstractSet[int]) -> int |
 
 
 def _check_rng(
-    report: Report, data: bytes, doc: Document, removed: AbstractSet[int] = frozenset()
+    report: Report,
+    data: bytes,
+    doc: Document,
+    removed: AbstractSet[int] = frozenset(),
+    *,
+    accepted: bool = False,
 ) -> bool:
+    """`accepted`: the system's libxml2 has already accepted `data` (see `_Resolutions`);
+    otherwise the schema is asked, and says where a rejected document fails."""
+    if accepted:
+        return True
     try:
         errors = schema_errors(data, source=doc.source)
     except InputError as exc:
@@ -177,6 +192,22 @@ def _hosts(args: argparse.Namespace) -> list[tuple[HostInventory, str]]:
 
 
 def validate_files(files: list[str], args: argparse.Namespace, *, all_nodes: bool) -> Report:
+    # Every document read is kept to the end (a store named among the files applies to
+    # the domains before it too), and almost nothing a check makes is cyclic garbage:
+    # the cyclic collector would only walk the documents again and again, ~5 % of a
+    # fleet's run. Reference counting still frees each document's temporaries.
+    import gc
+
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        return _validate_files(files, args, all_nodes=all_nodes)
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _validate_files(files: list[str], args: argparse.Namespace, *, all_nodes: bool) -> Report:
     report = Report()
     docs: list[Document] = []
     store: Store | None = None
@@ -228,41 +259,93 @@ def validate_files(files: list[str], args: argparse.Namespace, *, all_nodes: boo
         report.add(exc, "host")
         return report
     nodes = list(dict.fromkeys([*by_node, *(store.nodes() if all_nodes else [])]))
+    # Every document is resolved first, then every result goes through libxml2's RELAX
+    # NG pass in one stretch, then the results are reported in the files' order. The
+    # same work as resolving and checking one document at a time, but libxml2's pass
+    # then runs with its schema in the processor's caches, as in xmllint's own loop:
+    # alternating it with Python's work costs a fleet ~20 % more.
+    resolved = [_Resolutions.of(doc, store, nodes, by_node, scsi_by_node) for doc in docs]
+    for each in resolved:
+        each.accepted = accepted_by_libxml2(each.schema_data)
     claims: dict[tuple[str, str], tuple[str, str]] = {}
-    for doc in docs:
-        _validate_domain(report, doc, store, nodes, by_node, scsi_by_node, claims)
+    for each in resolved:
+        _validate_domain(report, each, store, nodes, claims)
+        each.doc.root.unlink()
     return report
+
+
+@mutable
+class _Resolutions:
+    """A domain resolved for each node (None: no host view of the node; an error: it
+    does not resolve there), and the document its schema check is made on: the first
+    node's result, or, when it resolves nowhere, the domain without its references."""
+
+    doc: Document
+    name: str
+    name_error: InputError | None
+    outcomes: list[Resolved | HostdevError | None]
+    schema_data: bytes
+    removed: AbstractSet[int]
+    accepted: bool = False  # libxml2 accepted schema_data
+
+    @classmethod
+    def of(
+        cls,
+        doc: Document,
+        store: Store,
+        nodes: list[str],
+        by_node: dict[str, HostInventory],
+        scsi_by_node: dict[str, ScsiInventory],
+    ) -> _Resolutions:
+        try:
+            name = domain_name(doc)
+        except InputError as exc:
+            return cls(doc, "", exc, [], b"", frozenset())
+        outcomes: list[Resolved | HostdevError | None] = []
+        first: bytes | None = None
+        for node in nodes:
+            inventory = by_node.get(node)
+            if inventory is None:
+                outcomes.append(None)
+                continue
+            try:
+                result = resolve_domain(doc, store, inventory, node, scsi=scsi_by_node.get(node))
+            except HostdevError as exc:
+                outcomes.append(exc)
+                continue
+            outcomes.append(result)
+            if first is None:
+                first = result.data
+        if first is not None:
+            return cls(doc, name, None, outcomes, first, frozenset())
+        stripped, removed = _without_references(doc)
+        return cls(doc, name, None, outcomes, stripped, removed)
 
 
 def _validate_domain(
     report: Report,
-    doc: Document,
+    resolved: _Resolutions,
     store: Store,
     nodes: list[str],
-    by_node: dict[str, HostInventory],
-    scsi_by_node: dict[str, ScsiInventory],
     claims: dict[tuple[str, str], tuple[str, str]],
 ) -> None:
-    try:
-        name = domain_name(doc)
-    except InputError as exc:
-        report.add(exc, doc.source)
+    doc = resolved.doc
+    if resolved.name_error is not None:
+        report.add(resolved.name_error, doc.source)
         return
+    name = resolved.name
     schema_checked = False
-    for node in nodes:
-        inventory = by_node.get(node)
-        if inventory is None:
+    for node, result in zip(nodes, resolved.outcomes, strict=True):
+        if result is None:
             _check_entries_only(report, doc, store, node)
             continue
-        try:
-            result = resolve_domain(doc, store, inventory, node, scsi=scsi_by_node.get(node))
-        except HostdevError as exc:
-            report.add(exc, doc.source, node)
+        if isinstance(result, HostdevError):
+            report.add(result, doc.source, node)
             continue
         report.notes.extend(f"{doc.source} [node {node}]: {w}" for w in result.warnings)
         if not schema_checked:
             schema_checked = True
-            if not _check_rng(report, result.data, doc):
+            if not _check_rng(report, result.data, doc, accepted=resolved.accepted):
                 return
         for record in result.resolution.records if result.resolution else ():
             if isinstance(record, PciRecord):
@@ -302,8 +385,7 @@ def _validate_domain(
                 )
             claims.setdefault(key, (name, doc.source))
     if not schema_checked:
-        stripped, removed = _without_references(doc)
-        _check_rng(report, stripped, doc, removed)
+        _check_rng(report, resolved.schema_data, doc, resolved.removed, accepted=resolved.accepted)
 
 
 def _free_members(
