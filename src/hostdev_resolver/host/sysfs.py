@@ -14,7 +14,7 @@ import stat
 from ..model.errors import HostAccessError, InputError, Location
 from ..model.identity import PciIdentity, UsbIdentity, format_dsn, parse_class, parse_id16
 from ..model.inventory import PciDevice, UsbDevice
-from ..model.pciaddress import PciAddress, decimal_digits, shown
+from ..model.pciaddress import PciAddress, decimal_digits, hex_digits, shown
 
 # Not typing.TYPE_CHECKING: the hook avoids importing typing (see records.py).
 TYPE_CHECKING = False
@@ -23,6 +23,21 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from .pcifacts import SysfsPciFacts
+
+    # One PCI function as its sysfs directory has it, unparsed: vendor, device, subsystem
+    # vendor and device, class, driver, serial (from config), iommu_group, numa_node,
+    # the physfn link's target and the virtfnN links' targets in index order.
+    _RawPci = tuple[
+        str, str, str | None, str | None, str | None, str | None, str | None,
+        str | None, str | None, str | None, list[str],
+    ]  # fmt: skip
+    # One row of `inventory`'s PCI table (`pci_table`, `pci_row`): iommu group, address,
+    # class (base and sub class, or ----), vendor:device, subsystem, NUMA node (or -),
+    # driver, serial, physical slot, PF address, number of VFs, vendor and device.
+    PciRow = tuple[
+        int | None, str, str, str, str | None, str, str | None, str | None, str | None,
+        str | None, int, int, int,
+    ]  # fmt: skip
 
 # PCIe extended capabilities start at 0x100 of config space; Device Serial Number is ID 3
 # (PCIe Base Spec 7.9.3). Unprivileged readers get only the first 64 bytes of `config`.
@@ -225,6 +240,26 @@ def _check_regular(fd: int, where: str, name: str) -> bool:
     return True
 
 
+def _text_at(dir_fd: int, name: str, where: str) -> str | None:
+    data = read_attribute(dir_fd, name, where)
+    return None if data is None else data.decode("utf-8", "replace").strip()
+
+
+def _link_name_at(dir_fd: int, name: str) -> str | None:
+    try:
+        return os.readlink(name, dir_fd=dir_fd).rpartition("/")[2]
+    except OSError:  # not a link, or gone: no such relation
+        return None
+
+
+def _optional_link_name_at(dir_fd: int, name: str) -> str | None:
+    """`_link_name_at` for a link most devices lack (physfn, virtfnN): asking whether it
+    is there costs half a failed readlink, which raises an exception besides."""
+    if not os.access(name, os.F_OK, dir_fd=dir_fd, follow_symlinks=False):
+        return None
+    return _link_name_at(dir_fd, name)
+
+
 class SysfsDir:
     """An open device directory (from `SysfsReader.directory`); close it after use."""
 
@@ -236,21 +271,13 @@ class SysfsDir:
         return read_attribute(self.fd, name, self.path, limit)
 
     def text(self, name: str) -> str | None:
-        data = self.bytes(name)
-        return None if data is None else data.decode("utf-8", "replace").strip()
+        return _text_at(self.fd, name, self.path)
 
     def link_name(self, name: str) -> str | None:
-        try:
-            return os.readlink(name, dir_fd=self.fd).rpartition("/")[2]
-        except OSError:  # not a link, or gone: no such relation
-            return None
+        return _link_name_at(self.fd, name)
 
     def optional_link_name(self, name: str) -> str | None:
-        """`link_name` for a link most devices lack (physfn, virtfnN): asking whether it
-        is there costs half a failed readlink, which raises an exception besides."""
-        if not os.access(name, os.F_OK, dir_fd=self.fd, follow_symlinks=False):
-            return None
-        return self.link_name(name)
+        return _optional_link_name_at(self.fd, name)
 
     def close(self) -> None:
         os.close(self.fd)
@@ -258,11 +285,14 @@ class SysfsDir:
 
 def _uevent_ids(
     uevent: str | None,
-) -> tuple[str, str, str | None, str | None, str | None] | None:
-    """(vendor, device, subsystem vendor, subsystem device, class) from a PCI device's
-    uevent, one read instead of five. The kernel writes PCI_ID=%04X:%04X,
-    PCI_SUBSYS_ID=%04X:%04X and PCI_CLASS=%X from the same fields as the vendor,
-    device, subsystem_* and class attributes (drivers/pci/pci-driver.c, pci_uevent)."""
+) -> tuple[str, str, str | None, str | None, str | None, str | None] | None:
+    """(vendor, device, subsystem vendor, subsystem device, class, driver) from a PCI
+    device's uevent, one read instead of five attributes and the `driver` link. The
+    kernel writes PCI_ID=%04X:%04X, PCI_SUBSYS_ID=%04X:%04X and PCI_CLASS=%X from the
+    same fields as the vendor, device, subsystem_* and class attributes
+    (drivers/pci/pci-driver.c, pci_uevent), and DRIVER=<name> exactly when the device is
+    bound, before them (drivers/base/core.c, dev_uevent): the name the `driver` link's
+    target has, a driver's directory being named after it (drivers/base/bus.c)."""
     if not uevent:
         return None
     fields = {}
@@ -275,7 +305,14 @@ def _uevent_ids(
     sub = fields.get("PCI_SUBSYS_ID", "").split(":")
     sub_vendor, sub_device = (sub[0], sub[1]) if len(sub) == 2 else (None, None)
     klass = fields.get("PCI_CLASS")
-    return pci_id[0], pci_id[1], sub_vendor, sub_device, klass.zfill(6) if klass else None
+    return (
+        pci_id[0],
+        pci_id[1],
+        sub_vendor,
+        sub_device,
+        klass.zfill(6) if klass else None,
+        fields.get("DRIVER") or None,
+    )
 
 
 def read_dsn(config: bytes | None) -> str | None:
@@ -305,6 +342,185 @@ def port_path_of(real: str) -> str | None:
             hops = [p.split(":")[-1] for p in parts[i + 1 :] if p.count(":") == 2]
             return "/".join([part, *hops])
     return None
+
+
+def _read_pci(dir_fd: int, prefix: str, where: str) -> _RawPci | None:
+    """The attributes and links of the function whose directory is `prefix` (a name
+    ending in "/", or "" for `dir_fd` itself) below `dir_fd`, which is `where`; None
+    when it has no vendor and device (gone, or no device). Per function: three
+    attributes (uevent, config, numa_node; each open, read, close), the iommu_group
+    link, and whether physfn and virtfn0 are there; the driver comes from uevent."""
+    ids = _uevent_ids(_text_at(dir_fd, prefix + "uevent", where))
+    vendor: str | None
+    device: str | None
+    if ids is not None:
+        vendor, device, sub_vendor, sub_device, klass, driver = ids
+    else:  # a tree copied without uevent files: one file per field
+        vendor, device = (
+            _text_at(dir_fd, prefix + "vendor", where),
+            _text_at(dir_fd, prefix + "device", where),
+        )
+        sub_vendor = _text_at(dir_fd, prefix + "subsystem_vendor", where)
+        sub_device = _text_at(dir_fd, prefix + "subsystem_device", where)
+        klass = _text_at(dir_fd, prefix + "class", where)
+        driver = _link_name_at(dir_fd, prefix + "driver")
+    if vendor is None or device is None:
+        return None
+    serial = read_dsn(read_attribute(dir_fd, prefix + "config", where, CONFIG_LIMIT))
+    group = _link_name_at(dir_fd, prefix + "iommu_group")
+    numa = _text_at(dir_fd, prefix + "numa_node", where)
+    physfn = _optional_link_name_at(dir_fd, prefix + "physfn")
+    # The kernel links a PF's VFs as virtfn0..virtfn<sriov_numvfs-1>, without gaps
+    # (drivers/pci/iov.c): reading them in turn costs a non-PF one failed access(),
+    # where listing the directory cost every device four system calls.
+    virtfns: list[str] = []
+    while (vf := _optional_link_name_at(dir_fd, f"{prefix}virtfn{len(virtfns)}")) is not None:
+        virtfns.append(vf)
+    return (
+        vendor, device, sub_vendor, sub_device, klass, driver, serial, group, numa, physfn,
+        virtfns,
+    )  # fmt: skip
+
+
+def _pci_device(
+    address: PciAddress,
+    raw: _RawPci,
+    where: Location,
+    slot: str | None,
+    port_path: str | None,
+) -> PciDevice:
+    vendor, device, sub_vendor, sub_device, klass, driver, serial, group, numa, physfn, vfs = raw
+    # Records made with every field in order take the constructor's fast path:
+    # a host has thousands of functions.
+    identity = PciIdentity(
+        parse_id16(vendor, "vendor", where),
+        parse_id16(device, "device", where),
+        parse_id16(sub_vendor, "subsystem_vendor", where) if sub_vendor else None,
+        parse_id16(sub_device, "subsystem_device", where) if sub_device else None,
+        parse_class(klass, where) if klass else None,
+        serial,
+    )
+    return PciDevice(
+        address,
+        identity,
+        int(group) if group is not None and decimal_digits(group) else None,
+        int(numa) if numa is not None and decimal_digits(numa) else None,
+        driver,
+        slot,
+        port_path,
+        PciAddress.parse(physfn) if physfn else None,
+        tuple(sorted(PciAddress.parse(vf) for vf in vfs)),
+    )
+
+
+def pci_row(dev: PciDevice) -> PciRow:
+    """What `inventory`'s table shows of `dev`."""
+    ident = dev.identity
+    return (
+        dev.iommu_group,
+        str(dev.address),
+        "----" if ident.class_code is None else f"{ident.class_code >> 8:04x}",
+        ident.ids,
+        ident.subsystem,
+        "-" if dev.numa_node is None else str(dev.numa_node),
+        dev.driver,
+        ident.serial,
+        dev.physical_slot,
+        None if dev.physfn is None else str(dev.physfn),
+        len(dev.virtfns),
+        ident.vendor,
+        ident.device,
+    )
+
+
+def _row(name: str, raw: _RawPci, slot: str | None) -> PciRow | None:
+    """`pci_row` of the device `_pci_device` makes of `raw`, straight from the strings
+    the kernel writes (uevent's IDs are four hex digits, its class six once padded);
+    None for anything else, which `_pci_device` then reads or refuses as it always has.
+    No record is made: `inventory` only prints them."""
+    vendor, device, sub_vendor, sub_device, klass, driver, serial, group, numa, physfn, vfs = raw
+    if not (hex_digits(vendor, 4, 4) and hex_digits(device, 4, 4)):
+        return None
+    if sub_vendor is None and sub_device is None:
+        subsystem = None
+    elif (
+        sub_vendor is not None
+        and sub_device is not None
+        and hex_digits(sub_vendor, 4, 4)
+        and hex_digits(sub_device, 4, 4)
+    ):
+        subsystem = f"{sub_vendor}:{sub_device}".lower()
+    else:
+        return None
+    if klass is None:
+        shown_class = "----"
+    elif hex_digits(klass, 6, 6):
+        shown_class = klass[:4].lower()
+    else:
+        return None
+    pf = str(PciAddress.parse(physfn)) if physfn else None
+    for vf in vfs:  # refused here as by _pci_device
+        PciAddress.parse(vf)
+    return (
+        int(group) if group is not None and decimal_digits(group) else None,
+        name,
+        shown_class,
+        f"{vendor}:{device}".lower(),
+        subsystem,
+        str(int(numa)) if numa is not None and decimal_digits(numa) else "-",
+        driver,
+        serial,
+        slot,
+        pf,
+        len(vfs),
+        int(vendor, 16),
+        int(device, 16),
+    )
+
+
+def pci_table(inventory: SysfsInventory) -> tuple[list[PciRow], list[PciAddress]]:
+    """`inventory`'s PCI table rows in address order (`pci_row` of each of
+    `pci_devices()`), and the mdev parents (`SysfsPciFacts.mdev_parents`), in one pass.
+
+    For a host's thousands of functions this is what `inventory` costs: per function
+    the attributes and links `_read_pci` reads, named through the one open
+    bus/pci/devices directory (no open and close of each device's directory), and the
+    mdev_supported_types probe; not the bus link `pci_devices` reads for the port path,
+    which the table does not show, and no records."""
+    reader = inventory.reader
+    base = reader.path("bus", "pci", "devices")
+    names = reader.listdir(base)
+    addresses = sorted(PciAddress.parse(name) for name in names)
+    try:
+        fd = os.open(base, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except PermissionError as exc:
+        raise HostAccessError(f"cannot open {base}: permission denied", fix="run as root") from exc
+    except OSError:
+        return [], []
+    rows = []
+    try:
+        for address in addresses:
+            name = str(address)
+            raw = _read_pci(fd, name + "/", base)
+            if raw is None:  # gone since it was listed, or no device
+                continue
+            slot = inventory._slot_of(address)
+            row = _row(name, raw, slot)
+            if row is None:
+                where = Location(os.path.join(base, name))
+                row = pci_row(_pci_device(address, raw, where, slot, None))
+            rows.append(row)
+        # As SysfsPciFacts.mdev_parents: of thousands of functions only a few GPUs have
+        # the directory, so it is asked with access() first.
+        parents = [
+            PciAddress.parse(name)
+            for name in names
+            if os.access(f"{name}/mdev_supported_types", os.F_OK, dir_fd=fd)
+            and os.path.isdir(os.path.join(base, name, "mdev_supported_types"))
+        ]
+    finally:
+        os.close(fd)
+    return rows, parents
 
 
 class SysfsInventory:
@@ -343,48 +559,15 @@ class SysfsInventory:
     ) -> PciDevice | None:
         """The device in directory `d`; `link` is the target of its bus/pci/devices
         entry when the caller has read it already."""
-        ids = _uevent_ids(d.text("uevent"))
-        vendor: str | None
-        device: str | None
-        if ids is not None:
-            vendor, device, sub_vendor, sub_device, klass = ids
-        else:  # a tree copied without uevent files: one file per field
-            vendor, device = d.text("vendor"), d.text("device")
-            sub_vendor, sub_device = d.text("subsystem_vendor"), d.text("subsystem_device")
-            klass = d.text("class")
-        if vendor is None or device is None:
+        raw = _read_pci(d.fd, "", d.path)
+        if raw is None:
             return None
-        where = Location(d.path)
-        # Records made with every field in order take the constructor's fast path:
-        # a host has thousands of functions.
-        identity = PciIdentity(
-            parse_id16(vendor, "vendor", where),
-            parse_id16(device, "device", where),
-            parse_id16(sub_vendor, "subsystem_vendor", where) if sub_vendor else None,
-            parse_id16(sub_device, "subsystem_device", where) if sub_device else None,
-            parse_class(klass, where) if klass else None,
-            read_dsn(d.bytes("config", CONFIG_LIMIT)),
-        )
-        group = d.link_name("iommu_group")
-        numa = d.text("numa_node")
-        physfn = d.optional_link_name("physfn")
-        # The kernel links a PF's VFs as virtfn0..virtfn<sriov_numvfs-1>, without gaps
-        # (drivers/pci/iov.c): reading them in turn costs a non-PF one failed access(),
-        # where listing the directory cost every device four system calls.
-        virtfns: list[PciAddress] = []
-        while (vf := d.optional_link_name(f"virtfn{len(virtfns)}")) is not None:
-            virtfns.append(PciAddress.parse(vf))
-        virtfns.sort()
-        return PciDevice(
+        return _pci_device(
             address,
-            identity,
-            int(group) if group is not None and decimal_digits(group) else None,
-            int(numa) if numa is not None and decimal_digits(numa) else None,
-            d.link_name("driver"),
+            raw,
+            Location(d.path),
             self._slot_of(address),
             port_path_of(self._real_dir(d.path, link)),
-            PciAddress.parse(physfn) if physfn else None,
-            tuple(virtfns),
         )
 
     @staticmethod
