@@ -14,7 +14,7 @@ import stat
 from ..model.errors import HostAccessError, InputError, Location
 from ..model.identity import PciIdentity, UsbIdentity, format_dsn, parse_class, parse_id16
 from ..model.inventory import PciDevice, UsbDevice
-from ..model.pciaddress import PciAddress, decimal_digits, hex_digits, shown
+from ..model.pciaddress import MAX_DIGITS, PciAddress, decimal_digits, hex_digits, shown
 
 # Not typing.TYPE_CHECKING: the hook avoids importing typing (see records.py).
 TYPE_CHECKING = False
@@ -478,46 +478,179 @@ def _row(name: str, raw: _RawPci, slot: str | None) -> PciRow | None:
     )
 
 
+def _kernel_name(name: str) -> bool:
+    """`dddd:bb:ss.f` in lower-case hex with slot <= 1f, function <= 7: how the kernel
+    names a function of a 16-bit PCI domain (pci_setup_device, "%04x:%02x:%02x.%d").
+    Such names sort as their addresses do, and are their addresses' str()."""
+    return (
+        len(name) == 12
+        and name[4] == ":"
+        and name[7] == ":"
+        and name[10] == "."
+        and name[8] in "01"
+        and name[11] in "01234567"
+        and not (name[:4] + name[5:7] + name[9]).strip("0123456789abcdef")
+    )
+
+
+def _quick(dir_fd: int, name: str, limit: int) -> bytes | None:
+    """An attribute's bytes as the kernel hands them over, in one read: b"" when the
+    device has no such attribute; None for anything else (no permission, empty, an
+    error, more than `limit`: not what sysfs gives), which `read_attribute` then
+    reads, refuses or reports as it always does."""
+    try:
+        fd = os.open(name, _ATTRIBUTE_FLAGS, dir_fd=dir_fd)
+    except FileNotFoundError:
+        return b""
+    except OSError:
+        return None
+    try:
+        data = os.read(fd, limit + 1)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    return data if 0 < len(data) <= limit else None
+
+
+def _quick_row(dir_fd: int, name: str, slot: str | None) -> PciRow | None:
+    """`_row` of the function `name` (a `_kernel_name`) whose directory is `dir_fd`,
+    from the same reads as `_read_pci`, when everything is as the kernel writes it and
+    the function is no PF; None otherwise, and the function is then read the careful
+    way. Only what the table shows is made: one uevent parse and one tuple."""
+    uevent = _quick(dir_fd, "uevent", TEXT_LIMIT)
+    if not uevent:
+        return None
+    ids = _uevent_ids(uevent.decode("utf-8", "replace").strip())
+    if ids is None:
+        return None
+    vendor, device, sub_vendor, sub_device, klass, driver = ids
+    if len(vendor) != 4 or len(device) != 4 or (vendor + device).strip(_HEX):
+        return None
+    if sub_vendor is None and sub_device is None:
+        subsystem = None
+    elif (
+        sub_vendor is not None
+        and sub_device is not None
+        and len(sub_vendor) == 4
+        and len(sub_device) == 4
+        and not (sub_vendor + sub_device).strip(_HEX)
+    ):
+        subsystem = f"{sub_vendor}:{sub_device}".lower()
+    else:
+        return None
+    if klass is None:
+        shown_class = "----"
+    elif len(klass) == 6 and not klass.strip(_HEX):
+        shown_class = klass[:4].lower()
+    else:
+        return None
+    config = _quick(dir_fd, "config", CONFIG_LIMIT)
+    numa = _quick(dir_fd, "numa_node", TEXT_LIMIT)
+    if config is None or numa is None:
+        return None
+    node = numa.strip()
+    if node.isdigit() and len(node) <= MAX_DIGITS:  # bytes: ASCII digits only
+        shown_numa = str(int(node))
+    else:  # -1 (no node), or absent: as _read_pci reads it
+        text = numa.decode("utf-8", "replace").strip()
+        shown_numa = str(int(text)) if decimal_digits(text) else "-"
+    group = _link_name_at(dir_fd, "iommu_group")
+    physfn = _optional_link_name_at(dir_fd, "physfn")
+    if os.access("virtfn0", os.F_OK, dir_fd=dir_fd, follow_symlinks=False):
+        return None  # a PF: its VFs are read as _read_pci reads them
+    return (
+        int(group) if group is not None and decimal_digits(group) else None,
+        name,
+        shown_class,
+        f"{vendor}:{device}".lower(),
+        subsystem,
+        shown_numa,
+        driver,
+        read_dsn(config),
+        slot,
+        str(PciAddress.parse(physfn)) if physfn else None,
+        0,
+        int(vendor, 16),
+        int(device, 16),
+    )
+
+
+_HEX = "0123456789abcdefABCDEF"
+_DIRECTORY_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+
+
 def pci_table(inventory: SysfsInventory) -> tuple[list[PciRow], list[PciAddress]]:
     """`inventory`'s PCI table rows in address order (`pci_row` of each of
     `pci_devices()`), and the mdev parents (`SysfsPciFacts.mdev_parents`), in one pass.
 
-    For a host's thousands of functions this is what `inventory` costs: per function
-    the attributes and links `_read_pci` reads, named through the one open
-    bus/pci/devices directory (no open and close of each device's directory), and the
+    For a host's thousands of functions this is what `inventory` costs. Per function,
+    the reads `pci_devices` makes (its directory opened once; uevent, config and
+    numa_node; the iommu_group link; whether physfn and virtfn0 are there) and the
     mdev_supported_types probe; not the bus link `pci_devices` reads for the port path,
-    which the table does not show, and no records."""
+    which the table does not show, and no records. (Naming each attribute through
+    bus/pci/devices instead, "NAME/uevent", saves the directory's open and close but
+    costs more: every such name follows the bus link again, which sysfs builds anew
+    each time.)"""
     reader = inventory.reader
     base = reader.path("bus", "pci", "devices")
     names = reader.listdir(base)
-    addresses = sorted(PciAddress.parse(name) for name in names)
+    kernel_names = all(map(_kernel_name, names))
+    if kernel_names:  # the listing's order is the addresses' order
+        addresses = None
+    else:
+        addresses = sorted(PciAddress.parse(name) for name in names)
+        names = [str(address) for address in addresses]
     try:
-        fd = os.open(base, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        fd = os.open(base, _DIRECTORY_FLAGS)
     except PermissionError as exc:
         raise HostAccessError(f"cannot open {base}: permission denied", fix="run as root") from exc
     except OSError:
         return [], []
+    slots = inventory._slot_map()
     rows = []
+    parents = []
     try:
-        for address in addresses:
-            name = str(address)
-            raw = _read_pci(fd, name + "/", base)
-            if raw is None:  # gone since it was listed, or no device
+        for i, name in enumerate(names):
+            try:
+                dfd = os.open(name, _DIRECTORY_FLAGS, dir_fd=fd)
+            except PermissionError as exc:
+                raise HostAccessError(
+                    f"cannot open {os.path.join(base, name)}: permission denied",
+                    fix="run as root",
+                ) from exc
+            except OSError:  # gone since it was listed
                 continue
-            slot = inventory._slot_of(address)
-            row = _row(name, raw, slot)
-            if row is None:
-                where = Location(os.path.join(base, name))
-                row = pci_row(_pci_device(address, raw, where, slot, None))
+            try:
+                row = None
+                if kernel_names:
+                    # The slot map's keys are "dddd:bb:ss", the name's first ten characters.
+                    row = _quick_row(dfd, name, slots.get(name[:10]) if slots else None)
+                    # As SysfsPciFacts.mdev_parents: asked with access() first.
+                    if os.access("mdev_supported_types", os.F_OK, dir_fd=dfd) and os.path.isdir(
+                        os.path.join(base, name, "mdev_supported_types")
+                    ):
+                        parents.append(PciAddress.parse(name))
+                if row is None:
+                    where = os.path.join(base, name)
+                    raw = _read_pci(dfd, "", where)
+                    if raw is None:
+                        continue
+                    address = PciAddress.parse(name) if addresses is None else addresses[i]
+                    slot = inventory._slot_of(address)
+                    row = _row(name, raw, slot)
+                    if row is None:
+                        row = pci_row(_pci_device(address, raw, Location(where), slot, None))
+            finally:
+                os.close(dfd)
             rows.append(row)
-        # As SysfsPciFacts.mdev_parents: of thousands of functions only a few GPUs have
-        # the directory, so it is asked with access() first.
-        parents = [
-            PciAddress.parse(name)
-            for name in names
-            if os.access(f"{name}/mdev_supported_types", os.F_OK, dir_fd=fd)
-            and os.path.isdir(os.path.join(base, name, "mdev_supported_types"))
-        ]
+        if not kernel_names:
+            parents = [
+                PciAddress.parse(name)
+                for name in reader.listdir(base)
+                if os.access(f"{name}/mdev_supported_types", os.F_OK, dir_fd=fd)
+                and os.path.isdir(os.path.join(base, name, "mdev_supported_types"))
+            ]
     finally:
         os.close(fd)
     return rows, parents
@@ -586,7 +719,7 @@ class SysfsInventory:
         except OSError:
             return base
 
-    def _slot_of(self, address: PciAddress) -> str | None:
+    def _slot_map(self) -> dict[str, str]:
         # /sys/bus/pci/slots/NAME/address holds "dddd:bb:ss" (no function): the slot's
         # functions all share it. There are few slots, however many functions.
         if self._slots is None:
@@ -596,10 +729,14 @@ class SysfsInventory:
                 addr = self.reader.text(os.path.join(slots_dir, name, "address"))
                 if addr:
                     self._slots[addr.lower()] = name
-        if not self._slots:
+        return self._slots
+
+    def _slot_of(self, address: PciAddress) -> str | None:
+        slots = self._slot_map()
+        if not slots:
             return None
         key = f"{address.domain:04x}:{address.bus:02x}:{address.slot:02x}"
-        return self._slots.get(key)
+        return slots.get(key)
 
     def pci_addresses(self) -> list[PciAddress]:
         return sorted(
