@@ -290,6 +290,8 @@ def test_the_table_shows_what_the_records_say(
 def test_the_driver_is_read_from_uevent(tmp_path: Path) -> None:
     """The kernel writes DRIVER=<name> into uevent exactly while the device is bound
     (dev_uevent): the name the driver link has, without reading the link."""
+    from hostdev_resolver.host.sysfs import pci_table
+
     HostTree.build(tmp_path, HostSpec.load(GOLDEN_HOST))
     dev_dir = tmp_path / "bus" / "pci" / "devices" / "0000:41:00.0"
     assert (dev_dir / "uevent").read_text().startswith("DRIVER=vfio-pci\nPCI_CLASS=30200\n")
@@ -298,9 +300,16 @@ def test_the_driver_is_read_from_uevent(tmp_path: Path) -> None:
     (dev_dir / "driver").symlink_to("../../bus/pci/drivers/nouveau")
     dev = SysfsInventory(tmp_path).pci_device(PciAddress.parse("0000:41:00.0"))
     assert dev is not None and dev.driver == "vfio-pci"
-    (dev_dir / "uevent").write_text("PCI_CLASS=30200\nPCI_ID=10DE:20B5\n")  # unbound
+    # Without DRIVER=: unbound, as the kernel shows it, or a tree made without DRIVER=
+    # lines (examples/workstation/sys), whose driver link says which.
+    (dev_dir / "uevent").write_text("PCI_CLASS=30200\nPCI_ID=10DE:20B5\n")
+    dev = SysfsInventory(tmp_path).pci_device(PciAddress.parse("0000:41:00.0"))
+    assert dev is not None and dev.driver == "nouveau"
+    (dev_dir / "driver").unlink()
     dev = SysfsInventory(tmp_path).pci_device(PciAddress.parse("0000:41:00.0"))
     assert dev is not None and dev.driver is None
+    rows, _ = pci_table(SysfsInventory(tmp_path))
+    assert {row[1]: row[6] for row in rows}["0000:41:00.0"] is None
 
 
 def test_system_calls_per_function(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

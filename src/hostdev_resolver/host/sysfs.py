@@ -344,12 +344,20 @@ def port_path_of(real: str) -> str | None:
     return None
 
 
+def _driver_link(dir_fd: int, prefix: str) -> str | None:
+    """The driver a function's uevent does not name: none, as the kernel shows an
+    unbound function; but a tree made by hand or by an older make-host-tree may have
+    uevent files without DRIVER= beside its driver links, and the link is what it says."""
+    return _link_name_at(dir_fd, prefix + "driver")
+
+
 def _read_pci(dir_fd: int, prefix: str, where: str) -> _RawPci | None:
     """The attributes and links of the function whose directory is `prefix` (a name
     ending in "/", or "" for `dir_fd` itself) below `dir_fd`, which is `where`; None
     when it has no vendor and device (gone, or no device). Per function: three
     attributes (uevent, config, numa_node; each open, read, close), the iommu_group
-    link, and whether physfn and virtfn0 are there; the driver comes from uevent."""
+    link, and whether physfn and virtfn0 are there; the driver comes from uevent (the
+    `driver` link is read only when uevent names none)."""
     ids = _uevent_ids(_text_at(dir_fd, prefix + "uevent", where))
     vendor: str | None
     device: str | None
@@ -363,9 +371,11 @@ def _read_pci(dir_fd: int, prefix: str, where: str) -> _RawPci | None:
         sub_vendor = _text_at(dir_fd, prefix + "subsystem_vendor", where)
         sub_device = _text_at(dir_fd, prefix + "subsystem_device", where)
         klass = _text_at(dir_fd, prefix + "class", where)
-        driver = _link_name_at(dir_fd, prefix + "driver")
+        driver = None
     if vendor is None or device is None:
         return None
+    if driver is None:
+        driver = _driver_link(dir_fd, prefix)
     serial = read_dsn(read_attribute(dir_fd, prefix + "config", where, CONFIG_LIMIT))
     group = _link_name_at(dir_fd, prefix + "iommu_group")
     numa = _text_at(dir_fd, prefix + "numa_node", where)
@@ -557,6 +567,8 @@ def _quick_row(dir_fd: int, name: str, slot: str | None) -> PciRow | None:
         shown_numa = str(int(text)) if decimal_digits(text) else "-"
     group = _link_name_at(dir_fd, "iommu_group")
     physfn = _optional_link_name_at(dir_fd, "physfn")
+    if driver is None:
+        driver = _driver_link(dir_fd, "")
     if os.access("virtfn0", os.F_OK, dir_fd=dir_fd, follow_symlinks=False):
         return None  # a PF: its VFs are read as _read_pci reads them
     return (

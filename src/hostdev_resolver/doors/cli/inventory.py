@@ -125,18 +125,22 @@ def cmd_inventory(args: argparse.Namespace) -> int:
     print()
     table = []
     named = False
+    # Without a pci.ids there is no name to look up (IdsFile.name would say None).
+    pci_name = names.pci if names.pci_ids.path is not None else None
     for group, address, klass, ids, subsystem, numa, driver, serial, slot, pf, vfs, v, d in rows:
-        extra = " ".join(
-            x
-            for x in (
-                serial or "",
-                f"slot {slot}" if slot else "",
-                f"VF of {pf}" if pf else "",
-                f"{vfs} VFs" if vfs else "",
+        extra = ""
+        if serial or slot or pf or vfs:
+            extra = " ".join(
+                x
+                for x in (
+                    serial or "",
+                    f"slot {slot}" if slot else "",
+                    f"VF of {pf}" if pf else "",
+                    f"{vfs} VFs" if vfs else "",
+                )
+                if x
             )
-            if x
-        )
-        name = names.pci(v, d) or ""
+        name = (pci_name(v, d) or "") if pci_name is not None else ""
         named = named or bool(name)
         table.append(
             (
