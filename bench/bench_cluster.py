@@ -28,8 +28,8 @@ from tests.support.etcd import EtcdCluster  # noqa: E402
 from timing import Target  # noqa: E402
 
 from hostdev_resolver.core.resolution import resolve_domain  # noqa: E402
+from hostdev_resolver.host.storeread import load_store  # noqa: E402
 from hostdev_resolver.host.sysfs import SysfsInventory  # noqa: E402
-from hostdev_resolver.xml.store import load_store  # noqa: E402
 from hostdev_resolver.xml.xmldoc import parse_bytes  # noqa: E402
 
 RUNS = int(os.environ.get("BENCH_RUNS", "20"))

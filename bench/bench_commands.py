@@ -31,58 +31,22 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "src"), str(REPO / "bench")]
 
-from tests.support.hosttree import HostSpec, HostTree, PciSpec  # noqa: E402
+from hostspec import host_spec, store_xml  # noqa: E402
+from tests.support.hosttree import HostTree  # noqa: E402
 from timing import Case, Target, child_env, interleaved, print_medians  # noqa: E402
 
 from hostdev_resolver.core.resolution import resolve_domain  # noqa: E402
+from hostdev_resolver.host.storeread import load_store  # noqa: E402
 from hostdev_resolver.host.sysfs import SysfsInventory  # noqa: E402
-from hostdev_resolver.xml.store import Store, load_store  # noqa: E402
+from hostdev_resolver.xml.store import Store  # noqa: E402
 from hostdev_resolver.xml.xmldoc import parse_bytes  # noqa: E402
 
 RUNS = int(os.environ.get("BENCH_RUNS", "30"))
 VALIDATE_RUNS = int(os.environ.get("BENCH_VALIDATE_RUNS", "7"))
 HR = "http://hostdev-resolver.org/xmlns/domain/1"
-STORE_NS = "http://hostdev-resolver.org/xmlns/store/1"
 BIN = Path(sys.executable).parent
 RNG = "/usr/share/libvirt/schemas/domain.rng"
 MAPPED = 64  # functions with a serial that mappings name
-
-
-def _host(functions: int) -> HostSpec:
-    pci = []
-    for i in range(functions):
-        bus, slot, fn = 1 + i // 64, (i // 8) % 8, i % 8
-        mapped = i < MAPPED
-        pci.append(
-            PciSpec(
-                f"0000:{bus:02x}:{slot:02x}.{fn}",
-                "10de" if mapped else "8086",
-                "20b5" if mapped else f"{0x1000 + i % 512:04x}",
-                "10de",
-                "1533",
-                "030000" if mapped else "020000",
-                iommu_group=i,
-                numa_node=0,
-                driver="vfio-pci" if mapped else "e1000e",
-                serial=f"00-00-00-00-00-00-{i // 256:02x}-{i % 256:02x}" if mapped else None,
-            )
-        )
-    return HostSpec(pci=pci)
-
-
-def _entry(node: str, dev: PciSpec) -> str:
-    return (
-        f"<node name='{node}' address='{dev.address}' vendor='{dev.vendor}' device='{dev.device}' "
-        f"subsystem-vendor='10de' subsystem-device='1533' class='030000' serial='{dev.serial}'/>"
-    )
-
-
-def _store(spec: HostSpec, count: int, nodes: tuple[str, ...]) -> str:
-    body = "\n".join(
-        f"  <pci name='gpu{i}'>" + "".join(_entry(n, dev) for n in nodes) + "</pci>"
-        for i, dev in enumerate(spec.pci[:count])
-    )
-    return f"<mappings xmlns='{STORE_NS}'>\n{body}\n</mappings>\n"
 
 
 def _domain(name: str, maps: list[int], dtype: str = "kvm", revision: int = 0) -> str:
@@ -140,19 +104,19 @@ def _resolved(
 def _commands(base: Path, env: dict[str, str]) -> list[Target]:
     cli = str(BIN / "hostdev-resolver")
     root = base / "sys2048"
-    HostTree.build(root, _host(2048))
-    spec = _host(2048)
+    spec = host_spec(2048, MAPPED)
+    HostTree.build(root, spec)
     store8 = base / "store8.xml"
-    store8.write_text(_store(spec, 8, ("bench",)))
+    store8.write_text(store_xml(spec, 8, ("bench",)))
     dom8 = base / "dom8.xml"
     dom8.write_text(_domain("bench8", list(range(8))))
 
     # map check: 40 mappings with an entry on each of 3 nodes, each node a snapshot.
     nodes = ("hv1", "hv2", "hv3")
     store40 = base / "store40.xml"
-    store40.write_text(_store(spec, 40, nodes))
+    store40.write_text(store_xml(spec, 40, nodes))
     small = base / "sys128"
-    HostTree.build(small, _host(128))
+    HostTree.build(small, host_spec(128, MAPPED))
     snaps = []
     for node in nodes:
         snap = base / f"{node}.json"
@@ -213,9 +177,9 @@ def _validate(base: Path, env: dict[str, str]) -> list[Target]:
         return [Target("validate (xmllint missing: no baseline)", float("inf"), 2)]
     cli = str(BIN / "hostdev-resolver")
     root = base / "sys2048"  # built by _commands
-    spec = _host(2048)
+    spec = host_spec(2048, MAPPED)
     store = base / "store48.xml"
-    store.write_text(_store(spec, 48, ("bench",)))
+    store.write_text(store_xml(spec, 48, ("bench",)))
     # A fleet's files: 12 guests, several revisions of each (no two files alike), 4
     # devices per guest (two files of one guest are one claimant: the run is clean).
     files: dict[int, list[str]] = {}
@@ -256,11 +220,11 @@ def _wrapper(base: Path, env: dict[str, str]) -> list[Target]:
     if shutil.which("virsh") is None:
         print("wrapper: virsh not installed: figure missing")
         return [Target("hostdev-virsh define (virsh missing)", float("inf"), 2)]
-    spec = _host(16)
+    spec = host_spec(16, MAPPED)
     root = base / "sys16"
     HostTree.build(root, spec)
     store = base / "store1.xml"
-    store.write_text(_store(spec, 1, ("bench",)))
+    store.write_text(store_xml(spec, 1, ("bench",)))
     # The test driver accepts only type='test' domains; it keeps nothing between runs.
     domain = base / "wrap.xml"
     domain.write_text(_domain("wrap-bench", [0], dtype="test"))

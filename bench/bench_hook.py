@@ -23,12 +23,13 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "src"), str(REPO / "bench")]
 
-from tests.support.hosttree import HostSpec, HostTree, PciSpec  # noqa: E402
+from hostspec import host_spec, store_xml  # noqa: E402
+from tests.support.hosttree import HostTree  # noqa: E402
 from timing import Case, Target, child_env, interleaved, print_medians  # noqa: E402
 
 from hostdev_resolver.core.resolution import resolve_domain  # noqa: E402
+from hostdev_resolver.host.storeread import load_store  # noqa: E402
 from hostdev_resolver.host.sysfs import SysfsInventory  # noqa: E402
-from hostdev_resolver.xml.store import load_store  # noqa: E402
 from hostdev_resolver.xml.xmldoc import parse_bytes  # noqa: E402
 
 HOOK = REPO / "hooks" / "qemu"
@@ -36,40 +37,6 @@ MAPPED = 8
 RUNS = int(os.environ.get("BENCH_RUNS", "40"))
 SYSTEM_PYTHON = "/usr/bin/python3"
 NS = "http://hostdev-resolver.org/xmlns/domain/1"
-
-
-def _spec(functions: int) -> HostSpec:
-    pci = []
-    for i in range(functions):
-        bus, slot, fn = 1 + i // 64, (i // 8) % 8, i % 8
-        mapped = i < MAPPED
-        pci.append(
-            PciSpec(
-                f"0000:{bus:02x}:{slot:02x}.{fn}",
-                "10de" if mapped else "8086",
-                "20b5" if mapped else f"{0x1000 + i % 512:04x}",
-                "10de",
-                "1533",
-                "030000" if mapped else "020000",
-                iommu_group=i,
-                numa_node=0,
-                driver="vfio-pci" if mapped else "e1000e",
-                serial=f"00-00-00-00-00-00-00-{i:02x}" if mapped else None,
-            )
-        )
-    return HostSpec(pci=pci)
-
-
-def _store(spec: HostSpec) -> str:
-    entries = []
-    for i, dev in enumerate(spec.pci[:MAPPED]):
-        entries.append(
-            f"  <pci name='gpu{i}'><node name='bench' address='{dev.address}' vendor='10de' "
-            f"device='20b5' subsystem-vendor='10de' subsystem-device='1533' class='030000' "
-            f"serial='{dev.serial}'/></pci>"
-        )
-    body = "\n".join(entries)
-    return f"<mappings xmlns='http://hostdev-resolver.org/xmlns/store/1'>\n{body}\n</mappings>\n"
 
 
 def _domain(name: str, mapped: int) -> bytes:
@@ -87,11 +54,11 @@ def _domain(name: str, mapped: int) -> bytes:
 
 def _setup(base: Path, functions: int) -> tuple[Path, bytes]:
     """A host tree, store and config; returns the config and the resolved domain."""
-    spec = _spec(functions)
+    spec = host_spec(functions, MAPPED)
     root = base / f"sys{functions}"
     HostTree.build(root, spec)
     store = base / f"store{functions}.xml"
-    store.write_text(_store(spec))
+    store.write_text(store_xml(spec, MAPPED, ("bench",)))
     config = base / f"hook{functions}.toml"
     config.write_text(
         f"store = '{store}'\nnode = 'bench'\nsysfs = '{root}'\nstate_dir = '{base / 'state'}'\n"

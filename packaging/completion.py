@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from manpage import PAGES, Page, build_parser
+from manpage import PAGES, STORE_PATH, Page, build_parser
 
 # virsh's global options (virsh(1)), which hostdev-virsh passes on before COMMAND; its
 # parser leaves them to virsh, so completion must know which ones take a value.
@@ -129,7 +129,7 @@ def _table(name: str, entries: dict[str, str]) -> str:
 _FUNCTION = r"""
 {fn}() {{
     local line=${{COMP_LINE:0:COMP_POINT}} words cur path={root} npos=0 skip=0 i w
-    local connect=() n candidates="" dynamic="" store=${{HOSTDEV_RESOLVER_STORE:-/etc/hostdev-resolver/mappings.xml}} sysfs=/sys
+    local connect=() n candidates="" dynamic="" store=${{HOSTDEV_RESOLVER_STORE:-{store}}} sysfs=/sys
     read -ra words <<<"$line"
     if [[ ${{#words[@]}} -eq 0 || $line == *[[:space:]] ]]; then words+=(""); fi
     n=$((${{#words[@]}} - 1))
@@ -268,7 +268,7 @@ def render(page: Page, parser: argparse.ArgumentParser) -> str:
         _table(f"{prefix}_choices", choices),
         _table(f"{prefix}_passthrough", passthrough),
         _table(f"{prefix}_dynamic", dynamic),
-        _FUNCTION.format(fn=prefix, prefix=prefix, root=ROOT, command=page.name),
+        _FUNCTION.format(fn=prefix, prefix=prefix, root=ROOT, command=page.name, store=STORE_PATH),
     ]
     return "\n".join(parts)
 

@@ -86,6 +86,8 @@ _IDS_ENV = (
 # The namespaces, from the code that reads them (the page cannot name another one).
 HR_NS = importlib.import_module("hostdev_resolver.core.metadata").HR_NS
 STORE_NS = importlib.import_module("hostdev_resolver.xml.store").NS
+# The default store, as the code writes it once (host.storeread).
+STORE_PATH = importlib.import_module("hostdev_resolver.host.storeread").DEFAULT_PATH
 
 _DOMAIN_XML = (
     "DOMAIN XML",
@@ -117,7 +119,7 @@ _DOMAIN_XML = (
 
 _FILES = (
     "FILES",
-    ".TP\n.I /etc/hostdev\\-resolver/mappings.xml\n"
+    f".TP\n.I {escape_uri(STORE_PATH)}\n"
     "the mapping store, validated against\n"
     ".IR /usr/share/hostdev\\-resolver/schemas/store.xsd .\n"
     ".TP\n.I /etc/hostdev\\-resolver/hook.toml\n"
@@ -230,7 +232,7 @@ PAGES = (
         sections=(
             _EXIT_STATUS,
             ("ENVIRONMENT", _STORE_ENV),
-            ("FILES", ".TP\n.I /etc/hostdev\\-resolver/mappings.xml\nthe mapping store."),
+            ("FILES", f".TP\n.I {escape_uri(STORE_PATH)}\nthe mapping store."),
             (
                 "SEE ALSO",
                 ".BR hostdev\\-resolver (8),\n.BR hostdev\\-resolver\\-hook (8),\n.BR virsh (1)",
@@ -364,7 +366,7 @@ def _hook_page(version: str, date: str) -> str:
             "the hook\\(aqs decisions when there is no syslog socket\n.RI ( /dev/log );\n"
             "one line each, naming the domain and the operation (log_file; rotated by\n"
             ".IR /etc/logrotate.d/hostdev\\-resolver ).\n"
-            ".TP\n.I /etc/hostdev\\-resolver/mappings.xml\nthe mapping store.",
+            f".TP\n.I {escape_uri(STORE_PATH)}\nthe mapping store.",
         ),
         (
             "EXAMPLES",

@@ -50,3 +50,78 @@ def test_the_help_is_as_wide_as_argparse_makes_it(monkeypatch: pytest.MonkeyPatc
         ours = _Formatter("prog")
         theirs = argparse.HelpFormatter("prog")
         assert ours._width == theirs._width, columns
+
+
+def _cycles(exclude_type_checking_imports: bool) -> list[set[str]]:
+    """The strongly connected groups of more than one module in the package's import
+    graph, function-level imports included (Tarjan's algorithm)."""
+    import grimp
+
+    graph = grimp.build_graph(
+        "hostdev_resolver", exclude_type_checking_imports=exclude_type_checking_imports
+    )
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    groups: list[set[str]] = []
+
+    def visit(module: str) -> None:
+        index[module] = low[module] = len(index)
+        stack.append(module)
+        on_stack.add(module)
+        for imported in graph.find_modules_directly_imported_by(module):
+            if imported not in index:
+                visit(imported)
+                low[module] = min(low[module], low[imported])
+            elif imported in on_stack:
+                low[module] = min(low[module], index[imported])
+        if low[module] == index[module]:
+            group = set()
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                group.add(member)
+                if member == module:
+                    break
+            if len(group) > 1:
+                groups.append(group)
+
+    for module in sorted(graph.modules):
+        if module not in index:
+            visit(module)
+    return groups
+
+
+def test_no_import_cycles_at_run_time() -> None:
+    """Imports inside functions count: the record reader asks the kind registry, which
+    alone imports the kinds (core/kinds/__init__.py)."""
+    assert _cycles(exclude_type_checking_imports=True) == []
+
+
+def test_no_import_cycles_in_annotations_but_a_known_one() -> None:
+    # host.pcifacts names host.sysfs's SysfsReader in an annotation only (docs/architecture.md).
+    known = {"hostdev_resolver.host.pcifacts", "hostdev_resolver.host.sysfs"}
+    assert [g for g in _cycles(exclude_type_checking_imports=False) if g != known] == []
+
+
+def test_a_pci_guest_is_verified_without_the_other_kinds() -> None:
+    """The hook's budget: the kind registry imports a kind only when a record needs it."""
+    code = (
+        "import sys\n"
+        "from hostdev_resolver.core.verification import verify_domain\n"
+        "from hostdev_resolver.xml.store import Store\n"
+        "from hostdev_resolver.xml.xmldoc import parse_bytes\n"
+        'doc = parse_bytes(b"<domain><name>g</name><metadata><hr:resolution xmlns:hr='
+        "'http://hostdev-resolver.org/xmlns/domain/1' node='n'><hr:pci map='m' "
+        "address='0000:01:00.0' vendor='10de' device='20b5'/></hr:resolution></metadata>"
+        "<devices/></domain>\", 'd')\n"
+        "verify_domain(doc, Store('s', {}), None, 'n')\n"
+        "print(' '.join(sorted(m for m in sys.modules if m.startswith('hostdev_resolver'))))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    loaded = set(out.stdout.split())
+    assert "hostdev_resolver.core.kinds.pci" in loaded
+    others = {"vf", "usb", "mdev", "scsi", "sriov"}
+    assert {m for m in loaded if m.rsplit(".", 1)[-1] in others} == set()
+    assert "hostdev_resolver.core.scsiresolve" not in loaded

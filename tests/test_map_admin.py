@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from hostdev_resolver.doors.cli import main as cli
-from hostdev_resolver.xml.store import PciEntry, load_store
+from hostdev_resolver.host.storeread import load_store
+from hostdev_resolver.xml.store import PciEntry
 from tests.support.hosttree import HostSpec, HostTree, PciSpec
 
 

@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from hostdev_resolver.doors.cli import main as cli
+from hostdev_resolver.host.storeread import load_store
 from hostdev_resolver.xml.rng import domain_rng_errors
-from hostdev_resolver.xml.store import MdevMapping, VfEntry, VfMapping, load_store
+from hostdev_resolver.xml.store import MdevMapping, VfEntry, VfMapping
 from tests.support.hosttree import HostSpec, HostTree
 
 GOLDEN = Path(__file__).parent / "golden"

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from hostdev_resolver.doors.cli import main as cli
+from hostdev_resolver.host.storeread import load_store
 from hostdev_resolver.model.errors import InputError
-from hostdev_resolver.xml.store import load_store
 from tests.support.hosttree import HostSpec, HostTree, PciSpec
 
 

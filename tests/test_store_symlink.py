@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from hostdev_resolver.doors.cli import main as cli
-from hostdev_resolver.xml.store import PciMapping, load_store
+from hostdev_resolver.host.storeread import load_store
+from hostdev_resolver.xml.store import PciMapping
 from tests.test_store import _tree
 
 

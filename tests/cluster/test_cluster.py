@@ -22,6 +22,7 @@ from hostdev_resolver.host.nodedev import (
     inventory_from_xml,
     open_libvirt_inventory,
 )
+from hostdev_resolver.host.storeread import load_store
 from hostdev_resolver.host.sysfs import SysfsInventory
 from hostdev_resolver.model.errors import HostAccessError, UsageError
 from hostdev_resolver.model.identity import PciIdentity, UsbIdentity
@@ -29,7 +30,6 @@ from hostdev_resolver.model.inventory import PciDevice, UsbDevice
 from hostdev_resolver.model.pciaddress import PciAddress
 from hostdev_resolver.model.records import replace
 from hostdev_resolver.model.wwn import Wwn
-from hostdev_resolver.xml.store import load_store
 from tests.support.hosttree import HostSpec, HostTree, PciSpec, UsbSpec
 
 NODES = Path(__file__).resolve().parent / "nodes"

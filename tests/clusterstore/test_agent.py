@@ -14,10 +14,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
+
 from hostdev_resolver.doors import hook
 from hostdev_resolver.host.cachefile import read_header, view_path
 from hostdev_resolver.host.etcdstore import EtcdStore, StoreUrl
-from hostdev_resolver.xml.store import load_store
+from hostdev_resolver.host.storeread import load_store
 from tests.clusterstore.conftest import REPO, cli
 from tests.hook.fixtures import GPU, Host, domain_xml, gpu_host, make_host, mapped
 from tests.support.etcd import EtcdCluster
@@ -66,13 +68,44 @@ def wait_for(check, timeout: float, what: str) -> float:  # type: ignore[no-unty
     return time.monotonic() - start
 
 
-def prepare(host: Host, cache: Path, extra: str = "") -> tuple[int, str]:
-    """The hook's `prepare begin` for a domain using nvme0, reading the agent's cache."""
-    log = host.config.with_name("hook.log")
+def import_host(tmp_path: Path, url: str) -> Host:
+    """hv1's host tree, its store imported into etcd at `url`."""
+    host = make_host(tmp_path)
+    cli("store", "import", str(host.store), "--store", url)
+    return host
+
+
+@pytest.fixture
+def host(tmp_path: Path, url: str) -> Host:
+    """hv1's host tree, its store imported into this test's etcd prefix (`url`)."""
+    return import_host(tmp_path, url)
+
+
+def agent_once(url: str, cache: Path, host: Host, node: str = "hv1") -> None:
+    """`hostdev-resolver agent --once`: one sync of the cache and the node's inventory."""
+    cli("agent", "--once", "--store", url, "--cache", str(cache), "--node", node,
+        "--sysfs", str(host.root))  # fmt: skip
+
+
+def map_add_pci(
+    url: str, host: Host, name: str, address: str, node: str = "hv1", check: int | None = 0
+) -> subprocess.CompletedProcess[str]:
+    return cli("map", "add", "pci", name, "--node", node, "--address", address,
+               "--store", url, "--sysfs", str(host.root), check=check)  # fmt: skip
+
+
+def write_hook_config(host: Host, cache: Path, log: Path, extra: str = "") -> None:
+    """The hook config of a cluster node: its store is the agent's cache."""
     host.config.write_text(
         f"store = '{cache}'\nnode = 'hv1'\nsysfs = '{host.root}'\n"
         f"state_dir = '{host.state}'\nlog_file = '{log}'\nsyslog = false\n{extra}"
     )
+
+
+def prepare(host: Host, cache: Path, extra: str = "") -> tuple[int, str]:
+    """The hook's `prepare begin` for a domain using nvme0, reading the agent's cache."""
+    log = host.config.with_name("hook.log")
+    write_hook_config(host, cache, log, extra)
     log.unlink(missing_ok=True)
     xml = host.resolve(domain_xml("vm1", mapped("nvme0", managed="yes")))
     err = io.StringIO()
@@ -91,9 +124,7 @@ def prepare(host: Host, cache: Path, extra: str = "") -> tuple[int, str]:
     return code, err.getvalue() + (log.read_text() if log.exists() else "")
 
 
-def test_the_cache_follows_a_write_within_a_second(tmp_path: Path, url: str) -> None:
-    host = make_host(tmp_path)
-    cli("store", "import", str(host.store), "--store", url)
+def test_the_cache_follows_a_write_within_a_second(tmp_path: Path, url: str, host: Host) -> None:
     cache = tmp_path / "cache.xml"
     with running_agent(url, cache, host):
         assert load_store(str(cache)).mappings == load_store(str(host.store)).mappings
@@ -113,36 +144,10 @@ def test_the_cache_follows_a_write_within_a_second(tmp_path: Path, url: str) -> 
         wait_for(lambda: b"lun0" not in cache.read_bytes(), 1.0, "removal not cached in 1 s")
 
 
-def test_node_view_holds_only_this_nodes_mappings(tmp_path: Path, url: str) -> None:
-    host = make_host(tmp_path)
-    cli("store", "import", str(host.store), "--store", url)
-    cli(
-        "map",
-        "add",
-        "pci",
-        "other",
-        "--node",
-        "hv9",
-        "--address",
-        GPU,
-        "--store",
-        url,
-        "--sysfs",
-        str(host.root),
-    )
+def test_node_view_holds_only_this_nodes_mappings(tmp_path: Path, url: str, host: Host) -> None:
+    map_add_pci(url, host, "other", GPU, node="hv9")
     cache = tmp_path / "cache.xml"
-    cli(
-        "agent",
-        "--once",
-        "--store",
-        url,
-        "--cache",
-        str(cache),
-        "--node",
-        "hv1",
-        "--sysfs",
-        str(host.root),
-    )
+    agent_once(url, cache, host)
     view = load_store(view_path(str(cache), "hv1"))
     assert sorted(view.mappings) == ["gpu0", "gpu0-audio", "gpu0-usb", "nvme0"]
     assert "other" in load_store(str(cache)).mappings
@@ -151,18 +156,7 @@ def test_node_view_holds_only_this_nodes_mappings(tmp_path: Path, url: str) -> N
     # nvme0 loses its hv1 entry: no longer in hv1's view, so the hook reads the whole
     # cache and says what happened to the mapping (not that it does not exist).
     cli("map", "remove", "nvme0", "--node", "hv1", "--store", url)
-    cli(
-        "agent",
-        "--once",
-        "--store",
-        url,
-        "--cache",
-        str(cache),
-        "--node",
-        "hv1",
-        "--sysfs",
-        str(host.root),
-    )
+    agent_once(url, cache, host)
     assert "nvme0" not in load_store(view_path(str(cache), "hv1")).mappings
     code, err = prepare(host, cache)
     assert code == 1 and "the store's entry for node hv1 no longer matches" in err, err
@@ -172,8 +166,7 @@ def test_etcd_gone_the_cache_stays_and_the_hook_still_verifies(tmp_path: Path) -
     cluster = EtcdCluster(tmp_path / "etcd").start()
     try:
         url = cluster.url()
-        host = make_host(tmp_path)
-        cli("store", "import", str(host.store), "--store", url)
+        host = import_host(tmp_path, url)
         cache = tmp_path / "cache.xml"
         with running_agent(url, cache, host) as log:
             before = cache.read_bytes()
@@ -187,36 +180,12 @@ def test_etcd_gone_the_cache_stays_and_the_hook_still_verifies(tmp_path: Path) -
             assert code == 0 and "s old (etcd revision" in err, err
             # etcd comes back; a write lands before the agent has reconnected.
             cluster.restart(member)
-            cli(
-                "map",
-                "add",
-                "pci",
-                "nic9",
-                "--node",
-                "hv1",
-                "--address",
-                "0000:43:00.0",
-                "--store",
-                url,
-                "--sysfs",
-                str(host.root),
-            )
+            map_add_pci(url, host, "nic9", "0000:43:00.0")
             wait_for(lambda: b"nic9" in cache.read_bytes(), 15, f"no catch-up: {log.read_text()}")
             assert "etcd reachable again" in log.read_text()
         # A write while the agent is not running at all: the next start catches up.
         cli("map", "remove", "gpu0-usb", "--store", url)
-        cli(
-            "agent",
-            "--once",
-            "--store",
-            url,
-            "--cache",
-            str(cache),
-            "--node",
-            "hv1",
-            "--sysfs",
-            str(host.root),
-        )
+        agent_once(url, cache, host)
         assert "gpu0-usb" not in load_store(str(cache)).mappings
     finally:
         cluster.stop()
@@ -228,53 +197,14 @@ def test_three_members_one_down_writes_two_down_refused_cache_still_read(
     cluster = EtcdCluster(tmp_path / "etcd", size=3).start()
     try:
         url = cluster.url()
-        host = make_host(tmp_path)
+        host = import_host(tmp_path, url)
         cache = tmp_path / "cache.xml"
-        cli("store", "import", str(host.store), "--store", url)
         cluster.members[0].stop()
-        cli(
-            "map",
-            "add",
-            "pci",
-            "nic1",
-            "--node",
-            "hv1",
-            "--address",
-            "0000:43:00.0",
-            "--store",
-            url,
-            "--sysfs",
-            str(host.root),
-        )
-        cli(
-            "agent",
-            "--once",
-            "--store",
-            url,
-            "--cache",
-            str(cache),
-            "--node",
-            "hv1",
-            "--sysfs",
-            str(host.root),
-        )
+        map_add_pci(url, host, "nic1", "0000:43:00.0")
+        agent_once(url, cache, host)
         assert "nic1" in load_store(str(cache)).mappings
         cluster.members[1].stop()
-        proc = cli(
-            "map",
-            "add",
-            "pci",
-            "nic2",
-            "--node",
-            "hv1",
-            "--address",
-            "0000:43:00.0",
-            "--store",
-            url,
-            "--sysfs",
-            str(host.root),
-            check=3,
-        )
+        proc = map_add_pci(url, host, "nic2", "0000:43:00.0", check=3)
         endpoints = ", ".join(m.endpoint for m in cluster.members)
         assert proc.stderr.count("\n") == 1
         assert "etcd unreachable: tried" in proc.stderr
@@ -287,23 +217,11 @@ def test_three_members_one_down_writes_two_down_refused_cache_still_read(
 
 
 def test_map_check_reads_the_inventories_two_agents_published(tmp_path: Path, url: str) -> None:
-    hv1 = make_host(tmp_path / "hv1")
+    hv1 = import_host(tmp_path / "hv1", url)
     # On hv2 a card was added and the GPU moved from 41:00.0 to 44:00.0.
     hv2 = make_host(tmp_path / "hv2", gpu_host(gpu_at="0000:44:00.0"))
-    cli("store", "import", str(hv1.store), "--store", url)
     for node, host in (("hv1", hv1), ("hv2", hv2)):
-        cli(
-            "agent",
-            "--once",
-            "--store",
-            url,
-            "--cache",
-            str(tmp_path / f"{node}.xml"),
-            "--node",
-            node,
-            "--sysfs",
-            str(host.root),
-        )
+        agent_once(url, tmp_path / f"{node}.xml", host, node)
     proc = cli("map", "check", "--store", url, check=1)
     rows = {tuple(line.split()[:3]) for line in proc.stdout.splitlines()[1:] if line}
     assert ("gpu0", "hv1", "ok") in rows
@@ -322,19 +240,14 @@ def test_map_check_reads_the_inventories_two_agents_published(tmp_path: Path, ur
     assert proc.returncode == 0  # every hv2 row (its shift too) is stale: not a failure
 
 
-def test_the_hook_reading_a_cache_opens_no_network_connection(tmp_path: Path, url: str) -> None:
+def test_the_hook_reading_a_cache_opens_no_network_connection(
+    tmp_path: Path, url: str, host: Host
+) -> None:
     """No socket module, no etcd client on the hook's path: it cannot talk to etcd."""
-    host = make_host(tmp_path)
-    cli("store", "import", str(host.store), "--store", url)
     cache = tmp_path / "cache.xml"
-    cli("agent", "--once", "--store", url, "--cache", str(cache), "--node", "hv1",
-        "--sysfs", str(host.root))  # fmt: skip
+    agent_once(url, cache, host)
     log = tmp_path / "hook.log"
-    host.config.write_text(
-        f"store = '{cache}'\nnode = 'hv1'\nsysfs = '{host.root}'\n"
-        f"state_dir = '{host.state}'\ncache_max_age = 0\n"
-        f"log_file = '{log}'\nsyslog = false\n"
-    )
+    write_hook_config(host, cache, log, "cache_max_age = 0\n")
     xml = tmp_path / "vm1.xml"
     xml.write_bytes(host.resolve(domain_xml("vm1", mapped("nvme0", managed="yes"))))
     script = (
@@ -358,16 +271,13 @@ def test_the_hook_reading_a_cache_opens_no_network_connection(tmp_path: Path, ur
 
 
 def test_the_agent_logs_a_mapped_device_that_vanishes_and_comes_back(
-    tmp_path: Path, url: str
+    tmp_path: Path, url: str, host: Host
 ) -> None:
     from hostdev_resolver.doors.agent import Agent
     from hostdev_resolver.host.snapshot import inventory_to_json
     from hostdev_resolver.host.sysfs import SysfsInventory
     from tests.hook.fixtures import NVME
     from tests.support.hosttree import PciSpec
-
-    host = make_host(tmp_path)
-    cli("store", "import", str(host.store), "--store", url)
 
     def inventory():  # type: ignore[no-untyped-def]
         inv = SysfsInventory(host.root)

@@ -12,8 +12,8 @@ import pytest
 from hostdev_resolver.doors.cli import main as cli_main
 from hostdev_resolver.host.etcd import EtcdClient, b64
 from hostdev_resolver.host.etcdstore import EtcdStore, StoreUrl
+from hostdev_resolver.host.storeread import load_store
 from hostdev_resolver.model.errors import RefusedError
-from hostdev_resolver.xml.store import load_store
 from tests.clusterstore.conftest import REPO, cli
 from tests.hook.fixtures import GPU, NVME, domain_xml, make_host, mapped
 from tests.support.etcd import EtcdCluster, Pki, free_port

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hostdev_resolver.core.resolution import resolve_domain
+from hostdev_resolver.host.storeread import load_store
 from hostdev_resolver.host.sysfs import SysfsInventory
-from hostdev_resolver.xml.store import load_store
 from hostdev_resolver.xml.xmldoc import parse_bytes
 from tests.support.hosttree import HostSpec, HostTree, PciSpec
 

@@ -11,7 +11,8 @@ import pytest
 from hostdev_resolver.doors.cli import bind as bindcmd
 from hostdev_resolver.doors.cli import main as cli
 from hostdev_resolver.host.hostbinding import bound_state
-from hostdev_resolver.xml.store import PciMapping, load_store
+from hostdev_resolver.host.storeread import load_store
+from hostdev_resolver.xml.store import PciMapping
 from tests.support.hosttree import PciSpec
 from tests.support.simkernel import SimKernel, pci_state
 
@@ -389,12 +390,13 @@ def test_usage_and_unknown_names(
     assert "no mapping named 'nope'" in capsys.readouterr().err
     assert _run_main(host, monkeypatch, "bind", "gpu0", "--node", "hv9") == 1
     assert "mapping 'gpu0' has no entry for node 'hv9'" in capsys.readouterr().err
-    assert _run_main(host, monkeypatch, "bind", "gpu0", "--store", "etcd://h:1/p") == 2
+    # By hand an etcd store is read (tests/clusterstore/test_bind_etcd.py); at boot never.
+    assert _run_main(host, monkeypatch, "bind", "--boot", "--store", "etcd://h:1/p") == 2
 
 
 def test_boot_implies_start_the_hook_binds_a_boot_mapping_too(tmp_path: Path) -> None:
+    from hostdev_resolver.core.vfioplan import plan_binding
     from hostdev_resolver.host.sysfs import SysfsInventory
-    from hostdev_resolver.host.vfio import plan_binding
     from hostdev_resolver.xml.xmldoc import parse_bytes
 
     from .fixtures import domain_xml, mapped

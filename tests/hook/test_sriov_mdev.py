@@ -10,11 +10,12 @@ from pathlib import Path
 import pytest
 
 from hostdev_resolver.core.resolution import resolve_domain
+from hostdev_resolver.core.vfioplan import BindingPlan, SysfsWrite, plan_binding
 from hostdev_resolver.doors import hook
+from hostdev_resolver.host.storeread import load_store
 from hostdev_resolver.host.sysfs import SysfsInventory, SysfsReader
-from hostdev_resolver.host.vfio import BindingPlan, StateFile, SysfsWrite, bind_plan, plan_binding
+from hostdev_resolver.host.vfio import StateFile, bind_plan
 from hostdev_resolver.model.errors import HostAccessError
-from hostdev_resolver.xml.store import load_store
 from hostdev_resolver.xml.xmldoc import parse_bytes
 from tests.support.hosttree import HostSpec, HostTree
 from tests.support.simkernel import SimKernel, mdev_state, pci_state

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from hostdev_resolver.host.storeread import read_trusted
 from hostdev_resolver.model.errors import UntrustedFileError
-from hostdev_resolver.xml.store import read_trusted
 
 
 @contextmanager

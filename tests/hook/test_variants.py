@@ -59,9 +59,9 @@ def test_unmanaged_vf_is_bound_to_its_variant_and_given_back(tmp_path: Path) -> 
     host = Host(tmp_path)
     (host.root / "bus/pci/drivers/mlx5_vfio_pci").mkdir()
     doc = host.resolve(_domain("no"))
+    from hostdev_resolver.core.vfioplan import plan_binding
+    from hostdev_resolver.host.storeread import load_store
     from hostdev_resolver.host.sysfs import SysfsInventory
-    from hostdev_resolver.host.vfio import plan_binding
-    from hostdev_resolver.xml.store import load_store
     from hostdev_resolver.xml.xmldoc import parse_bytes
 
     plan = plan_binding(
@@ -81,9 +81,9 @@ def test_unmanaged_vf_is_bound_to_its_variant_and_given_back(tmp_path: Path) -> 
 
 def test_managed_yes_is_left_to_libvirt_and_driver_model_is_obeyed(tmp_path: Path) -> None:
     host = Host(tmp_path)
+    from hostdev_resolver.core.vfioplan import plan_binding
+    from hostdev_resolver.host.storeread import load_store
     from hostdev_resolver.host.sysfs import SysfsInventory
-    from hostdev_resolver.host.vfio import plan_binding
-    from hostdev_resolver.xml.store import load_store
     from hostdev_resolver.xml.xmldoc import parse_bytes
 
     store = load_store(str(host.store))

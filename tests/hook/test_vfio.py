@@ -6,18 +6,11 @@ from pathlib import Path
 
 import pytest
 
+from hostdev_resolver.core.vfioplan import BindingPlan, SysfsWrite, plan_binding, planned_writes
+from hostdev_resolver.host.storeread import load_store
 from hostdev_resolver.host.sysfs import SysfsInventory, SysfsReader
-from hostdev_resolver.host.vfio import (
-    BindingPlan,
-    StateFile,
-    SysfsWrite,
-    bind_plan,
-    plan_binding,
-    planned_writes,
-    release,
-)
+from hostdev_resolver.host.vfio import StateFile, bind_plan, release
 from hostdev_resolver.model.errors import HostAccessError, RefusedError
-from hostdev_resolver.xml.store import load_store
 from hostdev_resolver.xml.xmldoc import parse_bytes
 from tests.support.simkernel import SimKernel, pci_state
 

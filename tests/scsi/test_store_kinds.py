@@ -6,12 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from hostdev_resolver.core.scsiresolve import capture_lun, capture_vhba
+from hostdev_resolver.core.kinds.scsi import capture_lun, capture_vhba
 from hostdev_resolver.host.storefile import StoreFile
+from hostdev_resolver.host.storeread import load_store
 from hostdev_resolver.model.errors import AmbiguousError, InputError, UnresolvableError
 from hostdev_resolver.model.scsi import FcLunPath
 from hostdev_resolver.model.wwn import Wwn
-from hostdev_resolver.xml.store import VhbaMapping, WwnMapping, load_store
+from hostdev_resolver.xml.store import VhbaMapping, WwnMapping
 from tests.scsi import hosts
 from tests.support.scsitree import naa, page83
 

@@ -23,7 +23,7 @@ import errno
 import os
 from pathlib import Path
 
-from hostdev_resolver.host.vfio import SysfsWrite
+from hostdev_resolver.core.vfioplan import SysfsWrite
 from hostdev_resolver.model.errors import HostAccessError, Location
 from hostdev_resolver.model.pciaddress import PciAddress
 from tests.support.hosttree import HostTree, set_uevent_driver

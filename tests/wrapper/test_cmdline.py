@@ -105,3 +105,77 @@ def test_edit_with_an_unreadable_editor_is_one_line_and_leaves_no_file(tmp_path:
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.startswith("hostdev-virsh: $EDITOR '\"unterminated' cannot be read")
     assert list(tmp_path.iterdir()) == []
+
+
+# What the hand-written reader emulates of getopt_long("+:c:d:e:hk:K:l:qrtvV", longs),
+# one behaviour each (doors/wrapper.py says why it is not the getopt module).
+@pytest.mark.parametrize(
+    ("argv", "virsh_globals", "uri", "command", "args", "ours"),
+    [
+        # a long option by any unique prefix, its value next or after "="
+        (["--conn", "u", "--q", "list"], ("--conn", "u", "--q"), "u", "list", (), {}),
+        (["--read", "--con=u", "list"], ("--read", "--con=u"), "u", "list", (), {}),
+        # ours with "=" too, and taken out of what virsh is given
+        (
+            ["--store=s.xml", "--connect=u", "--node", "n", "define", "f.xml"],
+            ("--connect=u",),
+            "u",
+            "define",
+            ("f.xml",),
+            {"--store": "s.xml", "--node": "n"},
+        ),
+        # "--" ends the options: what follows is the command, even if it looks like one
+        (["-q", "--", "define", "f.xml"], ("-q", "--"), None, "define", ("f.xml",), {}),
+        # bundled short options, the last one's value attached or next
+        (["-qrcu", "list"], ("-qrcu",), "u", "list", (), {}),
+        (["-qrc", "u", "list"], ("-qrc", "u"), "u", "list", (), {}),
+        # options after the command: ours are taken out for a command we handle …
+        (
+            ["define", "f.xml", "--validate", "--node=n", "--policy", "tuned"],
+            (),
+            None,
+            "define",
+            ("f.xml", "--validate"),
+            {"--node": "n", "--policy": "tuned"},
+        ),
+        # … and a command virsh runs alone gets every option after it untouched, ours
+        # and ones nobody knows alike
+        (
+            ["-c", "u", "list", "--all", "--node", "n", "--bogus", "-x"],
+            ("-c", "u"),
+            "u",
+            "list",
+            ("--all", "--node", "n", "--bogus", "-x"),
+            {},
+        ),
+    ],
+)
+def test_the_command_line_is_read_as_getopt_long_reads_it(
+    argv: list[str],
+    virsh_globals: tuple[str, ...],
+    uri: str | None,
+    command: str,
+    args: tuple[str, ...],
+    ours: dict[str, str],
+) -> None:
+    inv = split_command_line(argv)
+    assert inv.virsh_globals == virsh_globals
+    assert (inv.uri, inv.command, inv.args, inv.ours) == (uri, command, args, ours)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--k", "3", "list"], "ambiguous option --k"),  # keepalive-interval or -count
+        (["--bogus", "list"], "unknown option --bogus"),
+        (["-x", "list"], "unknown option -x"),
+        (["--connect"], "--connect needs a value"),
+        (["-qc"], "-c needs a value"),
+        (["define", "f.xml", "--store"], "--store needs a value"),
+    ],
+)
+def test_what_getopt_long_refuses_is_refused_in_one_line(argv: list[str], message: str) -> None:
+    with pytest.raises(UsageError) as refused:
+        split_command_line(argv)
+    assert refused.value.message.startswith(message)
+    assert "\n" not in refused.value.message

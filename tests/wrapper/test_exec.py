@@ -217,3 +217,93 @@ def test_default_uri_is_libvirts(monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 )
 def test_local_uris(uri: str, local: bool) -> None:
     assert is_local(uri) is local
+
+
+def test_define_path_imports_only_what_resolving_needs(
+    host: dict[str, str], tmp_path: Path
+) -> None:
+    """Running guests' claims (a pool), the default store path, etcd and execvp's
+    `warnings` are each a part of what define adds to virsh (issue 12); none is needed
+    for a domain without a pool and with --store given."""
+    guest = tmp_path / "g.xml"
+    guest.write_text(_domain(mapped=True))
+    proc, _, xml = _run(
+        host, tmp_path, "-c", "test:///default", "define", str(guest),
+        "--store", host["store"], "--node", "n1", "--sysfs", host["sys"],
+        python=[sys.executable, "-X", "importtime"],
+    )  # fmt: skip
+    assert proc.returncode == 7 and xml is not None
+    imported = {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines()}
+    unneeded = {
+        "warnings",
+        "hostdev_resolver.core.claims",
+        "hostdev_resolver.core.sriov",
+        "hostdev_resolver.host.hostsource",
+        "hostdev_resolver.host.storebackend",
+    }
+    assert not imported & unneeded
+
+
+def _virsh_dirs(tmp_path: Path, *kinds: str) -> str:
+    """A PATH of directories, each with a `virsh` that is a recorder ("ok"), not
+    executable ("denied"), or absent ("none")."""
+    dirs = []
+    for i, kind in enumerate(kinds):
+        d = tmp_path / f"p{i}"
+        d.mkdir()
+        if kind != "none":
+            (d / "virsh").write_text(RECORDER)
+            (d / "virsh").chmod(0o755 if kind == "ok" else 0o644)
+        dirs.append(str(d))
+    return ":".join(dirs)
+
+
+@pytest.mark.parametrize(
+    ("kinds", "code", "err"),
+    [
+        (("none", "denied", "ok"), 7, ""),  # the first that runs, past one that cannot
+        (("none", "none"), 3, "hostdev-virsh: cannot run virsh: No such file or directory"),
+        (("denied", "none"), 3, "hostdev-virsh: cannot run virsh: Permission denied"),
+    ],
+)
+def test_virsh_is_found_on_path_as_execvp_finds_it(
+    tmp_path: Path, kinds: tuple[str, ...], code: int, err: str
+) -> None:
+    log = tmp_path / "virsh.log"
+    env = dict(os.environ, PATH=_virsh_dirs(tmp_path, *kinds), VIRSH_LOG=str(log))
+    proc = subprocess.run(
+        [sys.executable, WRAPPER, "list", "--all"],
+        capture_output=True, text=True, env=env, check=False,
+    )  # fmt: skip
+    assert proc.returncode == code
+    assert proc.stderr.startswith(err) and proc.stderr.count("\n") == (1 if err else 0)
+    if code == 7:
+        assert log.read_text().splitlines() == ["list", "--all"]
+
+
+@pytest.mark.parametrize("mapped", [True, False])
+def test_define_with_a_policy_parses_each_document_once(
+    host: dict[str, str], monkeypatch: pytest.MonkeyPatch, mapped: bool
+) -> None:
+    """The file once; with hr:map in it, the resolved document once more, shared by the
+    record's NUMA nodes and the allocator (they each parsed it before)."""
+    from hostdev_resolver.doors import wrapper
+    from hostdev_resolver.xml import xmldoc
+
+    sources: list[str] = []
+    real = xmldoc.parse_bytes
+
+    def counting(data: bytes, source: str) -> xmldoc.Document:
+        sources.append(source)
+        return real(data, source)
+
+    monkeypatch.setattr(xmldoc, "parse_bytes", counting)
+    monkeypatch.setattr(wrapper, "parse_bytes", counting)
+    ours: dict[str, str | bool] = {"--store": host["store"], "--node": "n1", "--sysfs": host["sys"]}
+    ours["--policy"] = "tuned"
+    session = wrapper.Session(None, "test:///default", ours, True)
+    data = _domain(mapped).replace("<os><type>", "<os><type arch='x86_64' machine='q35'>")
+    out = wrapper.resolve_for_node(data.encode(), "g.xml", session)
+    assert b"<controller type='pci'" in out  # allocated
+    assert (b"bus='0x05'" in out) == mapped  # resolved
+    assert sources.count("g.xml") == (2 if mapped else 1)

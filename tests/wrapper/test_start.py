@@ -23,8 +23,8 @@ from hostdev_resolver.core.metadata import read_resolution
 from hostdev_resolver.core.resolution import resolve_domain
 from hostdev_resolver.doors.cli import main as cli
 from hostdev_resolver.doors.wrapper import Session, followable, moves
+from hostdev_resolver.host.storeread import load_store
 from hostdev_resolver.host.sysfs import SysfsInventory
-from hostdev_resolver.xml.store import load_store
 from hostdev_resolver.xml.xmldoc import parse_bytes
 from tests.support import libvirtd
 from tests.support.hosttree import HostSpec, HostTree, PciSpec

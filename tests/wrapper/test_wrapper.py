@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from hostdev_resolver.doors.wrapper import claims_of, is_local, split_command_line, with_references
+from hostdev_resolver.core.claims import claims_of
+from hostdev_resolver.doors.wrapper import is_local, split_command_line, with_references
 from hostdev_resolver.xml.xmldoc import parse_bytes
 from tests.support import libvirtd
 from tests.support.hosttree import HostSpec, HostTree, PciSpec
@@ -239,8 +240,8 @@ def test_start_re_resolves_a_pool_before_starting(env: dict[str, str]) -> None:
 @pytest.mark.daemon
 def test_two_guests_compete_for_a_two_device_pool(env: dict[str, str]) -> None:
     from hostdev_resolver.core.resolution import resolve_domain
+    from hostdev_resolver.host.storeread import load_store
     from hostdev_resolver.host.sysfs import SysfsInventory
-    from hostdev_resolver.xml.store import load_store
 
     wrap(env, "define", write(env, "a.xml", domain("wrap-a")))
     wrap(env, "define", write(env, "b.xml", domain("wrap-b")))

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from ..model.identity import PciIdentity, UsbIdentity
     from ..model.inventory import HostInventory, PciDevice, UsbDevice
     from ..model.pciaddress import PciAddress
+    from ..xml.store import PciEntry
 
 
 class Status:
@@ -40,6 +41,13 @@ class PciExpectation:
     iommu_group: int | None = None
     physical_slot: str | None = None
     port_path: str | None = None
+
+
+def pci_expectation(entry: PciEntry) -> PciExpectation:
+    """What the store says a PCI device is, and where: what locate compares with."""
+    return PciExpectation(
+        entry.address, entry.identity, entry.iommu_group, entry.physical_slot, entry.port_path
+    )
 
 
 @frozen

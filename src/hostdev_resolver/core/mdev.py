@@ -23,7 +23,7 @@ from ..model.pciaddress import PciAddress
 from ..model.pcifacts import facts_of
 from ..model.records import field, frozen
 from ..xml.xmldoc import Node
-from .locate import Status, describe_pci, locate_pci
+from .locate import Status, describe_pci, locate_pci, pci_expectation
 
 # Not typing.TYPE_CHECKING: the hook avoids importing typing (see records.py).
 TYPE_CHECKING = False
@@ -188,8 +188,6 @@ def place_mdev(
 ) -> MdevChoice:
     """Where the mdev goes: the parent that already has it, else the first located parent
     with a free instance of the type (a pool of parents is tried in store order)."""
-    from .resolution import pci_expectation
-
     facts = facts_of(inventory)
     existing = facts.mdev(uuid) if facts is not None else None
     problems: list[str] = []

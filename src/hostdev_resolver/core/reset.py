@@ -22,20 +22,30 @@ from .verification import Finding
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from ..model.inventory import HostInventory
+    from ..xml.record import Resolution
     from ..xml.store import Store
     from ..xml.xmldoc import Document
 
 
 def capability_checks(
-    doc: Document, store: Store, inventory: HostInventory, node: str
+    doc: Document,
+    store: Store,
+    inventory: HostInventory,
+    node: str,
+    *,
+    resolution: Resolution | None = None,
 ) -> tuple[list[Finding], list[str]]:
     """(refusals, warnings) for the domain's PCI devices; nothing for a source without
-    sysfs (a snapshot, a libvirt connection), where the hook checks at start."""
+    sysfs (a snapshot, a libvirt connection), where the hook checks at start.
+    `resolution`: the domain's record when the caller has read it already."""
     from ..xml.store import PciMapping, VfMapping
 
     facts = facts_of(inventory)
-    resolution = read_resolution(doc)
-    if facts is None or resolution is None:
+    if facts is None:
+        return [], []
+    if resolution is None:
+        resolution = read_resolution(doc)
+    if resolution is None:
         return [], []
     refusals: list[Finding] = []
     warnings: list[str] = []

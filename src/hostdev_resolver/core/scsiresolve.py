@@ -3,7 +3,7 @@
 Pure: every function takes data (the reference read from the element, the store
 mapping, a `scsi.ScsiInventory`) and returns data; nothing here reads the host.
 
-Interface for resolution.py (the domain-level resolver):
+What the LUN/SCSI kind (core/kinds/scsi.py) uses:
 
     ref = scsi_reference(doc, element)           # None: not a SCSI/LUN reference
     result = resolve_scsi(ref, mapping, scsi_inventory)
@@ -28,7 +28,6 @@ whose parent is not the recorded one is RefusedError (exit 1).
 
 from __future__ import annotations
 
-import posixpath
 from typing import TYPE_CHECKING, Literal
 
 from ..model.errors import (
@@ -284,7 +283,7 @@ class ScsiResolution:
     warnings: tuple[str, ...] = ()
 
 
-def _paths_text(paths: Sequence[ScsiDevice]) -> str:
+def paths_text(paths: Sequence[ScsiDevice]) -> str:
     return ", ".join(
         f"{p.address.adapter}:{p.address.channel}:{p.address.target}:{p.address.lun}"
         + (f" ({p.block})" if p.block else "")
@@ -410,13 +409,13 @@ def resolve_scsi(
     assert found is not None
     # the record keeps the key the LUN is known by (full WWN, T10 ID or serial), not
     # every attribute the device reports: a firmware update must not fail the start
-    device_identity = _stored_identity(found)
+    device_identity = stored_identity(found)
     if ref.element == "lun":
         return _resolve_disk(ref, paths, device_identity, inventory)
     if len(paths) > 1:
         raise AmbiguousError(
             f"{ref.label}: the LUN is reachable through {len(paths)} paths "
-            f"({_paths_text(paths)}) and a SCSI hostdev takes one",
+            f"({paths_text(paths)}) and a SCSI hostdev takes one",
             where=ref.where,
             fix="pin one path with 'hostdev-resolver map add scsi NAME --initiator WWPN "
             "--target WWPN --lun N', or give the guest the multipath device as "
@@ -460,7 +459,7 @@ def _resolve_disk(
     if len(paths) > 1:
         raise AmbiguousError(
             f"{ref.label}: the LUN is reachable through {len(paths)} paths "
-            f"({_paths_text(paths)}) and no dm-multipath map holds them",
+            f"({paths_text(paths)}) and no dm-multipath map holds them",
             where=ref.where,
             fix="set up multipathd for this LUN (then resolve again), or pin one path with "
             "'hostdev-resolver map add scsi NAME --initiator WWPN --target WWPN --lun N' "
@@ -565,7 +564,7 @@ def _resolve_vhba(
             fix="check the LUN masking for the vport's WWPN, then rescan it",
         )
     record = ScsiRecord(
-        "scsi", mapping.name, _stored_identity(device.identity), address=address, vhba=mapping.wwpn
+        "scsi", mapping.name, stored_identity(device.identity), address=address, vhba=mapping.wwpn
     )
     return ScsiResolution(_hostdev_source(address), record)
 
@@ -595,27 +594,10 @@ def vhba_nodedev_xml(mapping: VhbaMapping) -> str:
     )
 
 
-# -- capture (map add) -----------------------------------------------------------------
+# -- what the store keeps of a LUN --------------------------------------------------------
 
 
-def _one_lun(paths: list[ScsiDevice], what: str) -> LunIdentity:
-    if not paths:
-        raise UnresolvableError(
-            f"no LUN with {what} on this host",
-            fix="see 'hostdev-resolver inventory' for the LUNs this host has",
-        )
-    identities = {p.identity for p in paths if p.identity is not None}
-    if len(identities) > 1:
-        raise AmbiguousError(
-            f"{what} fits {len(identities)} LUNs ({_paths_text(paths)})",
-            fix="give the full WWN, or pick the device with --device",
-        )
-    identity = paths[0].identity
-    assert identity is not None
-    return identity
-
-
-def _stored_identity(found: LunIdentity) -> LunIdentity:
+def stored_identity(found: LunIdentity) -> LunIdentity:
     """What the store keeps: the WWN when there is one (node-independent), else the T10
     vendor ID (it carries the vendor), else the unit serial with vendor and model."""
     if found.wwn is not None:
@@ -623,124 +605,6 @@ def _stored_identity(found: LunIdentity) -> LunIdentity:
     if found.t10_id is not None:
         return LunIdentity(t10_id=found.t10_id)
     return LunIdentity(serial=found.serial, vendor=found.vendor, model=found.model)
-
-
-def capture_lun(
-    inventory: ScsiInventory,
-    kind: Literal["lun", "scsi"],
-    name: str,
-    *,
-    wwn: str | None = None,
-    device: str | None = None,
-    initiator: str | None = None,
-    target: str | None = None,
-    lun: int | None = None,
-    description: str | None = None,
-    allow: tuple[str, ...] = (),
-) -> WwnMapping:
-    """The `lun`/`scsi` mapping `map add` writes, with identities read from the host.
-
-    Exactly one selector: `wwn` (any spelling; the full WWN is stored), `device`
-    (`sdb`, `sg3` or `2:0:1:3`), or for `scsi` the FC path `initiator`+`target`+`lun`.
-    """
-    fc_given = [v is not None for v in (initiator, target, lun)]
-    selectors = (wwn is not None) + (device is not None) + any(fc_given)
-    if selectors != 1 or (any(fc_given) and not all(fc_given)):
-        raise InputError(
-            f"map add {kind} {name}: give exactly one of --wwn, --device, "
-            "or --initiator + --target + --lun",
-            fix="e.g. --wwn 0x5000c500a1b2c3d4",
-        )
-    fc_path = None
-    if wwn is not None:
-        want = Wwn.parse(wwn, name="--wwn")
-        found = _one_lun(inventory.find(LunIdentity(wwn=want)), f"WWN {want}")
-    elif device is not None:
-        found = _device_identity(inventory, device)
-    else:
-        if kind != "scsi":
-            raise InputError(
-                "an FC path (--initiator/--target/--lun) names a scsi mapping",
-                fix="use 'map add scsi'",
-            )
-        assert initiator is not None and target is not None and lun is not None
-        fc_path = FcLunPath(
-            Wwn.parse(initiator, name="--initiator"), Wwn.parse(target, name="--target"), lun
-        )
-        at = locate_fc_path(fc_path, inventory, Location())
-        if at.identity is None:
-            raise UnresolvableError(f"{at.address} cannot be read: {at.problem}")
-        found = at.identity
-    stored = _stored_identity(found)
-    return WwnMapping(
-        name,
-        description,
-        allow,
-        None,
-        stored.wwn,
-        kind,
-        stored.t10_id,
-        stored.serial,
-        stored.vendor,
-        stored.model,
-        fc_path,
-    )
-
-
-def _device_identity(inventory: ScsiInventory, text: str) -> LunIdentity:
-    value = posixpath.basename(text.strip())
-    if decimal_digits(value[:1]) or value.startswith("scsi_host"):
-        dev = inventory.device(ScsiAddress.parse(value))
-    else:
-        dev = next(
-            (d for d in inventory.devices if value in (d.block, d.generic)),
-            None,
-        )
-    if dev is None:
-        raise UnresolvableError(
-            f"no SCSI device {text!r} on this host",
-            fix="give sdX, sgN or host:channel:target:lun as 'hostdev-resolver inventory' lists them",
-        )
-    if dev.identity is None:
-        raise UnresolvableError(f"{dev.address} cannot be read: {dev.problem}")
-    return dev.identity
-
-
-def capture_vhba(
-    inventory: ScsiInventory,
-    name: str,
-    *,
-    wwnn: str,
-    wwpn: str,
-    parent_wwnn: str | None = None,
-    parent_wwpn: str | None = None,
-    parent_fabric: str | None = None,
-    description: str | None = None,
-    allow: tuple[str, ...] = (),
-) -> VhbaMapping:
-    """The `vhba` mapping `map add vhba` writes. With no parent given, the vport must
-    exist and its parent's WWNN/WWPN are read from the host."""
-    node = Wwn.parse(wwnn, name="--wwnn")
-    port = Wwn.parse(wwpn, name="--wwpn")
-    p_node = parse_optional(parent_wwnn, name="--parent-wwnn")
-    p_port = parse_optional(parent_wwpn, name="--parent-wwpn")
-    fabric = parse_optional(parent_fabric, name="--parent-fabric")
-    if p_node is None and p_port is None and fabric is None:
-        vport = inventory.fc_host_by_wwpn(port)
-        parent = inventory.fc_host(vport.parent) if vport and vport.parent is not None else None
-        if vport is None or vport.wwnn != node or parent is None:
-            raise UnresolvableError(
-                f"no NPIV vport with WWNN {node} WWPN {port} on this host to read its parent from",
-                fix="give --parent-wwnn and --parent-wwpn, or --parent-fabric",
-            )
-        p_node, p_port = parent.wwnn, parent.wwpn
-    mapping = VhbaMapping(name, description, allow, None, node, port, p_node, p_port, fabric)
-    if (p_node is None) != (p_port is None) or ((p_node is not None) == (fabric is not None)):
-        raise InputError(
-            "give the parent as --parent-wwnn and --parent-wwpn, or as --parent-fabric",
-            fix="never by host number: it changes on reboot",
-        )
-    return mapping
 
 
 # -- verification (the hook at prepare begin) ------------------------------------------
@@ -803,7 +667,7 @@ def _verify_disk(record: ScsiRecord, inv: ScsiInventory) -> list[ScsiFinding]:
                 ScsiFinding(
                     "missing",
                     f"{label}: {record.dev} does not exist, but the LUN with "
-                    f"{expected.describe()} is present ({_paths_text(paths)})",
+                    f"{expected.describe()} is present ({paths_text(paths)})",
                     f"let udev create the link ('udevadm trigger; udevadm settle'), or {_REDEFINE}",
                 )
             ]

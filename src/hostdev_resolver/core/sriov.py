@@ -14,15 +14,17 @@ binding, claims and conflicts treat it like any other PCI function.
 from __future__ import annotations
 
 from ..model.identity import (
+    parse_id16,
     pci_identity_attributes,
     placement_attributes,
 )
 from ..model.pciaddress import PciAddress
 from ..model.pcifacts import facts_of
 from ..model.records import frozen
+from ..xml.record import PciRecord, missing_attribute, pci_record
+from ..xml.store import fields_of
 from ..xml.xmldoc import Node
-from .locate import PciLocation, Status, describe_pci, locate_pci
-from .metadata import PciRecord
+from .locate import PciLocation, Status, describe_pci, locate_pci, pci_expectation
 
 # Not typing.TYPE_CHECKING: the hook avoids importing typing (see records.py).
 TYPE_CHECKING = False
@@ -71,10 +73,6 @@ class VfRecord(PciRecord):
 def vf_record(doc: Document, el: Element) -> VfRecord:
     """An hr:vf record: a PCI record (the PF's identity, the VF's address), read by the
     same code as hr:pci, plus the PF's address then, the index and the VF's IDs."""
-    from ..model.identity import parse_id16
-    from ..model.records import fields
-    from .metadata import missing_attribute, pci_record
-
     if el.get("index") is None:
         raise missing_attribute(doc, el, "index")
     base = pci_record(doc, el)
@@ -82,7 +80,7 @@ def vf_record(doc: Document, el: Element) -> VfRecord:
     pf = el.get("pf")
     vv, vd = el.get("vf-vendor"), el.get("vf-device")
     return VfRecord(
-        **{f.name: getattr(base, f.name) for f in fields(base)},
+        **fields_of(base),
         pf_address=PciAddress.parse(pf, where) if pf is not None else None,
         index=doc.uint(el, "index") or 0,
         vf_vendor=parse_id16(vv, "vf-vendor", where) if vv is not None else None,
@@ -117,8 +115,6 @@ def _vf_at(inventory: HostInventory, pf: PciDevice, index: int) -> PciAddress | 
 
 
 def locate_vf(entry: VfEntry, inventory: HostInventory) -> VfLocation:
-    from .resolution import pci_expectation
-
     pf_loc = locate_pci(pci_expectation(entry), inventory)
     pf = pf_loc.device
     if pf is None:

@@ -112,14 +112,15 @@ def main(
         context,
         filter_xml,
         finding_line,
-        has_resolution,
         load_config,
         prepare,
+        read_stdin,
         real_writer,
         release,
     )
 
-    if not has_resolution(data, domain):
+    parsed = read_stdin(data, domain)
+    if not parsed.ours:
         # The namespace is declared but nothing was resolved: still not ours.
         return 0
     log = Log(domain, " ".join(op), err, dev_log=dev_log)
@@ -140,7 +141,7 @@ def main(
     try:
         config = load_config(os.environ if environ is None else environ)
         log.configure(config)
-        ctx = context(config, data, domain)
+        ctx = context(config, data, domain, parsed)
         if op == _PREPARE:
             return prepare(ctx, log, make_writer)
         if op == _RECONNECT:
@@ -148,7 +149,10 @@ def main(
             from .hookops import scsi_inventory
 
             scsi = scsi_inventory(ctx)
-            for f in verify_domain(ctx.doc, ctx.store, ctx.inventory, ctx.node, scsi=scsi):
+            checked = verify_domain(
+                ctx.doc, ctx.store, ctx.inventory, ctx.node, scsi=scsi, resolution=ctx.resolution
+            )
+            for f in checked:
                 if f.ok:
                     log.info(f.message)
                 else:

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import os
 
-from ..model.records import frozen
+from ..host.storeread import DEFAULT_PATH as DEFAULT_STORE
+from ..model.records import field, frozen
 
 # Not typing.TYPE_CHECKING: the hook avoids importing typing (see records.py).
 TYPE_CHECKING = False
@@ -18,18 +19,19 @@ if TYPE_CHECKING:
     from typing import BinaryIO, TextIO
 
     from ..core.verification import Finding
+    from ..core.vfioplan import BindingPlan
     from ..host.sysfs import SysfsInventory
     from ..host.variants import VariantDrivers
-    from ..host.vfio import BindingPlan, Writer
-    from ..model.errors import RefusedError
+    from ..host.vfio import Writer
+    from ..model.errors import InputError, RefusedError
     from ..model.inventory import HostInventory
     from ..model.scsi import ScsiInventory
+    from ..xml.record import Resolution
     from ..xml.store import Store
     from ..xml.xmldoc import Document
 
 CONFIG_PATH = "/etc/hostdev-resolver/hook.toml"
 CONFIG_ENV = "HOSTDEV_RESOLVER_CONFIG"
-DEFAULT_STORE = "/etc/hostdev-resolver/mappings.xml"
 DEFAULT_STATE_DIR = "/run/hostdev-resolver"
 DEFAULT_LOG_FILE = "/var/log/hostdev-resolver/hook.log"
 _KEYS = {
@@ -75,11 +77,11 @@ def load_config(environ: dict[str, str] | os._Environ[str]) -> HookConfig:
         if os.geteuid() == 0:
             # The config decides what the hook trusts (trust_any_owner relaxes only the
             # store), so as root it is always read the trusted way.
-            from ..xml.store import read_trusted
+            from ..host.storeread import read_trusted
 
             data = read_trusted(path, "hook config")
         else:
-            from ..xml.store import read_regular
+            from ..host.storeread import read_regular
 
             data = read_regular(path, "hook config")
     except FileNotFoundError:
@@ -291,6 +293,22 @@ class Log:
 
 
 @frozen
+class _Record:
+    """The domain's `hr:resolution`, read once per hook call, where it is first needed
+    (so a broken record is reported at the same point as ever)."""
+
+    doc: Document
+    read: list[Resolution | None] = field(default_factory=list, compare=False)
+
+    def get(self) -> Resolution | None:
+        if not self.read:
+            from ..core.metadata import read_resolution
+
+            self.read.append(read_resolution(self.doc))
+        return self.read[0]
+
+
+@frozen
 class _Context:
     config: HookConfig
     doc: Document
@@ -298,33 +316,60 @@ class _Context:
     inventory: SysfsInventory
     node: str
     cache: tuple[int, float] | None = None  # an agent cache's (revision, synced time)
+    record: _Record | None = None
+
+    @property
+    def resolution(self) -> Resolution | None:
+        return (self.record or _Record(self.doc)).get()
 
 
-def has_resolution(data: bytes, domain: str) -> bool:
-    """Does the domain carry an `hr:resolution` record? XML we cannot parse counts as
-    ours, so the operation reports it instead of passing it silently."""
-    from ..core.metadata import find_resolution_element
+@frozen
+class Stdin:
+    """The domain XML libvirt gave the hook, parsed once: the document, or the error
+    parsing it raised (reported by the operation, not passed silently)."""
+
+    doc: Document | None
+    error: InputError | None = None
+
+    @property
+    def ours(self) -> bool:
+        """Does the domain carry an `hr:resolution` record? XML we cannot parse counts
+        as ours."""
+        from ..xml.record import find_resolution_element
+
+        return self.doc is None or find_resolution_element(self.doc) is not None
+
+
+def read_stdin(data: bytes, domain: str) -> Stdin:
     from ..model.errors import InputError
     from ..xml.xmldoc import parse_bytes
 
     try:
-        doc = parse_bytes(data, f"domain {domain} (hook stdin)")
-    except InputError:
-        return True
-    return find_resolution_element(doc) is not None
+        return Stdin(parse_bytes(data, f"domain {domain} (hook stdin)"))
+    except InputError as exc:
+        return Stdin(None, exc)
 
 
-def context(config: HookConfig, data: bytes, domain: str) -> _Context:
-    from ..core.resolution import needs_store, without_store
+def context(config: HookConfig, data: bytes, domain: str, stdin: Stdin | None = None) -> _Context:
+    """What an operation works on: the domain (`stdin`, parsed from `data` when not
+    given), the store, the host and the node."""
     from ..host.cachefile import read_header, select, view_path
     from ..host.hostsource import this_node
+    from ..host.storeread import read_regular, read_store_bytes, read_trusted
     from ..host.sysfs import SysfsInventory
     from ..model.errors import InputError, Location, RefusedError
     from ..xml.domain import domain_name
-    from ..xml.store import parse_store, read_regular, read_store_bytes, read_trusted
+    from ..xml.record import needs_store, without_store
+    from ..xml.store import parse_store
     from ..xml.xmldoc import parse_bytes
 
-    doc = parse_bytes(data, f"domain {domain} (hook stdin)")
+    if stdin is None:
+        stdin = read_stdin(data, domain)
+    if stdin.doc is None:
+        assert stdin.error is not None
+        raise stdin.error
+    doc = stdin.doc
+    record = _Record(doc)
     # <allow> is matched against the XML's <name>; the guest libvirt is starting is
     # the one it names in argv. They are the same for libvirt's own calls.
     named = domain_name(doc)
@@ -337,7 +382,12 @@ def context(config: HookConfig, data: bytes, domain: str) -> _Context:
     node = config.node or this_node()
     if not needs_store(doc):  # hr:wwn only: the records name their LUNs themselves
         return _Context(
-            config, doc, without_store(config.store), SysfsInventory(config.sysfs), node
+            config,
+            doc,
+            without_store(config.store),
+            SysfsInventory(config.sysfs),
+            node,
+            record=record,
         )
 
     def read(path: str, view: bool = False) -> bytes:
@@ -354,7 +404,7 @@ def context(config: HookConfig, data: bytes, domain: str) -> _Context:
         # store or cache.
         path = view_path(config.store, node)
         store_data = read(path, view=True)
-        names = _referenced(doc)
+        names = _referenced(record.get())
         part = select(store_data, names) if names is not None else None
         if part is not None:
             store = parse_store(parse_bytes(part, path))
@@ -370,14 +420,19 @@ def context(config: HookConfig, data: bytes, domain: str) -> _Context:
                 fix="set 'store' in the hook config, or create it with 'hostdev-resolver map add'",
             ) from None
         store = parse_store(parse_bytes(store_data, config.store))
-    return _Context(config, doc, store, SysfsInventory(config.sysfs), node, read_header(store_data))
+    return _Context(
+        config,
+        doc,
+        store,
+        SysfsInventory(config.sysfs),
+        node,
+        read_header(store_data),
+        record,
+    )
 
 
-def _referenced(doc: Document) -> set[str] | None:
+def _referenced(resolution: Resolution | None) -> set[str] | None:
     """The mapping names the domain's resolution record uses (None: no record)."""
-    from ..core.metadata import read_resolution
-
-    resolution = read_resolution(doc)
     if resolution is None:
         return None
     return {name for r in resolution.records if (name := getattr(r, "map", None)) is not None}
@@ -403,10 +458,10 @@ def note_cache_age(ctx: _Context, log: Log, now: float | None = None) -> None:
 def scsi_inventory(ctx: _Context) -> ScsiInventory | None:
     """The node's SCSI view, read only for domains with LUN or SCSI records: it scans
     every SCSI device, and PCI/USB guests must not pay for that on every start."""
-    from ..core.metadata import MAP_KINDS, read_resolution
+    from ..core.kinds import of_record
 
-    resolution = read_resolution(ctx.doc)
-    if resolution is None or all(r.kind in MAP_KINDS for r in resolution.records):
+    resolution = ctx.resolution
+    if resolution is None or not any(of_record(r).needs_scsi for r in resolution.records):
         return None
     from ..host.scsisysfs import read_scsi_inventory
 
@@ -435,28 +490,33 @@ def decide_start(
     node: str,
     scsi: ScsiInventory | None,
     variants: VariantDrivers | None = None,
+    *,
+    resolution: Resolution | None = None,
 ) -> StartDecision:
     """The hook's start-time decision, with no writes: `prepare begin` acts on it and
-    `hostdev-resolver verify` prints it, so the two cannot disagree."""
+    `hostdev-resolver verify` prints it, so the two cannot disagree. `resolution`: the
+    domain's record when the caller has read it already."""
     from ..core.reset import capability_checks
     from ..core.verification import unresolved_references, verify_domain
-    from ..host.vfio import plan_binding
+    from ..core.vfioplan import plan_binding
     from ..model.errors import RefusedError
 
     findings: tuple[Finding, ...] = (
         *unresolved_references(doc, node),
-        *verify_domain(doc, store, inventory, node, scsi=scsi),
+        *verify_domain(doc, store, inventory, node, scsi=scsi, resolution=resolution),
     )
     if not all(f.ok for f in findings):
         return StartDecision(findings)
-    refusals, warned = capability_checks(doc, store, inventory, node)
+    refusals, warned = capability_checks(doc, store, inventory, node, resolution=resolution)
     findings = (*findings, *refusals)
     warnings = tuple(warned)
     if refusals:
         return StartDecision(findings, warnings=warnings)
     try:
         return StartDecision(
-            findings, plan_binding(doc, store, inventory, variants), warnings=warnings
+            findings,
+            plan_binding(doc, store, inventory, variants, resolution=resolution),
+            warnings=warnings,
         )
     except RefusedError as exc:
         return StartDecision(findings, refusal=exc, warnings=warnings)
@@ -476,7 +536,13 @@ def prepare(ctx: _Context, log: Log, writer_factory: WriterFactory) -> int:
     note_cache_age(ctx, log)
     variants = VariantDrivers.load(ctx.config.modules_alias or default_path())
     decision = decide_start(
-        ctx.doc, ctx.store, ctx.inventory, ctx.node, scsi_inventory(ctx), variants
+        ctx.doc,
+        ctx.store,
+        ctx.inventory,
+        ctx.node,
+        scsi_inventory(ctx),
+        variants,
+        resolution=ctx.resolution,
     )
     for f in decision.findings:
         if f.ok:
@@ -537,7 +603,14 @@ def filter_xml(ctx: _Context, data: bytes, log: Log, stdout: BinaryIO) -> int:
     from ..core.resolution import resolve_domain
 
     note_cache_age(ctx, log)
-    result = resolve_domain(ctx.doc, ctx.store, ctx.inventory, ctx.node, scsi=scsi_inventory(ctx))
+    result = resolve_domain(
+        ctx.doc,
+        ctx.store,
+        ctx.inventory,
+        ctx.node,
+        scsi=scsi_inventory(ctx),
+        previous=ctx.resolution,
+    )
     for warning in result.warnings:
         log.warning(warning)
     if result.data != data:

@@ -24,12 +24,9 @@ import os
 import sys
 
 from .. import __version__
-from ..core.claims import claims_of, held_by
 from ..core.mdev import MdevRecord
 from ..core.metadata import HR_NS, PciRecord, Resolution, UsbRecord, read_resolution
 from ..core.resolution import element_of_record, needs_store, resolve_domain, without_store
-from ..host.hostsource import default_store
-from ..host.storebackend import is_url
 from ..model.errors import (
     HostAccessError,
     HostdevError,
@@ -41,12 +38,15 @@ from ..model.errors import (
 from ..model.pciaddress import decimal_digits
 from ..model.records import field, frozen, mutable, replace
 from ..xml.domain import devices_of, domain_name
-from ..xml.store import PciMapping, Store, UsbMapping, load_store
+from ..xml.store import PciMapping, Store, UsbMapping
 from ..xml.xmldoc import Document, Splicer, parse_bytes, read_document
+from .options import SPECS, WRAPPER
 
 # Not typing.TYPE_CHECKING: `define` costs the interpreter's start-up plus what this
 # module imports before virsh takes over (docs/wrapper.md, "Speed"); typing, argparse
-# and urllib are each a sizeable part of that.
+# and urllib are each a sizeable part of that. For the same reason what only some
+# commands need (claims of running guests, the default store path, etcd, libvirt) is
+# imported where it is used.
 TYPE_CHECKING = False
 
 if TYPE_CHECKING:
@@ -62,6 +62,14 @@ PROG = "hostdev-virsh"
 # virsh's global options, as its getopt_long reads them (libvirt 9.0 tools/virsh.c,
 # "+:c:d:e:hk:K:l:qrtvV"): short ones may be bundled (-qc URI), long ones abbreviated
 # to any unique prefix (--conn URI). True: takes a value.
+#
+# Read by hand, not with getopt.getopt(argv, "+…", longs): `import getopt` imports
+# gettext (and through it locale, re and enum), measured at +6.5 ms over a bare
+# interpreter's 10 ms here (2026-12-01, medians of 40 interleaved runs), which alone is
+# more than the whole resolution adds to `define` (issue 12). Our own options also
+# come out of the command line wherever they are, which getopt cannot do with "+" (it
+# stops at the command). tests/wrapper/test_cmdline.py has one test per getopt_long
+# behaviour read here.
 _VIRSH_SHORT = {
     "c": True, "d": True, "e": True, "k": True, "K": True, "l": True,
     "h": False, "q": False, "r": False, "t": False, "v": False, "V": False,
@@ -73,15 +81,10 @@ _VIRSH_LONG = {
 }  # fmt: skip
 _LONG_FOR = {"c": "connect", "q": "quiet", "r": "readonly"}
 
-# Ours, with whether they take a value.
-_OURS = {
-    "--store": True,
-    "--node": True,
-    "--sysfs": True,
-    "--policy": True,
-    "--spare-ports": True,
-    "--numa-aware": False,
-}
+# Ours, with whether they take a value: the store and host options the doors share
+# (doors.options), then the allocator's.
+_OURS = {option[0]: SPECS[option[0]][0] is not None for option in WRAPPER}
+_OURS |= {"--policy": True, "--spare-ports": True, "--numa-aware": False}
 _HANDLED = {"define", "create", "attach-device", "update-device", "edit", "start"}
 
 
@@ -206,11 +209,28 @@ def exec_virsh(inv: Invocation) -> NoReturn:
     if inv.command is not None:
         argv += [inv.command, *inv.args]
     try:
-        os.execvp("virsh", argv)
+        _execvp(argv)
     except OSError as exc:
         raise HostAccessError(
             f"cannot run virsh: {exc.strerror}", fix="install libvirt-clients"
         ) from None
+
+
+def _execvp(argv: list[str]) -> NoReturn:
+    """os.execvp(argv[0], argv), PATH searched as it does, without the `import warnings`
+    of its os.get_exec_path: ~0.3 ms, a twentieth of what `define` adds to virsh."""
+    path = os.environ.get("PATH")
+    saved: OSError | None = None
+    last: OSError = FileNotFoundError(2, "No such file or directory")
+    for directory in (os.defpath if path is None else path).split(os.pathsep):
+        try:
+            os.execv(os.path.join(directory, argv[0]), argv)
+        except (FileNotFoundError, NotADirectoryError) as exc:
+            last = exc
+        except OSError as exc:  # kept, as execvp keeps it: say why virsh would not run
+            last = exc
+            saved = saved or exc
+    raise saved or last
 
 
 # -- the command arguments virsh would accept ------------------------------------------
@@ -439,7 +459,11 @@ class Session:
     @property
     def store_path(self) -> str:
         given = self.ours.get("--store")
-        return str(given) if given else default_store()
+        if given:
+            return str(given)
+        from ..host.hostsource import default_store
+
+        return default_store()
 
     @property
     def store(self) -> Store:
@@ -447,11 +471,14 @@ class Session:
             # The parser checks every value it keeps (as in the hook); the XSD pass costs
             # ~300 ms of xmlschema import per command, more than the define itself.
             location = self.store_path
-            if is_url(location):  # a cluster store (docs/cluster.md)
+            # "://" first: a file store need not import the backends to say it is one.
+            if "://" in location and _is_url(location):  # a cluster store (docs/cluster.md)
                 from ..host.etcdstore import open_etcd_store
 
                 self._store = open_etcd_store(location).load()
             else:
+                from ..host.storeread import load_store
+
                 self._store = load_store(location, schema=False)
         return self._store
 
@@ -459,6 +486,12 @@ class Session:
         if not self.quiet:
             print(text)
             print()
+
+
+def _is_url(location: str) -> bool:
+    from ..host.storebackend import is_url
+
+    return is_url(location)
 
 
 def _short(hostname: object) -> str:
@@ -499,6 +532,13 @@ def open_session(inv: Invocation) -> Session:
 
 
 # -- resolution for this node ------------------------------------------------------------
+
+
+def _claimed_by_others(session: Session, name: str) -> set[object]:
+    """The devices the running guests other than `name` hold (asked of libvirt)."""
+    from ..core.claims import claims_of
+
+    return claims_of(_running_documents(session), name)
 
 
 def _running_documents(session: Session) -> list[Document]:
@@ -545,14 +585,20 @@ def resolve_for_node(
     unrelated guests, even on a host with no store). `claimed` None: the devices other
     running guests hold, asked of libvirt only when the domain uses a pool.
     """
-    doc = parse_bytes(data, source)
+    return resolve_document(parse_bytes(data, source), session, claimed)
+
+
+def resolve_document(
+    doc: Document, session: Session, claimed: Iterable[object] | None = None
+) -> bytes:
+    """resolve_for_node of a document already parsed."""
     if not uses_hostdev_resolver(doc):
-        return _allocate(data, source, session)
+        return _allocate(doc.data, doc.source, session, doc)
     inventory = session.inventory
     store = session.store if needs_store(doc) else without_store(session.store_path)
     if claimed is None:
         claimed = (
-            claims_of(_running_documents(session), domain_name(doc))
+            _claimed_by_others(session, domain_name(doc))
             if uses_pool(doc, store, session.node)
             else ()
         )
@@ -564,7 +610,7 @@ def resolve_for_node(
     result = resolve_domain(doc, store, inventory, session.node, claimed=set(claimed), scsi=scsi)
     for message in result.warnings:
         print(f"{PROG}: warning: {message}", file=sys.stderr)
-    return _allocate(result.data, source, session)
+    return _allocate(result.data, doc.source, session)
 
 
 def ensure_vports(session: Session, doc: Document, store: Store, scsi: ScsiInventory) -> int:
@@ -601,35 +647,32 @@ def ensure_vports(session: Session, doc: Document, store: Store, scsi: ScsiInven
     return created
 
 
-def _allocate(data: bytes, source: str, session: Session) -> bytes:
+def _allocate(data: bytes, source: str, session: Session, doc: Document | None = None) -> bytes:
+    """Guest PCI addresses with --policy (`doc`: `data` already parsed, if it was)."""
     policy_name = session.ours.get("--policy")
     if not policy_name:
         if session.ours.get("--spare-ports") or session.ours.get("--numa-aware"):
             raise UsageError("--spare-ports and --numa-aware need --policy tuned")
         return data
     from ..core.allocation import UnmodeledMachineError, allocate_domain_xml
-    from .cli.allocate import policy_from_args, recorded_host_numa
+    from .cli.allocate import host_numa_of, make_policy
 
     spare = session.ours.get("--spare-ports")
     if spare is not None and not decimal_digits(str(spare)):
         raise UsageError(f"--spare-ports {spare!r} is not a number")
-    import argparse
-
-    args = argparse.Namespace(
-        policy=str(policy_name),
+    if policy_name not in ("libvirt", "tuned"):
+        raise UsageError(f"--policy {policy_name!r}: choose libvirt or tuned")
+    policy = make_policy(
+        str(policy_name),
         spare_ports=int(str(spare)) if spare is not None else None,
         numa_aware=bool(session.ours.get("--numa-aware")),
-        hotplug="on",
-        host_numa=[],
-        no_group_functions=False,
     )
-    if args.policy not in ("libvirt", "tuned"):
-        raise UsageError(f"--policy {args.policy!r}: choose libvirt or tuned")
-    policy = policy_from_args(args)
-    numa = recorded_host_numa(data, source)
+    # Parsed once, for the record's NUMA nodes and the allocator.
+    doc = parse_bytes(data, source) if doc is None else doc
+    numa = host_numa_of(doc)
     try:
         return allocate_domain_xml(
-            data, source, replace(policy, host_devices=numa) if numa else policy
+            data, source, replace(policy, host_devices=numa) if numa else policy, doc=doc
         )
     except UnmodeledMachineError as exc:
         if policy.name != "libvirt":
@@ -746,7 +789,9 @@ def _resolve_device(
         + device
         + b"\n</devices></domain>"
     )
-    claimed = claims_of(_running_documents(session), name) | held_by(current)
+    from ..core.claims import held_by
+
+    claimed = _claimed_by_others(session, name) | held_by(current)
     resolved = parse_bytes(resolve_for_node(wrapper, path, session, claimed), path)
     (element,) = devices_of(resolved)
     new = read_resolution(resolved)
@@ -852,9 +897,7 @@ def cmd_edit(session: Session, args: CommandArgs) -> int:
         session.say(f"Domain '{dom.name()}' XML configuration not changed.")
         return 0
     try:
-        xml = resolve_for_node(
-            edited, path, session, claims_of(_running_documents(session), dom.name())
-        )
+        xml = resolve_for_node(edited, path, session, _claimed_by_others(session, dom.name()))
         # virsh edit validates against libvirt's schema unless told --skip-validate.
         validate = 0 if args.skip_validate else libvirt.VIR_DOMAIN_DEFINE_VALIDATE
         new = _call(lambda: session.conn.defineXMLFlags(xml.decode(), validate))
@@ -921,12 +964,12 @@ def _refresh(session: Session, dom: Any, doc: Document) -> Any:
     guest holds) or whose devices moved where they can be followed, and redefine it if
     that changed anything. Returns the domain to start."""
     if pooled(doc, session.store, session.node):
-        claimed: set[object] | None = claims_of(_running_documents(session), dom.name())
+        claimed: set[object] | None = _claimed_by_others(session, dom.name())
     elif followable(doc, session):
         claimed = None
     else:
         return dom
-    resolved = resolve_for_node(doc.data, doc.source, session, claimed)
+    resolved = resolve_document(doc, session, claimed)
     if resolved == doc.data:
         return dom
     new = _call(lambda: session.conn.defineXML(resolved.decode()))
@@ -1032,15 +1075,9 @@ def build_parser() -> argparse.ArgumentParser:
         ),
         epilog="Global virsh options (-c URI, -r, -q, -d, -l, -k, -K, -t, -e) are accepted as virsh accepts them.",
     )
-    p.add_argument(
-        "--store",
-        metavar="PATH",
-        help="mapping store (default $HOSTDEV_RESOLVER_STORE or /etc/hostdev-resolver/mappings.xml)",
-    )
-    p.add_argument("--node", metavar="NAME", help="node name (default: the connection's host name)")
-    p.add_argument(
-        "--sysfs", metavar="ROOT", help="read host devices from a directory laid out like /sys"
-    )
+    from .cli.common import add_options
+
+    add_options(p, WRAPPER)
     p.add_argument(
         "--policy", choices=["libvirt", "tuned"], help="also allocate guest PCI addresses"
     )

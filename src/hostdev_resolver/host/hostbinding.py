@@ -25,9 +25,10 @@ from __future__ import annotations
 import os
 
 from ..core.locate import Status, describe_pci, locate_pci, lookalike_fix
+from ..core.vfioplan import VIABLE_DRIVERS, BindingPlan, DeviceChange
 from ..model.errors import HostAccessError, InputError, Location, RefusedError
 from ..model.records import frozen
-from .vfio import VFIO_DRIVER, BindingPlan, DeviceChange, StateFile, restore_writes
+from .vfio import StateFile, restore_writes
 
 # Not typing.TYPE_CHECKING: kept in line with the modules it sits beside (records.py).
 TYPE_CHECKING = False
@@ -35,16 +36,14 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
 
+    from ..core.vfioplan import SysfsWrite
     from ..model.inventory import HostInventory, PciDevice
     from ..model.pciaddress import PciAddress
     from ..xml.store import PciEntry, PciMapping, Store
     from .sysfs import SysfsReader
     from .variants import VariantDrivers
-    from .vfio import SysfsWrite, Writer
+    from .vfio import Writer
 
-# Drivers the kernel's vfio accepts in a viable group besides vfio-pci itself
-# (drivers/vfio/group.c: vfio_driver_allowed) — as vfio.py's plan for a guest.
-_VIABLE_DRIVERS = frozenset({VFIO_DRIVER, "pci-stub"})
 STATE_SUBDIR = "bound"
 STATE_NAME = "devices"
 
@@ -174,8 +173,7 @@ def plan_groups(
 ) -> tuple[list[GroupPlan], list[RefusedError]]:
     """One plan per IOMMU group holding targets; a group is refused whole when a device
     in it that is not a target is used by a host driver (never taken away)."""
-    from ..model.pcifacts import facts_of
-    from .vfio import iommu_off
+    from ..model.pcifacts import facts_of, iommu_off
 
     if not targets:
         return [], []
@@ -225,7 +223,7 @@ def plan_groups(
             if member in wanted or sibling is None or sibling.is_bridge:
                 # vfio never needs bridges bound (vfio_dev_viable exempts them).
                 continue
-            if sibling.driver in _VIABLE_DRIVERS or variants.is_vfio_driver(sibling.driver):
+            if sibling.driver in VIABLE_DRIVERS or variants.is_vfio_driver(sibling.driver):
                 continue
             if sibling.driver is None:
                 # bound too: a host driver probing an unbound sibling of a group given to

@@ -55,6 +55,6 @@ class HostSource:
 
 
 def default_store() -> str:
-    from ..xml.store import DEFAULT_PATH
+    from .storeread import DEFAULT_PATH
 
     return os.environ.get("HOSTDEV_RESOLVER_STORE") or DEFAULT_PATH

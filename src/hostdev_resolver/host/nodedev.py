@@ -34,13 +34,13 @@ from typing import TYPE_CHECKING, Any
 
 from ..model.errors import HostAccessError, InputError, Location
 from ..model.identity import PciIdentity, UsbIdentity, parse_class, parse_id16
-from ..model.inventory import PciDevice, UsbDevice
+from ..model.inventory import IndexedInventory, PciDevice, UsbDevice
 from ..model.pciaddress import PciAddress, decimal_digits, parse_xml_uint
 from ..model.records import field, frozen
 from .sysfs import port_path_of
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Sequence
+    from collections.abc import Iterable
 
     from ..model.scsi import FcHost
     from ..xml.xmldoc import Document
@@ -61,34 +61,17 @@ class PcieLink:
 
 
 @frozen
-class NodedevInventory:
-    """`HostInventory` over one libvirt connection's node devices, read once."""
+class NodedevInventory(IndexedInventory):
+    """One libvirt connection's node devices, read once: the inventory value
+    (`IndexedInventory`, its IOMMU groups as libvirt lists them), and what else libvirt
+    shows of the devices (FC hosts, VPD serial numbers, PCIe links)."""
 
-    uri: str
-    pci: tuple[PciDevice, ...] = ()
-    usb: tuple[UsbDevice, ...] = ()
-    fc_hosts: tuple[FcHost, ...] = ()
-    groups: dict[int, tuple[PciAddress, ...]] = field(default_factory=dict, compare=False)
-    vpd_serials: dict[PciAddress, str] = field(default_factory=dict, compare=False)
-    links: dict[PciAddress, PcieLink] = field(default_factory=dict, compare=False)
     unobserved_pci: frozenset[str] = PCI_NOT_IN_NODEDEV
     unobserved_usb: frozenset[str] = USB_NOT_IN_NODEDEV
-    _by_address: dict[PciAddress, PciDevice] = field(default_factory=dict, compare=False)
-
-    def __post_init__(self) -> None:
-        self._by_address.update({d.address: d for d in self.pci})
-
-    def pci_device(self, address: PciAddress) -> PciDevice | None:
-        return self._by_address.get(address)
-
-    def pci_devices(self) -> Sequence[PciDevice]:
-        return self.pci
-
-    def iommu_group_members(self, group: int) -> Sequence[PciAddress]:
-        return self.groups.get(group, ())
-
-    def usb_devices(self) -> Sequence[UsbDevice]:
-        return self.usb
+    uri: str = ""
+    fc_hosts: tuple[FcHost, ...] = ()
+    vpd_serials: dict[PciAddress, str] = field(default_factory=dict, compare=False)
+    links: dict[PciAddress, PcieLink] = field(default_factory=dict, compare=False)
 
     def vpd_serial(self, address: PciAddress) -> str | None:
         """The board serial number from PCI VPD, where the device has VPD (not the DSN)."""

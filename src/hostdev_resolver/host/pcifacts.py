@@ -1,4 +1,4 @@
-"""PCI facts beyond a device's identity: SR-IOV counts, reset methods, mediated-device
+"""PCI facts beyond a device's identity: whether the IOMMU is on, SR-IOV counts, reset methods, mediated-device
 types and instances, NVIDIA's VF vGPU type, and the module alias file of vfio variant
 drivers.
 
@@ -34,6 +34,13 @@ class SysfsPciFacts:
     def _int(self, path: str) -> int | None:
         text = self.reader.text(path)
         return int(text) if text is not None and decimal_digits(text) else None
+
+    # -- the IOMMU ---------------------------------------------------------------
+    def iommu_off(self) -> str | None:
+        """Why the IOMMU is off, or None: the kernel lists kernel/iommu_groups only with
+        an IOMMU enabled."""
+        groups = self.reader.path("kernel", "iommu_groups")
+        return None if self.reader.listdir(groups) else f"{groups} is empty"
 
     # -- SR-IOV ------------------------------------------------------------------
     def sriov_counts(self, pf: PciAddress) -> SriovCounts:

@@ -11,12 +11,11 @@ from typing import TYPE_CHECKING, Any
 from ..core.locate import unobserved_pci, unobserved_usb
 from ..model.errors import InputError, Location
 from ..model.identity import PciIdentity, UsbIdentity, parse_class, parse_dsn, parse_id16
-from ..model.inventory import PciDevice, UsbDevice
+from ..model.inventory import IndexedInventory, PciDevice, UsbDevice
 from ..model.pciaddress import PciAddress, decimal_digits
-from ..model.records import field, frozen
+from ..model.records import frozen
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
     from pathlib import Path
 
     from ..model.inventory import HostInventory
@@ -79,39 +78,22 @@ def inventory_to_json(inventory: HostInventory, node: str) -> dict[str, Any]:
 
 
 @frozen
-class HostSnapshot:
-    """`HostInventory` over recorded data."""
+class HostSnapshot(IndexedInventory):
+    """A recorded host: the inventory value (`IndexedInventory`) read from JSON.
 
-    node: str | None
-    pci: tuple[PciDevice, ...] = ()
-    usb: tuple[UsbDevice, ...] = ()
-    unobserved_pci: frozenset[str] = frozenset()
-    unobserved_usb: frozenset[str] = frozenset()
-    scsi: Any = None  # the snapshot's "scsi" part, parsed when a LUN needs it
-    _by_address: dict[PciAddress, PciDevice] = field(default_factory=dict, compare=False)
+    Its SCSI/FC part is kept as JSON and parsed when a LUN needs it: a snapshot of a
+    host without LUN references never pays for (or fails on) it.
+    """
 
-    def __post_init__(self) -> None:
-        self._by_address.update({d.address: d for d in self.pci})
-
-    def pci_device(self, address: PciAddress) -> PciDevice | None:
-        return self._by_address.get(address)
-
-    def pci_devices(self) -> Sequence[PciDevice]:
-        return self.pci
-
-    def iommu_group_members(self, group: int) -> Sequence[PciAddress]:
-        return sorted(d.address for d in self.pci if d.iommu_group == group)
-
-    def usb_devices(self) -> Sequence[UsbDevice]:
-        return self.usb
+    scsi_json: Any = None
 
     def scsi_inventory(self) -> ScsiInventory | None:
         """The node's SCSI/FC view as recorded, or None for a snapshot without one."""
-        if self.scsi is None:
+        if self.scsi_json is None:
             return None
         from ..model.scsi import scsi_from_json
 
-        return scsi_from_json(self.scsi, Location(f"host snapshot of {self.node or 'a node'}"))
+        return scsi_from_json(self.scsi_json, Location(f"host snapshot of {self.node or 'a node'}"))
 
     @classmethod
     def load(cls, path: Path) -> HostSnapshot:
@@ -161,7 +143,7 @@ class HostSnapshot:
             usb,
             frozenset(_strings(blind.get("pci"), "unobserved.pci", where)),
             frozenset(_strings(blind.get("usb"), "unobserved.usb", where)),
-            scsi,
+            scsi_json=scsi,
         )
 
 

@@ -6,8 +6,9 @@ modules are imported only when the store is a URL.
 
 from __future__ import annotations
 
-from ..xml.store import Store, StoreEditor, load_store
+from ..xml.store import Store, StoreEditor
 from .hostsource import default_store
+from .storeread import load_store
 
 # Not typing.TYPE_CHECKING: every command (and hostdev-virsh define) imports this
 # module, and typing is a sizeable part of a bare start-up (see cli.py).
@@ -37,11 +38,12 @@ def is_etcd(args: argparse.Namespace) -> bool:
     return is_url(store_location(args))
 
 
-def etcd_store(args: argparse.Namespace) -> EtcdStore:
-    """The etcd store the arguments name (a bad URL is a usage error, exit 2)."""
+def etcd_store(args: argparse.Namespace, location: str | None = None) -> EtcdStore:
+    """The etcd store the arguments name, or `location` with the arguments' TLS files
+    (a bad URL is a usage error, exit 2)."""
     from .etcdstore import open_etcd_store
 
-    location = store_location(args)
+    location = location or store_location(args)
     tls = [getattr(args, k, None) for k in ("store_ca", "store_cert", "store_key")]
     if location.startswith("etcds://") and not any(tls):
         # The TLS files the node's agent uses (docs/cluster.md), when none are given.

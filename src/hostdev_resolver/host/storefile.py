@@ -1,7 +1,8 @@
 """The store on disk: locked read-modify-write, atomic replace.
 
-Kept apart from `store` (parsing and in-memory edits) so the hook, which only reads
-the store, never imports what writing needs.
+Kept apart from `storeread` (reading, and the hook's trusted read) so the hook, which
+only reads the store, never imports what writing needs; the parse and in-memory edits
+are `xml.store`.
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from ..model.errors import InputError, Location
-from ..xml.store import EMPTY, StoreEditor, parse_store, read_store_bytes, validate_schema
+from ..xml.store import EMPTY, StoreEditor, parse_store, validate_schema
 from ..xml.xmldoc import parse_bytes
+from .storeread import read_store_bytes
 
 
 class StoreFile:

@@ -1,5 +1,5 @@
 """PCI facts beyond a device's identity, as values: SR-IOV counts, reset methods,
-mediated-device types and instances.
+mediated-device types and instances, whether the IOMMU is on.
 
 `host.pcifacts.SysfsPciFacts` reads them from a sysfs tree. The core asks an inventory
 for its facts through `facts_of`: sources without a sysfs (a JSON snapshot, a libvirt
@@ -17,8 +17,12 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Protocol
 
+    from .inventory import HostInventory
+
     class PciFacts(Protocol):
         """What the core asks of a host's PCI facts (`host.pcifacts.SysfsPciFacts`)."""
+
+        def iommu_off(self) -> str | None: ...
 
         def sriov_counts(self, pf: PciAddress) -> SriovCounts: ...
 
@@ -94,10 +98,25 @@ class ResetInfo:
 
 
 def facts_of(inventory: object) -> PciFacts | None:
-    """The facts of an inventory that reads a sysfs tree (its `pci_facts()`); None for
-    other sources."""
+    """The facts of an inventory that has them (its `pci_facts()`: a source reading a
+    sysfs tree); None for other sources."""
     make = getattr(inventory, "pci_facts", None)
     if make is None:
         return None
-    facts: PciFacts = make()
+    facts: PciFacts | None = make()
     return facts
+
+
+def iommu_off(inventory: HostInventory) -> str | None:
+    """Why the IOMMU is seen to be off on this host, or None when it is on.
+
+    An inventory with PCI facts says (the kernel lists /sys/kernel/iommu_groups only with
+    an IOMMU enabled). A view without them (a snapshot, a libvirt connection) shows it
+    the same way: no PCI device has an IOMMU group.
+    """
+    facts = facts_of(inventory)
+    if facts is not None:
+        return facts.iommu_off()
+    if any(d.iommu_group is not None for d in inventory.pci_devices()):
+        return None
+    return "no PCI device has an IOMMU group"

@@ -1,19 +1,17 @@
-"""The mapping store: stable device names, one entry per node where the device exists.
+"""The mapping store's XML form: stable device names, one entry per node where the device exists.
 
-Reading goes through `xmldoc` (expat; the hook uses it) and checks every value it
-keeps; the CLI also validates against schemas/store.xsd (xmlschema, line numbers
-from lxml; a store whose bytes passed before is remembered, see storeschema) before
-trusting a store. Writes are edits of the original bytes (an
-administrator's comments survive), serialised by an flock on `<store>.lock` and
-made atomic by write + fsync + rename.
+Pure: bytes in, values out. Parsing goes through `xmldoc` (expat; the hook uses it) and
+checks every value it keeps; the CLI also validates against schemas/store.xsd
+(xmlschema, line numbers from lxml; a store whose bytes passed before is remembered,
+see storeschema) before trusting a store. Edits are splices of the original bytes (an
+administrator's comments survive). Reading the file (and the hook's trusted read) is
+`host.storeread`; the locked write (an flock on `<store>.lock`, write + fsync + rename)
+is `host.storefile`.
 """
 
 from __future__ import annotations
 
-import os
-import stat
-
-from ..model.errors import InputError, Location, RefusedError, UntrustedFileError
+from ..model.errors import InputError, Location, RefusedError
 from ..model.identity import (
     PciIdentity,
     UsbIdentity,
@@ -24,19 +22,90 @@ from ..model.identity import (
     usb_identity_from_attributes,
 )
 from ..model.pciaddress import PciAddress
-from ..model.records import field, frozen
-from .xmldoc import MAX_DOCUMENT_BYTES, Document, Element, Node, Splicer, parse_bytes
+from ..model.records import field, fields, frozen
+from .xmldoc import Document, Element, Node, Splicer
 
 # Not typing.TYPE_CHECKING: the hook avoids importing typing (see records.py).
 TYPE_CHECKING = False
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any, Protocol
+
     from ..model.scsi import FcLunPath, LunIdentity
     from ..model.wwn import Wwn
 
+    Missing = Callable[[Document, Element, str], InputError]
+
+    class PciFields(Protocol):
+        @property
+        def address(self) -> PciAddress: ...
+        @property
+        def identity(self) -> PciIdentity: ...
+        @property
+        def iommu_group(self) -> int | None: ...
+        @property
+        def numa_node(self) -> int | None: ...
+        @property
+        def physical_slot(self) -> str | None: ...
+        @property
+        def port_path(self) -> str | None: ...
+
+
 NS = "http://hostdev-resolver.org/xmlns/store/1"
-DEFAULT_PATH = "/etc/hostdev-resolver/mappings.xml"
 EMPTY = f"<mappings xmlns='{NS}'>\n</mappings>\n".encode()
+
+
+# -- a PCI device as the store and the domain's record write it down ---------------------
+# A store entry (`<node name=…>` of a `pci` mapping) and a record (`hr:pci map=…`,
+# xml.record) say the same of a device: its address, its identity, and where it was
+# found (IOMMU group, NUMA node, physical slot, port path). They differ only in whose it
+# is (a node, a mapping) and in how a missing attribute is worded. Both are read by
+# `pci_fields` and written by `pci_attributes`, and their SR-IOV forms (`VfEntry`,
+# `VfRecord`) are built from them with `fields_of`: the PCI fields are spelled out here
+# only. (Here and not in a module of their own: the hook imports this one anyway.)
+
+
+def required(doc: Document, el: Element, name: str, missing: Missing) -> str:
+    """The attribute's value; `missing(doc, el, name)` is the error when it is absent
+    (the store and the record word the fix differently)."""
+    value = el.get(name)
+    if value is None:
+        raise missing(doc, el, name)
+    return value
+
+
+def pci_fields(doc: Document, el: Element, missing: Missing) -> dict[str, Any]:
+    """The PCI fields of a store entry or record element, checked, as keywords for
+    `PciEntry`/`PciRecord` (with `line`)."""
+    where = doc.where(el)
+    return {
+        "address": PciAddress.parse(required(doc, el, "address", missing), where),
+        "identity": pci_identity_from_attributes(
+            el.attrs, where, lambda name: missing(doc, el, name)
+        ),
+        "iommu_group": doc.uint(el, "iommu-group"),
+        "numa_node": doc.uint(el, "numa-node"),
+        "physical_slot": el.get("slot"),
+        "port_path": el.get("port-path"),
+        "line": el.line,
+    }
+
+
+def pci_attributes(device: PciFields) -> dict[str, str]:
+    """The attributes `pci_fields` reads, in the order both documents write them."""
+    attrs = {"address": str(device.address)}
+    attrs |= pci_identity_attributes(device.identity)
+    attrs |= placement_attributes(
+        device.iommu_group, device.numa_node, device.physical_slot, device.port_path
+    )
+    return attrs
+
+
+def fields_of(value: object) -> dict[str, Any]:
+    """Every field of a record value, as keywords: what a subclass (a VF entry or
+    record) is built from."""
+    return {f.name: getattr(value, f.name) for f in fields(value)}
 
 
 @frozen
@@ -51,12 +120,7 @@ class PciEntry:
     line: int | None = field(default=None, compare=False)
 
     def to_node(self) -> Node:
-        attrs = {"name": self.node, "address": str(self.address)}
-        attrs |= pci_identity_attributes(self.identity)
-        attrs |= placement_attributes(
-            self.iommu_group, self.numa_node, self.physical_slot, self.port_path
-        )
-        return Node("node", attrs)
+        return Node("node", {"name": self.node} | pci_attributes(self))
 
 
 @frozen
@@ -191,6 +255,11 @@ class VfEntry(PciEntry):
     vf_vendor: int | None = None
     vf_device: int | None = None
 
+    @classmethod
+    def of(cls, pf: PciEntry, index: int, vf_vendor: int | None, vf_device: int | None) -> VfEntry:
+        """VF `index` of the PF that `pf` records, with the VF's own vendor/device."""
+        return cls(**fields_of(pf), index=index, vf_vendor=vf_vendor, vf_device=vf_device)
+
     def to_node(self) -> Node:
         node = PciEntry.to_node(self)
         node.attrs["index"] = str(self.index)
@@ -251,24 +320,11 @@ def _missing(doc: Document, el: Element, name: str) -> InputError:
 
 
 def _required(doc: Document, el: Element, name: str) -> str:
-    value = el.get(name)
-    if value is None:
-        raise _missing(doc, el, name)
-    return value
+    return required(doc, el, name, _missing)
 
 
 def _pci_entry(doc: Document, el: Element) -> PciEntry:
-    where = doc.where(el)
-    return PciEntry(
-        node=_required(doc, el, "name"),
-        address=PciAddress.parse(_required(doc, el, "address"), where),
-        identity=pci_identity_from_attributes(el.attrs, where, lambda n: _missing(doc, el, n)),
-        iommu_group=doc.uint(el, "iommu-group"),
-        numa_node=doc.uint(el, "numa-node"),
-        physical_slot=el.get("slot"),
-        port_path=el.get("port-path"),
-        line=el.line,
-    )
+    return PciEntry(node=_required(doc, el, "name"), **pci_fields(doc, el, _missing))
 
 
 def _usb_entry(doc: Document, el: Element) -> UsbEntry:
@@ -352,15 +408,8 @@ def _vf_entry(doc: Document, el: Element) -> VfEntry:
     vv, vd = el.get("vf-vendor"), el.get("vf-device")
     if (vv is None) != (vd is None):
         raise InputError("vf-vendor and vf-device go together", where=where)
-    return VfEntry(
-        pf.node,
-        pf.address,
-        pf.identity,
-        pf.iommu_group,
-        pf.numa_node,
-        pf.physical_slot,
-        pf.port_path,
-        pf.line,
+    return VfEntry.of(
+        pf,
         index,
         parse_id16(vv, "vf-vendor", where) if vv is not None else None,
         parse_id16(vd, "vf-device", where) if vd is not None else None,
@@ -517,238 +566,6 @@ def validate_schema(doc: Document) -> None:
     from .storeschema import check_store_schema
 
     check_store_schema(doc)
-
-
-def _kind_of(mode: int) -> str:
-    """What a non-regular file is, for a message."""
-    for test, name in (
-        (stat.S_ISFIFO, "a FIFO"),
-        (stat.S_ISCHR, "a character device"),
-        (stat.S_ISBLK, "a block device"),
-        (stat.S_ISSOCK, "a socket"),
-        (stat.S_ISDIR, "a directory"),
-        (stat.S_ISLNK, "a symlink"),
-    ):
-        if test(mode):
-            return name
-    return "not a regular file"
-
-
-def _read_fd(fd: int) -> bytes:
-    """At most one byte past xmldoc's document limit: the parser refuses it then, and a
-    huge file is not read whole only to be refused."""
-    chunks = []
-    left = MAX_DOCUMENT_BYTES + 1
-    while left > 0 and (chunk := os.read(fd, min(1 << 16, left))):
-        chunks.append(chunk)
-        left -= len(chunk)
-    return b"".join(chunks)
-
-
-def read_regular(path: str, what: str) -> bytes:
-    """Read a file that must be a regular one (symlinks followed).
-
-    A FIFO would block `open` until a writer comes, and a device node reads forever
-    (/dev/zero) or has side effects on open: the type is checked before opening, the
-    open is non-blocking, and the open descriptor is checked again. OSError (missing,
-    permission denied) is left to the caller; anything but a regular file is an
-    InputError naming what it is.
-    """
-    info = os.stat(path)
-    if not stat.S_ISREG(info.st_mode):
-        raise _not_regular(path, what, info.st_mode)
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise _not_regular(path, what, info.st_mode)
-        return _read_fd(fd)
-    finally:
-        os.close(fd)
-
-
-def _not_regular(path: str, what: str, mode: int) -> InputError:
-    return InputError(
-        f"the {what} is {_kind_of(mode)}, not a regular file; not read",
-        where=Location(path),
-        fix=f"point to the {what} file itself",
-    )
-
-
-def read_store_bytes(path: str) -> bytes:
-    where = Location(path)
-    try:
-        return read_regular(path, "mapping store")
-    except FileNotFoundError:
-        raise InputError(
-            "mapping store not found",
-            where=where,
-            fix="create it with 'hostdev-resolver map add', or give --store",
-        ) from None
-    except PermissionError:
-        raise InputError(
-            "cannot read the mapping store: permission denied", where=where, fix="run as root"
-        ) from None
-    except OSError as exc:
-        raise InputError(f"cannot read the mapping store: {exc.strerror}", where=where) from None
-
-
-def load_store(path: str, *, schema: bool = True) -> Store:
-    """Read and check a store. The hook passes schema=False: xmlschema is too slow to import
-    on every guest start, and parse_store already refuses every value it cannot use."""
-    doc = parse_bytes(read_store_bytes(path), path)
-    store = parse_store(doc)
-    if schema:
-        validate_schema(doc)
-    return store
-
-
-def _untrusted_mode(info: os.stat_result) -> bool:
-    return bool(info.st_mode & (stat.S_IWGRP | stat.S_IWOTH))
-
-
-# Linux gives up a path lookup after 40 symlinks (MAXSYMLINKS, fs/namei.c); so do we.
-_MAX_SYMLINKS = 40
-_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-
-
-def _check_directory(fd: int, real: str, what: str, where: Location, via: str | None) -> None:
-    info = os.fstat(fd)
-    sticky = bool(info.st_mode & stat.S_ISVTX)
-    if info.st_uid != 0 or (_untrusted_mode(info) and not sticky):
-        through = f" (reached through the symlink {via})" if via else ""
-        raise UntrustedFileError(
-            f"the {what} is under {real}{through}, which another user can change "
-            f"(owner uid {info.st_uid}, mode {stat.S_IMODE(info.st_mode):o}); not trusted",
-            where=where,
-            fix=f"keep it in a directory only root can write, e.g. chown root {real}; chmod go-w {real}",
-        )
-
-
-def _open_trusted_directory(path: str, what: str) -> tuple[int, str]:
-    """Walk down to the directory that holds `path`'s last component, one component at
-    a time (openat with O_NOFOLLOW), checking each real directory before looking into
-    it; returns its descriptor and the file's name in it.
-
-    A symlinked directory is followed by reading the link in its (already trusted)
-    directory and walking its target the same way, so every directory the lookup
-    really passes through is checked, and none can be swapped behind the check: each
-    is looked into through a descriptor, and only root can change its entries.
-    """
-    where = Location(path)
-    full = path if path.startswith("/") else os.path.join(os.getcwd(), path)
-    parts = full.split("/")
-    name = parts.pop()
-    todo = [p for p in reversed(parts) if p not in ("", ".")]
-    fd = os.open("/", _DIR_FLAGS)
-    real: list[str] = []
-    via: str | None = None
-    links = 0
-    try:
-        _check_directory(fd, "/", what, where, None)
-        while todo:
-            part = todo.pop()
-            here = "/" + "/".join(real)
-            try:
-                info = os.stat(part, dir_fd=fd, follow_symlinks=False)
-            except FileNotFoundError:
-                raise
-            except OSError as exc:
-                raise UntrustedFileError(
-                    f"cannot look up {os.path.join(here, part)}: {exc.strerror}", where=where
-                ) from None
-            if stat.S_ISLNK(info.st_mode):
-                links += 1
-                if links > _MAX_SYMLINKS:
-                    raise UntrustedFileError(
-                        f"more than {_MAX_SYMLINKS} symlinks on the way to the {what}",
-                        where=where,
-                    )
-                target = os.readlink(part, dir_fd=fd)
-                via = os.path.join(here, part)
-                if target.startswith("/"):
-                    os.close(fd)
-                    fd = os.open("/", _DIR_FLAGS)
-                    real = []
-                todo.extend(p for p in reversed(target.split("/")) if p not in ("", "."))
-                continue
-            if not stat.S_ISDIR(info.st_mode):
-                raise UntrustedFileError(
-                    f"{os.path.join(here, part)} is not a directory", where=where
-                )
-            next_fd = os.open(part, _DIR_FLAGS, dir_fd=fd)
-            os.close(fd)
-            fd = next_fd
-            if part == "..":
-                real = real[:-1]
-            else:
-                real.append(part)
-            _check_directory(fd, "/" + "/".join(real), what, where, via)
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd, name or "."
-
-
-def read_trusted(path: str, what: str = "mapping store") -> bytes:
-    """Read a file the hook, running as root, may act on.
-
-    The file must be root's and not group/world-writable, and so must every directory
-    the lookup passes through (a sticky one such as /tmp protects entries it does not
-    own), or another user could swap it; a symlinked directory is checked at its real
-    place (see `_open_trusted_directory`). The file itself is opened without following
-    a symlink, non-blocking (a FIFO would block the hook, and libvirtd with it) and
-    checked on the open descriptor, so it cannot change between the check and the
-    read. FileNotFoundError is left to the caller: a missing config means defaults, a
-    missing store is an error.
-    """
-    where = Location(path)
-    dir_fd, name = _open_trusted_directory(path, what)
-    try:
-        info = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
-        if not stat.S_ISREG(info.st_mode) and not stat.S_ISLNK(info.st_mode):
-            raise UntrustedFileError(
-                f"the {what} is {_kind_of(info.st_mode)}, not a regular file; not read",
-                where=where,
-                fix=f"point the hook at the {what} file itself",
-            )
-        try:
-            fd = os.open(
-                name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dir_fd
-            )
-        except FileNotFoundError:
-            raise
-        except OSError as exc:
-            raise UntrustedFileError(
-                f"cannot open the {what}: {exc.strerror} (a symlink is not followed)",
-                where=where,
-                fix="point the hook config at the file itself",
-            ) from None
-    finally:
-        os.close(dir_fd)
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise UntrustedFileError(
-                f"the {what} is {_kind_of(info.st_mode)}, not a regular file; not read",
-                where=where,
-                fix=f"point the hook at the {what} file itself",
-            )
-        if info.st_uid != 0:
-            raise UntrustedFileError(
-                f"the {what} is owned by uid {info.st_uid}, not root; not trusted",
-                where=where,
-                fix=f"chown root {path}",
-            )
-        if _untrusted_mode(info):
-            raise UntrustedFileError(
-                f"the {what} is group- or world-writable (mode {stat.S_IMODE(info.st_mode):o}); not trusted",
-                where=where,
-                fix=f"chmod go-w {path}",
-            )
-        return _read_fd(fd)
-    finally:
-        os.close(fd)
 
 
 # -- writing -------------------------------------------------------------------

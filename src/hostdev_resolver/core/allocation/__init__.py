@@ -30,6 +30,12 @@ from .model import (
 )
 from .tuned import allocate_tuned
 
+# Not typing.TYPE_CHECKING: see model/records.py.
+TYPE_CHECKING = False
+
+if TYPE_CHECKING:
+    from ...xml.xmldoc import Document
+
 __all__ = [
     "AddressConflictError",
     "Allocation",
@@ -60,8 +66,11 @@ def allocate_addresses(domain: DomainDevices, policy: Policy | None = None) -> A
     raise ValueError(f"unknown allocation policy {policy.name!r}")
 
 
-def allocate_domain_xml(data: bytes, source: str, policy: Policy | None = None) -> bytes:
-    """Read domain XML, allocate, and splice the result into the same bytes."""
-    domain_file = read_domain(data, source)
+def allocate_domain_xml(
+    data: bytes, source: str, policy: Policy | None = None, *, doc: Document | None = None
+) -> bytes:
+    """Read domain XML, allocate, and splice the result into the same bytes. `doc`: `data`
+    as the caller already parsed it."""
+    domain_file = read_domain(data, source, doc)
     allocation = allocate_addresses(domain_file.domain, policy)
     return write_allocation(domain_file, allocation)

@@ -105,40 +105,154 @@ def _pci_options(el: xmldoc.Element, doc: xmldoc.Document) -> PciControllerOptio
     )
 
 
-def _device(el: xmldoc.Element, ref: int, doc: xmldoc.Document) -> Device | None:
-    where = doc.where(el)
-    kind = _KINDS.get(el.tag, DeviceKind.OTHER) if el.ns is None else DeviceKind.OTHER
+def _guest_address(
+    el: xmldoc.Element, doc: xmldoc.Document
+) -> tuple[PciAddress | None, bool | None, str | None, int | None]:
+    """The device's own `<address>`: (PCI address, multifunction, the type of a non-PCI
+    address, the controller a drive or virtio-serial address names)."""
     address_el = el.find("address")
+    if address_el is None:
+        return None, None, None, None
+    atype = address_el.get("type")
+    if atype is None:
+        raise InputError(
+            f"<{el.tag}> has an <address> without a type",
+            where=doc.where(address_el),
+            fix="add type='pci'",
+        )
+    if atype != "pci":
+        attach = (
+            _uint(address_el, "controller", doc) if atype in ("drive", "virtio-serial") else None
+        )
+        return None, None, atype, attach
     address: PciAddress | None = None
-    multifunction: bool | None = None
-    other_address: str | None = None
-    attach: int | None = None
-    if address_el is not None:
-        atype = address_el.get("type")
-        if atype is None:
-            raise InputError(
-                f"<{el.tag}> has an <address> without a type",
-                where=doc.where(address_el),
-                fix="add type='pci'",
-            )
-        if atype == "pci":
-            if any(address_el.get(k) is not None for k in ("bus", "slot", "function")):
-                attrs = {
-                    k: v
-                    for k, v in address_el.attrs.items()
-                    if k in ("domain", "bus", "slot", "function")
-                }
-                attrs.setdefault("bus", "0")
-                attrs.setdefault("slot", "0")
-                attrs.setdefault("function", "0")
-                address = PciAddress.from_xml(attrs, doc.where(address_el))
-                if address == PciAddress(0, 0, 0, 0):
-                    address = None  # libvirt treats an all-zero PCI address as "assign one"
-            multifunction = _switch(address_el, "multifunction")
-        else:
-            other_address = atype
-            if atype in ("drive", "virtio-serial"):
-                attach = _uint(address_el, "controller", doc)
+    if any(address_el.get(k) is not None for k in ("bus", "slot", "function")):
+        attrs = {
+            k: v for k, v in address_el.attrs.items() if k in ("domain", "bus", "slot", "function")
+        }
+        attrs.setdefault("bus", "0")
+        attrs.setdefault("slot", "0")
+        attrs.setdefault("function", "0")
+        address = PciAddress.from_xml(attrs, doc.where(address_el))
+        if address == PciAddress(0, 0, 0, 0):
+            address = None  # libvirt treats an all-zero PCI address as "assign one"
+    return address, _switch(address_el, "multifunction"), None, None
+
+
+# One reader per device element: what each kind's element says about its PCI needs
+# (the model, bus or type libvirt's connect flags look at), on top of `base`, which
+# holds what every device has (its kind, its own address, its line).
+
+
+def _controller(el: xmldoc.Element, base: Device, doc: xmldoc.Document) -> Device:
+    ctype = el.get("type")
+    if ctype is None:
+        raise InputError(
+            "<controller> has no type",
+            where=doc.where(el),
+            fix="add type='pci' (or usb, scsi, ...)",
+        )
+    index = _uint(el, "index", doc)
+    pci = _pci_options(el, doc) if ctype == "pci" else None
+    return replace(base, model=el.get("model") or "", type=ctype, index=index, pci=pci)
+
+
+def _disk(el: xmldoc.Element, base: Device, doc: xmldoc.Document) -> Device:
+    target_el = el.find("target")
+    target = target_el.get("dev") if target_el is not None else None
+    bus = target_el.get("bus") if target_el is not None else None
+    if bus is None and target is not None:
+        bus = next((b for p, b in _DISK_BUS_BY_PREFIX if target.startswith(p)), "")
+    return replace(base, model=bus or "", type=el.get("model") or "", disk_target=target)
+
+
+def _interface(el: xmldoc.Element, base: Device, doc: xmldoc.Document) -> Device:
+    if el.get("type") == "hostdev":
+        # libvirt addresses it through its hostdev part, ahead of the plain <hostdev>s
+        source = el.find("source")
+        host = source.find("address") if source is not None else None
+        host_address = (
+            PciAddress.from_xml(host.attrs, doc.where(host)) if host is not None else None
+        )
+        return replace(
+            base,
+            kind=DeviceKind.HOSTDEV,
+            model="interface",
+            type="pci",
+            host_address=host_address,
+        )
+    model_el = el.find("model")
+    model = model_el.get("type") if model_el is not None else None
+    return replace(base, model=model or "", type=el.get("type") or "")
+
+
+def _hostdev(el: xmldoc.Element, base: Device, doc: xmldoc.Document) -> Device:
+    htype = el.get("type") or ""
+    host_address = None
+    if htype == "pci":
+        source = el.find("source")
+        host = source.find("address") if source is not None else None
+        if host is not None:
+            host_address = PciAddress.from_xml(host.attrs, doc.where(host))
+    return replace(base, model=el.get("model") or "", type=htype, host_address=host_address)
+
+
+def _video(el: xmldoc.Element, base: Device, doc: xmldoc.Document) -> Device:
+    model_el = el.find("model")
+    model = model_el.get("type") if model_el is not None else None
+    primary = model_el is not None and model_el.get("primary") == "yes"
+    return replace(base, model=model or "", primary=primary)
+
+
+def _input(el: xmldoc.Element, base: Device, doc: xmldoc.Document) -> Device:
+    return replace(base, model=el.get("bus") or "", type=el.get("model") or "")
+
+
+def _filesystem(el: xmldoc.Element, base: Device, doc: xmldoc.Document) -> Device:
+    driver = el.find("driver")
+    dtype = driver.get("type") if driver is not None else None
+    return replace(base, model=el.get("model") or "", type=dtype or "")
+
+
+def _serial(el: xmldoc.Element, base: Device, doc: xmldoc.Document) -> Device:
+    target_el = el.find("target")
+    ttype = target_el.get("type") if target_el is not None else None
+    return replace(base, model=ttype or "")
+
+
+def _character(el: xmldoc.Element, base: Device, doc: xmldoc.Document) -> Device:
+    """<channel> and <console>: their target type (virtio ones need a virtio-serial)."""
+    target_el = el.find("target")
+    ttype = target_el.get("type") if target_el is not None else None
+    return replace(base, type=ttype or "")
+
+
+def _other(el: xmldoc.Element, base: Device, doc: xmldoc.Document) -> Device:
+    return replace(base, model=el.tag)
+
+
+def _plain(el: xmldoc.Element, base: Device, doc: xmldoc.Document) -> Device:
+    return replace(base, model=el.get("model") or "", type=el.get("type") or "")
+
+
+_READERS = {
+    DeviceKind.CONTROLLER: _controller,
+    DeviceKind.DISK: _disk,
+    DeviceKind.INTERFACE: _interface,
+    DeviceKind.HOSTDEV: _hostdev,
+    DeviceKind.VIDEO: _video,
+    DeviceKind.INPUT: _input,
+    DeviceKind.FILESYSTEM: _filesystem,
+    DeviceKind.SERIAL: _serial,
+    DeviceKind.CHANNEL: _character,
+    DeviceKind.CONSOLE: _character,
+    DeviceKind.OTHER: _other,
+}
+
+
+def _device(el: xmldoc.Element, ref: int, doc: xmldoc.Document) -> Device | None:
+    kind = _KINDS.get(el.tag, DeviceKind.OTHER) if el.ns is None else DeviceKind.OTHER
+    address, multifunction, other_address, attach = _guest_address(el, doc)
     base = Device(
         kind,
         address=address,
@@ -148,67 +262,7 @@ def _device(el: xmldoc.Element, ref: int, doc: xmldoc.Document) -> Device | None
         ref=ref,
         line=el.line,
     )
-    model_el = el.find("model")
-    target_el = el.find("target")
-    if kind is DeviceKind.CONTROLLER:
-        ctype = el.get("type")
-        if ctype is None:
-            raise InputError(
-                "<controller> has no type", where=where, fix="add type='pci' (or usb, scsi, ...)"
-            )
-        index = _uint(el, "index", doc)
-        pci = _pci_options(el, doc) if ctype == "pci" else None
-        return replace(base, model=el.get("model") or "", type=ctype, index=index, pci=pci)
-    if kind is DeviceKind.DISK:
-        target = target_el.get("dev") if target_el is not None else None
-        bus = target_el.get("bus") if target_el is not None else None
-        if bus is None and target is not None:
-            bus = next((b for p, b in _DISK_BUS_BY_PREFIX if target.startswith(p)), "")
-        return replace(base, model=bus or "", type=el.get("model") or "", disk_target=target)
-    if kind is DeviceKind.INTERFACE:
-        if el.get("type") == "hostdev":
-            source = el.find("source")
-            host = source.find("address") if source is not None else None
-            host_address = (
-                PciAddress.from_xml(host.attrs, doc.where(host)) if host is not None else None
-            )
-            return replace(
-                base,
-                kind=DeviceKind.HOSTDEV,
-                model="interface",
-                type="pci",
-                host_address=host_address,
-            )
-        model = model_el.get("type") if model_el is not None else None
-        return replace(base, model=model or "", type=el.get("type") or "")
-    if kind is DeviceKind.HOSTDEV:
-        htype = el.get("type") or ""
-        host_address = None
-        if htype == "pci":
-            source = el.find("source")
-            host = source.find("address") if source is not None else None
-            if host is not None:
-                host_address = PciAddress.from_xml(host.attrs, doc.where(host))
-        return replace(base, model=el.get("model") or "", type=htype, host_address=host_address)
-    if kind is DeviceKind.VIDEO:
-        model = model_el.get("type") if model_el is not None else None
-        primary = model_el is not None and model_el.get("primary") == "yes"
-        return replace(base, model=model or "", primary=primary)
-    if kind is DeviceKind.INPUT:
-        return replace(base, model=el.get("bus") or "", type=el.get("model") or "")
-    if kind is DeviceKind.FILESYSTEM:
-        driver = el.find("driver")
-        dtype = driver.get("type") if driver is not None else None
-        return replace(base, model=el.get("model") or "", type=dtype or "")
-    if kind is DeviceKind.SERIAL:
-        ttype = target_el.get("type") if target_el is not None else None
-        return replace(base, model=ttype or "")
-    if kind in (DeviceKind.CHANNEL, DeviceKind.CONSOLE):
-        ttype = target_el.get("type") if target_el is not None else None
-        return replace(base, type=ttype or "")
-    if kind is DeviceKind.OTHER:
-        return replace(base, model=el.tag)
-    return replace(base, model=el.get("model") or "", type=el.get("type") or "")
+    return _READERS.get(kind, _plain)(el, base, doc)
 
 
 def _fill_controller_indexes(devices: list[Device]) -> list[Device]:
@@ -228,9 +282,10 @@ def _fill_controller_indexes(devices: list[Device]) -> list[Device]:
     return out
 
 
-def read_domain(data: bytes, source: str) -> DomainFile:
-    """Parse domain XML bytes; InputError (with file:line) when malformed."""
-    doc = xmldoc.parse_bytes(data, source)
+def read_domain(data: bytes, source: str, doc: xmldoc.Document | None = None) -> DomainFile:
+    """Parse domain XML bytes; InputError (with file:line) when malformed. `doc`: the
+    same bytes already parsed (by a caller that read them too), not parsed again."""
+    doc = xmldoc.parse_bytes(data, source) if doc is None else doc
     root = doc.root
     if root.tag != "domain" or root.ns is not None:
         raise InputError(

@@ -20,6 +20,12 @@ TYPE_CHECKING = False
 
 if TYPE_CHECKING:
     import argparse
+    from collections.abc import Sequence
+    from typing import Any
+
+    from ...xml.xmldoc import Document
+
+    Subparsers = argparse._SubParsersAction[Any]
 
 
 def add_allocate_arguments(parser: argparse.ArgumentParser) -> None:
@@ -67,7 +73,7 @@ def add_allocate_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _host_numa(values: list[str]) -> tuple[HostDeviceInfo, ...]:
+def _host_numa(values: Sequence[str]) -> tuple[HostDeviceInfo, ...]:
     infos = []
     for value in values:
         address, sep, node = value.partition("=")
@@ -80,24 +86,43 @@ def _host_numa(values: list[str]) -> tuple[HostDeviceInfo, ...]:
     return tuple(infos)
 
 
-def policy_from_args(args: argparse.Namespace) -> Policy:
-    tuned_only = (
-        args.spare_ports is not None or args.numa_aware or args.hotplug == "off" or args.host_numa
-    )
-    if args.policy == "libvirt" and tuned_only:
+def make_policy(
+    name: str,
+    *,
+    spare_ports: int | None = None,
+    numa_aware: bool = False,
+    hotplug: str = "on",
+    host_numa: Sequence[str] = (),
+    group_functions: bool = True,
+) -> Policy:
+    """The policy the allocate options describe, from plain values (the `allocate`
+    command's parsed options, or hostdev-virsh's own)."""
+    tuned_only = spare_ports is not None or numa_aware or hotplug == "off" or host_numa
+    if name == "libvirt" and tuned_only:
         raise UsageError(
             "--spare-ports, --numa-aware, --host-numa and --hotplug apply to --policy tuned only",
             fix="add --policy tuned",
         )
-    if args.spare_ports is not None and not 0 <= args.spare_ports <= 64:
-        raise UsageError(f"--spare-ports {args.spare_ports} is out of range", fix="give 0..64")
+    if spare_ports is not None and not 0 <= spare_ports <= 64:
+        raise UsageError(f"--spare-ports {spare_ports} is out of range", fix="give 0..64")
     return Policy(
-        name=args.policy,
+        name=name,
+        spare_ports=spare_ports,
+        numa_aware=numa_aware,
+        group_multifunction=group_functions,
+        hotplug=hotplug == "on",
+        host_devices=_host_numa(host_numa),
+    )
+
+
+def policy_from_args(args: argparse.Namespace) -> Policy:
+    return make_policy(
+        args.policy,
         spare_ports=args.spare_ports,
         numa_aware=args.numa_aware,
-        group_multifunction=not args.no_group_functions,
-        hotplug=args.hotplug == "on",
-        host_devices=_host_numa(args.host_numa),
+        hotplug=args.hotplug,
+        host_numa=args.host_numa,
+        group_functions=not args.no_group_functions,
     )
 
 
@@ -119,13 +144,12 @@ def _write(path: str, data: bytes) -> None:
     replace_file(path, data, ".allocate-")
 
 
-def recorded_host_numa(data: bytes, source: str) -> tuple[HostDeviceInfo, ...]:
+def host_numa_of(doc: Document) -> tuple[HostDeviceInfo, ...]:
     """Host NUMA nodes of the PCI devices a resolved domain records (hr:pci numa-node),
     so `--numa-aware` needs no --host-numa for a domain that went through `resolve`."""
     from ...core.metadata import PciRecord, read_resolution
-    from ...xml.xmldoc import parse_bytes
 
-    resolution = read_resolution(parse_bytes(data, source))
+    resolution = read_resolution(doc)
     return tuple(
         HostDeviceInfo(r.address, r.numa_node)
         for r in (resolution.records if resolution else ())
@@ -137,11 +161,15 @@ def run_allocate(args: argparse.Namespace) -> int:
     try:
         policy = policy_from_args(args)
         data = _read(args.file)
+        doc = None
         if policy.numa_aware:
+            from ...xml.xmldoc import parse_bytes
+
+            doc = parse_bytes(data, args.file)  # once, for the record and the allocator
             given = {h.address for h in policy.host_devices}
-            recorded = [h for h in recorded_host_numa(data, args.file) if h.address not in given]
+            recorded = [h for h in host_numa_of(doc) if h.address not in given]
             policy = replace(policy, host_devices=(*policy.host_devices, *recorded))
-        result = allocate_domain_xml(data, args.file, policy)
+        result = allocate_domain_xml(data, args.file, policy, doc=doc)
         if args.output is None:
             sys.stdout.buffer.write(result)
             sys.stdout.flush()
@@ -156,3 +184,10 @@ def run_allocate(args: argparse.Namespace) -> int:
         print(f"hostdev-resolver allocate: {exc.message}", file=sys.stderr)
         return exc.exit_code
     return 0
+
+
+def register(sub: Subparsers, name: str, help: str, common: argparse.ArgumentParser) -> None:
+    """Add `allocate` (doors.cli.main.COMMANDS)."""
+    p = sub.add_parser(name, parents=[common], help=help)
+    add_allocate_arguments(p)
+    p.set_defaults(handler=run_allocate)

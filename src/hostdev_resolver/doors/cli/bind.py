@@ -4,7 +4,9 @@
 boot, for every pci mapping marked vfio='boot' (docs/boot-binding.md). Both decide from
 what the hook reads — the hook config (store, node, sysfs, state_dir, trust rules) —
 so a boot binding and a guest's start see the same store; `--store`, `--node` and
-`--sysfs` override it for a run by hand. The work is hostbinding.py's.
+`--sysfs` override it for a run by hand, and by hand the store may be an etcd URL as
+for the other commands (`--boot` never contacts etcd: the network may not be up yet).
+The work is hostbinding.py's.
 
 Everything goes to stdout and stderr: under the unit, systemd sends both to the
 journal (`journalctl -u hostdev-resolver-bind`), one line per decision.
@@ -49,27 +51,34 @@ def _refuse(command: str, error: HostdevError) -> None:
     print(f"hostdev-resolver: {command}: {error.message}", file=sys.stderr, flush=True)
 
 
-def _settings(args: argparse.Namespace) -> tuple[HookConfig, str, str, str]:
+def _settings(args: argparse.Namespace, *, boot: bool = False) -> tuple[HookConfig, str, str, str]:
     """The hook config, and the store, node and sysfs root this run uses."""
     from ...host.hostsource import this_node
     from ..hookops import load_config
 
     config = load_config(os.environ)
     store = args.store or os.environ.get("HOSTDEV_RESOLVER_STORE") or config.store
-    if "://" in store:
+    if boot and "://" in store:
         raise UsageError(
-            f"{store}: bind reads the store file the hook reads",
+            f"{store}: bind --boot reads the store file the hook reads, never etcd",
             fix="in a cluster, give the agent's cache file (the hook config's 'store')",
         )
     node = args.node or config.node or this_node()
     return config, store, node, args.sysfs or config.sysfs
 
 
-def _read_store(config: HookConfig, path: str, *, missing_ok: bool) -> Store | None:
-    """The store, read as the hook reads it (root's file unless trust_any_owner)."""
-    from ...xml.store import parse_store, read_store_bytes, read_trusted
+def _read_store(
+    args: argparse.Namespace, config: HookConfig, path: str, *, missing_ok: bool
+) -> Store | None:
+    """The store: from etcd for a URL, as the other commands read it; else read as the
+    hook reads it (root's file unless trust_any_owner)."""
+    from ...host.storebackend import etcd_store, is_url
+    from ...host.storeread import read_store_bytes, read_trusted
+    from ...xml.store import parse_store
     from ...xml.xmldoc import parse_bytes
 
+    if is_url(path):
+        return etcd_store(args, path).load()
     try:
         data = read_store_bytes(path) if config.trust_any_owner else read_trusted(path)
     except FileNotFoundError:
@@ -124,8 +133,8 @@ def bind(args: argparse.Namespace, writer_factory: WriterFactory) -> int:
 
     if args.boot == bool(args.names):
         raise UsageError("bind takes mapping names, or --boot (every mapping marked vfio='boot')")
-    config, store_path, node, sysfs = _settings(args)
-    store = _read_store(config, store_path, missing_ok=args.boot)
+    config, store_path, node, sysfs = _settings(args, boot=args.boot)
+    store = _read_store(args, config, store_path, missing_ok=args.boot)
     if store is None:
         _say(f"no mapping store at {store_path}: nothing to bind at boot")
         return 0
@@ -253,49 +262,44 @@ def unbind(args: argparse.Namespace, writer_factory: WriterFactory) -> int:
     return code
 
 
-def register_bind_commands(subparsers: argparse._SubParsersAction[Any]) -> None:
-    """Add `bind` and `unbind`. Of the common options only --store, --node and --sysfs
-    mean anything here: they act on this host's sysfs, never a snapshot or a libvirt
-    connection."""
+def register(
+    sub: argparse._SubParsersAction[Any], name: str, help: str, common: argparse.ArgumentParser
+) -> None:
+    """Add `bind` or `unbind` (doors.cli.main.COMMANDS). Of the common options only
+    --store, --node and --sysfs mean anything here, as the hook reads them: they act on
+    this host's sysfs, never a snapshot or a libvirt connection."""
+    del common
     import argparse
 
-    bind = subparsers.add_parser(
-        "bind",
-        help="bind mapped PCI devices (and their IOMMU groups) to vfio-pci now, by identity",
-        description="Bind pci mappings' devices, and the other endpoints of their IOMMU "
-        "groups, to vfio-pci, wherever each device is found now. --boot binds every "
-        f"mapping marked vfio='boot' ({UNIT} runs it at boot).",
-    )
-    bind.add_argument("names", nargs="*", metavar="NAME", help="pci mappings to bind")
-    bind.add_argument(
-        "--boot",
-        action="store_true",
-        help="bind every pci mapping marked vfio='boot' that has an entry on this node",
-    )
-    bind.add_argument(
-        "--dry-run", action="store_true", help="print the sysfs writes, write nothing"
-    )
-    unbind = subparsers.add_parser(
-        "unbind",
-        help="give mapped devices bound by 'bind' back to their original drivers",
-    )
-    unbind.add_argument("names", nargs="+", metavar="NAME", help="pci mappings to give back")
-    unbind.add_argument(
-        "--dry-run", action="store_true", help="print the sysfs writes, write nothing"
-    )
-    # Where to look for processes holding a group open; for tests.
-    unbind.add_argument("--proc", default="/proc", help=argparse.SUPPRESS)
-    for p in (bind, unbind):
+    from ..options import BIND
+    from .common import add_options
+
+    if name == "bind":
+        p = sub.add_parser(
+            name,
+            help=help,
+            description="Bind pci mappings' devices, and the other endpoints of their IOMMU "
+            "groups, to vfio-pci, wherever each device is found now. --boot binds every "
+            f"mapping marked vfio='boot' ({UNIT} runs it at boot).",
+        )
+        p.add_argument("names", nargs="*", metavar="NAME", help="pci mappings to bind")
         p.add_argument(
-            "--store",
-            metavar="PATH",
-            help="mapping store file (default $HOSTDEV_RESOLVER_STORE, else the hook config's)",
+            "--boot",
+            action="store_true",
+            help="bind every pci mapping marked vfio='boot' that has an entry on this node",
         )
         p.add_argument(
-            "--node", metavar="NAME", help="node name (default the hook config's, or this host's)"
+            "--dry-run", action="store_true", help="print the sysfs writes, write nothing"
         )
+        add_options(p, BIND)
+        p.set_defaults(handler=cmd_bind)
+    else:
+        p = sub.add_parser(name, help=help)
+        p.add_argument("names", nargs="+", metavar="NAME", help="pci mappings to give back")
         p.add_argument(
-            "--sysfs", metavar="ROOT", help="sysfs root (default the hook config's, or /sys)"
+            "--dry-run", action="store_true", help="print the sysfs writes, write nothing"
         )
-    bind.set_defaults(handler=cmd_bind)
-    unbind.set_defaults(handler=cmd_unbind)
+        # Where to look for processes holding a group open; for tests.
+        p.add_argument("--proc", default="/proc", help=argparse.SUPPRESS)
+        add_options(p, BIND)
+        p.set_defaults(handler=cmd_unbind)

@@ -32,7 +32,7 @@ def cmd_store_export(args: argparse.Namespace) -> int:
 
 
 def cmd_store_import(args: argparse.Namespace) -> int:
-    from ...xml.store import read_store_bytes
+    from ...host.storeread import read_store_bytes
 
     store = _need_etcd(args, "store import")
     count = store.replace_all(read_store_bytes(args.file), args.file)
@@ -89,28 +89,28 @@ def cmd_agent(args: argparse.Namespace) -> int:
         agent.stop.set()
 
 
-def register_cluster_commands(sub: Any, common: argparse.ArgumentParser) -> None:
-    sp = sub.add_parser("store", help="convert the store between etcd and its file form")
-    ssub = sp.add_subparsers(dest="store_command", metavar="ACTION", parser_class=type(sp))
-    ssub.required = True
-    exp = ssub.add_parser(
-        "export", parents=[common], help="write an etcd store in file form (valid store.xsd)"
-    )
-    exp.add_argument("-o", "--output", metavar="FILE", help="write here (atomically), not stdout")
-    exp.set_defaults(handler=cmd_store_export)
-    imp = ssub.add_parser(
-        "import",
-        parents=[common],
-        help="make an etcd store hold exactly the mappings of a file store (one transaction)",
-    )
-    imp.add_argument("file", metavar="FILE")
-    imp.set_defaults(handler=cmd_store_import)
-
-    ag = sub.add_parser(
-        "agent",
-        parents=[common],
-        help="cluster node service: cache the etcd store, publish this node's inventory",
-    )
+def register(sub: Any, name: str, help: str, common: argparse.ArgumentParser) -> None:
+    """Add `store export|import` or `agent` (doors.cli.main.COMMANDS)."""
+    if name == "store":
+        sp = sub.add_parser(name, help=help)
+        ssub = sp.add_subparsers(dest="store_command", metavar="ACTION", parser_class=type(sp))
+        ssub.required = True
+        exp = ssub.add_parser(
+            "export", parents=[common], help="write an etcd store in file form (valid store.xsd)"
+        )
+        exp.add_argument(
+            "-o", "--output", metavar="FILE", help="write here (atomically), not stdout"
+        )
+        exp.set_defaults(handler=cmd_store_export)
+        imp = ssub.add_parser(
+            "import",
+            parents=[common],
+            help="make an etcd store hold exactly the mappings of a file store (one transaction)",
+        )
+        imp.add_argument("file", metavar="FILE")
+        imp.set_defaults(handler=cmd_store_import)
+        return
+    ag = sub.add_parser(name, parents=[common], help=help)
     ag.add_argument("--cache", metavar="FILE", help="the file the hook reads (hook.toml 'store')")
     ag.add_argument(
         "--config",

@@ -1,5 +1,6 @@
 """What the commands share: where the host devices and the store come from (the
-host-source and store options), and how output and warnings leave.
+host-source and store options, spelled in doors.options and added by `add_options`),
+and how output and warnings leave.
 
 `validate`, `map check` and the cluster commands use these as `main`'s commands do, so
 they live below all of them.
@@ -11,13 +12,14 @@ import argparse
 import sys
 
 from ...host.hostsource import HostSource
-from ...host.storebackend import store_location
 from ...model.errors import InputError, Location, UsageError
+from ..options import SOURCES, SPECS, metavar
 
 # Not typing.TYPE_CHECKING: every command imports this module (see main.py).
 TYPE_CHECKING = False
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from typing import Any
 
     from ...host.devicenames import DeviceNames
@@ -25,6 +27,7 @@ if TYPE_CHECKING:
     from ...model.scsi import ScsiInventory
     from ...xml.store import Store
     from ...xml.xmldoc import Document
+    from ..options import Help
 
 
 def host_sources(args: argparse.Namespace) -> list[HostSource]:
@@ -71,13 +74,31 @@ def open_scsi(args: argparse.Namespace, inventory: object = None) -> ScsiInvento
     return read_scsi_inventory(args.sysfs or "/sys", dev_root)
 
 
-def add_store_tls_options(group: Any) -> None:
-    group.add_argument("--store-ca", metavar="FILE", help="etcds://: CA bundle of the etcd cluster")
-    group.add_argument("--store-cert", metavar="FILE", help="etcds://: client certificate")
-    group.add_argument("--store-key", metavar="FILE", help="etcds://: client certificate's key")
+def add_options(container: Any, options: Sequence[Help], *, one_source: bool = False) -> None:
+    """Add a door's share of the common options (doors.options) to an argparse parser or
+    group. `one_source`: the host sources among them exclude each other (a command that
+    looks at one node)."""
+    exclusive = None
+    for option in options:
+        flag, help = option[0], option[1]
+        value, repeat = SPECS[flag]
+        target = container
+        if one_source and flag in SOURCES:
+            exclusive = exclusive or container.add_mutually_exclusive_group()
+            target = exclusive
+        if value is None:
+            target.add_argument(flag, action="store_true", help=help)
+        elif repeat:
+            target.add_argument(flag, metavar=metavar(option), action="append", help=help)
+        else:
+            target.add_argument(flag, metavar=metavar(option), help=help)
 
 
 def store_path(args: argparse.Namespace) -> str:
+    # Imported here: the store backends bring the store's XML form (and expat) to every
+    # command, `inventory` included, which reads no store.
+    from ...host.storebackend import store_location
+
     return store_location(args)
 
 

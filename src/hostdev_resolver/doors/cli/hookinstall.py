@@ -204,15 +204,14 @@ def cmd_hook_install(args: argparse.Namespace) -> int:
     return 0
 
 
-def register_hook_command(
-    subparsers: argparse._SubParsersAction[Any], common_parser: argparse.ArgumentParser
+def register(
+    sub: argparse._SubParsersAction[Any], name: str, help: str, common: argparse.ArgumentParser
 ) -> None:
-    """Add `hook install`. The common host options mean nothing to it, so `common_parser`
-    only lends its class (the CLI's one-line usage errors) to the new parsers."""
-    hook = subparsers.add_parser("hook", help="the libvirt qemu hook")
-    actions = hook.add_subparsers(
-        dest="hook_command", metavar="ACTION", parser_class=type(common_parser)
-    )
+    """Add `hook install` (doors.cli.main.COMMANDS). The common host options mean nothing
+    to it, so `common` only lends its class (the CLI's one-line usage errors) to the new
+    parsers."""
+    hook = sub.add_parser(name, help=help)
+    actions = hook.add_subparsers(dest="hook_command", metavar="ACTION", parser_class=type(common))
     actions.required = True
     install = actions.add_parser(
         "install",

@@ -13,8 +13,12 @@ from .common import device_names, open_host, open_scsi
 TYPE_CHECKING = False
 
 if TYPE_CHECKING:
+    from typing import Any
+
     from ...host.sysfs import PciRow
     from ...model.pciaddress import PciAddress
+
+    Subparsers = argparse._SubParsersAction[Any]
 
 
 def _group_order(row: PciRow) -> tuple[bool, int]:
@@ -188,3 +192,15 @@ def cmd_inventory(args: argparse.Namespace) -> int:
             print()
             print("\n".join(lines))
     return 0
+
+
+def register(sub: Subparsers, name: str, help: str, common: argparse.ArgumentParser) -> None:
+    """Add `inventory` (doors.cli.main.COMMANDS)."""
+    p = sub.add_parser(name, parents=[common], help=help)
+    p.add_argument(
+        "--format",
+        choices=["text", "json"],
+        default="text",
+        help="json: a host snapshot for --host",
+    )
+    p.set_defaults(handler=cmd_inventory)

@@ -30,9 +30,10 @@ from ...core.locate import (
     unobserved_usb,
 )
 from ...host.hostsource import HostSource, default_store, this_node
+from ...host.storeread import load_store
 from ...model.errors import HostAccessError, UsageError
 from ...model.records import asdict, frozen
-from ...xml.store import Mapping, PciEntry, PciMapping, Store, UsbEntry, UsbMapping, load_store
+from ...xml.store import Mapping, PciEntry, PciMapping, Store, UsbEntry, UsbMapping
 
 if TYPE_CHECKING:
     import argparse
@@ -340,31 +341,26 @@ def cmd_map_check(args: argparse.Namespace) -> int:
     return 1
 
 
-def register_map_check(map_subparsers: Any, common: argparse.ArgumentParser) -> None:
-    """Add `map check` to the `map` subcommands.
+def register(sub: Any, name: str, help: str, common: argparse.ArgumentParser) -> None:
+    """Add `map check` to the `map` subcommands (doors.cli.maps.register).
 
     `common` is deliberately not a parent: there `--host` and `--connect` exclude each
-    other, while `map check` looks at several nodes from any mix of sources. `--store`
-    and `--node` keep the meaning and spelling they have in `common`.
+    other, while `map check` looks at several nodes from any mix of sources
+    (doors.options.MAP_CHECK_NODES).
     """
     del common
-    p = map_subparsers.add_parser(
-        "check",
-        help="every mapping on every node: ok / mismatch / shifted / missing / unreachable",
+    p = sub.add_parser(
+        name,
+        help=help,
         description=(
             "Check every mapping against every node given (--connect, --host, --sysfs; "
             "the live host when none is). Exit 0 when every row is ok, 1 otherwise."
         ),
     )
-    p.add_argument(
-        "--store",
-        metavar="PATH|URL",
-        help="mapping store (default $HOSTDEV_RESOLVER_STORE or /etc/hostdev-resolver/mappings.xml); "
-        "with etcd://… and no --connect/--host/--sysfs, the nodes are the inventories their agents published",
-    )
-    from .common import add_store_tls_options
+    from ..options import MAP_CHECK_NODES, MAP_CHECK_STORE
+    from .common import add_options
 
-    add_store_tls_options(p)
+    add_options(p, MAP_CHECK_STORE)
     p.add_argument(
         "--max-age",
         metavar="SECONDS",
@@ -372,21 +368,6 @@ def register_map_check(map_subparsers: Any, common: argparse.ArgumentParser) -> 
         default=DEFAULT_MAX_AGE,
         help=f"a published inventory older than this is a 'stale' row (default {DEFAULT_MAX_AGE})",
     )
-    p.add_argument(
-        "--connect",
-        metavar="[NODE=]URI",
-        action="append",
-        help="a node through libvirt (node name: the remote host name unless NODE= gives it); repeatable",
-    )
-    p.add_argument(
-        "--host",
-        metavar="SNAPSHOT",
-        action="append",
-        help="a node from 'inventory --format json' output; repeatable",
-    )
-    p.add_argument("--sysfs", metavar="ROOT", help="a node from a directory laid out like /sys")
-    p.add_argument(
-        "--node", metavar="NAME", help="node name for --sysfs or a single --host snapshot"
-    )
+    add_options(p, MAP_CHECK_NODES)
     p.add_argument("--format", choices=["text", "json"], default="text")
     p.set_defaults(handler=cmd_map_check)

@@ -8,9 +8,11 @@ import argparse
 import os
 import sys
 
+from ...core.kinds.pci import capture as capture_pci
+from ...core.kinds.usb import capture as capture_usb
 from ...host.storebackend import edit_store, is_url
 from ...model.errors import HostAccessError, InputError, Location, RefusedError, UsageError
-from ...model.identity import UsbIdentity, parse_id16
+from ...model.identity import parse_id16
 from ...model.pciaddress import PciAddress
 from ...model.records import fields, is_record
 from ...xml.store import MdevMapping, PciEntry, UsbEntry, VfEntry
@@ -27,26 +29,7 @@ if TYPE_CHECKING:
 
 
 def _capture_pci(inventory: HostInventory, node: str, text: str) -> PciEntry:
-    address = PciAddress.parse(text)
-    dev = inventory.pci_device(address)
-    if dev is None:
-        raise RefusedError(
-            f"no PCI device at {address} on node {node}",
-            fix="see 'hostdev-resolver inventory' for the devices this host has",
-        )
-    if dev.is_bridge:
-        raise RefusedError(
-            f"{address} is a PCI bridge ({dev.identity.ids}); bridges cannot be passed through"
-        )
-    return PciEntry(
-        node=node,
-        address=dev.address,
-        identity=dev.identity,
-        iommu_group=dev.iommu_group,
-        numa_node=dev.numa_node,
-        physical_slot=dev.physical_slot,
-        port_path=dev.port_path,
-    )
+    return capture_pci(inventory, node, PciAddress.parse(text))
 
 
 def _capture_usb(inventory: HostInventory, node: str, args: argparse.Namespace) -> UsbEntry:
@@ -56,36 +39,9 @@ def _capture_usb(inventory: HostInventory, node: str, args: argparse.Namespace) 
         )
     vendor = parse_id16(args.vendor, "--vendor")
     product = parse_id16(args.product, "--product")
-    matches = [
-        d
-        for d in inventory.usb_devices()
-        if (d.identity.vendor, d.identity.product) == (vendor, product)
-        and (args.serial is None or d.identity.serial == args.serial)
-        and (args.port is None or d.port_path == args.port)
-    ]
-    wanted = f"{vendor:04x}:{product:04x}" + (f" serial {args.serial}" if args.serial else "")
-    if not matches:
-        if args.offline:
-            return UsbEntry(node, UsbIdentity(vendor, product, args.serial), args.port)
-        raise RefusedError(
-            f"no USB device {wanted} is plugged in on node {node}",
-            fix="plug it in, or pass --offline to record the identity as typed",
-        )
-    if len(matches) > 1:
-        at = ", ".join(f"{m.port_path} (serial {m.identity.serial or 'none'})" for m in matches)
-        raise RefusedError(
-            f"{len(matches)} USB devices {wanted} on node {node}: {at}",
-            fix="pick one with --serial S or --port PATH",
-        )
-    dev = matches[0]
-    # A device without a serial is told apart from its twins by the port it is in.
-    twins = [
-        d
-        for d in inventory.usb_devices()
-        if (d.identity.vendor, d.identity.product) == (vendor, product)
-    ]
-    port = dev.port_path if dev.identity.serial is None and len(twins) > 1 else args.port
-    return UsbEntry(node, dev.identity, port)
+    return capture_usb(
+        inventory, node, vendor, product, serial=args.serial, port=args.port, offline=args.offline
+    )
 
 
 _NAME_FIRST = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789")
@@ -229,7 +185,7 @@ def _map_add_sriov_mdev(args: argparse.Namespace, path: str) -> int:
 
 def _map_add_wwn(args: argparse.Namespace, path: str) -> int:
     """lun, scsi and vhba mappings: captured from the SCSI/FC view, node-independent."""
-    from ...core.scsiresolve import capture_lun, capture_vhba
+    from ...core.kinds.scsi import capture_lun, capture_vhba
 
     scsi = open_scsi(args)
     if scsi is None:
@@ -466,3 +422,155 @@ def cmd_map_remove(args: argparse.Namespace) -> int:
         what = "the mapping"
     print(f"removed {what} of {args.name!r} from {path}")
     return 0
+
+
+# -- the parser ------------------------------------------------------------------
+
+
+# Each kind of `map add` takes only its own options; a kind's parser gets the others as
+# None, so cmd_map_add reads one namespace whatever the kind.
+_MAP_ADD_DESTS = (
+    "address", "vendor", "product", "serial", "port", "offline", "wwn", "device",
+    "initiator", "target", "lun", "wwnn", "wwpn", "parent_wwnn", "parent_wwpn",
+    "parent_fabric", "vfio", "pool", "pf", "index", "vgpu_type", "parent", "mdev_type",
+    "uuid", "require_reset",
+)  # fmt: skip
+
+
+def _add_map_add(msub: Any, common: argparse.ArgumentParser) -> None:
+    """`map add KIND NAME …`: one sub-command per kind (the same spelling as before),
+    so --help, the man page and completion offer each kind only its options."""
+    add = msub.add_parser(
+        "add", help="add a mapping (or a node entry to it), capturing the identity from the host"
+    )
+    kinds = add.add_subparsers(dest="kind", metavar="KIND", parser_class=type(common))
+    kinds.required = True
+
+    def kind(name: str, help: str) -> argparse.ArgumentParser:
+        p: argparse.ArgumentParser = kinds.add_parser(name, parents=[common], help=help)
+        p.add_argument("name", metavar="NAME", help="the mapping's name")
+        return p
+
+    pci = kind("pci", "a PCI device (GPU, NIC, NVMe), by its address on this node")
+    pci.add_argument("--address", metavar="BDF", help="PCI address of the device on this node")
+    usb = kind("usb", "a USB device, by vendor and product (and serial or port)")
+    usb.add_argument("--vendor", metavar="V", help="USB vendor ID")
+    usb.add_argument("--product", metavar="P", help="USB product ID")
+    usb.add_argument(
+        "--serial", metavar="S", help="USB serial, to pick one of several identical devices"
+    )
+    usb.add_argument(
+        "--port", metavar="PATH", help="USB port path (e.g. 1-2.3) for devices without a serial"
+    )
+    usb.add_argument(
+        "--offline",
+        action="store_true",
+        help="record the identity as typed, without the device present",
+    )
+    for p in (pci, usb):
+        p.add_argument(
+            "--pool",
+            action="store_true",
+            help="add the device as one more member of the mapping's pool on this node "
+            "(without it, another device re-maps the name on this node)",
+        )
+    vf = kind("vf", "an SR-IOV VF, by its PF's identity and its index")
+    vf.add_argument("--pf", metavar="BDF", help="the SR-IOV physical function on this node")
+    vf.add_argument("--index", metavar="N", type=int, help="the VF index below --pf")
+    vf.add_argument(
+        "--vgpu-type",
+        metavar="T",
+        help="NVIDIA VF vGPU: the type current_vgpu_type must hold at start",
+    )
+    mdev = kind("mdev", "a mediated device (vGPU), by its parent(s) and type")
+    mdev.add_argument(
+        "--parent",
+        metavar="BDF|MAPPING",
+        action="append",
+        help="parent device, or a pci mapping naming parents (repeatable: a pool)",
+    )
+    mdev.add_argument("--type", dest="mdev_type", metavar="T", help="the mdev type")
+    mdev.add_argument("--uuid", metavar="UUID", help="the mdev's UUID (default: a new one)")
+    pci.add_argument(
+        "--vfio",
+        nargs="?",
+        const="start",
+        choices=("start", "boot"),
+        metavar="start|boot",
+        help="the hook binds the device and its IOMMU group to vfio-pci at start; "
+        "--vfio=boot: hostdev-resolver-bind.service also binds them at boot, "
+        "wherever the device is found (docs/boot-binding.md)",
+    )
+    # A VF exists only once its PF's sriov_numvfs is written, so it cannot be bound at boot.
+    vf.add_argument(
+        "--vfio",
+        action="store_true",
+        help="the hook binds the device and its IOMMU group to vfio-pci at start",
+    )
+    for p in (pci, vf, mdev):
+        p.add_argument(
+            "--require-reset",
+            action="store_true",
+            help="refuse a start when the device has no reset method",
+        )
+    lun = kind("lun", "a LUN for <disk device='lun'>, by its WWN")
+    scsi = kind("scsi", "a SCSI LUN for <hostdev type='scsi'>, by WWN or FC path")
+    for p in (lun, scsi):
+        p.add_argument("--wwn", metavar="WWN", help="the LUN's WWN (NAA or EUI-64)")
+        p.add_argument("--device", metavar="DEV", help="capture from sdX, sgN or H:C:T:L")
+    scsi.add_argument("--initiator", metavar="WWPN", help="FC initiator port")
+    scsi.add_argument("--target", metavar="WWPN", help="FC target port")
+    scsi.add_argument("--lun", metavar="N", type=int, help="LUN number behind --target")
+    vhba = kind("vhba", "an NPIV virtual HBA port, by its WWNN/WWPN")
+    vhba.add_argument("--wwnn", metavar="WWNN", help="the virtual port's node name")
+    vhba.add_argument("--wwpn", metavar="WWPN", help="the virtual port's port name")
+    vhba.add_argument("--parent-wwnn", metavar="WWNN", help="parent HBA node name")
+    vhba.add_argument("--parent-wwpn", metavar="WWPN", help="parent HBA port name")
+    vhba.add_argument("--parent-fabric", metavar="WWN", help="parent by fabric name")
+    for p in (pci, usb, vf, mdev, lun, scsi, vhba):
+        p.add_argument("--description", metavar="TEXT", help="what the device is for")
+        p.add_argument(
+            "--allow",
+            metavar="PATTERN",
+            action="append",
+            help="domain name pattern allowed to use it (repeatable)",
+        )
+        own = {a.dest for a in p._actions}
+        p.set_defaults(handler=cmd_map_add, **{d: None for d in _MAP_ADD_DESTS if d not in own})
+
+
+def register(sub: Any, name: str, help: str, common: argparse.ArgumentParser) -> None:
+    """Add `map add|list|show|remove|check` (doors.cli.main.COMMANDS)."""
+    mp = sub.add_parser(name, help=help)
+    msub = mp.add_subparsers(dest="map_command", metavar="ACTION", parser_class=type(common))
+    msub.required = True
+    _add_map_add(msub, common)
+    lst = msub.add_parser("list", parents=[common], help="list mappings")
+    lst.add_argument("--format", choices=["text", "json"], default="text")
+    lst.set_defaults(handler=cmd_map_list)
+    show = msub.add_parser(
+        "show",
+        parents=[common],
+        help="show one mapping, with the running guests holding its members (asked of libvirt)",
+    )
+    show.add_argument("name")
+    show.add_argument("--format", choices=["text", "json"], default="text")
+    show.set_defaults(handler=cmd_map_show)
+    rm = msub.add_parser(
+        "remove",
+        parents=[common],
+        help="remove a mapping, its entries on one node (--node), or one pool member (--address)",
+    )
+    rm.add_argument("name")
+    rm.add_argument(
+        "--address", metavar="BDF", help="with --node: only the pool member at this PCI address"
+    )
+    rm.set_defaults(handler=cmd_map_remove)
+    from . import mapcheck
+
+    mapcheck.register(
+        msub,
+        "check",
+        "every mapping on every node: ok / mismatch / shifted / missing / unreachable",
+        common,
+    )

@@ -14,8 +14,12 @@ from .common import open_host, open_scsi, store_for, warn, write_output
 TYPE_CHECKING = False
 
 if TYPE_CHECKING:
+    from typing import Any
+
     from ...host.variants import VariantDrivers
     from ...model.inventory import HostInventory
+
+    Subparsers = argparse._SubParsersAction[Any]
 
 
 def cmd_resolve(args: argparse.Namespace) -> int:
@@ -108,3 +112,30 @@ def cmd_validate(args: argparse.Namespace) -> int:
         for line in report.lines():
             print(line)
     return report.exit_code
+
+
+def register(sub: Subparsers, name: str, help: str, common: argparse.ArgumentParser) -> None:
+    """Add `resolve`, `validate` or `verify` (doors.cli.main.COMMANDS)."""
+    p = sub.add_parser(name, parents=[common], help=help)
+    if name == "resolve":
+        p.add_argument("file")
+        p.add_argument(
+            "-o", "--output", metavar="OUT", help="write here instead of stdout (atomically)"
+        )
+        p.set_defaults(handler=cmd_resolve)
+    elif name == "validate":
+        p.add_argument("files", nargs="+", metavar="FILE")
+        p.add_argument(
+            "--all-nodes", action="store_true", help="check every node in the store, not just one"
+        )
+        p.add_argument("--format", choices=["text", "json"], default="text")
+        p.set_defaults(handler=cmd_validate)
+    else:
+        p.add_argument("file")
+        p.add_argument("--format", choices=["text", "json"], default="text")
+        p.add_argument(
+            "--dry-run",
+            action="store_true",
+            help="also print the sysfs writes the hook would make to bind vfio-pci",
+        )
+        p.set_defaults(handler=cmd_verify)

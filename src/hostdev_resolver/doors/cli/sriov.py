@@ -88,19 +88,7 @@ def capture_vf(
             f"{vf.address} on node {node} has no current_vgpu_type: not an NVIDIA vGPU VF",
             fix="drop --vgpu-type, or use the mdev form for mdev-based vGPUs",
         )
-    return VfEntry(
-        pf.node,
-        pf.address,
-        pf.identity,
-        pf.iommu_group,
-        pf.numa_node,
-        pf.physical_slot,
-        pf.port_path,
-        None,
-        args.index,
-        vf.identity.vendor,
-        vf.identity.device,
-    )
+    return VfEntry.of(pf, args.index, vf.identity.vendor, vf.identity.device)
 
 
 def _types_text(inventory: HostInventory, parent: PciAddress) -> str:
