@@ -57,8 +57,12 @@ def _cycles(exclude_type_checking_imports: bool) -> list[set[str]]:
     graph, function-level imports included (Tarjan's algorithm)."""
     import grimp
 
+    # No cache: grimp's on-disk cache (keyed by modification times) could answer for
+    # sources edited within the same second.
     graph = grimp.build_graph(
-        "hostdev_resolver", exclude_type_checking_imports=exclude_type_checking_imports
+        "hostdev_resolver",
+        exclude_type_checking_imports=exclude_type_checking_imports,
+        cache_dir=None,
     )
     index: dict[str, int] = {}
     low: dict[str, int] = {}

@@ -18,9 +18,10 @@ from hostdev_resolver.model.inventory import (
     PciDevice,
     RememberedInventory,
     UsbDevice,
+    iommu_off,
 )
 from hostdev_resolver.model.pciaddress import PciAddress
-from hostdev_resolver.model.pcifacts import facts_of, iommu_off
+from hostdev_resolver.model.pcifacts import facts_of
 from hostdev_resolver.model.scsi import ScsiInventory
 from tests.cluster.test_cluster import HV1, HV1_SYSFS
 from tests.support.hosttree import HostSpec, HostTree, PciSpec

@@ -8,11 +8,11 @@ import pytest
 
 from hostdev_resolver.core.variants import VfioVariants
 from hostdev_resolver.core.vfioplan import plan_binding
+from hostdev_resolver.host.storeread import load_store
 from hostdev_resolver.host.sysfs import SysfsInventory
 from hostdev_resolver.model.errors import RefusedError
 from hostdev_resolver.model.inventory import IndexedInventory
 from hostdev_resolver.model.records import replace
-from hostdev_resolver.xml.store import load_store
 from hostdev_resolver.xml.xmldoc import parse_bytes
 
 from .fixtures import AUDIO, GPU, USB, domain_xml, gpu_host, make_host, mapped

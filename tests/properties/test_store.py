@@ -16,13 +16,13 @@ from hostdev_resolver.xml.store import (
     Mapping,
     PciEntry,
     PciMapping,
-    StoreEditor,
     UsbEntry,
     UsbMapping,
     VhbaMapping,
     WwnMapping,
     parse_store,
 )
+from hostdev_resolver.xml.storeedit import StoreEditor
 from hostdev_resolver.xml.xmldoc import parse_bytes
 
 from .test_values import addresses, wwns

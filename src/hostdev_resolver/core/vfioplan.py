@@ -17,7 +17,7 @@ write the address to the current driver's `unbind`, write the address to
 
 The plan asks the inventory, never the host: its devices and groups, its PCI facts
 (an NVIDIA VF's vGPU type, a device's modalias) and whether the IOMMU is on
-(`model.pcifacts.iommu_off`). `host.vfio` carries a plan out (the one sysfs writer,
+(`model.inventory.iommu_off`). `host.vfio` carries a plan out (the one sysfs writer,
 the state file) and gives the devices back.
 """
 
@@ -26,8 +26,9 @@ from __future__ import annotations
 import os
 
 from ..model.errors import InputError, Location, RefusedError
+from ..model.inventory import iommu_off
 from ..model.pciaddress import PciAddress
-from ..model.pcifacts import facts_of, iommu_off
+from ..model.pcifacts import facts_of
 from ..model.records import frozen
 from ..xml.domain import devices_of, domain_name, is_pci_source_element, pci_source_address
 from ..xml.store import PciMapping, Store

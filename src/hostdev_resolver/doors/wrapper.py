@@ -24,7 +24,6 @@ import os
 import sys
 
 from .. import __version__
-from ..core.mdev import MdevRecord
 from ..core.metadata import HR_NS, PciRecord, Resolution, UsbRecord, read_resolution
 from ..core.resolution import element_of_record, needs_store, resolve_domain, without_store
 from ..model.errors import (
@@ -846,6 +845,8 @@ def with_references(data: bytes, source: str) -> bytes:
     resolution = read_resolution(doc)
     if resolution is None:
         return data
+    from ..core.mdev import MdevRecord
+
     splicer = Splicer(doc)
     if doc.attribute_span(doc.root, "xmlns:hr") is None:
         splicer.set_attribute(doc.root, "xmlns:hr", HR_NS)
@@ -936,6 +937,8 @@ def followable(doc: Document, session: Session) -> bool:
 
 def _place(record: object) -> str | None:
     """Where a record puts its device, as the messages name it."""
+    from ..core.mdev import MdevRecord
+
     if isinstance(record, MdevRecord):
         return f"mdev {record.uuid} on {record.parent}"
     if isinstance(record, PciRecord):

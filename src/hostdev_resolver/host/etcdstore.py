@@ -24,7 +24,8 @@ from typing import Any, TypeVar
 
 from ..model.errors import HostAccessError, InputError, Location, RefusedError, UsageError
 from ..model.records import frozen
-from ..xml.store import NS, Mapping, Store, StoreEditor, parse_store, validate_schema
+from ..xml.store import NS, Mapping, Store, parse_store, validate_schema
+from ..xml.storeedit import StoreEditor
 from ..xml.xmldoc import parse_bytes
 from .etcd import EtcdClient, KeyValue, Refused, Tls, b64, prefix_end
 

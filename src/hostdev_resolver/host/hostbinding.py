@@ -173,7 +173,8 @@ def plan_groups(
 ) -> tuple[list[GroupPlan], list[RefusedError]]:
     """One plan per IOMMU group holding targets; a group is refused whole when a device
     in it that is not a target is used by a host driver (never taken away)."""
-    from ..model.pcifacts import facts_of, iommu_off
+    from ..model.inventory import iommu_off
+    from ..model.pcifacts import facts_of
 
     if not targets:
         return [], []

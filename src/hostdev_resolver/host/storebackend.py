@@ -6,7 +6,8 @@ modules are imported only when the store is a URL.
 
 from __future__ import annotations
 
-from ..xml.store import Store, StoreEditor
+from ..xml.store import Store
+from ..xml.storeedit import StoreEditor
 from .hostsource import default_store
 from .storeread import load_store
 

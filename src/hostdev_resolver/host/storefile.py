@@ -15,7 +15,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from ..model.errors import InputError, Location
-from ..xml.store import EMPTY, StoreEditor, parse_store, validate_schema
+from ..xml.store import EMPTY, parse_store, validate_schema
+from ..xml.storeedit import StoreEditor
 from ..xml.xmldoc import parse_bytes
 from .storeread import read_store_bytes
 

@@ -199,3 +199,20 @@ class RememberedInventory:
         from .pcifacts import facts_of
 
         return facts_of(self.inner)
+
+
+def iommu_off(inventory: HostInventory) -> str | None:
+    """Why the IOMMU is seen to be off on this host, or None when it is on.
+
+    An inventory with PCI facts says (the kernel lists /sys/kernel/iommu_groups only with
+    an IOMMU enabled). A view without them (a snapshot, a libvirt connection) shows it
+    the same way: no PCI device has an IOMMU group.
+    """
+    from .pcifacts import facts_of
+
+    facts = facts_of(inventory)
+    if facts is not None:
+        return facts.iommu_off()
+    if any(d.iommu_group is not None for d in inventory.pci_devices()):
+        return None
+    return "no PCI device has an IOMMU group"

@@ -17,8 +17,6 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Protocol
 
-    from .inventory import HostInventory
-
     class PciFacts(Protocol):
         """What the core asks of a host's PCI facts (`host.pcifacts.SysfsPciFacts`)."""
 
@@ -105,18 +103,3 @@ def facts_of(inventory: object) -> PciFacts | None:
         return None
     facts: PciFacts | None = make()
     return facts
-
-
-def iommu_off(inventory: HostInventory) -> str | None:
-    """Why the IOMMU is seen to be off on this host, or None when it is on.
-
-    An inventory with PCI facts says (the kernel lists /sys/kernel/iommu_groups only with
-    an IOMMU enabled). A view without them (a snapshot, a libvirt connection) shows it
-    the same way: no PCI device has an IOMMU group.
-    """
-    facts = facts_of(inventory)
-    if facts is not None:
-        return facts.iommu_off()
-    if any(d.iommu_group is not None for d in inventory.pci_devices()):
-        return None
-    return "no PCI device has an IOMMU group"
