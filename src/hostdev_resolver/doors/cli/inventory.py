@@ -177,9 +177,11 @@ def cmd_inventory(args: argparse.Namespace) -> int:
             print(
                 f"{u.bus:>3} {u.device:>3}  {u.port_path:<10} {u.identity.ids:<10} {u.driver or '-':<10} {u.identity.serial or '-':<{width}}  {name}".rstrip()
             )
-    from .sriov import mdev_inventory_lines
+    mdev_lines: list[str] = []
+    if parents != []:  # none found in the table's pass: nothing to import the lines for
+        from .sriov import mdev_inventory_lines
 
-    mdev_lines = mdev_inventory_lines(inventory, parents=parents)
+        mdev_lines = mdev_inventory_lines(inventory, parents=parents)
     if mdev_lines:
         print()
         print("\n".join(mdev_lines))
