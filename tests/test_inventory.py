@@ -214,3 +214,147 @@ def test_attribute_links_empty_files_and_directories(tmp_path: Path) -> None:
         d.close()
     dev = SysfsInventory(tmp_path).pci_device(PciAddress.parse("0000:41:00.0"))
     assert dev is not None and dev.numa_node == 1
+
+
+def _varied_host(root: Path, vmd: bool) -> None:
+    """Functions of every shape the table shows: a PF and its VFs (one VF without
+    numa_node), an unbound function, one without subsystem IDs or IOMMU group, one in a
+    slot, an mdev parent, one whose tree has no uevent file; with `vmd`, one in a 32-bit
+    PCI domain (named 10000:e1:00.0, as the kernel names it)."""
+    from tests.support.hosttree import PciSpec
+
+    pci = [
+        PciSpec("0000:00:00.0", "1022", "1480", klass="060000"),
+        PciSpec("0000:00:14.0", "8086", "a36d", klass="0c0330", iommu_group=5, driver="xhci_hcd"),
+        PciSpec(
+            "0000:41:00.0", "10de", "20b5", "10de", "1533", "030200", iommu_group=31,
+            numa_node=1, driver="vfio-pci", serial="48-b0-2d-ff-ff-12-34-56", slot="2",
+        ),
+        PciSpec(
+            "0000:42:00.0", "10DE", "1EB8", "10de", "12a2", "030200", iommu_group=33,
+            numa_node=0, driver="nvidia", mdev_types={"nvidia-222": {"name": "GRID T4-1B"}},
+        ),
+        PciSpec("0000:42:00.1", "10de", "1aef", klass="040300", iommu_group=33),
+        PciSpec(
+            "0000:43:00.0", "8086", "1592", "8086", "0002", "020000", iommu_group=40,
+            numa_node=0, driver="ice", serial="00-11-22-33-44-55-66-77", sriov_totalvfs=8,
+        ),
+        *(
+            PciSpec(
+                vf, "8086", "1889", "8086", "0000", "020000", iommu_group=41 + i,
+                numa_node=0, driver="iavf", physfn="0000:43:00.0",
+            )
+            for i, vf in enumerate(["0000:43:01.0", "0000:43:01.1", "0000:43:01.2"])
+        ),
+    ]  # fmt: skip
+    if vmd:
+        pci.append(PciSpec("10000:e1:00.0", "144d", "a808", klass="010802", iommu_group=60))
+    HostTree.build(root, HostSpec(pci=pci))
+    devices = root / "bus" / "pci" / "devices"
+    (devices / "0000:43:01.1" / "numa_node").unlink()  # as a kernel without CONFIG_NUMA
+    (devices / "0000:00:14.0" / "uevent").unlink()  # a tree copied without uevent files
+
+
+@pytest.mark.parametrize("vmd", [False, True], ids=["kernel-names", "32-bit-domain"])
+def test_the_table_shows_what_the_records_say(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], vmd: bool
+) -> None:
+    """`inventory` reads its table straight from sysfs, without records: row for row it
+    is what `pci_devices()` says, and the text is what the same host's snapshot gives."""
+    from hostdev_resolver.host.sysfs import pci_row, pci_table
+
+    sys_root = tmp_path / "sys"
+    _varied_host(sys_root, vmd)
+    inventory = SysfsInventory(sys_root)
+    rows, parents = pci_table(inventory)
+    devices = sorted(SysfsInventory(sys_root).pci_devices(), key=lambda d: d.address)
+    assert rows == [pci_row(d) for d in devices]
+    assert parents == inventory.pci_facts().mdev_parents() == [PciAddress.parse("0000:42:00.0")]
+    shown = {row[1]: row for row in rows}
+    assert shown["0000:43:01.1"][5] == "-" and shown["0000:43:01.0"][5] == "0"
+    assert shown["0000:43:00.0"][10] == 3 and shown["0000:43:01.2"][9] == "0000:43:00.0"
+    assert shown["0000:42:00.0"][3] == "10de:1eb8" and shown["0000:42:00.1"][6] is None
+    assert shown["0000:00:14.0"][6] == "xhci_hcd"  # no uevent: the driver link
+    assert cli.main(["inventory", "--format", "json", "--sysfs", str(sys_root), "--node", "n"]) == 0
+    (tmp_path / "snap.json").write_text(capsys.readouterr().out)
+    assert cli.main(["inventory", "--host", str(tmp_path / "snap.json")]) == 0
+    from_snapshot = capsys.readouterr().out
+    assert cli.main(["inventory", "--sysfs", str(sys_root), "--node", "n"]) == 0
+    from_sysfs = capsys.readouterr().out
+    table = 3 + len(rows)  # the node line, a blank line, the header and a line each
+    assert from_sysfs.splitlines()[:table] == from_snapshot.splitlines()[:table]
+    assert "mdev parent 0000:42:00.0:" in from_sysfs
+    assert "VF of 0000:43:00.0" in from_sysfs and "3 VFs" in from_sysfs and "slot 2" in from_sysfs
+
+
+def test_the_driver_is_read_from_uevent(tmp_path: Path) -> None:
+    """The kernel writes DRIVER=<name> into uevent exactly while the device is bound
+    (dev_uevent): the name the driver link has, without reading the link."""
+    from hostdev_resolver.host.sysfs import pci_table
+
+    HostTree.build(tmp_path, HostSpec.load(GOLDEN_HOST))
+    dev_dir = tmp_path / "bus" / "pci" / "devices" / "0000:41:00.0"
+    assert (dev_dir / "uevent").read_text().startswith("DRIVER=vfio-pci\nPCI_CLASS=30200\n")
+    # A link that no kernel would show beside this uevent: only uevent is read.
+    (dev_dir / "driver").unlink()
+    (dev_dir / "driver").symlink_to("../../bus/pci/drivers/nouveau")
+    dev = SysfsInventory(tmp_path).pci_device(PciAddress.parse("0000:41:00.0"))
+    assert dev is not None and dev.driver == "vfio-pci"
+    # Without DRIVER=: unbound, as the kernel shows it, or a tree made without DRIVER=
+    # lines (examples/workstation/sys), whose driver link says which.
+    (dev_dir / "uevent").write_text("PCI_CLASS=30200\nPCI_ID=10DE:20B5\n")
+    dev = SysfsInventory(tmp_path).pci_device(PciAddress.parse("0000:41:00.0"))
+    assert dev is not None and dev.driver == "nouveau"
+    (dev_dir / "driver").unlink()
+    dev = SysfsInventory(tmp_path).pci_device(PciAddress.parse("0000:41:00.0"))
+    assert dev is not None and dev.driver is None
+    rows, _ = pci_table(SysfsInventory(tmp_path))
+    assert {row[1]: row[6] for row in rows}["0000:41:00.0"] is None
+
+
+def test_system_calls_per_function(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What a host's thousands of functions cost: `pci_devices` opens each function's
+    directory and three attributes, reads two links (the bus link and iommu_group: the
+    driver comes from uevent) and probes physfn and virtfn0; the table `inventory` prints
+    reads one link, the bus link's port path not being shown."""
+    from hostdev_resolver.host.sysfs import pci_table
+    from tests.support.hosttree import PciSpec
+
+    functions = 64
+    spec = HostSpec(
+        pci=[
+            PciSpec(
+                f"0000:01:{i // 8:02x}.{i % 8}", "8086", "1521", "8086", "0001", "020000",
+                iommu_group=i, numa_node=0, driver="igb",
+            )
+            for i in range(functions)
+        ]
+    )  # fmt: skip
+    HostTree.build(tmp_path, spec)
+    inventory = SysfsInventory(tmp_path)
+    inventory._slot_map()
+    calls: dict[str, int] = {}
+    for name in ("open", "readlink", "access", "stat", "listdir", "scandir"):
+        real = getattr(os, name)
+
+        def counted(*args: object, _name: str = name, _real: object = real, **kw: object) -> object:
+            calls[_name] = calls.get(_name, 0) + 1
+            return _real(*args, **kw)  # type: ignore[operator]
+
+        monkeypatch.setattr(os, name, counted)
+    assert len(inventory.pci_devices()) == functions
+    assert calls.pop("listdir") == 1
+    assert {k: v / functions for k, v in calls.items()} == {
+        "open": 4 + 1 / functions,  # each directory, uevent, config, numa_node; the bus
+        "readlink": 2,
+        "access": 2,
+    }
+    calls.clear()
+    rows, _ = pci_table(inventory)
+    assert len(rows) == functions
+    assert calls.pop("listdir") == 1
+    assert {k: v / functions for k, v in calls.items()} == {
+        "open": 4 + 1 / functions,
+        "readlink": 1,
+        "access": 3,  # physfn, virtfn0, mdev_supported_types
+    }

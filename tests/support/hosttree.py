@@ -105,6 +105,17 @@ def _write(path: Path, text: str) -> None:
     path.write_text(text + "\n")
 
 
+def set_uevent_driver(device: Path, driver: str | None) -> None:
+    """DEV/uevent as the kernel shows it once DEV is bound to `driver` (or unbound):
+    dev_uevent (drivers/base/core.c) writes DRIVER=<name> before the bus's own
+    variables exactly while the device has a driver."""
+    uevent = device / "uevent"
+    if not uevent.exists():  # a tree made without uevent files
+        return
+    lines = [x for x in uevent.read_text().splitlines() if not x.startswith("DRIVER=")]
+    _write(uevent, "\n".join([f"DRIVER={driver}"] * (driver is not None) + lines))
+
+
 def dsn_config(serial: str | None) -> bytes:
     """4 KiB of config space with a Device Serial Number extended capability."""
     config = bytearray(4096)
@@ -257,6 +268,7 @@ class HostTree:
         drv.mkdir(parents=True, exist_ok=True)
         (path / "driver").symlink_to(_rel(drv, path / "driver"))
         (drv / path.name).symlink_to(_rel(path, drv / path.name))
+        set_uevent_driver(path, driver)
 
     def remove_pci(self, address: str) -> None:
         """Hot-unplug: the device's directory and every link to it go away."""

@@ -26,7 +26,7 @@ from pathlib import Path
 from hostdev_resolver.core.vfioplan import SysfsWrite
 from hostdev_resolver.model.errors import HostAccessError, Location
 from hostdev_resolver.model.pciaddress import PciAddress
-from tests.support.hosttree import HostTree
+from tests.support.hosttree import HostTree, set_uevent_driver
 
 
 class SimKernel:
@@ -56,10 +56,12 @@ class SimKernel:
         drv = self.root / "bus" / "pci" / "drivers" / driver
         (dev / "driver").symlink_to(os.path.relpath(drv, dev))
         (drv / dev.name).symlink_to(os.path.relpath(dev, drv))
+        set_uevent_driver(dev, driver)
 
     def _unbind(self, dev: Path, driver: str) -> None:
         (dev / "driver").unlink()
         (self.root / "bus" / "pci" / "drivers" / driver / dev.name).unlink()
+        set_uevent_driver(dev, None)
 
     def _loaded(self, driver: str) -> bool:
         return (self.root / "bus" / "pci" / "drivers" / driver).is_dir()

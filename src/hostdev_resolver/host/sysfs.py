@@ -14,7 +14,7 @@ import stat
 from ..model.errors import HostAccessError, InputError, Location
 from ..model.identity import PciIdentity, UsbIdentity, format_dsn, parse_class, parse_id16
 from ..model.inventory import PciDevice, UsbDevice
-from ..model.pciaddress import PciAddress, decimal_digits, shown
+from ..model.pciaddress import MAX_DIGITS, PciAddress, decimal_digits, hex_digits, shown
 
 # Not typing.TYPE_CHECKING: the hook avoids importing typing (see records.py).
 TYPE_CHECKING = False
@@ -23,6 +23,21 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from .pcifacts import SysfsPciFacts
+
+    # One PCI function as its sysfs directory has it, unparsed: vendor, device, subsystem
+    # vendor and device, class, driver, serial (from config), iommu_group, numa_node,
+    # the physfn link's target and the virtfnN links' targets in index order.
+    _RawPci = tuple[
+        str, str, str | None, str | None, str | None, str | None, str | None,
+        str | None, str | None, str | None, list[str],
+    ]  # fmt: skip
+    # One row of `inventory`'s PCI table (`pci_table`, `pci_row`): iommu group, address,
+    # class (base and sub class, or ----), vendor:device, subsystem, NUMA node (or -),
+    # driver, serial, physical slot, PF address, number of VFs, vendor and device.
+    PciRow = tuple[
+        int | None, str, str, str, str | None, str, str | None, str | None, str | None,
+        str | None, int, int, int,
+    ]  # fmt: skip
 
 # PCIe extended capabilities start at 0x100 of config space; Device Serial Number is ID 3
 # (PCIe Base Spec 7.9.3). Unprivileged readers get only the first 64 bytes of `config`.
@@ -225,6 +240,26 @@ def _check_regular(fd: int, where: str, name: str) -> bool:
     return True
 
 
+def _text_at(dir_fd: int, name: str, where: str) -> str | None:
+    data = read_attribute(dir_fd, name, where)
+    return None if data is None else data.decode("utf-8", "replace").strip()
+
+
+def _link_name_at(dir_fd: int, name: str) -> str | None:
+    try:
+        return os.readlink(name, dir_fd=dir_fd).rpartition("/")[2]
+    except OSError:  # not a link, or gone: no such relation
+        return None
+
+
+def _optional_link_name_at(dir_fd: int, name: str) -> str | None:
+    """`_link_name_at` for a link most devices lack (physfn, virtfnN): asking whether it
+    is there costs half a failed readlink, which raises an exception besides."""
+    if not os.access(name, os.F_OK, dir_fd=dir_fd, follow_symlinks=False):
+        return None
+    return _link_name_at(dir_fd, name)
+
+
 class SysfsDir:
     """An open device directory (from `SysfsReader.directory`); close it after use."""
 
@@ -236,21 +271,13 @@ class SysfsDir:
         return read_attribute(self.fd, name, self.path, limit)
 
     def text(self, name: str) -> str | None:
-        data = self.bytes(name)
-        return None if data is None else data.decode("utf-8", "replace").strip()
+        return _text_at(self.fd, name, self.path)
 
     def link_name(self, name: str) -> str | None:
-        try:
-            return os.readlink(name, dir_fd=self.fd).rpartition("/")[2]
-        except OSError:  # not a link, or gone: no such relation
-            return None
+        return _link_name_at(self.fd, name)
 
     def optional_link_name(self, name: str) -> str | None:
-        """`link_name` for a link most devices lack (physfn, virtfnN): asking whether it
-        is there costs half a failed readlink, which raises an exception besides."""
-        if not os.access(name, os.F_OK, dir_fd=self.fd, follow_symlinks=False):
-            return None
-        return self.link_name(name)
+        return _optional_link_name_at(self.fd, name)
 
     def close(self) -> None:
         os.close(self.fd)
@@ -258,11 +285,14 @@ class SysfsDir:
 
 def _uevent_ids(
     uevent: str | None,
-) -> tuple[str, str, str | None, str | None, str | None] | None:
-    """(vendor, device, subsystem vendor, subsystem device, class) from a PCI device's
-    uevent, one read instead of five. The kernel writes PCI_ID=%04X:%04X,
-    PCI_SUBSYS_ID=%04X:%04X and PCI_CLASS=%X from the same fields as the vendor,
-    device, subsystem_* and class attributes (drivers/pci/pci-driver.c, pci_uevent)."""
+) -> tuple[str, str, str | None, str | None, str | None, str | None] | None:
+    """(vendor, device, subsystem vendor, subsystem device, class, driver) from a PCI
+    device's uevent, one read instead of five attributes and the `driver` link. The
+    kernel writes PCI_ID=%04X:%04X, PCI_SUBSYS_ID=%04X:%04X and PCI_CLASS=%X from the
+    same fields as the vendor, device, subsystem_* and class attributes
+    (drivers/pci/pci-driver.c, pci_uevent), and DRIVER=<name> exactly when the device is
+    bound, before them (drivers/base/core.c, dev_uevent): the name the `driver` link's
+    target has, a driver's directory being named after it (drivers/base/bus.c)."""
     if not uevent:
         return None
     fields = {}
@@ -275,7 +305,14 @@ def _uevent_ids(
     sub = fields.get("PCI_SUBSYS_ID", "").split(":")
     sub_vendor, sub_device = (sub[0], sub[1]) if len(sub) == 2 else (None, None)
     klass = fields.get("PCI_CLASS")
-    return pci_id[0], pci_id[1], sub_vendor, sub_device, klass.zfill(6) if klass else None
+    return (
+        pci_id[0],
+        pci_id[1],
+        sub_vendor,
+        sub_device,
+        klass.zfill(6) if klass else None,
+        fields.get("DRIVER") or None,
+    )
 
 
 def read_dsn(config: bytes | None) -> str | None:
@@ -305,6 +342,330 @@ def port_path_of(real: str) -> str | None:
             hops = [p.split(":")[-1] for p in parts[i + 1 :] if p.count(":") == 2]
             return "/".join([part, *hops])
     return None
+
+
+def _driver_link(dir_fd: int, prefix: str) -> str | None:
+    """The driver a function's uevent does not name: none, as the kernel shows an
+    unbound function; but a tree made by hand or by an older make-host-tree may have
+    uevent files without DRIVER= beside its driver links, and the link is what it says."""
+    return _link_name_at(dir_fd, prefix + "driver")
+
+
+def _read_pci(dir_fd: int, prefix: str, where: str) -> _RawPci | None:
+    """The attributes and links of the function whose directory is `prefix` (a name
+    ending in "/", or "" for `dir_fd` itself) below `dir_fd`, which is `where`; None
+    when it has no vendor and device (gone, or no device). Per function: three
+    attributes (uevent, config, numa_node; each open, read, close), the iommu_group
+    link, and whether physfn and virtfn0 are there; the driver comes from uevent (the
+    `driver` link is read only when uevent names none)."""
+    ids = _uevent_ids(_text_at(dir_fd, prefix + "uevent", where))
+    vendor: str | None
+    device: str | None
+    if ids is not None:
+        vendor, device, sub_vendor, sub_device, klass, driver = ids
+    else:  # a tree copied without uevent files: one file per field
+        vendor, device = (
+            _text_at(dir_fd, prefix + "vendor", where),
+            _text_at(dir_fd, prefix + "device", where),
+        )
+        sub_vendor = _text_at(dir_fd, prefix + "subsystem_vendor", where)
+        sub_device = _text_at(dir_fd, prefix + "subsystem_device", where)
+        klass = _text_at(dir_fd, prefix + "class", where)
+        driver = None
+    if vendor is None or device is None:
+        return None
+    if driver is None:
+        driver = _driver_link(dir_fd, prefix)
+    serial = read_dsn(read_attribute(dir_fd, prefix + "config", where, CONFIG_LIMIT))
+    group = _link_name_at(dir_fd, prefix + "iommu_group")
+    numa = _text_at(dir_fd, prefix + "numa_node", where)
+    physfn = _optional_link_name_at(dir_fd, prefix + "physfn")
+    # The kernel links a PF's VFs as virtfn0..virtfn<sriov_numvfs-1>, without gaps
+    # (drivers/pci/iov.c): reading them in turn costs a non-PF one failed access(),
+    # where listing the directory cost every device four system calls.
+    virtfns: list[str] = []
+    while (vf := _optional_link_name_at(dir_fd, f"{prefix}virtfn{len(virtfns)}")) is not None:
+        virtfns.append(vf)
+    return (
+        vendor, device, sub_vendor, sub_device, klass, driver, serial, group, numa, physfn,
+        virtfns,
+    )  # fmt: skip
+
+
+def _pci_device(
+    address: PciAddress,
+    raw: _RawPci,
+    where: Location,
+    slot: str | None,
+    port_path: str | None,
+) -> PciDevice:
+    vendor, device, sub_vendor, sub_device, klass, driver, serial, group, numa, physfn, vfs = raw
+    # Records made with every field in order take the constructor's fast path:
+    # a host has thousands of functions.
+    identity = PciIdentity(
+        parse_id16(vendor, "vendor", where),
+        parse_id16(device, "device", where),
+        parse_id16(sub_vendor, "subsystem_vendor", where) if sub_vendor else None,
+        parse_id16(sub_device, "subsystem_device", where) if sub_device else None,
+        parse_class(klass, where) if klass else None,
+        serial,
+    )
+    return PciDevice(
+        address,
+        identity,
+        int(group) if group is not None and decimal_digits(group) else None,
+        int(numa) if numa is not None and decimal_digits(numa) else None,
+        driver,
+        slot,
+        port_path,
+        PciAddress.parse(physfn) if physfn else None,
+        tuple(sorted(PciAddress.parse(vf) for vf in vfs)),
+    )
+
+
+def pci_row(dev: PciDevice) -> PciRow:
+    """What `inventory`'s table shows of `dev`."""
+    ident = dev.identity
+    return (
+        dev.iommu_group,
+        str(dev.address),
+        "----" if ident.class_code is None else f"{ident.class_code >> 8:04x}",
+        ident.ids,
+        ident.subsystem,
+        "-" if dev.numa_node is None else str(dev.numa_node),
+        dev.driver,
+        ident.serial,
+        dev.physical_slot,
+        None if dev.physfn is None else str(dev.physfn),
+        len(dev.virtfns),
+        ident.vendor,
+        ident.device,
+    )
+
+
+def _row(name: str, raw: _RawPci, slot: str | None) -> PciRow | None:
+    """`pci_row` of the device `_pci_device` makes of `raw`, straight from the strings
+    the kernel writes (uevent's IDs are four hex digits, its class six once padded);
+    None for anything else, which `_pci_device` then reads or refuses as it always has.
+    No record is made: `inventory` only prints them."""
+    vendor, device, sub_vendor, sub_device, klass, driver, serial, group, numa, physfn, vfs = raw
+    if not (hex_digits(vendor, 4, 4) and hex_digits(device, 4, 4)):
+        return None
+    if sub_vendor is None and sub_device is None:
+        subsystem = None
+    elif (
+        sub_vendor is not None
+        and sub_device is not None
+        and hex_digits(sub_vendor, 4, 4)
+        and hex_digits(sub_device, 4, 4)
+    ):
+        subsystem = f"{sub_vendor}:{sub_device}".lower()
+    else:
+        return None
+    if klass is None:
+        shown_class = "----"
+    elif hex_digits(klass, 6, 6):
+        shown_class = klass[:4].lower()
+    else:
+        return None
+    pf = str(PciAddress.parse(physfn)) if physfn else None
+    for vf in vfs:  # refused here as by _pci_device
+        PciAddress.parse(vf)
+    return (
+        int(group) if group is not None and decimal_digits(group) else None,
+        name,
+        shown_class,
+        f"{vendor}:{device}".lower(),
+        subsystem,
+        str(int(numa)) if numa is not None and decimal_digits(numa) else "-",
+        driver,
+        serial,
+        slot,
+        pf,
+        len(vfs),
+        int(vendor, 16),
+        int(device, 16),
+    )
+
+
+def _kernel_name(name: str) -> bool:
+    """`dddd:bb:ss.f` in lower-case hex with slot <= 1f, function <= 7: how the kernel
+    names a function of a 16-bit PCI domain (pci_setup_device, "%04x:%02x:%02x.%d").
+    Such names sort as their addresses do, and are their addresses' str()."""
+    return (
+        len(name) == 12
+        and name[4] == ":"
+        and name[7] == ":"
+        and name[10] == "."
+        and name[8] in "01"
+        and name[11] in "01234567"
+        and not (name[:4] + name[5:7] + name[9]).strip("0123456789abcdef")
+    )
+
+
+def _quick(dir_fd: int, name: str, limit: int) -> bytes | None:
+    """An attribute's bytes as the kernel hands them over, in one read: b"" when the
+    device has no such attribute; None for anything else (no permission, empty, an
+    error, more than `limit`: not what sysfs gives), which `read_attribute` then
+    reads, refuses or reports as it always does."""
+    try:
+        fd = os.open(name, _ATTRIBUTE_FLAGS, dir_fd=dir_fd)
+    except FileNotFoundError:
+        return b""
+    except OSError:
+        return None
+    try:
+        data = os.read(fd, limit + 1)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    return data if 0 < len(data) <= limit else None
+
+
+def _quick_row(dir_fd: int, name: str, slot: str | None) -> PciRow | None:
+    """`_row` of the function `name` (a `_kernel_name`) whose directory is `dir_fd`,
+    from the same reads as `_read_pci`, when everything is as the kernel writes it and
+    the function is no PF; None otherwise, and the function is then read the careful
+    way. Only what the table shows is made: one uevent parse and one tuple."""
+    uevent = _quick(dir_fd, "uevent", TEXT_LIMIT)
+    if not uevent:
+        return None
+    ids = _uevent_ids(uevent.decode("utf-8", "replace").strip())
+    if ids is None:
+        return None
+    vendor, device, sub_vendor, sub_device, klass, driver = ids
+    if len(vendor) != 4 or len(device) != 4 or (vendor + device).strip(_HEX):
+        return None
+    if sub_vendor is None and sub_device is None:
+        subsystem = None
+    elif (
+        sub_vendor is not None
+        and sub_device is not None
+        and len(sub_vendor) == 4
+        and len(sub_device) == 4
+        and not (sub_vendor + sub_device).strip(_HEX)
+    ):
+        subsystem = f"{sub_vendor}:{sub_device}".lower()
+    else:
+        return None
+    if klass is None:
+        shown_class = "----"
+    elif len(klass) == 6 and not klass.strip(_HEX):
+        shown_class = klass[:4].lower()
+    else:
+        return None
+    config = _quick(dir_fd, "config", CONFIG_LIMIT)
+    numa = _quick(dir_fd, "numa_node", TEXT_LIMIT)
+    if config is None or numa is None:
+        return None
+    node = numa.strip()
+    if node.isdigit() and len(node) <= MAX_DIGITS:  # bytes: ASCII digits only
+        shown_numa = str(int(node))
+    else:  # -1 (no node), or absent: as _read_pci reads it
+        text = numa.decode("utf-8", "replace").strip()
+        shown_numa = str(int(text)) if decimal_digits(text) else "-"
+    group = _link_name_at(dir_fd, "iommu_group")
+    physfn = _optional_link_name_at(dir_fd, "physfn")
+    if driver is None:
+        driver = _driver_link(dir_fd, "")
+    if os.access("virtfn0", os.F_OK, dir_fd=dir_fd, follow_symlinks=False):
+        return None  # a PF: its VFs are read as _read_pci reads them
+    return (
+        int(group) if group is not None and decimal_digits(group) else None,
+        name,
+        shown_class,
+        f"{vendor}:{device}".lower(),
+        subsystem,
+        shown_numa,
+        driver,
+        read_dsn(config),
+        slot,
+        str(PciAddress.parse(physfn)) if physfn else None,
+        0,
+        int(vendor, 16),
+        int(device, 16),
+    )
+
+
+_HEX = "0123456789abcdefABCDEF"
+_DIRECTORY_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+
+
+def pci_table(inventory: SysfsInventory) -> tuple[list[PciRow], list[PciAddress]]:
+    """`inventory`'s PCI table rows in address order (`pci_row` of each of
+    `pci_devices()`), and the mdev parents (`SysfsPciFacts.mdev_parents`), in one pass.
+
+    For a host's thousands of functions this is what `inventory` costs. Per function,
+    the reads `pci_devices` makes (its directory opened once; uevent, config and
+    numa_node; the iommu_group link; whether physfn and virtfn0 are there) and the
+    mdev_supported_types probe; not the bus link `pci_devices` reads for the port path,
+    which the table does not show, and no records. (Naming each attribute through
+    bus/pci/devices instead, "NAME/uevent", saves the directory's open and close but
+    costs more: every such name follows the bus link again, which sysfs builds anew
+    each time.)"""
+    reader = inventory.reader
+    base = reader.path("bus", "pci", "devices")
+    names = reader.listdir(base)
+    kernel_names = all(map(_kernel_name, names))
+    if kernel_names:  # the listing's order is the addresses' order
+        addresses = None
+    else:
+        addresses = sorted(PciAddress.parse(name) for name in names)
+        names = [str(address) for address in addresses]
+    try:
+        fd = os.open(base, _DIRECTORY_FLAGS)
+    except PermissionError as exc:
+        raise HostAccessError(f"cannot open {base}: permission denied", fix="run as root") from exc
+    except OSError:
+        return [], []
+    slots = inventory._slot_map()
+    rows = []
+    parents = []
+    try:
+        for i, name in enumerate(names):
+            try:
+                dfd = os.open(name, _DIRECTORY_FLAGS, dir_fd=fd)
+            except PermissionError as exc:
+                raise HostAccessError(
+                    f"cannot open {os.path.join(base, name)}: permission denied",
+                    fix="run as root",
+                ) from exc
+            except OSError:  # gone since it was listed
+                continue
+            try:
+                row = None
+                if kernel_names:
+                    # The slot map's keys are "dddd:bb:ss", the name's first ten characters.
+                    row = _quick_row(dfd, name, slots.get(name[:10]) if slots else None)
+                    # As SysfsPciFacts.mdev_parents: asked with access() first.
+                    if os.access("mdev_supported_types", os.F_OK, dir_fd=dfd) and os.path.isdir(
+                        os.path.join(base, name, "mdev_supported_types")
+                    ):
+                        parents.append(PciAddress.parse(name))
+                if row is None:
+                    where = os.path.join(base, name)
+                    raw = _read_pci(dfd, "", where)
+                    if raw is None:
+                        continue
+                    address = PciAddress.parse(name) if addresses is None else addresses[i]
+                    slot = inventory._slot_of(address)
+                    row = _row(name, raw, slot)
+                    if row is None:
+                        row = pci_row(_pci_device(address, raw, Location(where), slot, None))
+            finally:
+                os.close(dfd)
+            rows.append(row)
+        if not kernel_names:
+            parents = [
+                PciAddress.parse(name)
+                for name in reader.listdir(base)
+                if os.access(f"{name}/mdev_supported_types", os.F_OK, dir_fd=fd)
+                and os.path.isdir(os.path.join(base, name, "mdev_supported_types"))
+            ]
+    finally:
+        os.close(fd)
+    return rows, parents
 
 
 class SysfsInventory:
@@ -343,48 +704,15 @@ class SysfsInventory:
     ) -> PciDevice | None:
         """The device in directory `d`; `link` is the target of its bus/pci/devices
         entry when the caller has read it already."""
-        ids = _uevent_ids(d.text("uevent"))
-        vendor: str | None
-        device: str | None
-        if ids is not None:
-            vendor, device, sub_vendor, sub_device, klass = ids
-        else:  # a tree copied without uevent files: one file per field
-            vendor, device = d.text("vendor"), d.text("device")
-            sub_vendor, sub_device = d.text("subsystem_vendor"), d.text("subsystem_device")
-            klass = d.text("class")
-        if vendor is None or device is None:
+        raw = _read_pci(d.fd, "", d.path)
+        if raw is None:
             return None
-        where = Location(d.path)
-        # Records made with every field in order take the constructor's fast path:
-        # a host has thousands of functions.
-        identity = PciIdentity(
-            parse_id16(vendor, "vendor", where),
-            parse_id16(device, "device", where),
-            parse_id16(sub_vendor, "subsystem_vendor", where) if sub_vendor else None,
-            parse_id16(sub_device, "subsystem_device", where) if sub_device else None,
-            parse_class(klass, where) if klass else None,
-            read_dsn(d.bytes("config", CONFIG_LIMIT)),
-        )
-        group = d.link_name("iommu_group")
-        numa = d.text("numa_node")
-        physfn = d.optional_link_name("physfn")
-        # The kernel links a PF's VFs as virtfn0..virtfn<sriov_numvfs-1>, without gaps
-        # (drivers/pci/iov.c): reading them in turn costs a non-PF one failed access(),
-        # where listing the directory cost every device four system calls.
-        virtfns: list[PciAddress] = []
-        while (vf := d.optional_link_name(f"virtfn{len(virtfns)}")) is not None:
-            virtfns.append(PciAddress.parse(vf))
-        virtfns.sort()
-        return PciDevice(
+        return _pci_device(
             address,
-            identity,
-            int(group) if group is not None and decimal_digits(group) else None,
-            int(numa) if numa is not None and decimal_digits(numa) else None,
-            d.link_name("driver"),
+            raw,
+            Location(d.path),
             self._slot_of(address),
             port_path_of(self._real_dir(d.path, link)),
-            PciAddress.parse(physfn) if physfn else None,
-            tuple(virtfns),
         )
 
     @staticmethod
@@ -403,7 +731,7 @@ class SysfsInventory:
         except OSError:
             return base
 
-    def _slot_of(self, address: PciAddress) -> str | None:
+    def _slot_map(self) -> dict[str, str]:
         # /sys/bus/pci/slots/NAME/address holds "dddd:bb:ss" (no function): the slot's
         # functions all share it. There are few slots, however many functions.
         if self._slots is None:
@@ -413,10 +741,14 @@ class SysfsInventory:
                 addr = self.reader.text(os.path.join(slots_dir, name, "address"))
                 if addr:
                     self._slots[addr.lower()] = name
-        if not self._slots:
+        return self._slots
+
+    def _slot_of(self, address: PciAddress) -> str | None:
+        slots = self._slot_map()
+        if not slots:
             return None
         key = f"{address.domain:04x}:{address.bus:02x}:{address.slot:02x}"
-        return self._slots.get(key)
+        return slots.get(key)
 
     def pci_addresses(self) -> list[PciAddress]:
         return sorted(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from operator import attrgetter
 
 from .common import device_names, open_host, open_scsi
 
@@ -14,13 +15,14 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-    from ...model.inventory import PciDevice
+    from ...host.sysfs import PciRow
+    from ...model.pciaddress import PciAddress
 
     Subparsers = argparse._SubParsersAction[Any]
 
 
-def _group_of(dev: PciDevice) -> str:
-    return "-" if dev.iommu_group is None else str(dev.iommu_group)
+def _group_order(row: PciRow) -> tuple[bool, int]:
+    return (row[0] is None, row[0] or 0)
 
 
 def _iommu_off(inventory: object, args: argparse.Namespace) -> str | None:
@@ -107,46 +109,61 @@ def cmd_inventory(args: argparse.Namespace) -> int:
 
         print(json.dumps(data, indent=2))
         return 0
-    pci = sorted(
-        inventory.pci_devices(),
-        key=lambda d: (d.iommu_group is None, d.iommu_group or 0, d.address),
-    )
+    from ...host.sysfs import SysfsInventory, pci_row, pci_table
+
+    parents: list[PciAddress] | None = None
+    if isinstance(inventory, SysfsInventory):
+        # Rows straight from sysfs, in address order: no records for thousands of functions.
+        rows, parents = pci_table(inventory)
+    else:
+        rows = [pci_row(dev) for dev in sorted(inventory.pci_devices(), key=attrgetter("address"))]
+    # By group, devices without one last; by address within a group (a stable sort).
+    rows.sort(key=_group_order)
     names = device_names()
-    print(f"node {node}: {len(pci)} PCI functions, {len(inventory.usb_devices())} USB devices")
+    print(f"node {node}: {len(rows)} PCI functions, {len(inventory.usb_devices())} USB devices")
     iommu_off = _iommu_off(inventory, args)
-    if pci and iommu_off:
+    if rows and iommu_off:
         print(iommu_off)
-    elif pci and (remapping := _interrupt_remapping_off(inventory, args)):
+    elif rows and (remapping := _interrupt_remapping_off(inventory, args)):
         print(remapping)
     print()
-    rows = []
-    for dev in pci:
-        ident = dev.identity
-        extra = " ".join(
-            x
-            for x in (
-                ident.serial or "",
-                f"slot {dev.physical_slot}" if dev.physical_slot else "",
-                f"VF of {dev.physfn}" if dev.physfn else "",
-                f"{len(dev.virtfns)} VFs" if dev.virtfns else "",
+    table = []
+    named = False
+    # Without a pci.ids there is no name to look up (IdsFile.name would say None).
+    pci_name = names.pci if names.pci_ids.path is not None else None
+    for group, address, klass, ids, subsystem, numa, driver, serial, slot, pf, vfs, v, d in rows:
+        extra = ""
+        if serial or slot or pf or vfs:
+            extra = " ".join(
+                x
+                for x in (
+                    serial or "",
+                    f"slot {slot}" if slot else "",
+                    f"VF of {pf}" if pf else "",
+                    f"{vfs} VFs" if vfs else "",
+                )
+                if x
             )
-            if x
+        name = (pci_name(v, d) or "") if pci_name is not None else ""
+        named = named or bool(name)
+        table.append(
+            (
+                f"{'-' if group is None else group:>5}  {address:<14} [{klass}] [{ids}] "
+                f"{subsystem or '-':<10} {numa:>4}  {driver or '-':<14} ",
+                extra,
+                name,
+            )
         )
-        klass = f"{ident.class_code >> 8:04x}" if ident.class_code is not None else "----"
-        numa = "-" if dev.numa_node is None else str(dev.numa_node)
-        row = (
-            f"{_group_of(dev):>5}  {dev.address!s:<14} [{klass}] [{ident.ids}] {ident.subsystem or '-':<10} "
-            f"{numa:>4}  {dev.driver or '-':<14} "
-        )
-        rows.append((row, extra, names.pci(ident.vendor, ident.device) or ""))
     header = f"{'GROUP':>5}  {'ADDRESS':<14} {'CLASS':<6} {'ID':<11} {'SUBSYSTEM':<10} {'NUMA':>4}  {'DRIVER':<14} SERIAL/SLOT"
     # A NAME column only where the host has pci.ids: without it there is nothing to show.
-    if any(name for _, _, name in rows):
-        width = max(len("SERIAL/SLOT"), *(len(extra) for _, extra, _ in rows))
+    if named:
+        width = max(len("SERIAL/SLOT"), *(len(extra) for _, extra, _ in table))
         header = f"{header:<{len(header) - len('SERIAL/SLOT') + width}}  NAME"
-        rows = [(row, f"{extra:<{width}}  {name}", "") for row, extra, name in rows]
+        lines = [f"{row}{extra:<{width}}  {name}".rstrip() for row, extra, name in table]
+    else:
+        lines = [f"{row}{extra}".rstrip() for row, extra, _ in table]
     # One write for the table, not one per function (stdout may be unbuffered).
-    print("\n".join([header, *(f"{row}{extra}".rstrip() for row, extra, _ in rows)]))
+    print("\n".join([header, *lines]))
     usb = inventory.usb_devices()
     if usb:
         width = max(6, *(len(u.identity.serial or "-") for u in usb))
@@ -160,9 +177,11 @@ def cmd_inventory(args: argparse.Namespace) -> int:
             print(
                 f"{u.bus:>3} {u.device:>3}  {u.port_path:<10} {u.identity.ids:<10} {u.driver or '-':<10} {u.identity.serial or '-':<{width}}  {name}".rstrip()
             )
-    from .sriov import mdev_inventory_lines
+    mdev_lines: list[str] = []
+    if parents != []:  # none found in the table's pass: nothing to import the lines for
+        from .sriov import mdev_inventory_lines
 
-    mdev_lines = mdev_inventory_lines(inventory)
+        mdev_lines = mdev_inventory_lines(inventory, parents=parents)
     if mdev_lines:
         print()
         print("\n".join(mdev_lines))

@@ -139,13 +139,16 @@ def capture_mdev_parents(
     return entries
 
 
-def mdev_inventory_lines(inventory: HostInventory) -> list[str]:
-    """mdev-capable parents and their types, for `inventory`."""
+def mdev_inventory_lines(
+    inventory: HostInventory, parents: list[PciAddress] | None = None
+) -> list[str]:
+    """mdev-capable parents and their types, for `inventory`; `parents` when the caller
+    has found them already (as `mdev_parents()`)."""
     facts = facts_of(inventory)
     if facts is None:
         return []
     lines = []
-    for parent in facts.mdev_parents():
+    for parent in facts.mdev_parents() if parents is None else parents:
         lines.append(f"mdev parent {parent}:")
         for t in facts.mdev_types(parent):
             free = "?" if t.available is None else str(t.available)
