@@ -7,8 +7,6 @@ maps from a sysfs root and a dev root (`read_scsi_inventory`), through
 from __future__ import annotations
 
 import os
-from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
 
 from ..model.errors import InputError, Location
 from ..model.pciaddress import decimal_digits
@@ -27,8 +25,18 @@ from ..model.vpd import parse_pg80, parse_pg83, parse_wwid
 from ..model.wwn import Wwn, parse_fc_attribute
 from .sysfs import VPD_PAGE_LIMIT, SysfsReader
 
+# Not typing.TYPE_CHECKING, and os.path rather than pathlib: `inventory` imports this
+# module on every run, and typing with pathlib cost it ~6 ms (issue 12).
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping
+    from typing import Protocol
+
+    class UdevDevice(Protocol):
+        """The part of `pyudev.Device` we read (umockdev serves the same)."""
+
+        @property
+        def properties(self) -> Mapping[str, str]: ...
 
 
 # -- reading sysfs -------------------------------------------------------------------
@@ -42,7 +50,7 @@ def _host_number(name: str) -> int | None:
     return int(name[4:]) if name.startswith("host") and decimal_digits(name[4:]) else None
 
 
-def _read_identity(r: SysfsReader, dev: Path) -> LunIdentity:
+def _read_identity(r: SysfsReader, dev: str) -> LunIdentity:
     """A device's identity from VPD pages (or `wwid` on kernels without them).
 
     Raises InputError (VpdError included) when a page is present but unusable.
@@ -50,22 +58,22 @@ def _read_identity(r: SysfsReader, dev: Path) -> LunIdentity:
     where = Location(str(dev))
     wwn: Wwn | None = None
     t10: str | None = None
-    pg83 = r.bytes(dev / "vpd_pg83", VPD_PAGE_LIMIT)
+    pg83 = r.bytes(os.path.join(dev, "vpd_pg83"), VPD_PAGE_LIMIT)
     if pg83 is not None:
         ident = parse_pg83(pg83)
         wwn, t10 = ident.wwn, ident.t10_vendor_id
     else:
         # vpd_pg83 appeared in Linux 4.2; `wwid` (3.19) carries only the preferred designator.
-        wwid = r.text(dev / "wwid")
+        wwid = r.text(os.path.join(dev, "wwid"))
         if wwid:
             try:
                 wwn, t10 = parse_wwid(wwid)
             except InputError as exc:
                 raise InputError(exc.what, where=where) from None
-    pg80 = r.bytes(dev / "vpd_pg80", VPD_PAGE_LIMIT)
+    pg80 = r.bytes(os.path.join(dev, "vpd_pg80"), VPD_PAGE_LIMIT)
     serial = parse_pg80(pg80) if pg80 is not None else None
-    vendor = r.text(dev / "vendor") or None
-    model = r.text(dev / "model") or None
+    vendor = r.text(os.path.join(dev, "vendor")) or None
+    model = r.text(os.path.join(dev, "model")) or None
     if wwn is None and t10 is None and serial is None:
         raise InputError(
             "reports no WWN, T10 vendor ID or unit serial (no VPD pages 0x83/0x80)",
@@ -79,14 +87,14 @@ def _read_device(r: SysfsReader, name: str) -> ScsiDevice | None:
         address = ScsiAddress.parse(name)
     except InputError:
         return None
-    dev = Path(r.path("class", "scsi_device", name, "device"))
-    if not dev.is_dir():
+    dev = r.path("class", "scsi_device", name, "device")
+    if not os.path.isdir(dev):
         return None  # a dangling class entry: the device went away while we listed them
     # CONFIG_SYSFS_DEPRECATED kernels used `block:sdX` links instead of a `block/` dir;
     # gone since 2.6.38, not supported.
-    blocks = r.listdir(dev / "block")
-    generics = r.listdir(dev / "scsi_generic")
-    ptype = _int_or_none(r.text(dev / "type"))
+    blocks = r.listdir(os.path.join(dev, "block"))
+    generics = r.listdir(os.path.join(dev, "scsi_generic"))
+    ptype = _int_or_none(r.text(os.path.join(dev, "type")))
     try:
         identity = _read_identity(r, dev)
     except InputError as exc:
@@ -103,7 +111,7 @@ def _read_device(r: SysfsReader, name: str) -> ScsiDevice | None:
     )
 
 
-def _vport_parent(r: SysfsReader, host_dir: Path) -> int | None:
+def _vport_parent(r: SysfsReader, host_dir: str) -> int | None:
     """The physical host of an NPIV vport: its device sits below `hostP/vport-P:C-N/`
     (drivers/scsi/scsi_transport_fc.c, fc_vport_setup)."""
     real = os.path.realpath(host_dir)
@@ -117,16 +125,16 @@ def _vport_parent(r: SysfsReader, host_dir: Path) -> int | None:
 def _read_fc_hosts(r: SysfsReader) -> tuple[list[FcHost], list[Unreadable]]:
     hosts: list[FcHost] = []
     bad: list[Unreadable] = []
-    base = Path(r.path("class", "fc_host"))
+    base = r.path("class", "fc_host")
     for name in r.listdir(base):
         number = _host_number(name)
         if number is None:
             continue
-        d = base / name
+        d = os.path.join(base, name)
         try:
-            wwnn = parse_fc_attribute(r.text(d / "node_name"))
-            wwpn = parse_fc_attribute(r.text(d / "port_name"))
-            fabric = parse_fc_attribute(r.text(d / "fabric_name"))
+            wwnn = parse_fc_attribute(r.text(os.path.join(d, "node_name")))
+            wwpn = parse_fc_attribute(r.text(os.path.join(d, "port_name")))
+            fabric = parse_fc_attribute(r.text(os.path.join(d, "fabric_name")))
         except InputError as exc:
             bad.append(Unreadable(str(d), exc.what))
             continue
@@ -135,15 +143,15 @@ def _read_fc_hosts(r: SysfsReader) -> tuple[list[FcHost], list[Unreadable]]:
             continue
         # vport_create is write-only (S_IWUSR, scsi_transport_fc.c): only its presence
         # says the HBA can carry NPIV vports, so test for it instead of reading it.
-        npiv = Path(r.path("class", "fc_host", name, "vport_create")).exists()
+        npiv = os.path.exists(r.path("class", "fc_host", name, "vport_create"))
         hosts.append(
             FcHost(
                 number,
                 wwnn,
                 wwpn,
-                r.text(d / "port_state"),
+                r.text(os.path.join(d, "port_state")),
                 fabric,
-                _vport_parent(r, d / "device"),
+                _vport_parent(r, os.path.join(d, "device")),
                 npiv,
             )
         )
@@ -153,7 +161,7 @@ def _read_fc_hosts(r: SysfsReader) -> tuple[list[FcHost], list[Unreadable]]:
 def _read_fc_targets(r: SysfsReader) -> tuple[list[FcTarget], list[Unreadable]]:
     targets: list[FcTarget] = []
     bad: list[Unreadable] = []
-    base = Path(r.path("class", "fc_transport"))
+    base = r.path("class", "fc_transport")
     for name in r.listdir(base):
         parts = name.removeprefix("target").split(":")
         if (
@@ -162,10 +170,10 @@ def _read_fc_targets(r: SysfsReader) -> tuple[list[FcTarget], list[Unreadable]]:
             or not all(decimal_digits(p) for p in parts)
         ):
             continue
-        d = base / name
+        d = os.path.join(base, name)
         try:
-            wwpn = parse_fc_attribute(r.text(d / "port_name"))
-            wwnn = parse_fc_attribute(r.text(d / "node_name"))
+            wwpn = parse_fc_attribute(r.text(os.path.join(d, "port_name")))
+            wwnn = parse_fc_attribute(r.text(os.path.join(d, "node_name")))
         except InputError as exc:
             bad.append(Unreadable(str(d), exc.what))
             continue
@@ -179,11 +187,11 @@ def _read_fc_targets(r: SysfsReader) -> tuple[list[FcTarget], list[Unreadable]]:
 
 def _read_multipaths(r: SysfsReader) -> list[MultipathMap]:
     out = []
-    base = Path(r.path("block"))
+    base = r.path("block")
     for name in r.listdir(base):
         if not name.startswith("dm-"):
             continue
-        uuid = r.text(base / name / "dm" / "uuid")
+        uuid = r.text(os.path.join(base, name, "dm", "uuid"))
         # multipathd names maps "mpath-<WWID>"; other dm targets (LVM "LVM-…", crypt
         # "CRYPT-…") stack on disks too but are not paths to a LUN.
         if not uuid or not uuid.startswith("mpath-"):
@@ -192,27 +200,27 @@ def _read_multipaths(r: SysfsReader) -> list[MultipathMap]:
             MultipathMap(
                 name,
                 uuid,
-                r.text(base / name / "dm" / "name") or None,
-                tuple(r.listdir(base / name / "slaves")),
+                r.text(os.path.join(base, name, "dm", "name")) or None,
+                tuple(r.listdir(os.path.join(base, name, "slaves"))),
             )
         )
     return out
 
 
-def _read_links(dev_root: Path) -> tuple[DevLink, ...]:
+def _read_links(dev_root: str) -> tuple[DevLink, ...]:
     r = SysfsReader(dev_root)
-    base = Path(r.path("disk", "by-id"))
+    base = r.path("disk", "by-id")
     links = []
     for name in r.listdir(base):
-        target = r.link_name(base / name)
+        target = r.link_name(os.path.join(base, name))
         if target is not None:
             links.append(DevLink(name, target))
     return tuple(links)
 
 
 def read_scsi_inventory(
-    root: Path | str = "/sys",
-    dev_root: Path | str | None = "/dev",
+    root: str | os.PathLike[str] = "/sys",
+    dev_root: str | os.PathLike[str] | None = "/dev",
     *,
     reader: SysfsReader | None = None,
 ) -> ScsiInventory:
@@ -232,19 +240,12 @@ def read_scsi_inventory(
         fc_hosts=tuple(sorted(fc_hosts, key=lambda h: h.host)),
         fc_targets=tuple(fc_targets),
         multipaths=tuple(_read_multipaths(r)),
-        links=None if dev_root is None else _read_links(Path(dev_root)),
+        links=None if dev_root is None else _read_links(os.fspath(dev_root)),
         unreadable=tuple(bad_hosts + bad_targets),
     )
 
 
 # -- reading udev -------------------------------------------------------------------
-
-
-class UdevDevice(Protocol):
-    """The part of `pyudev.Device` we read (umockdev serves the same)."""
-
-    @property
-    def properties(self) -> Mapping[str, str]: ...
 
 
 def lun_identity_from_udev(device: UdevDevice) -> LunIdentity | None:

@@ -25,7 +25,6 @@ the full 16 bytes captured from the host.
 from __future__ import annotations
 
 import re
-from typing import Literal
 
 from .errors import InputError, Location
 from .records import frozen
@@ -41,7 +40,12 @@ _NAA8 = frozenset("1235")
 _HEX = re.compile(r"[0-9a-f]+")
 _COLONS = re.compile(r"[0-9a-f]{2}(?::[0-9a-f]{2})+")
 
-WwnScheme = Literal["naa", "eui"]
+# Not typing.TYPE_CHECKING: see model/scsi.py.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Literal
+
+    WwnScheme = Literal["naa", "eui"]
 
 
 @frozen(order=True)
