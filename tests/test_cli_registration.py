@@ -39,3 +39,41 @@ def test_a_command_is_described_the_same_whichever_command_runs() -> None:
     assert list(whole) == [name for name, _, _ in COMMANDS]
     for name, _, _ in COMMANDS:
         assert _listed(build_parser(name)) == whole
+
+
+def test_a_command_run_builds_its_own_parser_alone_and_help_still_lists_all(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from hostdev_resolver.doors.cli import main as cli
+
+    assert list(_listed(build_parser("inventory", only=True))) == ["inventory"]
+    assert list(_listed(build_parser("inventory"))) == [name for name, _, _ in COMMANDS]
+    # Help before the command, and a command that does not exist, see every command.
+    with pytest.raises(SystemExit):
+        cli.main(["--help", "inventory"])
+    listed = capsys.readouterr().out
+    assert all(name in listed for name, _, _ in COMMANDS)
+    assert cli.main(["inventroy"]) == 2
+    err = capsys.readouterr().err
+    assert "invalid choice: 'inventroy'" in err and "'validate'" in err
+
+
+def test_version_and_top_level_help_import_no_command_module() -> None:
+    probe = (
+        "import sys\n"
+        "from hostdev_resolver.doors.cli.main import main\n"
+        "try:\n"
+        "    main([sys.argv[1]])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print(sorted(m for m in sys.modules if m.startswith('hostdev_resolver.doors.cli.')),"
+        " file=sys.stderr)\n"
+    )
+    for flag in ("--version", "--help"):
+        proc = subprocess.run(
+            [sys.executable, "-c", probe, flag], capture_output=True, text=True, check=True
+        )
+        assert proc.stderr.strip() == str(
+            ["hostdev_resolver.doors.cli.common", "hostdev_resolver.doors.cli.main"]
+        )
+        assert proc.stdout.strip()

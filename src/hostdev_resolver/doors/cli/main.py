@@ -111,9 +111,11 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
 )
 
 
-def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+def build_parser(command: str | None = None, *, only: bool = False) -> argparse.ArgumentParser:
     """The whole parser; with `command`, that subcommand's arguments only (the others
-    are listed by name, see COMMANDS)."""
+    are listed by name, see COMMANDS); with `only` too, the others are left out: each
+    subparser argparse makes costs a command ~0.3 ms (its translated strings are looked
+    up through gettext, with a stat per locale), and a command's own run needs none."""
     common = _Parser(add_help=False)
     _common(common)
     parser = _Parser(
@@ -128,7 +130,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         if command is None or command == name:
             register: Register = command_module(module).register
             register(sub, name, help, common)
-        else:
+        elif not only:
             sub.add_parser(name, help=help)
     return parser
 
@@ -142,7 +144,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         given = list(sys.argv[1:] if argv is None else argv)
         command = next((a for a in given if not a.startswith("-")), None)
-        args = build_parser(command).parse_args(given)
+        # `hostdev-resolver COMMAND …` runs one command: its parser alone (the full list
+        # of commands only matters for --help, or a command that does not exist).
+        only = bool(given) and given[0] == command and any(c[0] == command for c in COMMANDS)
+        # No command (--help, --version): every command listed by name, none imported.
+        args = build_parser(command or "", only=only).parse_args(given)
         handler: Handler = args.handler
         return handler(args)
     except HostdevError as exc:
