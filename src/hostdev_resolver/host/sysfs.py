@@ -52,6 +52,11 @@ _EXT_CAP_DSN = 0x0003
 # header plus a 16-bit page length (SPC-4 7.8.1).
 TEXT_LIMIT = 64 * 1024
 CONFIG_LIMIT = 4096
+# What one read of a text attribute can return: sysfs hands a show() method one page
+# (fs/sysfs/file.c, sysfs_kf_seq_show). The table's quick reads ask for no more (a
+# 64 KiB buffer per read cost `inventory` ~0.7 us each); a longer answer is not sysfs's
+# and goes the careful way, read up to TEXT_LIMIT.
+SYSFS_PAGE = 4096
 VPD_PAGE_LIMIT = 4 + 0xFFFF
 
 
@@ -528,7 +533,7 @@ def _quick_row(dir_fd: int, name: str, slot: str | None) -> PciRow | None:
     from the same reads as `_read_pci`, when everything is as the kernel writes it and
     the function is no PF; None otherwise, and the function is then read the careful
     way. Only what the table shows is made: one uevent parse and one tuple."""
-    uevent = _quick(dir_fd, "uevent", TEXT_LIMIT)
+    uevent = _quick(dir_fd, "uevent", SYSFS_PAGE)
     if not uevent:
         return None
     ids = _uevent_ids(uevent.decode("utf-8", "replace").strip())
@@ -556,7 +561,7 @@ def _quick_row(dir_fd: int, name: str, slot: str | None) -> PciRow | None:
     else:
         return None
     config = _quick(dir_fd, "config", CONFIG_LIMIT)
-    numa = _quick(dir_fd, "numa_node", TEXT_LIMIT)
+    numa = _quick(dir_fd, "numa_node", SYSFS_PAGE)
     if config is None or numa is None:
         return None
     node = numa.strip()
