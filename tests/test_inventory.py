@@ -358,3 +358,16 @@ def test_system_calls_per_function(tmp_path: Path, monkeypatch: pytest.MonkeyPat
         "readlink": 1,
         "access": 3,  # physfn, virtfn0, mdev_supported_types
     }
+
+
+def test_has_entries_says_what_listdir_would_without_listing(tmp_path: Path) -> None:
+    from hostdev_resolver.host.sysfs import SysfsReader
+
+    reader = SysfsReader(tmp_path)
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "groups").mkdir()
+    for n in range(3):
+        (tmp_path / "groups" / str(n)).mkdir()
+    for name in ("empty", "groups", "missing"):
+        path = reader.path(name)
+        assert reader.has_entries(path) == bool(reader.listdir(path))

@@ -40,7 +40,7 @@ class SysfsPciFacts:
         """Why the IOMMU is off, or None: the kernel lists kernel/iommu_groups only with
         an IOMMU enabled."""
         groups = self.reader.path("kernel", "iommu_groups")
-        return None if self.reader.listdir(groups) else f"{groups} is empty"
+        return None if self.reader.has_entries(groups) else f"{groups} is empty"
 
     # -- SR-IOV ------------------------------------------------------------------
     def sriov_counts(self, pf: PciAddress) -> SriovCounts:

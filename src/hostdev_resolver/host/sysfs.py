@@ -170,6 +170,19 @@ class SysfsReader:
         except OSError:  # absent, or gone while we looked
             return []
 
+    def has_entries(self, path: str | os.PathLike[str]) -> bool:
+        """Whether `listdir(path)` would list anything, without listing it all (a host's
+        kernel/iommu_groups has an entry per group: thousands)."""
+        try:
+            with os.scandir(path) as entries:
+                return next(entries, None) is not None
+        except PermissionError as exc:
+            raise HostAccessError(
+                f"cannot list {os.fspath(path)}: permission denied", fix="run as root"
+            ) from exc
+        except OSError:
+            return False
+
 
 # An attribute is opened without following a link: the kernel's attributes are regular
 # files, never links, and a link in a --sysfs tree (to /dev/zero, say) fails the open

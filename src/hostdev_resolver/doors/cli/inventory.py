@@ -32,11 +32,11 @@ def _iommu_off(inventory: object, args: argparse.Namespace) -> str | None:
 
     if not isinstance(inventory, SysfsInventory):
         return None
-    groups = inventory.reader.path("kernel", "iommu_groups")
-    if inventory.reader.listdir(groups):
+    why = inventory.pci_facts().iommu_off()
+    if why is None:
         return None
     return (
-        f"IOMMU: off ({groups} is empty): no PCI device can be given to a guest; "
+        f"IOMMU: off ({why}): no PCI device can be given to a guest; "
         "enable VT-d/AMD-Vi in the firmware and boot with intel_iommu=on or amd_iommu=on"
     )
 
