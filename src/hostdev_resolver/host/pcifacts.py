@@ -19,7 +19,19 @@ from ..model.pcifacts import MdevDevice, MdevType, ResetInfo, SriovCounts
 # Not typing.TYPE_CHECKING: the hook avoids importing typing (see records.py).
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from .sysfs import SysfsReader
+    import os
+    from typing import Protocol
+
+    class SysfsReader(Protocol):
+        """What is read through `host.sysfs.SysfsReader`, named here by its methods:
+        `sysfs` imports this module (`SysfsInventory.pci_facts`), so importing it back,
+        even for annotations, would make a cycle (tests/test_import_paths.py)."""
+
+        def path(self, *parts: str) -> str: ...
+        def text(self, path: str | os.PathLike[str]) -> str | None: ...
+        def listdir(self, path: str | os.PathLike[str]) -> list[str]: ...
+        def link_name(self, path: str | os.PathLike[str]) -> str | None: ...
+        def has_entries(self, path: str | os.PathLike[str]) -> bool: ...
 
 
 class SysfsPciFacts:
