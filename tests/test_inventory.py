@@ -12,7 +12,7 @@ from hostdev_resolver.doors.cli import main as cli
 from hostdev_resolver.host.snapshot import HostSnapshot, inventory_to_json
 from hostdev_resolver.host.sysfs import CONFIG_LIMIT, SysfsDir, SysfsInventory, SysfsReader
 from hostdev_resolver.model.pciaddress import PciAddress
-from tests.support.hosttree import HostSpec, HostTree
+from tests.support.hosttree import HostSpec, HostTree, PciSpec
 
 GOLDEN_HOST = Path(__file__).parent / "golden" / "hosts" / "hv1.json"
 
@@ -371,3 +371,32 @@ def test_has_entries_says_what_listdir_would_without_listing(tmp_path: Path) -> 
     for name in ("empty", "groups", "missing"):
         path = reader.path(name)
         assert reader.has_entries(path) == bool(reader.listdir(path))
+
+
+def test_a_host_without_scsi_is_listed_without_loading_the_scsi_reader(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    root = tmp_path / "sys"
+    HostTree.build(
+        root,
+        HostSpec(pci=[PciSpec("0000:05:00.0", "8086", "1533", "8086", "0001", "020000")]),
+    )
+    probe = (
+        "import sys\n"
+        "from hostdev_resolver.doors.cli.main import main\n"
+        "code = main(['inventory', '--sysfs', sys.argv[1]])\n"
+        "print('hostdev_resolver.host.scsisysfs' in sys.modules, code, file=sys.stderr)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", probe, str(root)], capture_output=True, text=True, check=True
+    )
+    assert proc.stderr.split() == ["False", "0"]
+    assert "0000:05:00.0" in proc.stdout
+    # One device-mapper device is enough for the SCSI section to be read (a multipath
+    # map shows there).
+    (root / "block" / "dm-0" / "dm").mkdir(parents=True)
+    proc = subprocess.run(
+        [sys.executable, "-c", probe, str(root)], capture_output=True, text=True, check=True
+    )
+    assert proc.stderr.split() == ["True", "0"]

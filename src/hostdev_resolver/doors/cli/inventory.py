@@ -41,6 +41,21 @@ def _iommu_off(inventory: object, args: argparse.Namespace) -> str | None:
     )
 
 
+def _nothing_scsi(inventory: object) -> bool:
+    """True when a sysfs host has nothing the text's SCSI section shows: no SCSI device,
+    no FC port or target, no device-mapper device. Then the SCSI reader is not even
+    imported (it and its values cost ~1.5 ms of every `inventory` on a host without
+    SCSI); read, such a host gives no line."""
+    from ...host.sysfs import SysfsInventory
+
+    if not isinstance(inventory, SysfsInventory):
+        return False
+    r = inventory.reader
+    if any(r.has_entries(r.path("class", c)) for c in ("scsi_device", "fc_host", "fc_transport")):
+        return False
+    return not any(name.startswith("dm-") for name in r.listdir(r.path("block")))
+
+
 def _proc_root(args: argparse.Namespace) -> str:
     """/proc of the host being described: the live one, or for a captured tree given as
     --sysfs ROOT a `proc` directory beside it (ROOT/../proc), as a copy of / has it."""
@@ -185,7 +200,7 @@ def cmd_inventory(args: argparse.Namespace) -> int:
     if mdev_lines:
         print()
         print("\n".join(mdev_lines))
-    scsi = open_scsi(args, inventory)
+    scsi = None if _nothing_scsi(inventory) else open_scsi(args, inventory)
     if scsi is not None:
         from ...model.scsi import describe_scsi
 
