@@ -112,6 +112,22 @@ def _read_attribute(path: str | os.PathLike[str], limit: int) -> bytes | None:
         os.close(fd)
 
 
+_DIRECTORY_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+
+
+def _open_directory(path: str, dir_fd: int | None = None, shown: str | None = None) -> int | None:
+    """A directory's descriptor (`path` relative to `dir_fd` when given); None when it
+    is not there or went away; no permission is the one-line error naming `shown`."""
+    try:
+        return os.open(path, _DIRECTORY_FLAGS, dir_fd=dir_fd)
+    except PermissionError as exc:
+        raise HostAccessError(
+            f"cannot open {shown or path}: permission denied", fix="run as root"
+        ) from exc
+    except OSError:
+        return None
+
+
 class SysfsReader:
     """Reads files and links below a sysfs root; the one place sysfs is read.
 
@@ -150,15 +166,8 @@ class SysfsReader:
     def directory(self, path: str | os.PathLike[str]) -> SysfsDir | None:
         """One device's directory, opened once: its attributes are then read relative to
         it (no path walk per attribute). None when it is not there (or went away)."""
-        try:
-            fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        except PermissionError as exc:
-            raise HostAccessError(
-                f"cannot open {os.fspath(path)}: permission denied", fix="run as root"
-            ) from exc
-        except OSError:
-            return None
-        return SysfsDir(os.fspath(path), fd)
+        fd = _open_directory(os.fspath(path))
+        return None if fd is None else SysfsDir(os.fspath(path), fd)
 
     def listdir(self, path: str | os.PathLike[str]) -> list[str]:
         try:
@@ -607,7 +616,6 @@ def _quick_row(dir_fd: int, name: str, slot: str | None) -> PciRow | None:
 
 
 _HEX = "0123456789abcdefABCDEF"
-_DIRECTORY_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
 
 
 def pci_table(inventory: SysfsInventory) -> tuple[list[PciRow], list[PciAddress]]:
@@ -631,25 +639,16 @@ def pci_table(inventory: SysfsInventory) -> tuple[list[PciRow], list[PciAddress]
     else:
         addresses = sorted(PciAddress.parse(name) for name in names)
         names = [str(address) for address in addresses]
-    try:
-        fd = os.open(base, _DIRECTORY_FLAGS)
-    except PermissionError as exc:
-        raise HostAccessError(f"cannot open {base}: permission denied", fix="run as root") from exc
-    except OSError:
+    fd = _open_directory(base)
+    if fd is None:
         return [], []
     slots = inventory._slot_map()
     rows = []
     parents = []
     try:
         for i, name in enumerate(names):
-            try:
-                dfd = os.open(name, _DIRECTORY_FLAGS, dir_fd=fd)
-            except PermissionError as exc:
-                raise HostAccessError(
-                    f"cannot open {os.path.join(base, name)}: permission denied",
-                    fix="run as root",
-                ) from exc
-            except OSError:  # gone since it was listed
+            dfd = _open_directory(name, fd, os.path.join(base, name))
+            if dfd is None:  # gone since it was listed
                 continue
             try:
                 row = None
@@ -780,26 +779,15 @@ class SysfsInventory:
         thousands of functions with SR-IOV)."""
         base = self.reader.path("bus", "pci", "devices")
         addresses = self.pci_addresses()
-        try:
-            devices = os.open(base, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        except PermissionError as exc:
-            raise HostAccessError(
-                f"cannot open {base}: permission denied", fix="run as root"
-            ) from exc
-        except OSError:
+        devices = _open_directory(base)
+        if devices is None:
             return []
         out = []
         try:
             for address in addresses:
                 name = str(address)
-                try:
-                    fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=devices)
-                except PermissionError as exc:
-                    raise HostAccessError(
-                        f"cannot open {os.path.join(base, name)}: permission denied",
-                        fix="run as root",
-                    ) from exc
-                except OSError:  # gone since it was listed
+                fd = _open_directory(name, devices, os.path.join(base, name))
+                if fd is None:  # gone since it was listed
                     continue
                 d = SysfsDir(os.path.join(base, name), fd)
                 try:
