@@ -306,6 +306,22 @@ def resolve_pool(
     raise error(problems[0], where=where, fix=fix)
 
 
+class Mapped:
+    """What the kinds named through a store mapping (PCI, VF, USB, mdev) share: they are
+    resolved after LUN/SCSI, need no SCSI view, and their reference is the mapping's
+    name: the mapping's kind picks the kind, not the element (`core.resolution`)."""
+
+    stage = 1
+    needs_scsi = False
+
+    def reference(self, doc: Document, el: Element) -> None:
+        return None
+
+    def recorded_reference(self, doc: Document, el: Element, record: Any) -> str:
+        name: str = record.map
+        return name
+
+
 def insert_source(splicer: Splicer, el: Element, source: Node) -> None:
     """Add a new <source> where libvirt writes it: after <driver> (and a disk's legacy
     disk-level <auth>, an interface's <mac>), before everything else (virDomainHostdevDefFormat,

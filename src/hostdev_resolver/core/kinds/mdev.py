@@ -8,7 +8,7 @@ from ...model.errors import AmbiguousError, RefusedError, UnresolvableError
 from ...xml.xmldoc import Node
 from ..locate import Status, describe_pci
 from ..mdev import MdevRecord, describe_placement, mdev_record, place_mdev
-from .base import check_mapped, splice_mapped
+from .base import Mapped, check_mapped, splice_mapped
 from .pci import pci_entries
 
 # Not typing.TYPE_CHECKING: the hook avoids importing typing (see records.py).
@@ -31,19 +31,11 @@ def mdev_entries(mapping: Mapping, record: MdevRecord, node: str) -> list[PciEnt
     return pci_entries(mapping, record, node)
 
 
-class MdevKind:
+class MdevKind(Mapped):
     name = "mdev"
-    stage = 1
-    needs_scsi = False
 
     def read_record(self, doc: Document, el: Element) -> MdevRecord:
         return mdev_record(doc, el)
-
-    def reference(self, doc: Document, el: Element) -> None:
-        return None  # named through a mapping: the mapping's kind picks this kind
-
-    def recorded_reference(self, doc: Document, el: Element, record: MdevRecord) -> str:
-        return record.map
 
     def resolve(self, ctx: Context, el: Element, mapping: MdevMapping) -> tuple[MdevRecord, Node]:
         """The mapping's mdev on the parent that has it, or one with room (mdev.py)."""

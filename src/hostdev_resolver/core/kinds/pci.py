@@ -14,7 +14,7 @@ from ..locate import (
     lookalike_fix,
     pci_expectation,
 )
-from .base import Hit, Miss, check_mapped, follow, redefine, resolve_pool, splice_mapped
+from .base import Hit, Mapped, Miss, check_mapped, follow, redefine, resolve_pool, splice_mapped
 
 # Not typing.TYPE_CHECKING: the hook avoids importing typing (see records.py).
 TYPE_CHECKING = False
@@ -70,19 +70,11 @@ def capture(inventory: HostInventory, node: str, address: PciAddress) -> PciEntr
     )
 
 
-class PciKind:
+class PciKind(Mapped):
     name = "pci"
-    stage = 1
-    needs_scsi = False
 
     def read_record(self, doc: Document, el: Element) -> PciRecord:
         return pci_record(doc, el)
-
-    def reference(self, doc: Document, el: Element) -> None:
-        return None  # named through a mapping: the mapping's kind picks this kind
-
-    def recorded_reference(self, doc: Document, el: Element, record: PciRecord) -> str:
-        return record.map
 
     def resolve(self, ctx: Context, el: Element, mapping: PciMapping) -> tuple[PciRecord, Node]:
         def locate(entry: PciEntry) -> Hit | Miss:

@@ -9,7 +9,7 @@ from ...xml.domain import usb_source
 from ...xml.record import UsbRecord, usb_record
 from ...xml.xmldoc import Node
 from ..locate import Status, UsbExpectation, describe_usb, locate_usb
-from .base import Hit, Miss, check_mapped, follow, resolve_pool, splice_mapped
+from .base import Hit, Mapped, Miss, check_mapped, follow, resolve_pool, splice_mapped
 
 # Not typing.TYPE_CHECKING: the hook avoids importing typing (see records.py).
 TYPE_CHECKING = False
@@ -78,19 +78,11 @@ def capture(
     )
 
 
-class UsbKind:
+class UsbKind(Mapped):
     name = "usb"
-    stage = 1
-    needs_scsi = False
 
     def read_record(self, doc: Document, el: Element) -> UsbRecord:
         return usb_record(doc, el)
-
-    def reference(self, doc: Document, el: Element) -> None:
-        return None  # named through a mapping: the mapping's kind picks this kind
-
-    def recorded_reference(self, doc: Document, el: Element, record: UsbRecord) -> str:
-        return record.map
 
     def resolve(self, ctx: Context, el: Element, mapping: UsbMapping) -> tuple[UsbRecord, Node]:
         def locate(entry: UsbEntry) -> Hit | Miss:

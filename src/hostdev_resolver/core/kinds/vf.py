@@ -8,7 +8,7 @@ from ...xml.domain import pci_source_address
 from ...xml.xmldoc import Node
 from ..locate import Status
 from ..sriov import VfRecord, describe_vf, locate_vf, vf_fix, vf_record
-from .base import Hit, Miss, check_mapped, follow, resolve_pool, splice_mapped
+from .base import Hit, Mapped, Miss, check_mapped, follow, resolve_pool, splice_mapped
 
 # Not typing.TYPE_CHECKING: the hook avoids importing typing (see records.py).
 TYPE_CHECKING = False
@@ -43,19 +43,11 @@ def _pci_source(el: Element, address: PciAddress) -> Node:
     return Node("source", children=[Node("address", attrs)])
 
 
-class VfKind:
+class VfKind(Mapped):
     name = "vf"
-    stage = 1
-    needs_scsi = False
 
     def read_record(self, doc: Document, el: Element) -> VfRecord:
         return vf_record(doc, el)
-
-    def reference(self, doc: Document, el: Element) -> None:
-        return None  # named through a mapping: the mapping's kind picks this kind
-
-    def recorded_reference(self, doc: Document, el: Element, record: VfRecord) -> str:
-        return record.map
 
     def resolve(self, ctx: Context, el: Element, mapping: VfMapping) -> tuple[VfRecord, Node]:
         """VF `index` of the PF the store names, wherever the PF is now (sriov.py)."""
