@@ -120,18 +120,24 @@ def test_create_keeps_its_options(host: dict[str, str], tmp_path: Path) -> None:
     assert xml is not None and "bus='0x05'" in xml
 
 
-def test_define_path_imports_no_libvirt_and_no_option_library(
-    host: dict[str, str], tmp_path: Path
-) -> None:
+def _define_imports(host: dict[str, str], tmp_path: Path, uri: str) -> set[str]:
+    """The modules `hostdev-virsh -c URI define` of a mapped guest imports (-X importtime),
+    virsh being the recorder."""
     guest = tmp_path / "g.xml"
     guest.write_text(_domain(mapped=True))
     proc, _, xml = _run(
-        host, tmp_path, "-c", "qemu:///system", "define", str(guest),
+        host, tmp_path, "-c", uri, "define", str(guest),
         "--store", host["store"], "--node", "n1", "--sysfs", host["sys"],
         python=[sys.executable, "-X", "importtime"],
     )  # fmt: skip
     assert proc.returncode == 7 and xml is not None
-    imported = {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines()}
+    return {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines()}
+
+
+def test_define_path_imports_no_libvirt_and_no_option_library(
+    host: dict[str, str], tmp_path: Path
+) -> None:
+    imported = _define_imports(host, tmp_path, "qemu:///system")
     assert "hostdev_resolver.core.resolution" in imported
     heavy = {
         "libvirt",
@@ -225,15 +231,7 @@ def test_define_path_imports_only_what_resolving_needs(
     """Running guests' claims (a pool), the default store path, etcd and execvp's
     `warnings` are each a part of what define adds to virsh (issue 12); none is needed
     for a domain without a pool and with --store given."""
-    guest = tmp_path / "g.xml"
-    guest.write_text(_domain(mapped=True))
-    proc, _, xml = _run(
-        host, tmp_path, "-c", "test:///default", "define", str(guest),
-        "--store", host["store"], "--node", "n1", "--sysfs", host["sys"],
-        python=[sys.executable, "-X", "importtime"],
-    )  # fmt: skip
-    assert proc.returncode == 7 and xml is not None
-    imported = {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines()}
+    imported = _define_imports(host, tmp_path, "test:///default")
     unneeded = {
         "warnings",
         "hostdev_resolver.core.claims",
