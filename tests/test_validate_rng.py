@@ -167,6 +167,7 @@ def test_without_the_system_libxml2_lxml_gives_the_same_verdicts(
         raise OSError("libxml2.so.2: cannot open shared object file")
 
     rng._system_libxml2.cache_clear()
+    rng.libxml2.cache_clear()
     monkeypatch.setattr(ctypes, "CDLL", missing)
     try:
         assert rng._system_libxml2(rng.DOMAIN_RNG) is None
@@ -175,6 +176,7 @@ def test_without_the_system_libxml2_lxml_gives_the_same_verdicts(
         assert schema_errors((HEAD.format(memory=1024) + GOOD_DISK + TAIL).encode()) == []
     finally:
         rng._system_libxml2.cache_clear()
+        rng.libxml2.cache_clear()
 
 
 def test_one_libxml2_parser_and_validation_context_serve_a_whole_run() -> None:

@@ -79,20 +79,19 @@ def _parser() -> object:
     return lxml.etree.XMLParser(resolve_entities=False, no_network=True)
 
 
-class _SystemLibxml2:
-    """The system's libxml2 (the one libvirt and xmllint use), called through ctypes for
-    the common case: a document that validates. Its verdict is all `validate` needs
-    then, and it costs what `xmllint --relaxng` costs per document, where lxml would add
-    its own import (~1x a bare interpreter: it imports inspect) and a tree of Python
-    proxies. A document it rejects, or cannot read, goes to lxml for the located
-    messages (`schema_errors`); so does every document where ctypes or the library
-    is missing."""
+# xmlParserOption: no network access, no messages on stderr (what a refused document
+# gets wrong is found again through lxml or xmlschema, with its line).
+PARSE_OPTIONS = 2048 | 64 | 32  # XML_PARSE_NONET | XML_PARSE_NOWARNING | XML_PARSE_NOERROR
 
-    # xmlParserOption: no network access, no messages on stderr (errors are found again
-    # through lxml, with their lines, when a document fails).
-    _OPTIONS = 2048 | 64 | 32  # XML_PARSE_NONET | XML_PARSE_NOWARNING | XML_PARSE_NOERROR
 
-    def __init__(self, rng: str) -> None:
+@functools.cache
+def libxml2() -> tuple[Any, Any] | None:
+    """The system's libxml2 through ctypes, with the functions this package calls declared
+    (RELAX NG for domains, XML Schema for stores, reading from memory), and a structured
+    error handler that drops libxml2's messages (it would print every schema error on
+    stderr; kept referenced for the process's life). None without ctypes, or without a
+    libxml2.so.2 that has them."""
+    try:
         import ctypes
 
         # The soname, not find_library: that runs ldconfig (a process) to look it up.
@@ -107,21 +106,47 @@ class _SystemLibxml2:
             ("xmlRelaxNGSetValidStructuredErrors", [ptr, ptr, ptr], None),
             ("xmlRelaxNGValidateDoc", [ptr, ptr], ctypes.c_int),
             ("xmlRelaxNGFreeValidCtxt", [ptr], None),
+            ("xmlSchemaNewParserCtxt", [ctypes.c_char_p], ptr),
+            ("xmlSchemaSetParserStructuredErrors", [ptr, ptr, ptr], None),
+            ("xmlSchemaParse", [ptr], ptr),
+            ("xmlSchemaFreeParserCtxt", [ptr], None),
+            ("xmlSchemaNewValidCtxt", [ptr], ptr),
+            ("xmlSchemaSetValidStructuredErrors", [ptr, ptr, ptr], None),
+            ("xmlSchemaValidateDoc", [ptr, ptr], ctypes.c_int),
+            ("xmlSchemaFreeValidCtxt", [ptr], None),
+            ("xmlSchemaFree", [ptr], None),
             ("xmlNewParserCtxt", [], ptr),
             (
                 "xmlCtxtReadMemory",
                 [ptr, ctypes.c_char_p, ctypes.c_int, ptr, ptr, ctypes.c_int],
                 ptr,
             ),
+            ("xmlReadMemory", [ctypes.c_char_p, ctypes.c_int, ptr, ptr, ctypes.c_int], ptr),
             ("xmlFreeDoc", [ptr], None),
         ):
             func = getattr(lib, fn)
             func.argtypes = args
             func.restype = res
+    except (ImportError, OSError, AttributeError):  # no ctypes, no libxml2.so.2, too old
+        return None
+    return lib, ctypes.CFUNCTYPE(None, ptr, ptr)(lambda _data, _error: None)
+
+
+class _SystemLibxml2:
+    """The system's libxml2 (the one libvirt and xmllint use), called through ctypes for
+    the common case: a document that validates. Its verdict is all `validate` needs
+    then, and it costs what `xmllint --relaxng` costs per document, where lxml would add
+    its own import (~1x a bare interpreter: it imports inspect) and a tree of Python
+    proxies. A document it rejects, or cannot read, goes to lxml for the located
+    messages (`schema_errors`); so does every document where ctypes or the library
+    is missing."""
+
+    def __init__(self, rng: str) -> None:
+        bound = libxml2()
+        if bound is None:
+            raise OSError("no libxml2.so.2 with RELAX NG through ctypes")
+        lib, self._quiet = bound
         self.lib = lib
-        # A structured error handler that drops the message: libxml2 would otherwise
-        # print every schema error on stderr. Kept referenced for the process's life.
-        self._quiet = ctypes.CFUNCTYPE(None, ptr, ptr)(lambda _data, _error: None)
         parser = lib.xmlRelaxNGNewParserCtxt(os.fsencode(rng))
         if not parser:
             raise OSError(f"libxml2 cannot open {rng}")
@@ -145,7 +170,7 @@ class _SystemLibxml2:
         if b"<!DOCTYPE" in data or b"<!ENTITY" in data:
             return False  # refused with a message by the lxml path
         lib = self.lib
-        doc = lib.xmlCtxtReadMemory(self.parser, data, len(data), None, None, self._OPTIONS)
+        doc = lib.xmlCtxtReadMemory(self.parser, data, len(data), None, None, PARSE_OPTIONS)
         if not doc:
             return False
         try:

@@ -166,10 +166,6 @@ def remember_valid(key: str, directory: str | None) -> None:
             os.unlink(tmp)
 
 
-# xmlParserOption: no network access, no messages on stderr.
-_PARSE_OPTIONS = 2048 | 64 | 32  # XML_PARSE_NONET | XML_PARSE_NOWARNING | XML_PARSE_NOERROR
-
-
 def accepted_by_libxml2(data: bytes, schema: str = SCHEMA) -> bool:
     """True when the system's libxml2 reads `data` and its XML Schema validator accepts
     it against `schema`. False says nothing more: xmlschema then checks the store and
@@ -179,32 +175,12 @@ def accepted_by_libxml2(data: bytes, schema: str = SCHEMA) -> bool:
     `map add` paid (its store is new bytes every time). tests/test_storeschema.py holds
     the two validators to the same verdict on the stores of the tests and on hand edits
     of every kind store.xsd refuses."""
-    try:
-        import ctypes
+    from .rng import PARSE_OPTIONS, libxml2
 
-        # The soname, not find_library: that runs ldconfig (a process) to look it up.
-        lib = ctypes.CDLL("libxml2.so.2")
-        ptr = ctypes.c_void_p
-        for fn, args, res in (
-            ("xmlSchemaNewParserCtxt", [ctypes.c_char_p], ptr),
-            ("xmlSchemaSetParserStructuredErrors", [ptr, ptr, ptr], None),
-            ("xmlSchemaParse", [ptr], ptr),
-            ("xmlSchemaFreeParserCtxt", [ptr], None),
-            ("xmlSchemaNewValidCtxt", [ptr], ptr),
-            ("xmlSchemaSetValidStructuredErrors", [ptr, ptr, ptr], None),
-            ("xmlSchemaValidateDoc", [ptr, ptr], ctypes.c_int),
-            ("xmlSchemaFreeValidCtxt", [ptr], None),
-            ("xmlSchemaFree", [ptr], None),
-            ("xmlReadMemory", [ctypes.c_char_p, ctypes.c_int, ptr, ptr, ctypes.c_int], ptr),
-            ("xmlFreeDoc", [ptr], None),
-        ):
-            func = getattr(lib, fn)
-            func.argtypes = args
-            func.restype = res
-    except (ImportError, OSError, AttributeError):  # no ctypes, no libxml2.so.2, too old
+    bound = libxml2()
+    if bound is None:
         return False
-    # A structured error handler that drops the message (libxml2 would print it).
-    quiet = ctypes.CFUNCTYPE(None, ptr, ptr)(lambda _data, _error: None)
+    lib, quiet = bound
     parser = lib.xmlSchemaNewParserCtxt(os.fsencode(schema))
     if not parser:
         return False
@@ -219,7 +195,7 @@ def accepted_by_libxml2(data: bytes, schema: str = SCHEMA) -> bool:
             return False
         try:
             lib.xmlSchemaSetValidStructuredErrors(valid, quiet, None)
-            tree = lib.xmlReadMemory(data, len(data), None, None, _PARSE_OPTIONS)
+            tree = lib.xmlReadMemory(data, len(data), None, None, PARSE_OPTIONS)
             if not tree:
                 return False
             try:
