@@ -316,7 +316,8 @@ def test_system_calls_per_function(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     """What a host's thousands of functions cost: `pci_devices` opens each function's
     directory and three attributes, reads two links (the bus link and iommu_group: the
     driver comes from uevent) and probes physfn and virtfn0; the table `inventory` prints
-    reads one link, the bus link's port path not being shown."""
+    reads one link, the bus link's port path not being shown, and probes physfn only (its
+    PFs are the functions VFs name); whether the mdev core is loaded is one stat."""
     from hostdev_resolver.host.sysfs import pci_table
     from tests.support.hosttree import PciSpec
 
@@ -356,8 +357,35 @@ def test_system_calls_per_function(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert {k: v / functions for k, v in calls.items()} == {
         "open": 4 + 1 / functions,
         "readlink": 1,
-        "access": 3,  # physfn, virtfn0, mdev_supported_types
+        "access": 1,  # physfn
+        "stat": 1 / functions,  # class/mdev_bus
     }
+
+
+def test_the_mdev_parents_are_the_mdev_cores_links(tmp_path: Path) -> None:
+    """The mdev core links each parent it registers into class/mdev_bus (as mdevctl
+    lists them): a link to a PCI function with mdev_supported_types is a parent; a
+    non-PCI parent (the ap matrix) and a link to a function without types are not; no
+    class/mdev_bus (the mdev core not loaded), no parents."""
+    from hostdev_resolver.host.sysfs import pci_table
+
+    sys_root = tmp_path / "sys"
+    _varied_host(sys_root, vmd=False)
+    links = sys_root / "class" / "mdev_bus"
+    matrix = sys_root / "devices" / "vfio_ap" / "matrix"
+    (matrix / "mdev_supported_types" / "vfio_ap-passthrough").mkdir(parents=True)
+    (links / "matrix").symlink_to(os.path.relpath(matrix, links))
+    (links / "0000:41:00.0").symlink_to(
+        os.path.relpath(sys_root / "bus" / "pci" / "devices" / "0000:41:00.0", links)
+    )
+    inventory = SysfsInventory(sys_root)
+    gpu = PciAddress.parse("0000:42:00.0")
+    assert pci_table(inventory)[1] == inventory.pci_facts().mdev_parents() == [gpu]
+    assert [t.type_id for t in inventory.pci_facts().mdev_types(gpu)] == ["nvidia-222"]
+    for link in links.iterdir():
+        link.unlink()
+    links.rmdir()
+    assert pci_table(inventory)[1] == inventory.pci_facts().mdev_parents() == []
 
 
 def test_has_entries_says_what_listdir_would_without_listing(tmp_path: Path) -> None:

@@ -222,6 +222,13 @@ class HostTree:
             self._numvfs_fixed[name] = spec.sriov_numvfs is not None
         if spec.vgpu_type is not None:
             _write(path / "nvidia" / "current_vgpu_type", spec.vgpu_type)
+        if spec.mdev_types:
+            # The mdev core links every parent it registers into class/mdev_bus, and
+            # registers the mdev bus when it loads (drivers/vfio/mdev/mdev_core.c).
+            parent = self.root / "class" / "mdev_bus" / name
+            parent.parent.mkdir(parents=True, exist_ok=True)
+            parent.symlink_to(_rel(path, parent))
+            (self.root / "bus" / "mdev" / "devices").mkdir(parents=True, exist_ok=True)
         for type_id, info in (spec.mdev_types or {}).items():
             t = path / "mdev_supported_types" / type_id
             (t / "devices").mkdir(parents=True, exist_ok=True)

@@ -124,23 +124,28 @@ class SysfsPciFacts:
         return next((t for t in self.mdev_types(parent) if t.type_id == type_id), None)
 
     def mdev_parents(self) -> list[PciAddress]:
-        devices = self.reader.path("bus", "pci", "devices")
-        names = self.reader.listdir(devices)
-        try:
-            fd = os.open(devices, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        except OSError:  # gone since it was listed: no parents
+        """The PCI functions registered as mdev parents, in address order.
+
+        The mdev core links each parent it registers into class/mdev_bus
+        (drivers/vfio/mdev/mdev_core.c, mdev_register_parent), which is where mdevctl
+        lists them. One listing, where asking each of a host's thousands of functions
+        whether it has mdev_supported_types cost each one a system call. No
+        class/mdev_bus: the mdev core is not loaded, and no device has types. A link
+        counts when it names a PCI function (not a ccw or ap parent) that is on the PCI
+        bus with an mdev_supported_types directory."""
+        links = self.reader.path("class", "mdev_bus")
+        if not os.path.isdir(links):
             return []
-        try:
-            # Relative to the open bus/pci/devices, and asked with access() first: of a
-            # host's thousands of functions only a few GPUs have the directory.
-            return [
-                PciAddress.parse(name)
-                for name in names
-                if os.access(f"{name}/mdev_supported_types", os.F_OK, dir_fd=fd)
-                and os.path.isdir(os.path.join(devices, name, "mdev_supported_types"))
-            ]
-        finally:
-            os.close(fd)
+        devices = self.reader.path("bus", "pci", "devices")
+        parents = []
+        for name in self.reader.listdir(links):
+            try:
+                address = PciAddress.parse(name)
+            except InputError:  # a non-PCI parent (a ccw subchannel, the ap matrix)
+                continue
+            if os.path.isdir(os.path.join(devices, name, "mdev_supported_types")):
+                parents.append(address)
+        return sorted(parents)
 
     def mdev(self, uuid: str) -> MdevDevice | None:
         link = self.reader.path("bus", "mdev", "devices", uuid)

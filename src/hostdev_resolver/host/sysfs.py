@@ -115,15 +115,15 @@ def _read_attribute(path: str | os.PathLike[str], limit: int) -> bytes | None:
 _DIRECTORY_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
 
 
-def _open_directory(path: str, dir_fd: int | None = None, shown: str | None = None) -> int | None:
-    """A directory's descriptor (`path` relative to `dir_fd` when given); None when it
-    is not there or went away; no permission is the one-line error naming `shown`."""
+def _open_directory(path: str, dir_fd: int | None = None, parent: str | None = None) -> int | None:
+    """A directory's descriptor (`path` relative to `dir_fd` when given, which is the
+    directory `parent`); None when it is not there or went away; no permission is the
+    one-line error naming it."""
     try:
         return os.open(path, _DIRECTORY_FLAGS, dir_fd=dir_fd)
     except PermissionError as exc:
-        raise HostAccessError(
-            f"cannot open {shown or path}: permission denied", fix="run as root"
-        ) from exc
+        shown = path if parent is None else os.path.join(parent, path)
+        raise HostAccessError(f"cannot open {shown}: permission denied", fix="run as root") from exc
     except OSError:
         return None
 
@@ -552,9 +552,11 @@ def _quick(dir_fd: int, name: str, limit: int) -> bytes | None:
 
 def _quick_row(dir_fd: int, name: str, slot: str | None) -> PciRow | None:
     """`_row` of the function `name` (a `_kernel_name`) whose directory is `dir_fd`,
-    from the same reads as `_read_pci`, when everything is as the kernel writes it and
-    the function is no PF; None otherwise, and the function is then read the careful
-    way. Only what the table shows is made: one uevent parse and one tuple."""
+    from the same reads as `_read_pci` but the virtfnN links, when everything is as the
+    kernel writes it; None otherwise, and the function is then read the careful way.
+    The row counts no VFs: `pci_table` reads again, the careful way, the few functions
+    its VFs name as their physfn. Only what the table shows is made: one uevent parse
+    and one tuple."""
     uevent = _quick(dir_fd, "uevent", SYSFS_PAGE)
     if not uevent:
         return None
@@ -596,8 +598,6 @@ def _quick_row(dir_fd: int, name: str, slot: str | None) -> PciRow | None:
     physfn = _optional_link_name_at(dir_fd, "physfn")
     if driver is None:
         driver = _driver_link(dir_fd, "")
-    if os.access("virtfn0", os.F_OK, dir_fd=dir_fd, follow_symlinks=False):
-        return None  # a PF: its VFs are read as _read_pci reads them
     return (
         int(group) if group is not None and decimal_digits(group) else None,
         name,
@@ -620,16 +620,19 @@ _HEX = "0123456789abcdefABCDEF"
 
 def pci_table(inventory: SysfsInventory) -> tuple[list[PciRow], list[PciAddress]]:
     """`inventory`'s PCI table rows in address order (`pci_row` of each of
-    `pci_devices()`), and the mdev parents (`SysfsPciFacts.mdev_parents`), in one pass.
+    `pci_devices()`), and the mdev parents (`SysfsPciFacts.mdev_parents`).
 
     For a host's thousands of functions this is what `inventory` costs. Per function,
     the reads `pci_devices` makes (its directory opened once; uevent, config and
-    numa_node; the iommu_group link; whether physfn and virtfn0 are there) and the
-    mdev_supported_types probe; not the bus link `pci_devices` reads for the port path,
-    which the table does not show, and no records. (Naming each attribute through
-    bus/pci/devices instead, "NAME/uevent", saves the directory's open and close but
-    costs more: every such name follows the bus link again, which sysfs builds anew
-    each time.)"""
+    numa_node; the iommu_group link; whether physfn is there) but two: the bus link
+    `pci_devices` reads for the port path, which the table does not show, and the
+    virtfnN links. The kernel links a VF to its PF as physfn whenever it links the PF
+    to the VF as virtfnN (drivers/pci/iov.c, pci_iov_sysfs_link), and a VF is a
+    function of the bus: the PFs with VFs are the functions the VFs name, and only they
+    are read again, the careful way, once every function has been read. (Naming each
+    attribute through bus/pci/devices instead, "NAME/uevent", saves the directory's
+    open and close but costs more: every such name follows the bus link again, which
+    sysfs builds anew each time.)"""
     reader = inventory.reader
     base = reader.path("bus", "pci", "devices")
     names = reader.listdir(base)
@@ -643,11 +646,11 @@ def pci_table(inventory: SysfsInventory) -> tuple[list[PciRow], list[PciAddress]
     if fd is None:
         return [], []
     slots = inventory._slot_map()
-    rows = []
-    parents = []
+    rows: list[PciRow] = []
+    quick: dict[str, int] = {}  # name -> index in rows, of the rows read the quick way
     try:
         for i, name in enumerate(names):
-            dfd = _open_directory(name, fd, os.path.join(base, name))
+            dfd = _open_directory(name, fd, base)
             if dfd is None:  # gone since it was listed
                 continue
             try:
@@ -655,34 +658,55 @@ def pci_table(inventory: SysfsInventory) -> tuple[list[PciRow], list[PciAddress]
                 if kernel_names:
                     # The slot map's keys are "dddd:bb:ss", the name's first ten characters.
                     row = _quick_row(dfd, name, slots.get(name[:10]) if slots else None)
-                    # As SysfsPciFacts.mdev_parents: asked with access() first.
-                    if os.access("mdev_supported_types", os.F_OK, dir_fd=dfd) and os.path.isdir(
-                        os.path.join(base, name, "mdev_supported_types")
-                    ):
-                        parents.append(PciAddress.parse(name))
+                    if row is not None:
+                        quick[name] = len(rows)
                 if row is None:
-                    where = os.path.join(base, name)
-                    raw = _read_pci(dfd, "", where)
-                    if raw is None:
-                        continue
-                    address = PciAddress.parse(name) if addresses is None else addresses[i]
-                    slot = inventory._slot_of(address)
-                    row = _row(name, raw, slot)
+                    row = _careful_row(inventory, dfd, base, name, addresses, i)
                     if row is None:
-                        row = pci_row(_pci_device(address, raw, Location(where), slot, None))
+                        continue
             finally:
                 os.close(dfd)
             rows.append(row)
-        if not kernel_names:
-            parents = [
-                PciAddress.parse(name)
-                for name in reader.listdir(base)
-                if os.access(f"{name}/mdev_supported_types", os.F_OK, dir_fd=fd)
-                and os.path.isdir(os.path.join(base, name, "mdev_supported_types"))
-            ]
+        # The PFs among the rows read the quick way: the functions VFs name (row[9]).
+        for pf in {row[9] for row in rows if row[9] is not None}:
+            index = quick.get(pf)
+            if index is None:
+                continue
+            dfd = _open_directory(pf, fd, base)
+            if dfd is None:  # gone since it was read
+                continue
+            try:
+                row = _careful_row(inventory, dfd, base, pf, None, 0)
+            finally:
+                os.close(dfd)
+            if row is not None:
+                rows[index] = row
     finally:
         os.close(fd)
-    return rows, parents
+    if not os.path.isdir(reader.path("class", "mdev_bus")):
+        return rows, []  # the mdev core is not loaded: no parents (and no import)
+    return rows, inventory.pci_facts().mdev_parents()
+
+
+def _careful_row(
+    inventory: SysfsInventory,
+    dfd: int,
+    base: str,
+    name: str,
+    addresses: list[PciAddress] | None,
+    i: int,
+) -> PciRow | None:
+    """The table row of the function `name`, read and checked as `pci_devices` reads it."""
+    where = os.path.join(base, name)
+    raw = _read_pci(dfd, "", where)
+    if raw is None:
+        return None
+    address = PciAddress.parse(name) if addresses is None else addresses[i]
+    slot = inventory._slot_of(address)
+    row = _row(name, raw, slot)
+    if row is None:
+        row = pci_row(_pci_device(address, raw, Location(where), slot, None))
+    return row
 
 
 class SysfsInventory:
@@ -786,7 +810,7 @@ class SysfsInventory:
         try:
             for address in addresses:
                 name = str(address)
-                fd = _open_directory(name, devices, os.path.join(base, name))
+                fd = _open_directory(name, devices, base)
                 if fd is None:  # gone since it was listed
                     continue
                 d = SysfsDir(os.path.join(base, name), fd)
