@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import sys
 from typing import Any
@@ -41,6 +42,8 @@ def cmd_store_import(args: argparse.Namespace) -> int:
 
 
 def cmd_agent(args: argparse.Namespace) -> int:
+    # The agent runs for days: the collector the entry point turned off runs again.
+    gc.enable()
     from ...host.hostsource import this_node
     from ...host.snapshot import inventory_to_json
     from ..agent import Agent
