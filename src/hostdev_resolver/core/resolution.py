@@ -194,6 +194,7 @@ def resolve_domain(
     claimed: Iterable[object] = (),
     scsi: ScsiInventory | None = None,
     previous: Resolution | None = None,
+    located: dict[object, object] | None = None,
 ) -> Resolved:
     """Resolve every reference (new `hr:map` attributes and recorded devices) for `node`.
 
@@ -201,8 +202,13 @@ def resolve_domain(
     named by their PciAddress, USB devices by ("usb", bus, device). `scsi` is the
     node's SCSI inventory, needed only by LUN disks and SCSI hostdevs. `previous` is the
     domain's record when the caller has read it already (else it is read here).
+    `located` keeps what locating the store's PCI entries found, for the next calls with
+    the same store and, per node, the same inventory (a fleet's `validate`: its entries
+    are located once per run, not once per reference); the caller owns it.
     """
-    ctx = Context(doc, store, inventory, node, domain_name(doc), set(claimed), scsi=scsi)
+    ctx = Context(
+        doc, store, inventory, node, domain_name(doc), set(claimed), scsi=scsi, located=located
+    )
     if previous is None:
         previous = read_resolution(doc)
     refs = _references(ctx, previous)

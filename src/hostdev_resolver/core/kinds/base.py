@@ -209,6 +209,9 @@ class Context:
     owner: dict[object, Element] = field(default_factory=dict)  # claimed by this domain
     warnings: list[str] = field(default_factory=list)
     scsi: ScsiInventory | None = None
+    # Outcomes of locating store entries, shared by the resolutions of one run over one
+    # store and one inventory per node (`resolve_domain`'s `located`); None: not kept.
+    located: dict[object, object] | None = None
 
     def fix_map_add(self, kind: str, name: str) -> str:
         return f"run 'hostdev-resolver map add {kind} {name} --node {self.node} {_MAP_ADD_FORMS[kind]}'"
@@ -352,7 +355,10 @@ def splice_mapped(splicer: Splicer, el: Element, same: bool, source: Node) -> No
         return
     old = el.find("source")
     if old is not None:
-        source.attrs.update({k: v for k, v in old.attrs.items() if "{" not in k})
-        splicer.replace_element(old, source)
+        # A new node: `source` may serve other documents too (Context.located).
+        kept = {k: v for k, v in old.attrs.items() if "{" not in k}
+        splicer.replace_element(
+            old, Node(source.tag, {**source.attrs, **kept}, source.children, source.text)
+        )
     else:
         insert_source(splicer, el, source)

@@ -106,6 +106,18 @@ class PciKind(Mapped):
             busy = f"{mapping.name}: {device.address} is already in use"
             return Hit(device.address, busy, record, source, warning)
 
+        located = ctx.located
+        if located is not None:  # one run's documents: each entry is located once
+            fresh = locate
+
+            def locate(entry: PciEntry) -> Hit | Miss:
+                key = (ctx.node, mapping.name, id(entry))
+                outcome = located.get(key)
+                if outcome is None:
+                    outcome = located[key] = fresh(entry)
+                assert isinstance(outcome, Hit | Miss)
+                return outcome
+
         fix = ctx.fix_map_add("pci", mapping.name)
         record, source = resolve_pool(ctx, el, mapping, "pci", locate, fix)
         assert isinstance(record, PciRecord)

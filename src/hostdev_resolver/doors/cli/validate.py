@@ -7,7 +7,6 @@ every reference resolvable on the node (or on every node of the store with
 
 from __future__ import annotations
 
-from ...core.mdev import MdevRecord
 from ...core.metadata import HR_MAP, HR_WWN, PciRecord, UsbRecord
 from ...core.resolution import (
     Resolved,
@@ -264,7 +263,8 @@ def _validate_files(files: list[str], args: argparse.Namespace, *, all_nodes: bo
     # same work as resolving and checking one document at a time, but libxml2's pass
     # then runs with its schema in the processor's caches, as in xmllint's own loop:
     # alternating it with Python's work costs a fleet ~20 % more.
-    resolved = [_Resolutions.of(doc, store, nodes, by_node, scsi_by_node) for doc in docs]
+    located: dict[object, object] = {}  # the store's entries, located once per node
+    resolved = [_Resolutions.of(doc, store, nodes, by_node, scsi_by_node, located) for doc in docs]
     for each in resolved:
         each.accepted = accepted_by_libxml2(each.schema_data)
     claims: dict[tuple[str, str], tuple[str, str]] = {}
@@ -296,6 +296,7 @@ class _Resolutions:
         nodes: list[str],
         by_node: dict[str, HostInventory],
         scsi_by_node: dict[str, ScsiInventory],
+        located: dict[object, object] | None = None,
     ) -> _Resolutions:
         try:
             name = domain_name(doc)
@@ -309,7 +310,9 @@ class _Resolutions:
                 outcomes.append(None)
                 continue
             try:
-                result = resolve_domain(doc, store, inventory, node, scsi=scsi_by_node.get(node))
+                result = resolve_domain(
+                    doc, store, inventory, node, scsi=scsi_by_node.get(node), located=located
+                )
             except HostdevError as exc:
                 outcomes.append(exc)
                 continue
@@ -350,7 +353,10 @@ def _validate_domain(
         for record in result.resolution.records if result.resolution else ():
             if isinstance(record, PciRecord):
                 key = (node, str(record.address))
-            elif isinstance(record, MdevRecord):
+            elif record.kind == "mdev":  # resolving it imported core.mdev already
+                from ...core.mdev import MdevRecord
+
+                assert isinstance(record, MdevRecord)
                 key = (node, f"mdev {record.uuid}")
             elif isinstance(record, UsbRecord):
                 key = (
