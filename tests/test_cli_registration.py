@@ -25,7 +25,7 @@ def test_a_command_imports_only_its_own_module(name: str) -> None:
     out = subprocess.run(
         [sys.executable, "-c", PROBE, name], capture_output=True, text=True, check=True
     ).stdout.split()
-    expected = {"main", "common", module} | ({"mapcheck"} if name == "map" else set())
+    expected = {"main", "common", "parser", module} | ({"mapcheck"} if name == "map" else set())
     assert set(out) == {f"hostdev_resolver.doors.cli.{m}" for m in expected}
 
 
@@ -69,11 +69,12 @@ def test_version_and_top_level_help_import_no_command_module() -> None:
         "print(sorted(m for m in sys.modules if m.startswith('hostdev_resolver.doors.cli.')),"
         " file=sys.stderr)\n"
     )
-    for flag in ("--version", "--help"):
+    # --help needs argparse's parser (cli.parser); --version is printed without it.
+    for flag, parser in (("--version", []), ("--help", ["hostdev_resolver.doors.cli.parser"])):
         proc = subprocess.run(
             [sys.executable, "-c", probe, flag], capture_output=True, text=True, check=True
         )
         assert proc.stderr.strip() == str(
-            ["hostdev_resolver.doors.cli.common", "hostdev_resolver.doors.cli.main"]
+            ["hostdev_resolver.doors.cli.common", "hostdev_resolver.doors.cli.main", *parser]
         )
         assert proc.stdout.strip()

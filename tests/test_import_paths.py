@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from hostdev_resolver.doors.cli.main import _Formatter
+from hostdev_resolver.doors.cli.parser import Formatter
 
 ROOT = Path(__file__).resolve().parents[1]
 GUEST = ROOT / "tests" / "allocation" / "golden"
@@ -47,7 +47,7 @@ def test_allocate_imports_no_tempfile_typing_or_shutil(tmp_path: Path) -> None:
 def test_the_help_is_as_wide_as_argparse_makes_it(monkeypatch: pytest.MonkeyPatch) -> None:
     for columns in ("60", "132", "", "junk"):
         monkeypatch.setenv("COLUMNS", columns)
-        ours = _Formatter("prog")
+        ours = Formatter("prog")
         theirs = argparse.HelpFormatter("prog")
         assert ours._width == theirs._width, columns
 

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-import argparse
 import gc
 import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ...host.clusterconfig import AGENT_CONFIG, cluster_config_path, read_agent_config
 from ...model.errors import UsageError
+
+if TYPE_CHECKING:
+    import argparse
 
 
 def _need_etcd(args: argparse.Namespace, command: str) -> Any:

@@ -8,7 +8,6 @@ they live below all of them.
 
 from __future__ import annotations
 
-import argparse
 import sys
 
 from ...host.hostsource import HostSource
@@ -19,6 +18,7 @@ from ..options import SOURCES, SPECS, metavar
 TYPE_CHECKING = False
 
 if TYPE_CHECKING:
+    import argparse
     from collections.abc import Sequence
     from typing import Any
 

@@ -3,7 +3,6 @@ and a line when vfio cannot work there (IOMMU off, interrupt remapping off)."""
 
 from __future__ import annotations
 
-import argparse
 import os
 from operator import attrgetter
 
@@ -13,6 +12,7 @@ from .common import device_names, open_host, open_scsi
 TYPE_CHECKING = False
 
 if TYPE_CHECKING:
+    import argparse
     from typing import Any
 
     from ...host.sysfs import PciRow

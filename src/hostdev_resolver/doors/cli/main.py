@@ -6,13 +6,11 @@ Only this layer (with the hook and the wrapper) turns errors into exit codes:
 
 from __future__ import annotations
 
-import argparse
-import os
 import sys
 
 from ... import __doc__ as _package_doc
 from ... import __version__
-from ...model.errors import HostdevError, UsageError
+from ...model.errors import HostdevError
 from ..options import COMMON
 from .common import add_options
 
@@ -22,57 +20,13 @@ from .common import add_options
 TYPE_CHECKING = False
 
 if TYPE_CHECKING:
+    import argparse
     from collections.abc import Callable, Sequence
     from typing import Any
 
     Handler = Callable[[argparse.Namespace], int]
     Subparsers = argparse._SubParsersAction[Any]
     Register = Callable[[Subparsers, str, str, argparse.ArgumentParser], None]
-
-
-def _columns() -> int:
-    """The terminal's width as shutil.get_terminal_size finds it: $COLUMNS, else stdout's
-    terminal, else 80."""
-    try:
-        columns = int(os.environ["COLUMNS"])
-    except (KeyError, ValueError):
-        columns = 0
-    if columns <= 0:
-        try:
-            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
-        except (AttributeError, ValueError, OSError):
-            columns = 0
-    return columns or 80
-
-
-class _Formatter(argparse.HelpFormatter):
-    """argparse's help formatter, sized without importing shutil: argparse makes one for
-    every add_argument (to check its metavar), and shutil (with bz2, lzma and fnmatch)
-    costs every command about a tenth of a bare interpreter start."""
-
-    def __init__(
-        self,
-        prog: str,
-        indent_increment: int = 2,
-        max_help_position: int = 24,
-        width: int | None = None,
-    ) -> None:
-        super().__init__(
-            prog, indent_increment, max_help_position, _columns() - 2 if width is None else width
-        )
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse that reports usage errors as one line and exit code 2 (SPEC §5)."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("formatter_class", _Formatter)
-        super().__init__(*args, **kwargs)
-
-    def error(self, message: str) -> Any:
-        # main() prefixes "hostdev-resolver: "; name only the subcommand, if any.
-        sub = self.prog.partition(" ")[2]
-        raise UsageError(f"{sub}: {message}" if sub else message, fix=f"see '{self.prog} --help'")
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -116,15 +70,17 @@ def build_parser(command: str | None = None, *, only: bool = False) -> argparse.
     are listed by name, see COMMANDS); with `only` too, the others are left out: each
     subparser argparse makes costs a command ~0.3 ms (its translated strings are looked
     up through gettext, with a stat per locale), and a command's own run needs none."""
-    common = _Parser(add_help=False)
+    from .parser import Parser
+
+    common = Parser(add_help=False)
     _common(common)
-    parser = _Parser(
+    parser = Parser(
         prog="hostdev-resolver",
         description=(_package_doc or "").strip()
         + " Resolve stable device names from a mapping store into libvirt domain XML, verify them, validate offline.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     sub.required = True
     for name, module, help in COMMANDS:
         if command is None or command == name:
@@ -133,6 +89,13 @@ def build_parser(command: str | None = None, *, only: bool = False) -> argparse.
         elif not only:
             sub.add_parser(name, help=help)
     return parser
+
+
+def register_of(command: str) -> Register:
+    """The `register` of the module (in doors/cli) that adds `command`'s parser."""
+    module = next(module for name, module, _ in COMMANDS if name == command)
+    register: Register = command_module(module).register
+    return register
 
 
 def command_module(name: str) -> Any:
@@ -147,8 +110,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         # `hostdev-resolver COMMAND …` runs one command: its parser alone (the full list
         # of commands only matters for --help, or a command that does not exist).
         only = bool(given) and given[0] == command and any(c[0] == command for c in COMMANDS)
-        # No command (--help, --version): every command listed by name, none imported.
-        args = build_parser(command or "", only=only).parse_args(given)
+        args: Any = None
+        if only:
+            from .fastargs import read_command_line
+
+            assert command is not None
+            args = read_command_line(given, register_of(command), _common)
+        elif given == ["--version"]:
+            # As argparse's version action words it, and ends (SystemExit(0), not a return).
+            print(f"hostdev-resolver {__version__}")
+            raise SystemExit(0)
+        if args is None:  # help, a usage error, a spelling only argparse reads
+            # No command (--help): every command listed by name, none imported.
+            args = build_parser(command or "", only=only).parse_args(given)
         handler: Handler = args.handler
         return handler(args)
     except HostdevError as exc:

@@ -4,7 +4,6 @@
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
@@ -22,6 +21,7 @@ from .common import device_names, host_sources, open_host, open_scsi, open_store
 TYPE_CHECKING = False
 
 if TYPE_CHECKING:
+    import argparse
     from typing import Any
 
     from ...host.devicenames import DeviceNames

@@ -3,7 +3,6 @@ a host, as `hostdev-virsh define` and the hook see it."""
 
 from __future__ import annotations
 
-import argparse
 import sys
 
 from ...model.errors import UsageError
@@ -14,6 +13,7 @@ from .common import open_host, open_scsi, store_for, warn, write_output
 TYPE_CHECKING = False
 
 if TYPE_CHECKING:
+    import argparse
     from typing import Any
 
     from ...host.variants import VariantDrivers

@@ -6,8 +6,6 @@ Kept out of cli.py so the command-line layer only hooks them in: capture from th
 
 from __future__ import annotations
 
-import argparse
-
 from ...model.errors import InputError, RefusedError, UsageError
 from ...model.pciaddress import PciAddress
 from ...model.pcifacts import facts_of
@@ -16,6 +14,7 @@ from ...xml.store import PciEntry, PciMapping, VfEntry
 # Not typing.TYPE_CHECKING: mypy recognises any constant of this name.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import argparse
     from collections.abc import Callable
 
     from ...model.inventory import HostInventory
