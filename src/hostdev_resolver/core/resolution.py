@@ -108,21 +108,21 @@ _ACCEPTED = {"pci": ("pci", "vf"), "usb": ("usb",), "mdev": ("mdev",)}
 def _mapped_kind(ctx: Context, el: Element, name: str) -> tuple[Kind, Mapping]:
     """The kind of an `hr:map` reference: the store's mapping says it."""
     kind = _element_kind(ctx, el)
-    where = ctx.doc.where(el)
     mapping = ctx.store.get(name)
     if mapping is None:
         raise UnresolvableError(
             f"no mapping named {name!r} in {ctx.store.path}",
-            where=where,
+            where=ctx.doc.where(el),
             fix=ctx.fix_map_add(kind, name),
         )
     if mapping.kind not in _ACCEPTED[kind]:
         raise UnresolvableError(
             f"{name!r} is a {mapping.kind} mapping, but <{el.tag} type='{el.get('type')}'> needs a {' or '.join(_ACCEPTED[kind])} one",
-            where=where,
+            where=ctx.doc.where(el),
             fix="reference a mapping of the right kind",
         )
-    ctx.check_allowed(mapping, where)
+    if not mapping.allows(ctx.domain):  # most mappings allow any domain: no Location made
+        ctx.check_allowed(mapping, ctx.doc.where(el))
     return registry.kind(mapping.kind), mapping
 
 
