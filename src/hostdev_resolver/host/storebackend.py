@@ -7,7 +7,6 @@ modules are imported only when the store is a URL.
 from __future__ import annotations
 
 from ..xml.store import Store
-from ..xml.storeedit import StoreEditor
 from .hostsource import default_store
 from .storeread import load_store
 
@@ -20,6 +19,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import TypeVar
 
+    from ..xml.storeedit import StoreEditor
     from .etcdstore import EtcdStore
 
     T = TypeVar("T")

@@ -10,7 +10,6 @@ copy of the domain holding that one device alone fails exactly when the device d
 
 from __future__ import annotations
 
-import functools
 import os
 
 from ..model.errors import HostAccessError, InputError, Location
@@ -21,9 +20,31 @@ from ..model.records import frozen
 TYPE_CHECKING = False
 
 if TYPE_CHECKING:
-    from typing import Any
+    from collections.abc import Callable
+    from typing import Any, TypeVar
 
     import lxml.etree
+
+    F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _once(fn: F) -> F:
+    """functools.cache for this module's few functions of a path (or of nothing), with
+    its cache_clear, without importing functools: with collections, operator and
+    reprlib that costs `validate` about a tenth of a bare start."""
+    results: dict[tuple[Any, ...], Any] = {}
+
+    def cached(*args: Any) -> Any:
+        try:
+            return results[args]
+        except KeyError:
+            value = results[args] = fn(*args)
+            return value
+
+    cached.cache_clear = results.clear  # type: ignore[attr-defined]
+    cached.__doc__ = fn.__doc__
+    return cached  # type: ignore[return-value]
+
 
 DOMAIN_RNG = "/usr/share/libvirt/schemas/domain.rng"
 
@@ -58,7 +79,7 @@ class SchemaError:
         return f"{self.element} does not validate against libvirt's domain.rng{reason}"
 
 
-@functools.cache
+@_once
 def _schema(path: str) -> object:
     import lxml.etree
 
@@ -70,7 +91,7 @@ def _schema(path: str) -> object:
     return lxml.etree.RelaxNG(lxml.etree.parse(path))
 
 
-@functools.cache
+@_once
 def _parser() -> object:
     """One parser for every document of a run (`validate` of a fleet): making one costs
     about half of what validating a small domain does."""
@@ -84,7 +105,7 @@ def _parser() -> object:
 PARSE_OPTIONS = 2048 | 64 | 32  # XML_PARSE_NONET | XML_PARSE_NOWARNING | XML_PARSE_NOERROR
 
 
-@functools.cache
+@_once
 def libxml2() -> tuple[Any, Any] | None:
     """The system's libxml2 through ctypes, with the functions this package calls declared
     (RELAX NG for domains, XML Schema for stores, reading from memory), and a structured
@@ -190,7 +211,7 @@ class _SystemLibxml2:
             lib.xmlFreeDoc(doc)
 
 
-@functools.cache
+@_once
 def _system_libxml2(path: str) -> _SystemLibxml2 | None:
     if not os.path.exists(path):
         return None  # _schema says so, in one line

@@ -19,7 +19,6 @@ reader refuses every value it cannot use.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import stat
 import sys
@@ -162,6 +161,8 @@ def remember_valid(key: str, directory: str | None) -> None:
             handle.write("\n".join(keys) + "\n")
         os.replace(tmp, os.path.join(directory, _FILE))
     except OSError:
+        import contextlib  # here: every command that reads a store imports this module
+
         with contextlib.suppress(OSError):
             os.unlink(tmp)
 
