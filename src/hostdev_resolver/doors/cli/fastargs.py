@@ -224,7 +224,8 @@ def read_command_line(
         common(shared)
         register(sub, argv[0], "", shared)
         return Namespace(**_read(top, list(argv)))
-    except Unsupported:
+    # TypeError and the like: a register() this recorder cannot follow (argparse can).
+    except (Unsupported, TypeError, AttributeError, KeyError, ValueError):
         return None
 
 
