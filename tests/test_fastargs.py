@@ -170,6 +170,57 @@ def test_what_it_does_not_read_is_argparses(argv: list[str]) -> None:
     assert _fast(argv) is None
 
 
+def _shared_dest(sub: Any, name: str, help: str, common: Any) -> None:
+    p = sub.add_parser(name)
+    p.add_argument("--n", dest="n", type=int)
+    p.add_argument("--m", dest="n", type=int, default="5")
+
+
+def _append_onto(sub: Any, name: str, help: str, common: Any) -> None:
+    p = sub.add_parser(name)
+    p.add_argument("--a", dest="xs", default=["d"])
+    p.add_argument("--b", dest="xs", action="append")
+
+
+def _const_without_optional(sub: Any, name: str, help: str, common: Any) -> None:
+    sub.add_parser(name).add_argument("--c", const="x")
+
+
+def _required_positional(sub: Any, name: str, help: str, common: Any) -> None:
+    sub.add_parser(name).add_argument("file", required=True)
+
+
+@pytest.mark.parametrize(
+    ("register", "argv"),
+    [
+        (_shared_dest, ["c", "--n", "3"]),  # a string default no longer the dest's
+        (_shared_dest, ["c"]),
+        (_append_onto, ["c", "--b", "v"]),  # appended onto another argument's default
+    ],
+    ids=str,
+)
+def test_shapes_no_command_has_yet_are_read_as_argparse_reads_them(
+    register: Any, argv: list[str]
+) -> None:
+    import argparse
+
+    top = argparse.ArgumentParser()
+    register(top.add_subparsers(dest="command", required=True), argv[0], "", None)
+    fast = read_command_line(argv, register, lambda parser: None)
+    assert fast is not None and vars(fast) == vars(top.parse_args(argv))
+
+
+@pytest.mark.parametrize("register", [_const_without_optional, _required_positional])
+def test_what_argparse_refuses_to_register_is_left_to_it(register: Any) -> None:
+    assert read_command_line(["c"], register, lambda parser: None) is None
+
+
+def test_appending_to_a_string_is_left_to_argparse() -> None:
+    """`--a w --b v`, both into one dest, the second appending: argparse itself fails
+    (a str has no append); the fast reader does not make up a list."""
+    assert read_command_line(["c", "--a", "w", "--b", "v"], _append_onto, lambda p: None) is None
+
+
 def test_a_plain_command_imports_neither_argparse_nor_re(tmp_path: Any) -> None:
     code = (
         "import sys, io, contextlib\n"

@@ -76,8 +76,8 @@ class Argument:
             raise Unsupported(f"add_argument{tuple(flags)}")
         self.option_strings = [f for f in flags if f.startswith("-")]
         positional = not self.option_strings
-        if positional and (len(flags) != 1 or "dest" in kwargs):
-            raise Unsupported(f"add_argument{tuple(flags)}")
+        if positional and (len(flags) != 1 or "dest" in kwargs or "required" in kwargs):
+            raise Unsupported(f"add_argument{tuple(flags)}")  # argparse refuses these
         self.action = action or "store"
         self.nargs = kwargs.get("nargs")
         self.const = kwargs.get("const")
@@ -94,6 +94,8 @@ class Argument:
         allowed = (None, "?", "*", "+") if positional else (None, "?")
         if self.nargs not in allowed or (self.nargs == "?" and self.action != "store"):
             raise Unsupported(f"add_argument{tuple(flags)} nargs={self.nargs!r}")
+        if "const" in kwargs and self.nargs != "?":  # argparse refuses it
+            raise Unsupported(f"add_argument{tuple(flags)} const without nargs='?'")
         if positional and self.nargs == "?":
             raise Unsupported(f"add_argument{tuple(flags)} nargs='?'")
         if self.type is not None and not callable(self.type):
@@ -238,7 +240,7 @@ def _read(parser: Parser, tokens: list[str]) -> dict[str, Any]:
         values.setdefault(dest, value)
     subparsers = parser._subparsers
     if subparsers is None:
-        values.update(_read_arguments(parser, tokens))
+        values.update(_read_arguments(parser, tokens, values))
         return values
     # Only the command's name here: any option before it is argparse's to read.
     if parser._actions or not tokens or tokens[0] not in subparsers.parsers:
@@ -268,7 +270,8 @@ def _value(argument: Argument, text: str) -> Any:
     return value
 
 
-def _read_arguments(parser: Parser, tokens: list[str]) -> dict[str, Any]:
+def _read_arguments(parser: Parser, tokens: list[str], defaults: dict[str, Any]) -> dict[str, Any]:
+    """The values `tokens` give, over `defaults` (the namespace before them)."""
     given: dict[str, Any] = {}
     seen: list[Argument] = []
     run: list[str] = []  # the positionals: one run of them
@@ -310,8 +313,12 @@ def _read_arguments(parser: Parser, tokens: list[str]) -> dict[str, Any]:
         else:
             raise Unsupported("a missing value, or one starting with '-'")
         value = _value(argument, text)
-        if argument.action == "append":
-            previous = given.get(argument.dest, argument.default)
+        if argument.action == "append":  # onto what the namespace holds (a copy)
+            previous = (
+                given[argument.dest] if argument.dest in given else defaults.get(argument.dest)
+            )
+            if previous is not None and type(previous) is not list:
+                raise Unsupported("appending to what is not a list")  # argparse fails
             given[argument.dest] = [*(previous or ()), value]
         else:
             given[argument.dest] = value
@@ -321,13 +328,16 @@ def _read_arguments(parser: Parser, tokens: list[str]) -> dict[str, Any]:
     for argument in parser._actions:
         if argument.required and argument.option_strings and argument not in seen:
             raise Unsupported("a required option missing")
+        default = argument.default
         if (
             argument.option_strings
             and argument not in seen
-            and isinstance(argument.default, str)
             and argument.type is not None
-        ):  # argparse runs a string default through the type (not the choices)
-            given[argument.dest] = _typed(argument, argument.default)
+            and argument.dest not in given
+            and defaults.get(argument.dest) is default
+            and isinstance(default, str)
+        ):  # argparse runs a string default still in place through the type (no choices)
+            given[argument.dest] = _typed(argument, default)
     given.update(_positionals(parser, run))
     return given
 
