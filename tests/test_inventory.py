@@ -362,6 +362,27 @@ def test_system_calls_per_function(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     }
 
 
+def test_a_pf_gone_before_it_is_read_again_is_not_listed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The table reads a PF again once its VFs have named it; a PF gone by then is left
+    out, as `pci_devices` (reading after it went) would not list it."""
+    from hostdev_resolver.host import sysfs
+
+    sys_root = tmp_path / "sys"
+    _varied_host(sys_root, vmd=False)
+    careful = sysfs._careful_row
+
+    def gone(inventory: object, dfd: int, base: str, name: str, *rest: object) -> object:
+        return None if name == "0000:43:00.0" else careful(inventory, dfd, base, name, *rest)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(sysfs, "_careful_row", gone)
+    rows, _ = sysfs.pci_table(SysfsInventory(sys_root))
+    names = [row[1] for row in rows]
+    assert "0000:43:00.0" not in names and "0000:43:01.0" in names
+    assert names == sorted(names)
+
+
 def test_the_mdev_parents_are_the_mdev_cores_links(tmp_path: Path) -> None:
     """The mdev core links each parent it registers into class/mdev_bus (as mdevctl
     lists them): a link to a PCI function with mdev_supported_types is a parent; a

@@ -629,7 +629,9 @@ def pci_table(inventory: SysfsInventory) -> tuple[list[PciRow], list[PciAddress]
     virtfnN links. The kernel links a VF to its PF as physfn whenever it links the PF
     to the VF as virtfnN (drivers/pci/iov.c, pci_iov_sysfs_link), and a VF is a
     function of the bus: the PFs with VFs are the functions the VFs name, and only they
-    are read again, the careful way, once every function has been read. (Naming each
+    are read again, the careful way, once every function has been read. (A tree that
+    breaks this, a PF's virtfnN links without VFs on the bus that link back, shows the
+    PF with no VFs here, where `pci_devices` counts the links.) (Naming each
     attribute through bus/pci/devices instead, "NAME/uevent", saves the directory's
     open and close but costs more: every such name follows the bus link again, which
     sysfs builds anew each time.)"""
@@ -668,19 +670,24 @@ def pci_table(inventory: SysfsInventory) -> tuple[list[PciRow], list[PciAddress]
                 os.close(dfd)
             rows.append(row)
         # The PFs among the rows read the quick way: the functions VFs name (row[9]).
+        gone = []
         for pf in {row[9] for row in rows if row[9] is not None}:
             index = quick.get(pf)
             if index is None:
                 continue
             dfd = _open_directory(pf, fd, base)
-            if dfd is None:  # gone since it was read
-                continue
-            try:
-                row = _careful_row(inventory, dfd, base, pf, None, 0)
-            finally:
-                os.close(dfd)
-            if row is not None:
+            row = None
+            if dfd is not None:
+                try:
+                    row = _careful_row(inventory, dfd, base, pf, None, 0)
+                finally:
+                    os.close(dfd)
+            if row is None:  # gone since it was read: not listed, as pci_devices would not
+                gone.append(index)
+            else:
                 rows[index] = row
+        for index in sorted(gone, reverse=True):
+            del rows[index]
     finally:
         os.close(fd)
     if not os.path.isdir(reader.path("class", "mdev_bus")):
