@@ -111,10 +111,13 @@ class PciKind(Mapped):
             fresh = locate
 
             def locate(entry: PciEntry) -> Hit | Miss:
+                # Keyed by the entry's identity, and holding it: an id is unique only
+                # while its object lives.
                 key = (ctx.node, mapping.name, id(entry))
-                outcome = located.get(key)
-                if outcome is None:
-                    outcome = located[key] = fresh(entry)
+                kept = located.get(key)
+                if not (isinstance(kept, tuple) and kept[0] is entry):
+                    kept = located[key] = (entry, fresh(entry))
+                outcome = kept[1]
                 assert isinstance(outcome, Hit | Miss)
                 return outcome
 
