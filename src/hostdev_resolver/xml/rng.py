@@ -35,11 +35,10 @@ def _once(fn: F) -> F:
     results: dict[tuple[Any, ...], Any] = {}
 
     def cached(*args: Any) -> Any:
-        try:
+        if args in results:
             return results[args]
-        except KeyError:
-            value = results[args] = fn(*args)
-            return value
+        value = results[args] = fn(*args)  # not in an except block: no chained KeyError
+        return value
 
     cached.cache_clear = results.clear  # type: ignore[attr-defined]
     cached.__doc__ = fn.__doc__
