@@ -133,12 +133,10 @@ class SysfsPciFacts:
         class/mdev_bus: the mdev core is not loaded, and no device has types. A link
         counts when it names a PCI function (not a ccw or ap parent) that is on the PCI
         bus with an mdev_supported_types directory."""
-        links = self.reader.path("class", "mdev_bus")
-        if not os.path.isdir(links):
-            return []
         devices = self.reader.path("bus", "pci", "devices")
         parents = []
-        for name in self.reader.listdir(links):
+        # Lists nothing when class/mdev_bus is not there (the reader's listdir).
+        for name in self.reader.listdir(self.reader.path("class", "mdev_bus")):
             try:
                 address = PciAddress.parse(name)
             except InputError:  # a non-PCI parent (a ccw subchannel, the ap matrix)
