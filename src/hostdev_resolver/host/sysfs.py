@@ -663,7 +663,8 @@ def pci_table(inventory: SysfsInventory) -> tuple[list[PciRow], list[PciAddress]
                     if row is not None:
                         quick[name] = len(rows)
                 if row is None:
-                    row = _careful_row(inventory, dfd, base, name, addresses, i)
+                    address = None if addresses is None else addresses[i]
+                    row = _careful_row(inventory, dfd, base, name, address)
                     if row is None:
                         continue
             finally:
@@ -679,7 +680,7 @@ def pci_table(inventory: SysfsInventory) -> tuple[list[PciRow], list[PciAddress]
             row = None
             if dfd is not None:
                 try:
-                    row = _careful_row(inventory, dfd, base, pf, None, 0)
+                    row = _careful_row(inventory, dfd, base, pf, None)
                 finally:
                     os.close(dfd)
             if row is None:  # gone since it was read: not listed, as pci_devices would not
@@ -696,19 +697,16 @@ def pci_table(inventory: SysfsInventory) -> tuple[list[PciRow], list[PciAddress]
 
 
 def _careful_row(
-    inventory: SysfsInventory,
-    dfd: int,
-    base: str,
-    name: str,
-    addresses: list[PciAddress] | None,
-    i: int,
+    inventory: SysfsInventory, dfd: int, base: str, name: str, address: PciAddress | None
 ) -> PciRow | None:
-    """The table row of the function `name`, read and checked as `pci_devices` reads it."""
+    """The table row of the function `name` (at `address`, else its name parsed), read
+    and checked as `pci_devices` reads it."""
     where = os.path.join(base, name)
     raw = _read_pci(dfd, "", where)
     if raw is None:
         return None
-    address = PciAddress.parse(name) if addresses is None else addresses[i]
+    if address is None:
+        address = PciAddress.parse(name)
     slot = inventory._slot_of(address)
     row = _row(name, raw, slot)
     if row is None:
