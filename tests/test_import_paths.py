@@ -16,19 +16,22 @@ ROOT = Path(__file__).resolve().parents[1]
 GUEST = ROOT / "tests" / "allocation" / "golden"
 
 
-def _modules_after(args: list[str], cwd: Path) -> set[str]:
+def _modules_after(args: list[str], cwd: Path, runs: int = 1) -> set[str]:
+    """The modules loaded once the command `args` has run, in a process of its own (the
+    last of `runs`). The probe imports nothing of its own: the command's output goes
+    first, the probe's line last."""
     code = (
-        "import sys, io, contextlib\n"
+        "import sys\n"
         "from hostdev_resolver.doors.cli.main import main\n"
-        "with contextlib.redirect_stdout(io.StringIO()):\n"
-        f"    rc = main({args!r})\n"
+        f"rc = main({args!r})\n"
         "print(rc, ' '.join(sorted(sys.modules)))\n"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=cwd
-    )
-    rc, _, names = out.stdout.strip().partition(" ")
-    assert rc == "0", out.stderr
+    for _ in range(runs):
+        out = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=cwd
+        )
+    rc, _, names = out.stdout.strip().splitlines()[-1].partition(" ")
+    assert rc == "0", out.stdout + out.stderr
     return set(names.split())
 
 
@@ -61,21 +64,9 @@ def test_validate_imports_no_argparse_re_functools_or_contextlib(tmp_path: Path)
     )
     store = ROOT / "tests" / "golden" / "stores" / "hv1.xml"
     args = ["validate", str(domain), "--store", str(store), "--node", "hv1"]
-    code = (
-        "import sys\n"
-        "from hostdev_resolver.doors.cli.main import main\n"
-        f"rc = main({[*args, '--sysfs', str(tmp_path / 'sys')]!r})\n"
-        "print(rc, ' '.join(sorted(sys.modules)))\n"
-    )
     # The second run: the first remembers the store's schema verdict (tempfile and all),
     # as an administrator's first command after an edit does.
-    for _ in range(2):
-        out = subprocess.run(
-            [sys.executable, "-c", code], capture_output=True, text=True, check=True
-        )
-    rc, _, names = out.stdout.strip().splitlines()[-1].partition(" ")
-    assert rc == "0", out.stdout + out.stderr
-    loaded = set(names.split())
+    loaded = _modules_after([*args, "--sysfs", str(tmp_path / "sys")], tmp_path, runs=2)
     assert {"argparse", "re", "functools", "contextlib", "typing"} & loaded == set()
     assert "hostdev_resolver.xml.rng" in loaded  # the RELAX NG check did run
 
