@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hostdev_resolver.doors.cli import main as cli
-from hostdev_resolver.doors.cli.fastargs import Namespace, Parser, read_command_line
+from hostdev_resolver.doors.cli.fastargs import Namespace, read_command_line, record
 from hostdev_resolver.model.errors import UsageError
 
 # Every command's leaves: the words that name one parser's arguments.
@@ -60,12 +60,7 @@ def _argparse(argv: list[str]) -> dict[str, Any] | None:
 
 def _flags(leaf: list[str]) -> list[str]:
     """The option strings the leaf's parser takes (as the fast reader records them)."""
-    top = Parser()
-    sub = top.add_subparsers(dest="command")
-    shared = Parser(add_help=False)
-    cli._common(shared)
-    cli.register_of(leaf[0])(sub, leaf[0], "", shared)
-    parser = top
+    parser = record(leaf[0], cli.register_of(leaf[0]), cli._common)
     for word in leaf:
         assert parser._subparsers is not None
         parser = parser._subparsers.parsers[word]

@@ -220,15 +220,23 @@ def read_command_line(
     command's parser (doors.cli.main.COMMANDS); `common` adds the common options to a
     parser (main._common)."""
     try:
-        top = Parser()
-        sub = top.add_subparsers(dest="command", required=True)
-        shared = Parser(add_help=False)
-        common(shared)
-        register(sub, argv[0], "", shared)
-        return Namespace(**_read(top, list(argv)))
+        return Namespace(**_read(record(argv[0], register, common), list(argv)))
     # TypeError and the like: a register() this recorder cannot follow (argparse can).
     except (Unsupported, TypeError, AttributeError, KeyError, ValueError):
         return None
+
+
+def record(
+    command: str, register: Callable[[Any, str, str, Any], None], common: Callable[[Any], None]
+) -> Parser:
+    """The top parser, as `register` adds `command` to it (raises Unsupported, or what a
+    register() this recorder cannot follow raises)."""
+    top = Parser()
+    sub = top.add_subparsers(dest="command", required=True)
+    shared = Parser(add_help=False)
+    common(shared)
+    register(sub, command, "", shared)
+    return top
 
 
 def _read(parser: Parser, tokens: list[str]) -> dict[str, Any]:
